@@ -1,0 +1,42 @@
+# paper-notes: two commands for a fresh machine (README "Quick start").
+#   make serve   set up .venv with the docs extra, serve the site on http://127.0.0.1:8000
+#   make test    set up .venv with the test extra, run the whole pytest suite
+#   make build   strict build of the site into site/
+# .venv is (re)installed whenever pyproject.toml is newer than the last install.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Silence two banners that third-party packages print on every mkdocs run.
+export DISABLE_MKDOCS_2_WARNING := true
+export NO_MKDOCS_2_WARNING := 1
+
+.PHONY: serve build test check clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+		|| { echo "paper-notes needs Python >= 3.11; $(PYTHON) is $$($(PYTHON) --version 2>&1)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[docs]'
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@ $(VENV)/.installed-docs
+
+serve: $(VENV)/.installed-docs
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+build: $(VENV)/.installed-docs
+	$(BIN)/mkdocs build --strict --site-dir site
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest
+
+check: $(VENV)/.installed-docs
+	$(BIN)/notes check
+
+clean:
+	rm -rf site .pytest_cache .hypothesis

@@ -1,0 +1,132 @@
+"""``notes``: the diary's command line.
+
+- ``notes new "标题" --paper mae [--paper hiera] [--tag 掩码] [--date 2024-10-28] [--slug x] [--edit]``
+- ``notes check``: validate every paper, glossary term and entry, as the site build would.
+- ``notes papers``: the reading list with status.
+
+Exit codes: 0 success, 1 ``check`` found problems, 2 bad usage or refused (nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from . import __version__
+from .journal import new_entry, parse_date
+from .project import check_project, find_root
+from .registry import STATUS_LABELS, SchemaError, load_papers
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse's own convention)
+        self.exit(2, f"notes: error: {message}\n")
+
+
+def _fail(message: str) -> int:
+    print(f"notes: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _root(args: argparse.Namespace) -> Path:
+    return Path(args.root).resolve() if args.root else find_root()
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    try:
+        root = _root(args)
+        papers = load_papers(root / "papers")
+        date = parse_date(args.date, "--date") if args.date is not None else None
+        path = new_entry(
+            root / "docs/journal/posts",
+            title=args.title,
+            papers=args.paper,
+            known_papers={pid: p.title for pid, p in papers.items()},
+            tags=args.tag,
+            date=date,
+            slug=args.slug,
+        )
+    except FileExistsError as exc:
+        return _fail(f"{exc.filename or exc} already exists; nothing was written (choose another --slug)")
+    except (ValueError, FileNotFoundError) as exc:  # SchemaError is a ValueError
+        return _fail(str(exc))
+    try:
+        shown = path.relative_to(Path.cwd())
+    except ValueError:
+        shown = path
+    print(shown)
+    if args.edit:
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+        if not editor:
+            return _fail("--edit needs $EDITOR (or $VISUAL) to be set; the entry was created")
+        return subprocess.call([*shlex.split(editor), str(path)])
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        root = _root(args)
+    except FileNotFoundError as exc:
+        return _fail(str(exc))
+    problems = check_project(root)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"notes check: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    n_papers = len(list((root / "papers").glob("*.y*ml")))
+    n_entries = len(list((root / "docs/journal/posts").glob("*.md")))
+    print(f"notes check: ok ({n_papers} papers, {n_entries} entries, glossary)")
+    return 0
+
+
+def cmd_papers(args: argparse.Namespace) -> int:
+    try:
+        papers = load_papers(_root(args) / "papers")
+    except (SchemaError, FileNotFoundError) as exc:
+        return _fail(str(exc))
+    if args.status:
+        papers = {k: p for k, p in papers.items() if p.status == args.status}
+    width = max((len(pid) for pid in papers), default=2)
+    for pid, paper in papers.items():
+        label = f"{paper.status} ({STATUS_LABELS[paper.status]})"
+        print(f"{pid:<{width}}  {label:<15} {paper.venue_year:<24} {paper.title}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="notes", description="paper-notes: the study diary and reading list.")
+    parser.add_argument("--version", action="version", version=f"notes {__version__}")
+    parser.add_argument("--root", help="project root (default: found from the current directory)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    new = sub.add_parser("new", help="create a diary entry and print its path")
+    new.add_argument("title", help="the entry's title, e.g. \"MAE 的解码器\"")
+    new.add_argument("--paper", action="append", default=[], metavar="ID",
+                     help="a paper id from papers/ that the entry discusses (repeatable; at least one)")
+    new.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
+    new.add_argument("--date", help="YYYY-MM-DD (default: today)")
+    new.add_argument("--slug", help="ASCII name for the file/URL (default: from the title, or the paper ids)")
+    new.add_argument("--edit", action="store_true", help="open the new entry in $EDITOR")
+    new.set_defaults(func=cmd_new)
+
+    check = sub.add_parser("check", help="validate papers, glossary and entries as the site build would")
+    check.set_defaults(func=cmd_check)
+
+    papers = sub.add_parser("papers", help="list the reading list with status")
+    papers.add_argument("--status", choices=sorted(STATUS_LABELS), help="only papers with this status")
+    papers.set_defaults(func=cmd_papers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""The study diary: dated Markdown entries under ``docs/journal/posts/`` (Material's blog plugin).
+
+An entry is a Markdown file whose YAML front matter names its date, the papers it discusses
+(``categories``, paper ids from ``papers/``) and its tags. File names are ASCII,
+``YYYY-MM-DD-<slug>.md``; the blog plugin builds each post's URL from the file name, so URLs are
+stable and unique even though titles are Chinese.
+
+:func:`new_entry` is what ``notes new`` runs; :func:`load_entries` is what the site build and
+``notes check`` run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from .registry import SchemaError
+
+POSTS_DIR = Path("docs/journal/posts")
+"""Where entries live, relative to the project root."""
+
+FILE_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})-([a-z0-9]+(?:-[a-z0-9]+)*)\.md$")
+SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+EXCERPT_SEPARATOR = "<!-- more -->"
+
+_ALLOWED_KEYS = {
+    "title", "date", "categories", "tags", "draft", "description", "pin", "readtime", "links",
+}
+_FRONT_MATTER = re.compile(r"\A---\s*\n(.*?\n)---\s*(?:\n|\Z)", re.S)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One diary entry: where it is and what its front matter says."""
+
+    path: Path
+    title: str
+    date: dt.date
+    papers: tuple[str, ...]
+    tags: tuple[str, ...]
+    body: str
+
+    @property
+    def slug(self) -> str:
+        return self.path.stem
+
+
+def parse_date(value: str, argument: str = "date") -> dt.date:
+    """Parse a strict ``YYYY-MM-DD`` date.
+
+    Raises:
+        ValueError: naming ``argument`` and the value when it is not a real calendar date.
+    """
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value or ""):
+        raise ValueError(f"{argument} {value!r} is not a date; expected YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{argument} {value!r} is not a real calendar date; expected YYYY-MM-DD") from None
+
+
+def split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str]:
+    """Return ``(front matter mapping, body)``; a file without front matter is an error."""
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        raise SchemaError(path, None, "has no YAML front matter (a block between '---' lines at the top)")
+    try:
+        meta = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError as exc:
+        raise SchemaError(path, None, f"front matter is not valid YAML: {exc}") from None
+    if not isinstance(meta, dict):
+        raise SchemaError(path, None, "front matter must be a YAML mapping")
+    return meta, text[match.end():]
+
+
+def parse_entry(path: Path, known_papers: Iterable[str]) -> Entry:
+    """Read and validate one entry.
+
+    Raises:
+        SchemaError: naming the file and field, for a missing title or date, a date that does
+            not match the file name, an unknown paper id in ``categories``, a tag that is not a
+            string, an unknown front-matter key, or a missing ``<!-- more -->`` excerpt marker.
+    """
+    known = set(known_papers)
+    meta, body = split_front_matter(path.read_text(encoding="utf-8"), path)
+    unknown = sorted(set(meta) - _ALLOWED_KEYS)
+    if unknown:
+        raise SchemaError(path, unknown[0], f"unknown front-matter key; expected only: {', '.join(sorted(_ALLOWED_KEYS))}")
+
+    title = meta.get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise SchemaError(path, "title", f"got {title!r}; expected a non-empty string")
+
+    raw_date = meta.get("date")
+    if isinstance(raw_date, dict):
+        raw_date = raw_date.get("created")
+    if isinstance(raw_date, dt.datetime):
+        raw_date = raw_date.date()
+    if not isinstance(raw_date, dt.date):
+        raise SchemaError(path, "date", f"got {meta.get('date')!r}; expected 'date: {{created: YYYY-MM-DD}}'")
+
+    match = FILE_NAME.match(path.name)
+    if not match:
+        raise SchemaError(path, None, "file name must be 'YYYY-MM-DD-<ascii-slug>.md' (lowercase a-z, 0-9, '-')")
+    if match.group(1) != raw_date.isoformat():
+        raise SchemaError(path, "date", f"created {raw_date} does not match the file name's date {match.group(1)}")
+
+    papers = meta.get("categories")
+    if not isinstance(papers, list) or not papers or not all(isinstance(p, str) for p in papers):
+        raise SchemaError(path, "categories", f"got {papers!r}; expected a non-empty list of paper ids")
+    for pid in papers:
+        if pid not in known:
+            raise SchemaError(
+                path, "categories", f"names unknown paper id {pid!r}; known ids: {', '.join(sorted(known))}"
+            )
+
+    tags = meta.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() for t in tags):
+        raise SchemaError(path, "tags", f"got {tags!r}; expected a list of non-empty strings")
+
+    if EXCERPT_SEPARATOR not in body:
+        raise SchemaError(path, None, f"has no excerpt marker {EXCERPT_SEPARATOR!r} after its first paragraph")
+    return Entry(path=path, title=title.strip(), date=raw_date, papers=tuple(papers), tags=tuple(tags), body=body)
+
+
+def load_entries(posts_dir: Path | str, known_papers: Iterable[str]) -> list[Entry]:
+    """Load and validate every ``*.md`` entry in ``posts_dir``, newest first."""
+    known = list(known_papers)
+    entries = [parse_entry(p, known) for p in sorted(Path(posts_dir).glob("*.md"))]
+    return sorted(entries, key=lambda e: (e.date, e.path.name), reverse=True)
+
+
+def slugify(text: str) -> str:
+    """ASCII slug of ``text``: its ASCII words, lowercased, joined by ``-`` (may be empty)."""
+    words = re.findall(r"[A-Za-z0-9]+", text)
+    return "-".join(w.lower() for w in words)[:60].strip("-")
+
+
+def render_entry(title: str, date: dt.date, papers: list[str], tags: list[str], paper_titles: dict[str, str]) -> str:
+    """The text of a new entry: front matter plus a skeleton to fill in."""
+    lines = ["---", f"title: {json.dumps(title, ensure_ascii=False)}", "date:", f"  created: {date.isoformat()}"]
+    lines.append("categories:")
+    lines += [f"  - {p}" for p in papers]
+    if tags:
+        lines.append("tags:")
+        lines += [f"  - {json.dumps(t, ensure_ascii=False)}" for t in tags]
+    lines += ["---", "", f"# {title}", "", "（一两句话：今天读了什么、最重要的收获。这一段是日记列表里的摘要。）", "",
+              EXCERPT_SEPARATOR, "", "## 读了什么", "", "## 哪里不懂", "", "## 弄懂了什么", "", "## 相关论文", ""]
+    lines += [f"- [{paper_titles.get(p, p)}](../../reading-list/{p}.md)" for p in papers]
+    return "\n".join(lines) + "\n"
+
+
+def write_new_file(path: Path, text: str) -> None:
+    """Create ``path`` with ``text`` atomically, refusing to replace anything.
+
+    The text goes to a temporary file in the same directory, which is then hard-linked to its
+    final name: the link fails if the name exists (even if it appeared a moment ago), so an
+    existing file is never touched, and readers never see a half-written entry.
+
+    Raises:
+        FileExistsError: if ``path`` exists.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
+
+
+def new_entry(
+    posts_dir: Path,
+    title: str,
+    papers: list[str],
+    known_papers: dict[str, str],
+    tags: list[str] | None = None,
+    date: dt.date | None = None,
+    slug: str | None = None,
+) -> Path:
+    """Create a diary entry and return its path (what ``notes new`` does).
+
+    Args:
+        posts_dir: the blog's posts directory.
+        title: the entry's title (any language); must not be empty.
+        papers: ids of the papers the entry discusses (at least one, each known).
+        known_papers: titles by paper id, from ``papers/``.
+        tags: optional tags.
+        date: the entry's date; today when ``None``.
+        slug: ASCII slug for the file name; derived from the title's ASCII words when ``None``.
+
+    Returns:
+        The new file's path, ``posts_dir / f"{date}-{slug}.md"``. With a derived slug, a second
+        entry on the same day gets ``-2``, ``-3``, ... appended; an explicit slug that is taken
+        is an error.
+
+    Raises:
+        ValueError: for an empty title, no or unknown paper ids, an empty tag, or a bad slug.
+        FileExistsError: if an explicitly named file exists; it is left unchanged.
+    """
+    title = title.strip()
+    if not title:
+        raise ValueError("title is empty; expected a non-empty title, e.g. notes new \"MAE 的解码器\" --paper mae")
+    if not papers:
+        raise ValueError("no --paper given; expected at least one paper id from papers/ (see `notes papers`)")
+    for pid in papers:
+        if pid not in known_papers:
+            raise ValueError(f"--paper {pid!r} is not a known paper id; expected one of: {', '.join(sorted(known_papers))}")
+    tags = [t.strip() for t in (tags or [])]
+    if any(not t for t in tags):
+        raise ValueError("--tag is empty; expected a non-empty tag")
+    date = date or dt.date.today()
+    papers = list(dict.fromkeys(papers))  # keep order, drop repeats
+
+    if slug is not None:
+        if not SLUG.match(slug):
+            raise ValueError(f"--slug {slug!r} is not an ASCII slug; expected lowercase a-z, 0-9 and '-', e.g. mae-decoder")
+        path = posts_dir / f"{date.isoformat()}-{slug}.md"
+        write_new_file(path, render_entry(title, date, papers, tags, known_papers))
+        return path
+
+    base = slugify(title) or "-".join(papers)
+    text = render_entry(title, date, papers, tags, known_papers)
+    for n in range(1, 1000):
+        path = posts_dir / f"{date.isoformat()}-{base}{'' if n == 1 else f'-{n}'}.md"
+        try:
+            write_new_file(path, text)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{posts_dir}: 999 entries named {date}-{base}*.md already exist")

@@ -1,0 +1,184 @@
+"""MkDocs hooks (``hooks:`` in ``mkdocs.yml``): validation, citations, offline math, the feed.
+
+- ``on_config``: load ``papers/``, ``glossary.yaml`` and every diary entry through the same
+  validators as ``notes check`` (a bad file fails the build with its path and field); the blog's
+  allowed categories become the paper ids; glossary terms join jieba's dictionary so Chinese
+  search segments them as words.
+- ``on_files``: MathJax 3 (from the ``sphinx-mathjax-offline`` wheel) is added to the site under
+  ``assets/mathjax/``, so math renders with no request to another host.
+- ``on_page_markdown``: ``[@id]`` citations become links to the reading list plus a reference list.
+- ``on_files``: also the diary's Atom feed, ``journal/feed.xml``, built from the validated entries.
+- ``on_page_content``: notebook pages lose nbconvert's MathJax 2 and mermaid loaders (they point
+  at a CDN); their Markdown cells are typeset by the site's own MathJax instead.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.metadata
+import logging
+import posixpath
+import re
+from pathlib import Path
+from typing import Any
+
+from mkdocs.exceptions import PluginError
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File, Files
+
+from paper_notes.journal import EXCERPT_SEPARATOR, Entry
+from paper_notes.project import Project, load_project
+from paper_notes.registry import SchemaError
+from paper_notes.site import CITATION, atom_feed, cite, format_citation
+
+log = logging.getLogger("mkdocs.hooks.paper_notes")
+
+MATHJAX_DEST = "assets/mathjax"
+JOURNAL = "journal"
+FEED = f"{JOURNAL}/feed.xml"
+
+_state: dict[str, Any] = {}
+
+
+def _project() -> Project:
+    return _state["project"]
+
+
+@event_priority(100)  # before the blog and search plugins read their configuration
+def on_config(config: Any) -> Any:
+    root = Path(config.config_file_path).resolve().parent
+    try:
+        project = load_project(root)
+    except (SchemaError, FileNotFoundError) as exc:
+        raise PluginError(f"paper-notes: {exc}") from None
+    _state.clear()
+    _state.update(project=project, root=root)
+
+    blog = config.plugins.get("material/blog")
+    if blog is not None:
+        blog.config.categories_allowed = list(project.papers)
+
+    try:
+        import jieba
+    except ImportError:  # search then indexes Chinese runs as whole words; still builds
+        jieba = None
+    if jieba is not None:
+        jieba.setLogLevel(logging.WARNING)
+        words = {form for term in project.glossary for form in term.surface_forms}
+        words |= {tag for entry in project.entries for tag in entry.tags}
+        for word in sorted(words):
+            if re.search(r"[\u4e00-\u9fff]", word):
+                jieba.add_word(word)
+    return config
+
+
+def _mathjax_dir() -> Path:
+    dist = importlib.metadata.distribution("sphinx-mathjax-offline")
+    path = Path(str(dist.locate_file("sphinx-mathjax-offline/static/mathjax")))
+    if not (path / "tex-svg.js").is_file():
+        raise PluginError(f"paper-notes: MathJax files not found at {path}; reinstall the docs extra")
+    return path
+
+
+def post_url(entry: Entry) -> str:
+    """Site-relative URL of a diary entry; ``post_url_format: "{file}"`` in mkdocs.yml."""
+    return f"{JOURNAL}/{entry.path.stem}/"
+
+
+def feed_xml(project: Project) -> str:
+    """The Atom feed of all entries, links relative to ``journal/feed.xml``."""
+    items = []
+    for entry in project.entries:  # newest first
+        excerpt = entry.body.split(EXCERPT_SEPARATOR, 1)[0]
+        excerpt = re.sub(r"^#.*$", "", excerpt, flags=re.M)  # the title heading
+        excerpt = CITATION.sub("", excerpt)
+        excerpt = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", excerpt)  # links -> their text
+        url = posixpath.relpath(post_url(entry), JOURNAL) + "/"
+        items.append((entry.title, url, entry.date, " ".join(excerpt.split()), list(entry.papers)))
+    return atom_feed(items, "paper-notes 读论文日记", "feed.xml", "./")
+
+
+@event_priority(-110)  # after literate-nav (-100) has read the generated SUMMARY.md files
+def on_files(files: Files, config: Any) -> Files:
+    for file in [f for f in files if posixpath.basename(f.src_uri) == "SUMMARY.md"]:
+        files.remove(file)  # nav sources, not pages
+    files.append(File.generated(config, FEED, content=feed_xml(_project())))
+    source = _mathjax_dir()
+    for path in sorted(source.rglob("*")):
+        if path.is_file() and path.suffix in (".js", ".json"):
+            rel = path.relative_to(source).as_posix()
+            files.append(
+                File(rel, src_dir=str(source), dest_dir=config.site_dir, use_directory_urls=False,
+                     dest_uri=f"{MATHJAX_DEST}/{rel}")
+            )
+    return files
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
+    src = page.file.src_uri
+    try:
+        markdown = cite(markdown, _project().papers, src)
+    except KeyError as exc:
+        raise PluginError(
+            f"paper-notes: {src} cites unknown paper id {exc.args[0]!r}; "
+            f"expected one of: {', '.join(_project().papers)}"
+        ) from None
+    return markdown
+
+
+_NBCONVERT_MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
+_NBCONVERT_MERMAID = re.compile(r"<script type=\"module\">(?:(?!</script>).)*?mermaid.*?</script>", re.S)
+
+
+_HEADING = re.compile(r'<h([1-6]) id="([^"]*)"(.*?)</h\1>', re.S)
+
+
+def _align_heading_ids(content: str, toc: Any) -> str:
+    """Give nbconvert's headings the ids that mkdocs-jupyter's table of contents links to.
+
+    nbconvert leaves an empty id on an all-Chinese heading while the TOC slugs it ``_1``, ``_2``,
+    ...; both list the same headings in document order, so pair them up.
+    """
+
+    def flatten(items: Any) -> list[str]:
+        return [a for item in items for a in (item.id, *flatten(item.children))]
+
+    anchors = iter(flatten(toc))
+
+    def replace(match: re.Match[str]) -> str:
+        level, old, rest = match.groups()
+        new = next(anchors, old) or old
+        rest = rest.replace(f'href="#{old}"', f'href="#{html.escape(new)}"')
+        return f'<h{level} id="{html.escape(new)}"{rest}</h{level}>'
+
+    return _HEADING.sub(replace, content)
+
+
+def on_page_content(content: str, page: Any, config: Any, files: Files) -> str:
+    """Notebook pages: offline math and citations (their Markdown never reaches on_page_markdown)."""
+    if not page.file.src_uri.endswith(".py"):
+        return content
+    content = _NBCONVERT_MATHJAX.sub("", content)
+    content = _NBCONVERT_MERMAID.sub("", content)
+    content = _align_heading_ids(content, page.toc)
+    content = content.replace(
+        'class="jp-RenderedHTMLCommon jp-RenderedMarkdown jp-MarkdownOutput"',
+        'class="jp-RenderedHTMLCommon jp-RenderedMarkdown jp-MarkdownOutput arithmatex"',
+    )
+    papers = _project().papers
+
+    def replace(match: re.Match[str]) -> str:
+        keys = [k.strip()[1:] for k in match.group(1).split(";")]
+        try:
+            md = format_citation(keys, papers, page.file.src_uri)
+        except KeyError as exc:
+            raise PluginError(f"paper-notes: {page.file.src_uri} cites unknown paper id {exc.args[0]!r}") from None
+        # Markdown links -> HTML anchors to the pages' built URLs.
+        def to_anchor(m: re.Match[str]) -> str:
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(page.file.src_uri), m.group(2)))
+            url = files.get_file_from_path(target).url_relative_to(page.file)
+            return f'<a href="{html.escape(url)}">{html.escape(m.group(1))}</a>'
+
+        return re.sub(r"\[([^\]]+)\]\(([^)]+)\)", to_anchor, md)
+
+    return CITATION.sub(replace, content)

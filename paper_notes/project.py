@@ -1,0 +1,70 @@
+"""Where things are in a paper-notes checkout, and everything loaded and validated at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .glossary import Term, load_glossary
+from .journal import POSTS_DIR, Entry, load_entries, parse_entry
+from .registry import Paper, SchemaError, load_papers
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest directory at or above ``start`` (default: cwd) holding ``mkdocs.yml`` and ``papers/``.
+
+    Raises:
+        FileNotFoundError: if there is none.
+    """
+    start = (start or Path.cwd()).resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / "mkdocs.yml").is_file() and (candidate / "papers").is_dir():
+            return candidate
+    raise FileNotFoundError(
+        f"no paper-notes project (a directory with mkdocs.yml and papers/) at or above {start}"
+    )
+
+
+@dataclass(frozen=True)
+class Project:
+    """A checkout's reading list, glossary and diary, all validated."""
+
+    root: Path
+    papers: dict[str, Paper]
+    glossary: list[Term]
+    entries: list[Entry]
+
+    @property
+    def posts_dir(self) -> Path:
+        return self.root / POSTS_DIR
+
+    def entries_for(self, paper_id: str) -> list[Entry]:
+        """Diary entries that name ``paper_id`` in their ``categories``, newest first."""
+        return [e for e in self.entries if paper_id in e.papers]
+
+
+def load_project(root: Path) -> Project:
+    """Load ``papers/``, ``glossary.yaml`` and the diary; raise on the first invalid file."""
+    papers = load_papers(root / "papers")
+    glossary = load_glossary(root / "glossary.yaml", papers)
+    entries = load_entries(root / POSTS_DIR, papers)
+    return Project(root=root, papers=papers, glossary=glossary, entries=entries)
+
+
+def check_project(root: Path) -> list[str]:
+    """Every problem the site build would reject, one message per invalid file (empty if none)."""
+    problems: list[str] = []
+    try:
+        papers = load_papers(root / "papers")
+    except (SchemaError, FileNotFoundError) as exc:
+        return [str(exc)]
+    try:
+        load_glossary(root / "glossary.yaml", papers)
+    except (SchemaError, FileNotFoundError) as exc:
+        problems.append(str(exc))
+    for path in sorted((root / POSTS_DIR).glob("*.md")):  # one at a time: report every bad entry
+        try:
+            parse_entry(path, papers)
+        except SchemaError as exc:
+            problems.append(str(exc))
+    return problems

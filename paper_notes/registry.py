@@ -1,0 +1,269 @@
+"""The reading list: one YAML file per paper under ``papers/``, validated against a schema.
+
+``papers/`` is the single source for citations, reading status and the links between papers,
+diary entries and concept pages. Every consumer (the site build, ``notes check``, the BibTeX
+export) goes through :func:`load_papers`, so a file the schema rejects fails everywhere with the
+same message: the file, the field, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+STATUSES = ("to-read", "reading", "read")
+"""Reading status, in the order a paper moves through them."""
+
+STATUS_LABELS = {"to-read": "待读", "reading": "在读", "read": "已读"}
+
+PAPER_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+"""Paper ids are lowercase ASCII words joined by ``-``: they become URLs and BibTeX keys."""
+
+FREE_TEXT_FIELDS = ("problem", "key_idea", "results", "limitations", "group_direction")
+"""The reading spreadsheet's free-text columns; empty until written, never invented."""
+
+
+class SchemaError(ValueError):
+    """A file under ``papers/`` or ``docs/journal/`` does not match its schema.
+
+    The message always starts with the file path and names the offending field.
+    """
+
+    def __init__(self, path: Path | str, field_name: str | None, message: str) -> None:
+        self.path = Path(path)
+        self.field = field_name
+        where = f"{path}: field '{field_name}'" if field_name else f"{path}"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class Paper:
+    """One paper of the reading list, as stored in ``papers/<id>.yaml``."""
+
+    id: str
+    title: str
+    authors: tuple[str, ...]
+    affiliations: tuple[str, ...]
+    venue: str
+    year: int
+    published: dt.date | None
+    arxiv: str | None
+    doi: str | None
+    url: str | None
+    code: str | None
+    status: str
+    added: dt.date
+    related: tuple[str, ...]
+    unconfirmed: tuple[str, ...]
+    problem: str = ""
+    key_idea: str = ""
+    results: str = ""
+    limitations: str = ""
+    group_direction: str = ""
+    path: Path = field(default=Path(), compare=False)
+
+    @property
+    def short_citation(self) -> str:
+        """``He et al., 2022`` style label used for in-text citations."""
+        first = self.authors[0].split()[-1] if self.authors else self.id
+        if len(self.authors) == 1:
+            return f"{first}, {self.year}"
+        if len(self.authors) == 2:
+            second = self.authors[1].split()[-1]
+            return f"{first} & {second}, {self.year}"
+        return f"{first} et al., {self.year}"
+
+    @property
+    def venue_year(self) -> str:
+        return f"{self.venue} {self.year}"
+
+    @property
+    def link(self) -> str | None:
+        """Best landing page: DOI, then the stored URL, then the arXiv abstract page."""
+        if self.doi:
+            return f"https://doi.org/{self.doi}"
+        if self.url:
+            return self.url
+        if self.arxiv:
+            return f"https://arxiv.org/abs/{self.arxiv}"
+        return None
+
+
+# name -> (accepted Python types, required non-empty)
+_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "id": ((str,), True),
+    "title": ((str,), True),
+    "authors": ((list,), True),
+    "affiliations": ((list,), False),
+    "venue": ((str,), True),
+    "year": ((int,), True),
+    "published": ((dt.date, type(None)), False),
+    "arxiv": ((str, type(None)), False),
+    "doi": ((str, type(None)), False),
+    "url": ((str, type(None)), False),
+    "code": ((str, type(None)), False),
+    "status": ((str,), True),
+    "added": ((dt.date,), True),
+    "related": ((list,), False),
+    "unconfirmed": ((list,), False),
+    **{name: ((str,), False) for name in FREE_TEXT_FIELDS},
+}
+
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    list: "a list",
+    dt.date: "a date (YYYY-MM-DD)",
+    type(None): "null",
+}
+
+_ARXIV_ID = re.compile(r"^\d{4}\.\d{4,5}$")
+
+
+def _expect(types: tuple[type, ...]) -> str:
+    return " or ".join(_TYPE_NAMES[t] for t in types)
+
+
+def parse_paper(data: Any, path: Path) -> Paper:
+    """Validate one paper's YAML mapping and return it as a :class:`Paper`.
+
+    Raises:
+        SchemaError: naming ``path`` and the field, for a missing or unknown field, a value of the
+            wrong type, an unknown ``status``, an id that does not match the file name, a
+            malformed arXiv id or URL, or an ``unconfirmed`` entry that is not a field name.
+    """
+    if not isinstance(data, dict):
+        raise SchemaError(path, None, f"expected a YAML mapping of fields, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(_FIELDS))
+    if unknown:
+        raise SchemaError(
+            path, unknown[0], f"unknown field; expected only: {', '.join(_FIELDS)}"
+        )
+    values: dict[str, Any] = {}
+    for name, (types, required) in _FIELDS.items():
+        if name not in data:
+            if required:
+                raise SchemaError(path, name, "missing (required)")
+            value = [] if list in types else ("" if str in types else None)
+        else:
+            value = data[name]
+        if dt.date in types and isinstance(value, str):  # quoted "YYYY-MM-DD" is fine too
+            try:
+                value = dt.date.fromisoformat(value)
+            except ValueError:
+                raise SchemaError(path, name, f"got {value!r}; expected a date YYYY-MM-DD") from None
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise SchemaError(
+                path, name, f"got {value!r} ({type(value).__name__}); expected {_expect(types)}"
+            )
+        if required and value in ("", []):
+            raise SchemaError(path, name, "must not be empty")
+        if isinstance(value, list) and not all(isinstance(v, str) and v for v in value):
+            raise SchemaError(path, name, f"got {value!r}; expected a list of non-empty strings")
+        values[name] = value
+
+    if values["id"] != path.stem:
+        raise SchemaError(
+            path, "id", f"got {values['id']!r}; expected the file name stem {path.stem!r}"
+        )
+    if not PAPER_ID.match(values["id"]):
+        raise SchemaError(
+            path, "id", f"got {values['id']!r}; expected lowercase ASCII words joined by '-'"
+        )
+    if values["status"] not in STATUSES:
+        raise SchemaError(
+            path, "status", f"got {values['status']!r}; expected one of {', '.join(STATUSES)}"
+        )
+    if not 1900 <= values["year"] <= 2100:
+        raise SchemaError(path, "year", f"got {values['year']}; expected a four-digit year")
+    if values["arxiv"] is not None and not _ARXIV_ID.match(values["arxiv"]):
+        raise SchemaError(
+            path, "arxiv", f"got {values['arxiv']!r}; expected an arXiv id like '2111.06377'"
+        )
+    for name in ("url", "code"):
+        if values[name] is not None and not values[name].startswith(("https://", "http://")):
+            raise SchemaError(path, name, f"got {values[name]!r}; expected an http(s) URL")
+    for name in values["unconfirmed"]:
+        if name not in _FIELDS or name in ("id", "unconfirmed"):
+            raise SchemaError(
+                path, "unconfirmed", f"lists {name!r}, which is not a paper field"
+            )
+    for name in ("authors", "affiliations", "related", "unconfirmed"):
+        values[name] = tuple(values[name])
+    return Paper(**values, path=path)
+
+
+def load_papers(papers_dir: Path | str) -> dict[str, Paper]:
+    """Load and validate every ``*.yaml`` file in ``papers_dir``.
+
+    Returns:
+        Papers by id, ordered by (date added, id).
+
+    Raises:
+        SchemaError: for the first invalid file, or a ``related`` id that names no paper.
+        FileNotFoundError: if ``papers_dir`` does not exist.
+    """
+    papers_dir = Path(papers_dir)
+    if not papers_dir.is_dir():
+        raise FileNotFoundError(f"papers directory {papers_dir} does not exist")
+    papers: dict[str, Paper] = {}
+    for path in sorted(papers_dir.glob("*.y*ml")):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise SchemaError(path, None, f"is not valid YAML: {exc}") from None
+        paper = parse_paper(data, path)
+        papers[paper.id] = paper
+    for paper in papers.values():
+        for rid in paper.related:
+            if rid not in papers:
+                raise SchemaError(
+                    paper.path, "related", f"names unknown paper id {rid!r}; known: {', '.join(papers)}"
+                )
+    return dict(sorted(papers.items(), key=lambda kv: (kv[1].added, kv[0])))
+
+
+CONFERENCES = frozenset({
+    "AAAI", "ACL", "BMVC", "CVPR", "ECCV", "EMNLP", "ICCV", "ICLR", "ICML", "ICRA", "IJCAI", "IROS",
+    "KDD", "NAACL", "NeurIPS", "WACV",
+})
+"""Venues whose papers are ``@inproceedings``; any other venue but arXiv is a journal (``@article``)."""
+
+
+def _bibtex_escape(text: str) -> str:
+    return text.replace("&", r"\&").replace("%", r"\%").replace("_", r"\_")
+
+
+def to_bibtex(paper: Paper) -> str:
+    """One BibTeX entry keyed by the paper id."""
+    if paper.venue.lower() == "arxiv":
+        kind, venue_field = "misc", ("howpublished", "arXiv preprint")
+    elif paper.venue in CONFERENCES:
+        kind, venue_field = "inproceedings", ("booktitle", paper.venue)
+    else:
+        kind, venue_field = "article", ("journal", paper.venue)
+    fields = [
+        ("title", "{" + _bibtex_escape(paper.title) + "}"),
+        ("author", " and ".join(paper.authors)),
+        venue_field,
+        ("year", str(paper.year)),
+    ]
+    if paper.arxiv:
+        fields += [("eprint", paper.arxiv), ("archiveprefix", "arXiv")]
+    if paper.doi:
+        fields.append(("doi", paper.doi))
+    if paper.url:
+        fields.append(("url", paper.url))
+    body = ",\n".join(f"  {key} = {{{value}}}" for key, value in fields)
+    return f"@{kind}{{{paper.id},\n{body}\n}}\n"
+
+
+def bibliography(papers: dict[str, Paper]) -> str:
+    """The whole reading list as a BibTeX file."""
+    header = "% Generated from papers/*.yaml by paper-notes; edit those files, not this one.\n\n"
+    return header + "\n".join(to_bibtex(p) for p in papers.values())

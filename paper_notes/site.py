@@ -1,0 +1,252 @@
+"""Pages generated at build time from ``papers/``, ``glossary.yaml``, the diary and ``refimpl/``.
+
+Nothing here touches MkDocs: each function returns Markdown (or BibTeX, or Atom XML) as a string,
+so the generated pages are easy to test. ``scripts/gen_pages.py`` writes them into the build
+through mkdocs-gen-files; ``paper_notes/mkdocs_hooks.py`` does the citations and the feed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import posixpath
+import re
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from .journal import Entry
+from .project import Project
+from .registry import STATUS_LABELS, Paper
+
+READING_LIST = "reading-list"
+"""Docs folder of the generated reading-list pages: ``reading-list/index.md``, ``reading-list/<id>.md``."""
+
+CITATION = re.compile(r"\[(@[a-z0-9-]+(?:\s*;\s*@[a-z0-9-]+)*)\]")
+"""``[@mae]`` or ``[@mae; @vit]``: a citation of papers from ``papers/``."""
+
+_FIELD_LABELS = {
+    "problem": "要解决的问题",
+    "key_idea": "核心想法",
+    "results": "主要结果",
+    "limitations": "局限",
+    "group_direction": "团队的研究方向",
+}
+
+
+def _entry_doc(entry: Entry, root: Path) -> str:
+    return entry.path.resolve().relative_to((root / "docs").resolve()).as_posix()
+
+
+def _authors(paper: Paper, limit: int = 3) -> str:
+    if len(paper.authors) <= limit:
+        return ", ".join(paper.authors)
+    return ", ".join(paper.authors[:limit]) + " 等"
+
+
+def _mark(paper: Paper, name: str) -> str:
+    """A visible marker on fields the metadata says are not yet confirmed."""
+    return " <sup title=\"未经原文核对\">（待核实）</sup>" if name in paper.unconfirmed else ""
+
+
+def reading_list_index(project: Project) -> str:
+    """The reading list: one row per paper, grouped by nothing, ordered by date added."""
+    lines = [
+        "# 阅读清单 (reading list)",
+        "",
+        "这一页由 `papers/*.yaml` 在构建时生成；每篇论文一个文件，是引用、阅读状态和相互链接的唯一来源。"
+        "点击标题看单篇的详细信息、讨论它的日记和 BibTeX。整个清单的 BibTeX 文件："
+        "[papers.bib](../papers.bib)。",
+        "",
+        "| 论文 | 作者 | 发表 | 状态 | 代码 | 日记 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for paper in project.papers.values():
+        code = f"[GitHub]({paper.code})" if paper.code else "—"
+        entries = project.entries_for(paper.id)
+        diary = "、".join(
+            f"[{e.date.isoformat()}]({posixpath.relpath(_entry_doc(e, project.root), READING_LIST)})" for e in entries
+        ) or "—"
+        lines.append(
+            f"| [{paper.title}]({paper.id}.md) | {_authors(paper, 1)} | {paper.venue_year} "
+            f"| {STATUS_LABELS[paper.status]} | {code} | {diary} |"
+        )
+    counts = {s: sum(p.status == s for p in project.papers.values()) for s in STATUS_LABELS}
+    lines += ["", "共 {} 篇：".format(len(project.papers)) + "，".join(f"{STATUS_LABELS[s]} {n}" for s, n in counts.items()) + "。", ""]
+    return "\n".join(lines)
+
+
+def paper_page(project: Project, paper: Paper) -> str:
+    """One paper's page: metadata, the spreadsheet's notes, related papers, diary entries, BibTeX."""
+    from .registry import to_bibtex
+
+    rows = [
+        ("作者", ", ".join(paper.authors) + _mark(paper, "authors")),
+        ("单位", "; ".join(paper.affiliations) + _mark(paper, "affiliations") if paper.affiliations else "—"),
+        ("发表", paper.venue_year + _mark(paper, "venue")),
+        ("发表日期", (paper.published.isoformat() if paper.published else "—") + _mark(paper, "published")),
+        ("arXiv", f"[{paper.arxiv}](https://arxiv.org/abs/{paper.arxiv})" if paper.arxiv else "—"),
+        ("DOI", f"[{paper.doi}](https://doi.org/{paper.doi})" + _mark(paper, "doi") if paper.doi else "—"),
+        ("链接", f"<{paper.url}>" if paper.url else "—"),
+        ("代码", f"<{paper.code}>" if paper.code else "未开源或未找到"),
+        ("状态", STATUS_LABELS[paper.status]),
+        ("加入清单", paper.added.isoformat()),
+    ]
+    lines = [f"# {paper.title} {{ #{paper.id} }}", "", "| | |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in rows]
+    lines.append("")
+    if paper.unconfirmed:
+        lines += [
+            '!!! warning "待核实"',
+            "",
+            f"    以下字段还没有对照论文首页或 arXiv 记录核实：{', '.join(paper.unconfirmed)}。",
+            "",
+        ]
+    notes = [(label, getattr(paper, name)) for name, label in _FIELD_LABELS.items() if getattr(paper, name).strip()]
+    lines += ["## 笔记", ""]
+    if notes:
+        for label, text in notes:
+            lines += [f"**{label}**：{text.strip()}", ""]
+    else:
+        lines += ["还没有写。", ""]
+    related = [project.papers[r] for r in paper.related]
+    if related:
+        lines += ["## 相关论文", ""]
+        lines += [f"- [{r.title}]({r.id}.md)（{r.venue_year}）" for r in related]
+        lines.append("")
+    entries = project.entries_for(paper.id)
+    lines += ["## 讨论这篇论文的日记", ""]
+    if entries:
+        lines += [
+            f"- {e.date.isoformat()} [{e.title}]({posixpath.relpath(_entry_doc(e, project.root), READING_LIST)})"
+            for e in entries
+        ]
+    else:
+        lines.append("还没有。")
+    lines += ["", "## BibTeX", "", "```bibtex", to_bibtex(paper).rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+def reading_list_nav(project: Project) -> str:
+    """literate-nav ``SUMMARY.md`` for the reading-list section."""
+    lines = ["* [总览](index.md)"]
+    lines += [f"* [{p.title}]({p.id}.md)" for p in project.papers.values()]
+    return "\n".join(lines) + "\n"
+
+
+def api_reference_pages(package_dir: Path) -> dict[str, str]:
+    """One mkdocstrings page per module of ``package_dir``: ``{doc path: markdown}``, plus ``SUMMARY.md``.
+
+    Module pages are found by listing the package, so a new module gets its page without
+    editing any list.
+    """
+    package = package_dir.name
+    pages: dict[str, str] = {}
+    nav = []
+    for path in sorted(package_dir.rglob("*.py")):
+        parts = list(path.relative_to(package_dir.parent).with_suffix("").parts)
+        if any(part.startswith("_") and part != "__init__" for part in parts):
+            continue
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+            doc = "/".join(parts) + "/index.md"
+        else:
+            doc = "/".join(parts) + ".md"
+        identifier = ".".join(parts)
+        pages[doc] = f"# `{identifier}`\n\n::: {identifier}\n"
+        depth = len(parts) - 1
+        nav.append(("    " * depth) + f"* [{identifier}]({doc})")
+    pages["SUMMARY.md"] = "\n".join(nav) + "\n"
+    if f"{package}/index.md" not in pages:
+        raise FileNotFoundError(f"{package_dir} has no __init__.py")
+    return pages
+
+
+def format_citation(keys: list[str], papers: dict[str, Paper], page_src: str) -> str:
+    """Markdown for an in-text citation of ``keys`` on the page at docs path ``page_src``.
+
+    Raises:
+        KeyError: naming the first key that is not a paper id.
+    """
+    parts = []
+    base = posixpath.dirname(page_src)
+    for key in keys:
+        if key not in papers:
+            raise KeyError(key)
+        target = posixpath.relpath(f"{READING_LIST}/{key}.md", base or ".")
+        parts.append(f"[{papers[key].short_citation}]({target})")
+    return "（" + "；".join(parts) + "）"
+
+
+def reference_list(keys: list[str], papers: dict[str, Paper], page_src: str) -> str:
+    """The 参考文献 section appended to a page that cites papers."""
+    base = posixpath.dirname(page_src) or "."
+    lines = ["", "## 参考文献 {: #references }", ""]
+    for key in keys:
+        p = papers[key]
+        target = posixpath.relpath(f"{READING_LIST}/{key}.md", base)
+        link = f" <{p.link}>" if p.link else ""
+        lines.append(f"1. {', '.join(p.authors)}. [{p.title}]({target}). *{p.venue}*, {p.year}.{link}")
+    return "\n".join(lines) + "\n"
+
+
+def cite(markdown: str, papers: dict[str, Paper], page_src: str) -> str:
+    """Replace every ``[@key]`` outside code with a linked citation and append the reference list.
+
+    Raises:
+        KeyError: naming the first unknown key.
+    """
+    cited: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        keys = [k.strip()[1:] for k in match.group(1).split(";")]
+        text = format_citation(keys, papers, page_src)
+        cited.extend(k for k in keys if k not in cited)
+        return text
+
+    # Leave fenced code blocks and inline code alone.
+    chunks = re.split(r"(```.*?```|~~~.*?~~~|`[^`\n]*`)", markdown, flags=re.S)
+    out = [chunk if i % 2 else CITATION.sub(replace, chunk) for i, chunk in enumerate(chunks)]
+    result = "".join(out)
+    if cited:
+        result = result.rstrip() + "\n" + reference_list(cited, papers, page_src)
+    return result
+
+
+def atom_feed(entries: list[tuple[str, str, dt.date, str, list[str]]], title: str, feed_url: str, home_url: str) -> str:
+    """An Atom 1.0 feed of diary entries.
+
+    Args:
+        entries: ``(title, url, date, summary, categories)`` per entry, newest first, URLs
+            relative to the feed's own location.
+        title: the feed title.
+        feed_url: the feed's own URL, relative to itself (its file name).
+        home_url: the journal's URL, relative to the feed.
+
+    Returns:
+        XML text. Links are relative (RFC 4287 allows IRI references), so the feed works wherever
+        the site is served; no host name is baked in.
+    """
+    updated = max((e[2] for e in entries), default=dt.date(2024, 1, 1))
+    out = [
+        '<?xml version="1.0" encoding="utf-8"?>',
+        '<feed xmlns="http://www.w3.org/2005/Atom" xml:lang="zh">',
+        f"  <title>{escape(title)}</title>",
+        f'  <link rel="self" href="{escape(feed_url)}"/>',
+        f'  <link rel="alternate" href="{escape(home_url)}"/>',
+        "  <id>urn:paper-notes:journal</id>",
+        f"  <updated>{updated.isoformat()}T00:00:00Z</updated>",
+        "  <author><name>paper-notes</name></author>",
+    ]
+    for name, url, date, summary, categories in entries:
+        out += [
+            "  <entry>",
+            f"    <title>{escape(name)}</title>",
+            f'    <link rel="alternate" href="{escape(url)}"/>',
+            f"    <id>urn:paper-notes:journal:{escape(url.strip('/'))}</id>",
+            f"    <published>{date.isoformat()}T00:00:00Z</published>",
+            f"    <updated>{date.isoformat()}T00:00:00Z</updated>",
+            *[f'    <category term="{escape(c)}"/>' for c in categories],
+            f"    <summary>{escape(summary)}</summary>",
+            "  </entry>",
+        ]
+    out.append("</feed>")
+    return "\n".join(out) + "\n"

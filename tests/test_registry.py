@@ -1,0 +1,97 @@
+"""The reading list: every paper file validates, and each kind of mistake is named precisely."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from paper_notes.registry import SchemaError, bibliography, load_papers
+
+from conftest import ROOT
+
+EXPECTED_IDS = {"mae", "hiera", "kan", "u2net", "anomalyseg", "sam2-cod", "ptq4ris", "sam2-instance", "vit"}
+
+
+def test_reading_list_holds_the_eight_papers_and_vit() -> None:
+    papers = load_papers(ROOT / "papers")
+    assert set(papers) == EXPECTED_IDS
+
+
+def test_reading_status_follows_the_diary() -> None:
+    papers = load_papers(ROOT / "papers")
+    assert papers["mae"].status == "read"
+    assert papers["hiera"].status == "reading"
+    assert papers["kan"].status == "to-read"
+
+
+def test_mae_metadata_matches_the_paper() -> None:
+    mae = load_papers(ROOT / "papers")["mae"]
+    assert mae.title == "Masked Autoencoders Are Scalable Vision Learners"
+    assert mae.authors[0] == "Kaiming He" and len(mae.authors) == 6
+    assert (mae.venue, mae.year, mae.arxiv) == ("CVPR", 2022, "2111.06377")
+    assert mae.code == "https://github.com/facebookresearch/mae"
+    assert mae.short_citation == "He et al., 2022"
+
+
+def test_bibtex_has_one_entry_per_paper_keyed_by_id() -> None:
+    papers = load_papers(ROOT / "papers")
+    bib = bibliography(papers)
+    keys = re.findall(r"^@\w+\{([^,]+),", bib, flags=re.M)
+    assert sorted(keys) == sorted(papers)
+    assert "author = {Kaiming He and Xinlei Chen" in bib
+    kinds = dict((key, kind) for kind, key in re.findall(r"^@(\w+)\{([^,]+),", bib, flags=re.M))
+    assert (kinds["mae"], kinds["u2net"], kinds["sam2-cod"]) == ("inproceedings", "article", "misc")
+
+
+def _write_paper(tmp_path: Path, **changes: object) -> Path:
+    data = yaml.safe_load((ROOT / "papers" / "mae.yaml").read_text(encoding="utf-8"))
+    data["related"] = []
+    for key, value in changes.items():
+        if value is ...:
+            data.pop(key)
+        else:
+            data[key] = value
+    path = tmp_path / "papers" / f"{data.get('id', 'mae')}.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "expected"),
+    [
+        ({"status": "done"}, "status", "expected one of to-read, reading, read"),
+        ({"year": "2022"}, "year", "expected an integer"),
+        ({"authors": []}, "authors", "must not be empty"),
+        ({"title": ...}, "title", "missing"),
+        ({"venu": "CVPR"}, "venu", "unknown field"),
+        ({"arxiv": "arXiv:2111.06377"}, "arxiv", "expected an arXiv id"),
+        ({"code": "github.com/x"}, "code", "expected an http(s) URL"),
+        ({"added": "yesterday"}, "added", "expected a date"),
+        ({"unconfirmed": ["colour"]}, "unconfirmed", "not a paper field"),
+        ({"related": ["bert"]}, "related", "unknown paper id 'bert'"),
+    ],
+)
+def test_schema_errors_name_file_field_and_expectation(tmp_path: Path, changes: dict, field: str, expected: str) -> None:
+    path = _write_paper(tmp_path, **changes)
+    with pytest.raises(SchemaError, match=re.escape(expected)) as info:
+        load_papers(path.parent)
+    assert str(info.value).startswith(str(path))
+    assert f"field '{field}'" in str(info.value)
+    assert info.value.field == field
+
+
+def test_id_must_match_file_name(tmp_path: Path) -> None:
+    path = _write_paper(tmp_path)
+    path.rename(path.with_name("masked-ae.yaml"))
+    with pytest.raises(SchemaError, match="expected the file name stem 'masked-ae'"):
+        load_papers(path.parent)
+
+
+def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("id: [unclosed\n", encoding="utf-8")
+    with pytest.raises(SchemaError, match=r"bad\.yaml: is not valid YAML"):
+        load_papers(tmp_path)
