@@ -130,6 +130,25 @@ _NBCONVERT_MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax co
 _NBCONVERT_MERMAID = re.compile(r"<script type=\"module\">(?:(?!</script>).)*?mermaid.*?</script>", re.S)
 
 
+_VERBATIM = re.compile(r"(<(pre|code|script|style)\b.*?</\2>)", re.S)
+_DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$", re.S)
+_INLINE_MATH = re.compile(r"(?<![\\$])\$([^$\n]+?)\$")
+
+
+def _mark_notebook_math(content: str) -> str:
+    """Turn ``$$..$$`` / ``$..$`` in notebook Markdown into arithmatex's markup for the site's MathJax."""
+    chunks = _VERBATIM.split(content)
+    out = []
+    # split() with two groups yields: text, whole verbatim element, its tag name, text, ...
+    for i in range(0, len(chunks), 3):
+        text = _DISPLAY_MATH.sub(lambda m: f'<span class="arithmatex">\\[{m.group(1)}\\]</span>', chunks[i])
+        text = _INLINE_MATH.sub(lambda m: f'<span class="arithmatex">\\({m.group(1)}\\)</span>', text)
+        out.append(text)
+        if i + 1 < len(chunks):
+            out.append(chunks[i + 1])
+    return "".join(out)
+
+
 _HEADING = re.compile(r'<h([1-6]) id="([^"]*)"(.*?)</h\1>', re.S)
 
 
@@ -161,10 +180,7 @@ def on_page_content(content: str, page: Any, config: Any, files: Files) -> str:
     content = _NBCONVERT_MATHJAX.sub("", content)
     content = _NBCONVERT_MERMAID.sub("", content)
     content = _align_heading_ids(content, page.toc)
-    content = content.replace(
-        'class="jp-RenderedHTMLCommon jp-RenderedMarkdown jp-MarkdownOutput"',
-        'class="jp-RenderedHTMLCommon jp-RenderedMarkdown jp-MarkdownOutput arithmatex"',
-    )
+    content = _mark_notebook_math(content)
     papers = _project().papers
 
     def replace(match: re.Match[str]) -> str:

@@ -2,10 +2,10 @@
 // are served from this site (assets/mathjax/), never from a CDN.
 window.MathJax = {
   tex: {
-    // \( \) and \[ \] come from pymdownx.arithmatex; $ and $$ from notebook Markdown cells.
-    // Only elements with class "arithmatex" are ever searched (see options below).
-    inlineMath: [["\\(", "\\)"], ["$", "$"]],
-    displayMath: [["\\[", "\\]"], ["$$", "$$"]],
+    // pymdownx.arithmatex (and the hook, for notebooks) wrap math in these delimiters inside
+    // elements of class "arithmatex"; nothing else on a page is searched for math.
+    inlineMath: [["\\(", "\\)"]],
+    displayMath: [["\\[", "\\]"]],
     processEscapes: true,
     processEnvironments: true,
   },
@@ -23,7 +23,7 @@ window.MathJax = {
 if (typeof document$ !== "undefined") {
   document$.subscribe(() => {
     if (window.MathJax && MathJax.startup && MathJax.typesetPromise) {
-      MathJax.startup.output.clearCache();
+      if (MathJax.startup.output.clearCache) MathJax.startup.output.clearCache();  // CHTML only
       MathJax.typesetClear();
       MathJax.texReset();
       MathJax.typesetPromise();

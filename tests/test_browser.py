@@ -1,0 +1,154 @@
+"""End to end in a real browser: Playwright drives Debian's Chromium against the built site.
+
+Skipped (with the reason) when /usr/bin/chromium is missing, except under CI, where .ci/run
+installs it and a missing browser is a failure. Playwright never downloads a browser here.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from conftest import Build
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+if not CHROMIUM.exists():
+    if os.environ.get("CI"):
+        pytest.fail("CI must run the browser tests: .ci/run installs Debian's chromium", pytrace=False)
+    pytest.skip("Debian's Chromium (/usr/bin/chromium) is not installed: apt-get install chromium",
+                allow_module_level=True)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+ENTRY = "journal/2024-10-26-mae-figure1/"
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib name)
+        pass
+
+
+@pytest.fixture(scope="module")
+def base_url(built_site: Build) -> Iterator[str]:
+    handler = functools.partial(_QuietHandler, directory=str(built_site.site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        yield browser
+        browser.close()
+
+
+class Visit:
+    """A browser page that records console errors and refuses every request to another host."""
+
+    def __init__(self, browser: object, base_url: str) -> None:
+        self.host = urlsplit(base_url).netloc
+        self.base_url = base_url
+        self.context = browser.new_context(locale="zh-CN")
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.foreign: list[str] = []
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.context.route("**/*", self._route)
+
+    def _route(self, route: object) -> None:
+        url = route.request.url
+        if url.startswith(("data:", "blob:")) or urlsplit(url).netloc == self.host:
+            route.continue_()
+        else:
+            self.foreign.append(url)
+            route.abort()
+
+    def open(self, path: str) -> object:
+        self.page.goto(self.base_url + path, wait_until="networkidle")
+        return self.page
+
+
+@pytest.fixture
+def visit(browser: object, base_url: str) -> Iterator[Visit]:
+    v = Visit(browser, base_url)
+    yield v
+    v.context.close()
+    assert v.errors == [], f"console errors: {v.errors}"
+    assert v.foreign == [], f"requests to other hosts: {v.foreign}"
+
+
+def test_home_journal_and_an_entry_open(visit: Visit) -> None:
+    page = visit.open("")
+    assert "paper-notes" in page.title()
+    page = visit.open("journal/")
+    assert page.locator("article.md-post").count() >= 4
+    page = visit.open("journal/archive/2024/10/")
+    assert page.locator("article.md-post").count() >= 4
+    page.locator("article.md-post a[href*='2024-10-26-mae-figure1']").first.click()
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith(ENTRY)
+    assert page.locator("h1").first.inner_text().startswith("MAE 图 1")
+
+
+def search(page: object, query: str) -> list[str]:
+    """Type ``query`` into Material's search box like a person would; return the result links."""
+    box = page.locator("input.md-search__input")
+    box.click()
+    box.fill("")
+    box.press_sequentially(query, delay=20)
+    box.press("End")  # Material reacts to key events; a final keyup makes sure it queries
+    page.locator(".md-search-result__item").first.wait_for(timeout=15_000)
+    return [a.get_attribute("href") or "" for a in page.locator(".md-search-result__link").all()]
+
+
+def test_searching_a_chinese_word_finds_the_entry(visit: Visit) -> None:
+    page = visit.open("")
+    assert any(ENTRY in href for href in search(page, "掩码"))
+    assert any("journal/" in href for href in search(page, "编码"))
+    assert any("journal/" in href for href in search(page, "解码"))
+    assert any("glossary/" in href for href in search(page, "decoder"))
+
+
+def test_math_is_rendered_by_the_local_mathjax(visit: Visit) -> None:
+    page = visit.open(ENTRY)
+    page.wait_for_selector("mjx-container svg", timeout=20_000)
+    assert page.locator("mjx-container[display='true']").count() >= 1
+    assert page.locator("mjx-container:not([display='true'])").count() >= 1
+    body = page.locator("article").inner_text()
+    assert "$$" not in body and "\\[" not in body and "\\(" not in body
+
+
+def test_notebook_math_and_figures_render(visit: Visit) -> None:
+    page = visit.open("notebooks/vit_background/")
+    page.wait_for_selector(".jp-MarkdownOutput mjx-container svg", timeout=20_000)
+    assert "$$" not in page.locator(".jp-MarkdownOutput").all_inner_texts()[-1]
+    assert page.locator(".jp-OutputArea img").count() >= 2
+
+
+def test_glossary_term_shows_its_definition_on_hover(visit: Visit) -> None:
+    page = visit.open(ENTRY)
+    term = page.locator("article abbr[title]", has_text="掩码").first
+    title = term.get_attribute("title")
+    assert title.startswith("掩码 (mask)")
+    term.hover()
+    tooltip = page.locator(".md-tooltip2, .md-tooltip").filter(has_text="掩码 (mask)")
+    tooltip.first.wait_for(state="visible", timeout=5_000)
