@@ -17,7 +17,7 @@ MKDOCS = [sys.executable, "-m", "mkdocs"]
 ENV = {**os.environ, "DISABLE_MKDOCS_2_WARNING": "true", "NO_MKDOCS_2_WARNING": "1"}
 
 # What a scratch copy of the project needs in order to build.
-PROJECT_PARTS = ("mkdocs.yml", "glossary.yaml", "papers", "docs", "scripts", "refimpl", "paper_notes")
+PROJECT_PARTS = ("mkdocs.yml", "glossary.yaml", "papers", "docs", "overrides", "scripts", "refimpl", "paper_notes")
 
 
 @dataclass

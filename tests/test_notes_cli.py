@@ -140,3 +140,14 @@ def test_commands_find_the_project_from_a_subdirectory(project: Path) -> None:
     result = notes("new", "x", "--paper", "mae", "--date", "2024-10-28", cwd=project / "docs/journal")
     assert result.returncode == 0, result.stderr
     assert (project / "docs/journal" / result.stdout.strip()).is_file()
+
+
+def test_edit_opens_the_new_entry_in_the_editor(project: Path) -> None:
+    import os
+
+    env = {**os.environ, "EDITOR": "sh -c 'echo edited-by-editor >> \"$0\"'"}
+    env.pop("VISUAL", None)
+    result = subprocess.run([str(NOTES), "new", "x", "--paper", "mae", "--date", "2024-10-28", "--edit"],
+                            cwd=project, capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert (project / result.stdout.strip()).read_text(encoding="utf-8").endswith("edited-by-editor\n")

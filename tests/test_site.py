@@ -219,3 +219,39 @@ def test_a_paper_with_an_unknown_status_fails_the_build(project_copy: Path, tmp_
     result = run_build(project_copy, tmp_path / "out")
     assert result.returncode != 0
     assert f"{path}: field 'status': got 'skimmed'" in result.stderr
+
+
+def test_a_new_entry_is_published_everywhere_and_stray_py_files_are_not_notebooks(project_copy: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    notes = Path(sys.executable).parent / "notes"
+    made = subprocess.run([str(notes), "new", "Hiera 的 unroll", "--paper", "hiera", "--tag", "掩码单元",
+                           "--date", "2024-11-01"], cwd=project_copy, capture_output=True, text=True, check=True)
+    post = project_copy / made.stdout.strip()
+    (project_copy / "docs/javascripts/helper.py").write_text("print('not a notebook')\n", encoding="utf-8")
+    result = run_build(project_copy, tmp_path / "out")
+    assert result.returncode == 0, result.stderr[-3000:]
+    site = tmp_path / "out"
+    assert (site / "journal" / post.stem / "index.html").is_file()
+    assert post.stem in (site / "journal/category/hiera/index.html").read_text(encoding="utf-8")
+    assert f"../../journal/{post.stem}/" in (site / "reading-list/hiera/index.html").read_text(encoding="utf-8")
+    assert f'href="{post.stem}/"' in (site / "journal/feed.xml").read_text(encoding="utf-8")
+    assert not (site / "javascripts/helper/index.html").exists()
+
+
+def test_a_broken_cross_reference_fails_the_strict_build(project_copy: Path, tmp_path: Path) -> None:
+    page = project_copy / "docs/notebooks/index.md"
+    page.write_text(page.read_text(encoding="utf-8") + "\n见 [shuffle][refimpl.masking.no_such_function]。\n", encoding="utf-8")
+    result = run_build(project_copy, tmp_path / "out")
+    assert result.returncode != 0
+    assert "refimpl.masking.no_such_function" in result.stderr
+
+
+def test_tags_page_and_feed_discovery(built_site: Build) -> None:
+    tags = (built_site.site / "tags/index.html").read_text(encoding="utf-8")
+    for entry in ENTRIES:
+        for tag in entry.tags:
+            assert tag in tags
+    home = (built_site.site / "index.html").read_text(encoding="utf-8")
+    assert 'type="application/atom+xml"' in home and "journal/feed.xml" in home
