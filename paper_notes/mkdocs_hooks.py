@@ -29,7 +29,7 @@ from mkdocs.structure.files import File, Files
 from paper_notes.journal import EXCERPT_SEPARATOR, Entry
 from paper_notes.project import Project, load_project
 from paper_notes.registry import SchemaError
-from paper_notes.site import CITATION, atom_feed, cite, format_citation
+from paper_notes.site import CITATION, atom_feed, cite, expand_results, format_citation
 
 log = logging.getLogger("mkdocs.hooks.paper_notes")
 
@@ -116,6 +116,13 @@ def on_files(files: Files, config: Any) -> Files:
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
     src = page.file.src_uri
+    try:
+        markdown = expand_results(markdown, _project().papers)
+    except KeyError as exc:
+        raise PluginError(
+            f"paper-notes: {src} asks for the results table of {exc.args[0]!r}, which is not a paper "
+            f"with headline_results in papers/"
+        ) from None
     try:
         markdown = cite(markdown, _project().papers, src)
     except KeyError as exc:

@@ -42,6 +42,20 @@ class SchemaError(ValueError):
 
 
 @dataclass(frozen=True)
+class Result:
+    """One headline number from a paper, with where in the paper it is reported."""
+
+    task: str
+    model: str
+    metric: str
+    value: str
+    where: str
+
+
+RESULT_FIELDS = ("task", "model", "metric", "value", "where")
+
+
+@dataclass(frozen=True)
 class Paper:
     """One paper of the reading list, as stored in ``papers/<id>.yaml``."""
 
@@ -65,6 +79,7 @@ class Paper:
     results: str = ""
     limitations: str = ""
     group_direction: str = ""
+    headline_results: tuple[Result, ...] = ()
     path: Path = field(default=Path(), compare=False)
 
     @property
@@ -112,6 +127,7 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "related": ((list,), False),
     "unconfirmed": ((list,), False),
     **{name: ((str,), False) for name in FREE_TEXT_FIELDS},
+    "headline_results": ((list,), False),
 }
 
 _TYPE_NAMES = {
@@ -127,6 +143,16 @@ _ARXIV_ID = re.compile(r"^\d{4}\.\d{4,5}$")
 
 def _expect(types: tuple[type, ...]) -> str:
     return " or ".join(_TYPE_NAMES[t] for t in types)
+
+
+def _parse_result(path: Path, index: int, item: Any) -> Result:
+    where = f"headline_results[{index}]"
+    if not isinstance(item, dict) or set(item) != set(RESULT_FIELDS):
+        raise SchemaError(path, where, f"got {item!r}; expected a mapping with exactly {', '.join(RESULT_FIELDS)}")
+    for key in RESULT_FIELDS:
+        if isinstance(item[key], bool) or not isinstance(item[key], (str, int, float)) or str(item[key]).strip() == "":
+            raise SchemaError(path, f"{where}.{key}", f"got {item[key]!r}; expected a non-empty string or number")
+    return Result(**{key: str(item[key]).strip() for key in RESULT_FIELDS})
 
 
 def parse_paper(data: Any, path: Path) -> Paper:
@@ -163,7 +189,9 @@ def parse_paper(data: Any, path: Path) -> Paper:
             )
         if required and value in ("", []):
             raise SchemaError(path, name, "must not be empty")
-        if isinstance(value, list) and not all(isinstance(v, str) and v for v in value):
+        if name == "headline_results":
+            value = tuple(_parse_result(path, i, item) for i, item in enumerate(value))
+        elif isinstance(value, list) and not all(isinstance(v, str) and v for v in value):
             raise SchemaError(path, name, f"got {value!r}; expected a list of non-empty strings")
         values[name] = value
 

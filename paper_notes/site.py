@@ -107,6 +107,8 @@ def paper_page(project: Project, paper: Paper) -> str:
             lines += [f"**{label}**：{text.strip()}", ""]
     else:
         lines += ["还没有写。", ""]
+    if paper.headline_results:
+        lines += ["## 主要结果", "", results_table(paper, cite_key=False)]
     related = [project.papers[r] for r in paper.related]
     if related:
         lines += ["## 相关论文", ""]
@@ -123,6 +125,33 @@ def paper_page(project: Project, paper: Paper) -> str:
         lines.append("还没有。")
     lines += ["", "## BibTeX", "", "```bibtex", to_bibtex(paper).rstrip(), "```", ""]
     return "\n".join(lines)
+
+
+RESULTS_MARKER = re.compile(r"^<!-- results: ([a-z0-9-]+) -->$", re.M)
+"""A line ``<!-- results: mae -->`` on any page becomes that paper's headline-results table."""
+
+
+def results_table(paper: Paper, cite_key: bool = True) -> str:
+    """Markdown table of ``paper.headline_results`` (empty string if it has none)."""
+    if not paper.headline_results:
+        return ""
+    lines = ["| 任务 | 模型 | 指标 | 结果 | 出处 |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r.task} | {r.model} | {r.metric} | {r.value} | {r.where} |" for r in paper.headline_results]
+    if cite_key:
+        lines += ["", f"数字取自 `papers/{paper.id}.yaml`，原始出处见最后一列 [@{paper.id}]。"]
+    return "\n".join(lines) + "\n"
+
+
+def expand_results(markdown: str, papers: dict[str, Paper]) -> str:
+    """Replace each results marker with the table; an unknown id or a paper without results is a KeyError."""
+
+    def replace(match: re.Match[str]) -> str:
+        paper = papers[match.group(1)]
+        if not paper.headline_results:
+            raise KeyError(match.group(1))
+        return results_table(paper)
+
+    return RESULTS_MARKER.sub(replace, markdown)
 
 
 def reading_list_nav(project: Project) -> str:

@@ -20,16 +20,54 @@ over the grid in raster order (row by row, token ``i`` is grid cell ``(i // w, i
 and inside a token the pixels run row by row with the channels last, i.e. the vector is a
 ``(p, p, C)`` block flattened. Keeping this order lets a per-token loss or a saved
 checkpoint line up with the official one.
+
+Masking, the second half of this module, chooses which tokens the encoder does not see.
+One convention holds for every mask in this package: **1 (or True) = removed** (hidden
+from the encoder, to be predicted), **0 = kept** (visible). This is MAE's convention;
+official Hiera uses the opposite, and
+[`mask_unit_masking`][refimpl.masking.mask_unit_masking] converts it. The masking steps
+add these shape letters:
+
+- ``L_keep``: number of kept (visible) tokens per sample, the same in every sample.
+- ``ku``, ``kv``: a mask unit is ``ku x kv`` tokens (Hiera).
+- ``U = (h / ku) * (w / kv)``: number of mask units per image.
+
+Three strategies produce masks:
+
+- [`random_masking`][refimpl.masking.random_masking] (MAE): single tokens at random;
+- [`block_masking`][refimpl.masking.block_masking] (BEiT): rectangles of tokens;
+- [`mask_unit_masking`][refimpl.masking.mask_unit_masking] (Hiera): whole units of tokens.
+
+All feed the same two gathers: [`gather_tokens`][refimpl.masking.gather_tokens] picks
+the visible tokens before the encoder, [`unshuffle`][refimpl.masking.unshuffle] puts mask
+tokens back after it, and [`ids_from_mask`][refimpl.masking.ids_from_mask] supplies the
+indices for a mask not made by shuffling.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-__all__ = ["patchify", "unpatchify"]
+__all__ = [
+    "Masked",
+    "MaskIds",
+    "ShuffleOrder",
+    "UnitMask",
+    "block_masking",
+    "gather_tokens",
+    "ids_from_mask",
+    "mask_unit_masking",
+    "patchify",
+    "random_masking",
+    "shuffle_order",
+    "unpatchify",
+    "unshuffle",
+]
 
 
 def _check_positive_int(value: object, name: str) -> int:
@@ -140,10 +178,10 @@ def unpatchify(
     grid_size: tuple[int, int] | None = None,
     channels: int = 3,
 ) -> Tensor:
-    """Put tokens back into images; the exact inverse of :func:`patchify`.
+    """Put tokens back into images; the exact inverse of [`patchify`][refimpl.masking.patchify].
 
     Args:
-        x: tokens, shape ``(B, L, D)`` in the order :func:`patchify` produces.
+        x: tokens, shape ``(B, L, D)`` in the order [`patchify`][refimpl.masking.patchify] produces.
         patch_size: side ``p`` of a square patch, in pixels.
         grid_size: ``(h, w)``, the patch grid in rows and columns, with ``h * w == L``.
             Defaults to a square grid ``h = w = sqrt(L)``, as in the official MAE code;
@@ -207,3 +245,611 @@ def unpatchify(
     imgs = x.reshape(B, h, w, p, p, C)  # (B, h, w, p, q, C): undo the flattening
     imgs = imgs.permute(0, 5, 1, 3, 2, 4)  # (B, C, h, p, w, q): pixel rows next to grid rows
     return imgs.reshape(B, C, h * p, w * p)  # (B, C, H, W)
+
+
+# --- masking (1 = removed, 0 = kept) ------------------------------------------------
+
+
+class ShuffleOrder(NamedTuple):
+    """A per-sample shuffle and its inverse, from ``shuffle_order``.
+
+    Attributes:
+        ids_shuffle: ``(B, L)`` long; ``ids_shuffle[b, k]`` is the original index of the
+            token that lands at shuffled position ``k``.
+        ids_restore: ``(B, L)`` long, the inverse permutation; ``ids_restore[b, j]`` is the
+            shuffled position of original token ``j``.
+    """
+
+    ids_shuffle: Tensor
+    ids_restore: Tensor
+
+
+class Masked(NamedTuple):
+    """The result of ``random_masking``.
+
+    Attributes:
+        kept: ``(B, L_keep, D)``, the visible tokens in shuffled order (what the encoder sees).
+        mask: ``(B, L)`` float32 in original token order; 1 = removed, 0 = kept.
+        ids_restore: ``(B, L)`` long; pass it to ``unshuffle`` to undo the shuffle.
+        ids_keep: ``(B, L_keep)`` long, the original indices of the kept tokens.
+    """
+
+    kept: Tensor
+    mask: Tensor
+    ids_restore: Tensor
+    ids_keep: Tensor
+
+
+class MaskIds(NamedTuple):
+    """Indices that turn a given mask into the gather/unshuffle steps, from ``ids_from_mask``.
+
+    Attributes:
+        ids_keep: ``(B, L_keep)`` long, the kept tokens' original indices, ascending.
+        ids_restore: ``(B, L)`` long; kept tokens come first in the shuffled order.
+    """
+
+    ids_keep: Tensor
+    ids_restore: Tensor
+
+
+class UnitMask(NamedTuple):
+    """The result of ``mask_unit_masking``.
+
+    Attributes:
+        units: ``(B, U)`` float32 over the ``(h / ku) x (w / kv)`` grid of mask units in
+            raster order; 1 = removed, 0 = kept.
+        mask: ``(B, L)`` float32 over the token grid in raster order (``L = h * w``);
+            1 = removed. Every token of a unit has that unit's value.
+    """
+
+    units: Tensor
+    mask: Tensor
+
+
+def _check_ratio(value: object, name: str) -> float:
+    """Return ``value`` as a float if it is a real number in ``[0, 1)``; raise otherwise.
+
+    Args:
+        value: the argument to check.
+        name: the argument's name, used in the error message.
+
+    Returns:
+        ``float(value)``.
+
+    Raises:
+        TypeError: if ``value`` is not a real number (``bool`` is rejected too).
+        ValueError: if ``value`` is outside ``[0, 1)`` (NaN included).
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a real number, got {type(value).__name__} {value!r}; "
+            f"expected a fraction in [0, 1) such as 0.75"
+        )
+    if not 0.0 <= value < 1.0:  # NaN fails this too
+        raise ValueError(f"{name}={value!r} is outside [0, 1); expected a fraction such as 0.75")
+    return float(value)
+
+
+def _check_grid(grid_size: object, name: str, example: str = "(14, 14)") -> tuple[int, int]:
+    """Return ``grid_size`` as ``(h, w)`` if it is a pair of positive ints; raise otherwise.
+
+    Args:
+        grid_size: the argument to check.
+        name: the argument's name, used in the error message.
+        example: a valid value, shown in the error message.
+
+    Returns:
+        ``(h, w)`` as a tuple of two ints.
+
+    Raises:
+        TypeError: if an entry is not an ``int``.
+        ValueError: if ``grid_size`` is not a pair or an entry is not positive.
+    """
+    if not isinstance(grid_size, (tuple, list, torch.Size)) or len(grid_size) != 2:
+        raise ValueError(f"{name}={grid_size!r} is not a pair; expected (h, w) such as {example}")
+    return (
+        _check_positive_int(grid_size[0], f"{name}[0]"),
+        _check_positive_int(grid_size[1], f"{name}[1]"),
+    )
+
+
+def _check_noise(noise: object, name: str, shape: tuple[int, int], layout: str) -> Tensor:
+    """Return ``noise`` if it is a floating tensor of the given 2-D shape; raise otherwise.
+
+    Args:
+        noise: the argument to check.
+        name: the argument's name, used in the error message.
+        shape: the expected shape, e.g. ``(B, L)`` as numbers.
+        layout: the expected shape in words, e.g. ``"(B, L)"``.
+
+    Returns:
+        ``noise`` unchanged.
+
+    Raises:
+        TypeError: if ``noise`` is not a tensor or not floating point.
+        ValueError: if ``noise`` does not have shape ``shape``.
+    """
+    if not isinstance(noise, Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape {layout}, got {type(noise).__name__}"
+        )
+    if not noise.is_floating_point():
+        raise TypeError(
+            f"{name} has dtype {noise.dtype}; expected a floating-point tensor "
+            f"(e.g. torch.rand) whose argsort defines the shuffle"
+        )
+    if tuple(noise.shape) != tuple(shape):
+        raise ValueError(
+            f"{name} has shape {tuple(noise.shape)}; expected {layout} = {tuple(shape)}"
+        )
+    return noise
+
+
+def _check_ids(ids: object, name: str, layout: str) -> Tensor:
+    """Return ``ids`` if it is a 2-D integer tensor; raise otherwise.
+
+    Args:
+        ids: the argument to check.
+        name: the argument's name, used in the error message.
+        layout: the expected shape in words, e.g. ``"(B, K)"``.
+
+    Returns:
+        ``ids`` unchanged.
+
+    Raises:
+        TypeError: if ``ids`` is not a tensor or does not have an integer dtype.
+        ValueError: if ``ids`` is not 2-D.
+    """
+    ids = _check_tensor(ids, name, 2, layout)
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise TypeError(f"{name} has dtype {ids.dtype}; expected integer indices (torch.long)")
+    return ids
+
+
+def _removed_in_original_order(ids_restore: Tensor, len_keep: int) -> Tensor:
+    """The 1 = removed mask, given a shuffle that keeps its first ``len_keep`` positions.
+
+    Args:
+        ids_restore: ``(B, L)`` inverse permutation.
+        len_keep: number of kept tokens, the first ones in shuffled order.
+
+    Returns:
+        ``(B, L)`` float32 mask in original order, 1 = removed.
+    """
+    B, L = ids_restore.shape
+    mask = torch.ones(B, L, device=ids_restore.device)  # (B, L) in shuffled order
+    mask[:, :len_keep] = 0
+    return torch.gather(mask, 1, ids_restore)  # (B, L) in original order
+
+
+def _gather(x: Tensor, ids: Tensor) -> Tensor:
+    """Unchecked ``gather_tokens``: ``(B, L, D)``, ``(B, K)`` -> ``(B, K, D)``."""
+    index = ids.unsqueeze(-1).expand(-1, -1, x.shape[-1])  # (B, K, D): same row for every d
+    return torch.gather(x, 1, index)  # (B, K, D)
+
+
+def shuffle_order(noise: Tensor) -> ShuffleOrder:
+    """Turn per-sample noise into a shuffle and its inverse (MAE §3, "Simple implementation").
+
+    Ascend: the token with the smallest noise goes first, and
+    [`random_masking`][refimpl.masking.random_masking] keeps the first ones, so small
+    noise is kept and large noise is removed.
+    ``ids_restore = argsort(ids_shuffle)`` is the inverse permutation: ``ids_shuffle``
+    holds each of ``0 .. L-1`` once, so sorting it puts value ``j`` at position ``j``, and
+    the index argsort reports there is where ``j`` sat, i.e. the shuffled position of
+    original token ``j``. Hence ``ids_shuffle[b, ids_restore[b, j]] == j`` for every ``j``.
+    The order itself carries no mask; the masks built from it use 1 = removed, 0 = kept.
+
+    Args:
+        noise: ``(B, L)`` floating-point values; only their order within a row matters.
+
+    Returns:
+        ``ShuffleOrder(ids_shuffle (B, L), ids_restore (B, L))``, both ``torch.long``.
+
+    Raises:
+        TypeError: if ``noise`` is not a floating-point tensor.
+        ValueError: if ``noise`` is not 2-D.
+
+    Examples:
+        >>> import torch
+        >>> noise = torch.tensor([[0.62, 0.15, 0.88, 0.47, 0.05, 0.93, 0.71, 0.34]])
+        >>> order = shuffle_order(noise)
+        >>> order.ids_shuffle
+        tensor([[4, 1, 7, 3, 0, 6, 2, 5]])
+        >>> order.ids_restore
+        tensor([[4, 1, 6, 3, 0, 7, 5, 2]])
+    """
+    noise = _check_tensor(noise, "noise", 2, "(B, L)")
+    _check_noise(noise, "noise", tuple(noise.shape), "(B, L)")
+    ids_shuffle = torch.argsort(noise, dim=1)  # (B, L) ascend: small is keep, large is remove
+    ids_restore = torch.argsort(ids_shuffle, dim=1)  # (B, L) inverse permutation
+    return ShuffleOrder(ids_shuffle, ids_restore)
+
+
+def gather_tokens(x: Tensor, ids: Tensor) -> Tensor:
+    """Pick tokens by index, per sample: ``out[b, k] = x[b, ids[b, k]]``.
+
+    This one ``torch.gather`` (with the index repeated over ``D``) is the whole "shuffle
+    and keep a subset" step of MAE, and, with ``ids_restore``, the "unshuffle" step too.
+
+    Args:
+        x: tokens, shape ``(B, L, D)``.
+        ids: ``(B, K)`` integer indices into the ``L`` axis; ``K`` may be smaller than,
+            equal to or (with repeats) larger than ``L``.
+
+    Returns:
+        ``(B, K, D)`` tokens, with the dtype and device of ``x``.
+
+    Raises:
+        TypeError: if ``x`` or ``ids`` is not a tensor, or ``ids`` is not integer.
+        ValueError: if ``x`` is not 3-D, ``ids`` is not 2-D, or the batch sizes differ.
+
+    Examples:
+        >>> import torch
+        >>> x = torch.arange(8.0).reshape(1, 4, 2)  # tokens [0,1], [2,3], [4,5], [6,7]
+        >>> gather_tokens(x, torch.tensor([[3, 0]]))
+        tensor([[[6., 7.],
+                 [0., 1.]]])
+    """
+    x = _check_tensor(x, "x", 3, "(B, L, D)")
+    ids = _check_ids(ids, "ids", "(B, K)")
+    if ids.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"ids has shape {tuple(ids.shape)} but x has shape {tuple(x.shape)}; "
+            f"expected the same batch size B"
+        )
+    return _gather(x, ids)
+
+
+def random_masking(x: Tensor, mask_ratio: float, noise: Tensor | None = None) -> Masked:
+    """Keep a random subset of tokens per sample (MAE §3, "Simple implementation").
+
+    Shuffle by sorting per-sample noise
+    ([`shuffle_order`][refimpl.masking.shuffle_order]), keep the first
+    ``L_keep = int(L * (1 - mask_ratio))``: a uniform sample without replacement. The
+    mask is built in shuffled order (first ``L_keep`` are 0, the rest 1) and gathered
+    back with ``ids_restore``. Given the same noise, ``kept``, ``mask`` and
+    ``ids_restore`` are exactly those of the official MAE ``random_masking``, including
+    its floating-point rounding of ``L_keep`` (``int(10 * (1 - 0.9))`` is 0, not 1).
+    Mask convention: 1 = removed, 0 = kept.
+
+    Args:
+        x: tokens, shape ``(B, L, D)``, usually with position embeddings already added
+            (and no class token).
+        mask_ratio: fraction of tokens removed, in ``[0, 1)``; MAE uses 0.75.
+        noise: optional ``(B, L)`` floating values whose argsort defines the shuffle;
+            pass the same noise to reproduce a mask exactly. Defaults to
+            ``torch.rand(B, L, device=x.device)``.
+
+    Returns:
+        ``Masked(kept (B, L_keep, D), mask (B, L) float32 with 1 = removed,
+        ids_restore (B, L), ids_keep (B, L_keep))``.
+
+    Raises:
+        TypeError: if ``x`` is not a tensor, ``mask_ratio`` is not a real number, or
+            ``noise`` is not a floating-point tensor.
+        ValueError: if ``x`` is not 3-D, ``mask_ratio`` is outside ``[0, 1)`` or
+            ``noise`` is not ``(B, L)``.
+
+    Examples:
+        >>> import torch
+        >>> x = torch.arange(8.0).reshape(1, 8, 1)  # token i holds the number i
+        >>> noise = torch.tensor([[0.62, 0.15, 0.88, 0.47, 0.05, 0.93, 0.71, 0.34]])
+        >>> out = random_masking(x, 0.75, noise=noise)
+        >>> out.ids_keep
+        tensor([[4, 1]])
+        >>> out.kept.flatten()
+        tensor([4., 1.])
+        >>> out.mask
+        tensor([[1., 0., 1., 1., 0., 1., 1., 1.]])
+        >>> out.ids_restore
+        tensor([[4, 1, 6, 3, 0, 7, 5, 2]])
+    """
+    x = _check_tensor(x, "x", 3, "(B, L, D)")
+    ratio = _check_ratio(mask_ratio, "mask_ratio")
+    B, L, _ = x.shape
+    if noise is None:
+        noise = torch.rand(B, L, device=x.device)
+    else:
+        noise = _check_noise(noise, "noise", (B, L), "(B, L)")
+    len_keep = int(L * (1 - ratio))
+
+    ids_shuffle, ids_restore = shuffle_order(noise)
+    ids_shuffle, ids_restore = ids_shuffle.to(x.device), ids_restore.to(x.device)
+    ids_keep = ids_shuffle[:, :len_keep]  # (B, L_keep)
+    kept = _gather(x, ids_keep)  # (B, L_keep, D)
+    mask = _removed_in_original_order(ids_restore, len_keep)  # (B, L)
+    return Masked(kept, mask, ids_restore, ids_keep)
+
+
+def unshuffle(x: Tensor, ids_restore: Tensor, mask_token: Tensor) -> Tensor:
+    """Fill removed positions with the mask token and restore the original order (MAE §3).
+
+    Appends ``L - L_keep`` copies of ``mask_token`` after the encoded visible tokens
+    (this is the shuffled order, where kept tokens come first), then gathers with
+    ``ids_restore`` so position ``j`` again holds token ``j``: its encoding if it was
+    kept, the mask token if it was removed. The decoder's position embeddings are
+    added after this step. Works with any mask (1 = removed, 0 = kept) whose removed
+    tokens come last in the shuffle: those of
+    [`random_masking`][refimpl.masking.random_masking] and of
+    [`ids_from_mask`][refimpl.masking.ids_from_mask].
+
+    Args:
+        x: encoded visible tokens, shape ``(B, L_keep, D)``, in shuffled order and
+            without a class token.
+        ids_restore: ``(B, L)`` long inverse permutation with ``L >= L_keep``.
+        mask_token: the shared learnable vector, shape ``(1, 1, D)`` or ``(D,)``;
+            gradients flow back to it. Cast to the dtype of ``x``.
+
+    Returns:
+        ``(B, L, D)`` tokens in original order, with the dtype and device of ``x``.
+
+    Raises:
+        TypeError: if an argument is not a tensor or ``ids_restore`` is not integer.
+        ValueError: if ``x`` is not 3-D, ``ids_restore`` is not 2-D, the batch sizes
+            differ, ``L < L_keep``, or ``mask_token`` is not ``(1, 1, D)`` or ``(D,)``.
+
+    Examples:
+        >>> import torch
+        >>> encoded = torch.tensor([[[4.0], [1.0]]])  # e_4, e_1 in shuffled order
+        >>> ids_restore = torch.tensor([[4, 1, 6, 3, 0, 7, 5, 2]])
+        >>> unshuffle(encoded, ids_restore, torch.tensor([-1.0])).flatten()
+        tensor([-1.,  1., -1., -1.,  4., -1., -1., -1.])
+    """
+    x = _check_tensor(x, "x", 3, "(B, L_keep, D)")
+    ids_restore = _check_ids(ids_restore, "ids_restore", "(B, L)")
+    if not isinstance(mask_token, Tensor):
+        raise TypeError(
+            f"mask_token must be a torch.Tensor of shape (1, 1, D) or (D,), "
+            f"got {type(mask_token).__name__}"
+        )
+    B, K, D = x.shape
+    L = ids_restore.shape[1]
+    if ids_restore.shape[0] != B or L < K:
+        raise ValueError(
+            f"ids_restore has shape {tuple(ids_restore.shape)} but x has shape "
+            f"{tuple(x.shape)}; expected (B, L) = ({B}, L) with L >= L_keep = {K}"
+        )
+    if tuple(mask_token.shape) not in ((1, 1, D), (D,)):
+        raise ValueError(
+            f"mask_token has shape {tuple(mask_token.shape)} but x has D={D}; "
+            f"expected (1, 1, {D}) or ({D},)"
+        )
+    fill = mask_token.to(x.dtype).reshape(1, 1, D).expand(B, L - K, D)  # (B, L - L_keep, D)
+    shuffled = torch.cat([x, fill], dim=1)  # (B, L, D): kept first, as after the shuffle
+    return _gather(shuffled, ids_restore)  # (B, L, D): original order
+
+
+def ids_from_mask(mask: Tensor) -> MaskIds:
+    """Indices for a given mask, so block and unit masks feed the same gather/unshuffle.
+
+    A stable sort of the mask puts the kept tokens (0) first, in their original order,
+    and the removed ones (1) after them; that order plays the role of MAE's shuffle.
+    ``gather_tokens(x, ids_keep)`` then selects the visible tokens and
+    ``unshuffle(encoded, ids_restore, mask_token)`` puts everything back. This works only
+    if every sample removes the same number of tokens, so that the visible tokens form a
+    dense ``(B, L_keep, D)`` tensor. Mask convention: 1 = removed, 0 = kept.
+
+    Args:
+        mask: ``(B, L)`` with values 0/1 (any real dtype or bool); 1 = removed.
+
+    Returns:
+        ``MaskIds(ids_keep (B, L_keep), ids_restore (B, L))``, both ``torch.long``.
+
+    Raises:
+        TypeError: if ``mask`` is not a tensor.
+        ValueError: if ``mask`` is not 2-D, holds values other than 0 and 1, or its rows
+            remove different numbers of tokens.
+
+    Examples:
+        >>> import torch
+        >>> mask = torch.tensor([[1., 0., 1., 1., 0., 1., 1., 1.]])
+        >>> ids = ids_from_mask(mask)
+        >>> ids.ids_keep
+        tensor([[1, 4]])
+        >>> ids.ids_restore
+        tensor([[2, 0, 3, 4, 1, 5, 6, 7]])
+    """
+    mask = _check_tensor(mask, "mask", 2, "(B, L)")
+    if not bool(((mask == 0) | (mask == 1)).all()):
+        raise ValueError("mask holds values other than 0 and 1; expected 1 = removed, 0 = kept")
+    removed = mask.to(torch.int64)  # (B, L), 1 = removed
+    counts = removed.sum(dim=1)  # (B,)
+    if counts.numel() > 0 and bool((counts != counts[0]).any()):
+        raise ValueError(
+            f"mask removes {counts.tolist()} tokens per sample; expected the same number "
+            f"in every row so the kept tokens form one (B, L_keep, D) tensor"
+        )
+    L = mask.shape[1]
+    len_keep = L - int(counts[0]) if counts.numel() > 0 else L
+    ids_shuffle = torch.argsort(removed, dim=1, stable=True)  # (B, L): kept first, in order
+    ids_restore = torch.argsort(ids_shuffle, dim=1)  # (B, L) inverse permutation
+    return MaskIds(ids_shuffle[:, :len_keep], ids_restore)
+
+
+def block_masking(
+    batch_size: int,
+    grid_size: tuple[int, int],
+    mask_ratio: float,
+    *,
+    min_block: int = 4,
+    max_aspect: float = 3.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Mask random rectangles of tokens until the target is reached (BEiT, Algorithm 1).
+
+    BEiT (Bao et al., 2021) masks blocks rather than single tokens: repeatedly draw a
+    rectangle of area ``s`` uniform in ``[min_block, remaining]`` with aspect ratio
+    ``r`` log-uniform in ``[1 / max_aspect, max_aspect]`` (height ``round(sqrt(s * r))``,
+    width ``round(sqrt(s / r))``, clipped to the grid), place it at a random position and
+    mask it, until at least the target count is masked. Departure from BEiT: the count is
+    made exact, ``L - int(L * (1 - mask_ratio))`` in every sample (the count
+    [`random_masking`][refimpl.masking.random_masking] removes at the same ratio), by
+    cutting the last rectangle short when it overshoots (and, if no rectangle adds anything
+    for many draws, masking random remaining tokens), so the same gather-based pipeline
+    applies ([`ids_from_mask`][refimpl.masking.ids_from_mask]).
+    Mask convention: 1 = removed, 0 = kept.
+
+    Args:
+        batch_size: number of masks ``B`` to draw.
+        grid_size: ``(h, w)``, the token grid; ``L = h * w``.
+        mask_ratio: fraction of tokens removed, in ``[0, 1)``; BEiT uses 0.4.
+        min_block: smallest rectangle area, in tokens (BEiT: 16).
+        max_aspect: largest height/width (and width/height) ratio, at least 1 (BEiT: 3).
+        generator: optional CPU ``torch.Generator``; the same seed gives the same masks.
+
+    Returns:
+        ``(B, L)`` float32 mask in raster order over the grid, 1 = removed, with exactly
+        ``L - int(L * (1 - mask_ratio))`` ones per row.
+
+    Raises:
+        TypeError: if ``batch_size``, ``min_block`` or an entry of ``grid_size`` is not an
+            ``int``, ``mask_ratio`` or ``max_aspect`` is not a real number, or
+            ``generator`` is not a ``torch.Generator``.
+        ValueError: if ``batch_size``, ``min_block`` or an entry of ``grid_size`` is not
+            positive, ``grid_size`` is not a pair, ``mask_ratio`` is outside ``[0, 1)``
+            or ``max_aspect < 1``.
+
+    Examples:
+        >>> import torch
+        >>> g = torch.Generator().manual_seed(0)
+        >>> mask = block_masking(2, (6, 6), 0.5, generator=g)
+        >>> mask.shape, mask.sum(dim=1)
+        (torch.Size([2, 36]), tensor([18., 18.]))
+        >>> mask[0].reshape(6, 6).int()
+        tensor([[0, 0, 0, 0, 0, 0],
+                [0, 1, 1, 0, 0, 0],
+                [1, 1, 1, 0, 0, 0],
+                [1, 1, 0, 1, 1, 0],
+                [1, 1, 1, 1, 1, 0],
+                [1, 1, 0, 1, 1, 0]], dtype=torch.int32)
+    """
+    B = _check_positive_int(batch_size, "batch_size")
+    h, w = _check_grid(grid_size, "grid_size")
+    ratio = _check_ratio(mask_ratio, "mask_ratio")
+    min_area = _check_positive_int(min_block, "min_block")
+    if isinstance(max_aspect, bool) or not isinstance(max_aspect, numbers.Real):
+        raise TypeError(
+            f"max_aspect must be a real number, got {type(max_aspect).__name__} "
+            f"{max_aspect!r}; expected a ratio >= 1 such as 3.0"
+        )
+    if not max_aspect >= 1.0:
+        raise ValueError(f"max_aspect={max_aspect!r} is below 1; expected a ratio >= 1 such as 3.0")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+        )
+
+    L = h * w
+    target = L - int(L * (1 - ratio))  # as many as random_masking removes
+    log_aspect = math.log(max_aspect)
+
+    def uniform() -> float:
+        return float(torch.rand((), generator=generator))
+
+    def randint(high: int) -> int:  # uniform in [0, high)
+        return int(torch.randint(high, (), generator=generator))
+
+    masks = torch.zeros(B, h, w)
+    for b in range(B):
+        grid = masks[b]  # (h, w) view: writes land in masks
+        count, idle = 0, 0
+        while count < target and idle < 10 * L:
+            remaining = target - count
+            area = min_area + uniform() * max(remaining - min_area, 0)
+            aspect = math.exp((2 * uniform() - 1) * log_aspect)
+            bh = min(max(round(math.sqrt(area * aspect)), 1), h)
+            bw = min(max(round(math.sqrt(area / aspect)), 1), w)
+            top, left = randint(h - bh + 1), randint(w - bw + 1)
+            block = grid[top : top + bh, left : left + bw]  # (bh, bw) view
+            new = (block == 0).nonzero()  # (n, 2): cells this rectangle adds
+            if len(new) == 0:
+                idle += 1
+                continue
+            idle = 0
+            overshoot = count + len(new) - target
+            if overshoot > 0:  # cut the last rectangle short (raster order): exact count
+                new = new[: len(new) - overshoot]  # (n - overshoot, 2)
+            block[new[:, 0], new[:, 1]] = 1
+            count += len(new)
+        if count < target:  # rectangles stopped adding anything: top up at random
+            free = (grid.reshape(L) == 0).nonzero().squeeze(1)  # (L - count,)
+            pick = free[torch.randperm(len(free), generator=generator)[: target - count]]
+            grid.view(L)[pick] = 1  # (L,) view of the (h, w) grid
+    return masks.reshape(B, L)  # (B, L): raster order over the grid
+
+
+def mask_unit_masking(
+    batch_size: int,
+    grid_size: tuple[int, int],
+    unit_size: tuple[int, int] | int,
+    mask_ratio: float,
+    noise: Tensor | None = None,
+) -> UnitMask:
+    """Mask whole ``ku x kv`` units of tokens at random (Hiera §3, Fig. 3-4).
+
+    The token grid ``(h, w)`` is cut into a ``(h / ku) x (w / kv)`` grid of ``U`` mask
+    units; ``int(U * (1 - mask_ratio))`` units are kept, chosen by sorting ``noise`` as
+    in official Hiera's ``get_random_mask``, and every token inherits its unit's value.
+    Since whole units disappear, a hierarchical model can drop them and still pool
+    inside each kept unit. Official Hiera returns 1 = keep; this returns our convention,
+    1 = removed, 0 = kept (``units == 1 - hiera_mask``).
+
+    Args:
+        batch_size: number of masks ``B`` to draw.
+        grid_size: ``(h, w)``, the token grid; ``L = h * w``.
+        unit_size: ``(ku, kv)`` tokens per unit, or one int for square units; must
+            divide ``grid_size``. Hiera at 224 px: ``(56, 56)`` tokens, units ``(8, 8)``.
+        mask_ratio: fraction of units removed, in ``[0, 1)``; Hiera uses 0.6.
+        noise: optional ``(B, U)`` floating values whose argsort picks the kept units
+            (smallest first); defaults to ``torch.rand(B, U)``.
+
+    Returns:
+        ``UnitMask(units (B, U), mask (B, L))``, both float32, 1 = removed, on the device
+        of ``noise``.
+
+    Raises:
+        TypeError: if ``batch_size`` or an entry of ``grid_size``/``unit_size`` is not
+            an ``int``, ``mask_ratio`` is not a real number, or ``noise`` is not a
+            floating-point tensor.
+        ValueError: if those ints are not positive, ``grid_size``/``unit_size`` is not a
+            pair, the grid is not divisible by ``unit_size``, ``mask_ratio`` is outside
+            ``[0, 1)``, or ``noise`` is not ``(B, U)``.
+
+    Examples:
+        >>> import torch
+        >>> noise = torch.tensor([[0.9, 0.1, 0.5, 0.7]])  # 4 units; keep unit 1
+        >>> out = mask_unit_masking(1, (4, 4), 2, 0.75, noise=noise)
+        >>> out.units
+        tensor([[1., 0., 1., 1.]])
+        >>> out.mask.reshape(4, 4)
+        tensor([[1., 1., 0., 0.],
+                [1., 1., 0., 0.],
+                [1., 1., 1., 1.],
+                [1., 1., 1., 1.]])
+    """
+    B = _check_positive_int(batch_size, "batch_size")
+    h, w = _check_grid(grid_size, "grid_size")
+    if not isinstance(unit_size, (tuple, list, torch.Size)):
+        side = _check_positive_int(unit_size, "unit_size")  # one int: square units
+        unit_size = (side, side)
+    ku, kv = _check_grid(unit_size, "unit_size", example="(8, 8)")
+    if h % ku != 0 or w % kv != 0:
+        raise ValueError(
+            f"grid_size={(h, w)} is not divisible by unit_size={(ku, kv)}; "
+            f"expected h and w to be multiples of the unit's sides"
+        )
+    ratio = _check_ratio(mask_ratio, "mask_ratio")
+    uh, uw = h // ku, w // kv
+    U = uh * uw
+    if noise is None:
+        noise = torch.rand(B, U)
+    else:
+        noise = _check_noise(noise, "noise", (B, U), "(B, U)")
+    len_keep = int(U * (1 - ratio))
+
+    _, ids_restore = shuffle_order(noise)
+    units = _removed_in_original_order(ids_restore, len_keep)  # (B, U)
+    mask = units.reshape(B, uh, 1, uw, 1)  # (B, uh, 1, uw, 1)
+    mask = mask.expand(B, uh, ku, uw, kv)  # (B, uh, ku, uw, kv): copy over each unit
+    return UnitMask(units, mask.reshape(B, h * w))  # mask: (B, L) raster over tokens

@@ -17,7 +17,7 @@ MKDOCS = [sys.executable, "-m", "mkdocs"]
 ENV = {**os.environ, "DISABLE_MKDOCS_2_WARNING": "true", "NO_MKDOCS_2_WARNING": "1"}
 
 # What a scratch copy of the project needs in order to build.
-PROJECT_PARTS = ("mkdocs.yml", "glossary.yaml", "papers", "docs", "overrides", "scripts", "refimpl", "paper_notes")
+PROJECT_PARTS = ("mkdocs.yml", "glossary.yaml", "papers", "docs", "scripts", "refimpl", "paper_notes")
 
 
 @dataclass
@@ -55,4 +55,11 @@ def project_copy(tmp_path: Path) -> Path:
             shutil.copytree(source, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, tmp_path / part)
+    # Tests on a copy are about validation and links, not notebooks: skip executing them (saves
+    # ~20 s per build). The real site is built with execution by `built_site`.
+    config = tmp_path / "mkdocs.yml"
+    text = config.read_text(encoding="utf-8")
+    if "      execute: true" not in text:
+        pytest.fail("mkdocs.yml no longer has 'execute: true' for mkdocs-jupyter; update this fixture")
+    config.write_text(text.replace("      execute: true", "      execute: false"), encoding="utf-8")
     return tmp_path

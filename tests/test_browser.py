@@ -72,6 +72,7 @@ class Visit:
         self.foreign: list[str] = []
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("response", lambda r: r.status >= 400 and self.errors.append(f"HTTP {r.status}: {r.url}"))
         self.context.route("**/*", self._route)
 
     def _route(self, route: object) -> None:

@@ -73,6 +73,9 @@ def _write_paper(tmp_path: Path, **changes: object) -> Path:
         ({"added": "yesterday"}, "added", "expected a date"),
         ({"unconfirmed": ["colour"]}, "unconfirmed", "not a paper field"),
         ({"related": ["bert"]}, "related", "unknown paper id 'bert'"),
+        ({"headline_results": [{"task": "x"}]}, "headline_results[0]", "expected a mapping with exactly task"),
+        ({"headline_results": [{"task": "x", "model": "m", "metric": "", "value": 1, "where": "t"}]},
+         "headline_results[0].metric", "expected a non-empty string or number"),
     ],
 )
 def test_schema_errors_name_file_field_and_expectation(tmp_path: Path, changes: dict, field: str, expected: str) -> None:
@@ -95,3 +98,18 @@ def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("id: [unclosed\n", encoding="utf-8")
     with pytest.raises(SchemaError, match=r"bad\.yaml: is not valid YAML"):
         load_papers(tmp_path)
+
+
+def test_results_marker_becomes_the_papers_table_with_a_citation() -> None:
+    from paper_notes.site import expand_results
+
+    papers = load_papers(ROOT / "papers")
+    text = expand_results("before\n<!-- results: mae -->\nafter\n", papers)
+    assert "| ImageNet-1K 微调 | ViT-H/14，448² 输入 | top-1 (%) | 87.8 |" in text
+    assert "[@mae]" in text
+    import dataclasses
+
+    papers["bare"] = dataclasses.replace(papers["mae"], id="bare", headline_results=())
+    for missing in ("bare", "bert"):  # no results to show, or no such paper
+        with pytest.raises(KeyError):
+            expand_results(f"<!-- results: {missing} -->\n", papers)

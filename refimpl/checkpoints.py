@@ -1,0 +1,295 @@
+"""Loading weights: official release files, Hugging Face / timm safetensors, our own checkpoints.
+
+Our models use the official state-dict names (timm's for ViT, ``facebookresearch/mae``'s for
+MAE), so official files load as they are. Other layouts go through an explicit key map kept here,
+not in the models. Every file is read without executing pickled code: safetensors, or
+``torch.load(..., weights_only=True)``. Every tensor's shape is checked against the model before
+anything is copied, so a checkpoint of another architecture is a clear error, not a silent
+partial load.
+
+Release-file layouts handled by [`read_state_dict`][refimpl.checkpoints.read_state_dict]:
+
+- official MAE (``mae_pretrain_vit_base.pth``, ``mae_visualize_vit_large.pth``, ...): a dict whose
+  ``"model"`` entry is the state dict. The *pretrain* files hold the encoder only; the
+  *visualize* files also hold the decoder. Full training checkpoints also store an
+  ``argparse.Namespace`` of the run's arguments, which is allowed through ``weights_only``
+  loading as plain data.
+- official Hiera: ``"model_state"``; generic trainers: ``"state_dict"``; or a bare state dict.
+- Hugging Face ``ViTMAEForPreTraining`` / ``ViTMAEModel`` (``model.safetensors``): converted by
+  [`hf_vitmae_to_official`][refimpl.checkpoints.hf_vitmae_to_official].
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+_WRAPPER_KEYS = ("model", "model_state", "state_dict", "module")
+
+
+def read_state_dict(path: str | PathLike[str]) -> dict[str, Tensor]:
+    """Read a state dict from ``path`` without executing pickled code.
+
+    ``.safetensors`` files are read with safetensors; anything else with
+    ``torch.load(map_location="cpu", weights_only=True)``. A release wrapper (``"model"``,
+    ``"model_state"``, ``"state_dict"``, ``"module"``) is unwrapped, and Hugging Face ViTMAE keys
+    are mapped to the official names.
+
+    Args:
+        path: the checkpoint file.
+
+    Returns:
+        Tensors by official key.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: if the file holds no state dict (e.g. a whole pickled model, which is refused
+            rather than executed).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint path {str(path)!r} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        obj: object = load_file(str(path), device="cpu")
+    else:
+        try:
+            with torch.serialization.safe_globals([argparse.Namespace]):
+                obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # pickle.UnpicklingError and friends
+            raise ValueError(
+                f"checkpoint {str(path)!r} cannot be read with weights_only=True ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:200]}); expected a state dict saved with torch.save or safetensors"
+            ) from None
+    state = _unwrap(obj, path)
+    if any(k.startswith(("vit.", "decoder.decoder_")) for k in state):
+        state = hf_vitmae_to_official(state)
+    return state
+
+
+def _unwrap(obj: object, path: Path) -> dict[str, Tensor]:
+    for _ in range(3):  # e.g. {"model": {"module": {...}}}
+        if isinstance(obj, Mapping) and not _is_state_dict(obj):
+            inner = next((obj[k] for k in _WRAPPER_KEYS if k in obj), None)
+            if inner is None:
+                break
+            obj = inner
+    if not isinstance(obj, Mapping) or not _is_state_dict(obj):
+        keys = list(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
+        raise ValueError(
+            f"checkpoint {str(path)!r} holds no state dict (top level: {keys}); "
+            f"expected tensors by name, possibly under one of {', '.join(_WRAPPER_KEYS)}"
+        )
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _is_state_dict(obj: Mapping) -> bool:
+    return len(obj) > 0 and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items())
+
+
+# Per-layer Hugging Face names -> official MAE names: transformers 5.x, then 4.x spellings.
+_HF5_LAYER = {
+    "attention.o_proj": "attn.proj",
+    "layernorm_before": "norm1",
+    "layernorm_after": "norm2",
+    "mlp.fc1": "mlp.fc1",
+    "mlp.fc2": "mlp.fc2",
+}
+_HF_LAYER = {
+    **_HF5_LAYER,
+    "attention.output.dense": "attn.proj",
+    "intermediate.dense": "mlp.fc1",
+    "output.dense": "mlp.fc2",
+}
+_HF_TOP = {
+    "vit.embeddings.cls_token": "cls_token",
+    "vit.embeddings.position_embeddings": "pos_embed",
+    "vit.embeddings.patch_embeddings.projection.weight": "patch_embed.proj.weight",
+    "vit.embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
+    "vit.layernorm.weight": "norm.weight",
+    "vit.layernorm.bias": "norm.bias",
+    "decoder.mask_token": "mask_token",
+    "decoder.decoder_pos_embed": "decoder_pos_embed",
+    "decoder.decoder_embed.weight": "decoder_embed.weight",
+    "decoder.decoder_embed.bias": "decoder_embed.bias",
+    "decoder.decoder_norm.weight": "decoder_norm.weight",
+    "decoder.decoder_norm.bias": "decoder_norm.bias",
+    "decoder.decoder_pred.weight": "decoder_pred.weight",
+    "decoder.decoder_pred.bias": "decoder_pred.bias",
+}
+_HF_LAYER_KEY = re.compile(
+    r"^(?:vit\.layers|vit\.encoder\.layer|decoder\.decoder_layers)\.(\d+)\.(.+)\.(weight|bias)$"
+)
+_QKV5 = ("attention.q_proj", "attention.k_proj", "attention.v_proj")
+_QKV4 = ("attention.attention.query", "attention.attention.key", "attention.attention.value")
+
+
+def hf_vitmae_to_official(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Map a Hugging Face ``ViTMAEForPreTraining`` / ``ViTMAEModel`` state dict to official MAE keys.
+
+    Separate query/key/value projections are concatenated into the fused ``attn.qkv`` in the
+    q, k, v order that the official attention splits them in. Both transformers 4.x
+    (``vit.encoder.layer.N.attention.attention.query``) and 5.x (``vit.layers.N.attention.q_proj``)
+    names are understood.
+
+    Args:
+        state: Hugging Face tensors by name.
+
+    Returns:
+        Tensors by official name.
+
+    Raises:
+        ValueError: naming the first key that has no official counterpart.
+    """
+    out: dict[str, Tensor] = {}
+    qkv: dict[tuple[str, str], dict[int, Tensor]] = {}
+    for key, value in state.items():
+        if key in _HF_TOP:
+            out[_HF_TOP[key]] = value
+            continue
+        match = _HF_LAYER_KEY.match(key)
+        if not match:
+            raise ValueError(f"Hugging Face key {key!r} has no official MAE counterpart")
+        index, name, kind = match.groups()
+        prefix = f"decoder_blocks.{index}" if key.startswith("decoder.") else f"blocks.{index}"
+        for names in (_QKV5, _QKV4):
+            if name in names:
+                qkv.setdefault((prefix, kind), {})[names.index(name)] = value
+                break
+        else:
+            if name not in _HF_LAYER:
+                raise ValueError(f"Hugging Face key {key!r} has no official MAE counterpart")
+            out[f"{prefix}.{_HF_LAYER[name]}.{kind}"] = value
+    for (prefix, kind), parts in qkv.items():
+        if sorted(parts) != [0, 1, 2]:
+            raise ValueError(f"{prefix}: Hugging Face checkpoint lacks one of query/key/value {kind}")
+        out[f"{prefix}.attn.qkv.{kind}"] = torch.cat([parts[0], parts[1], parts[2]], dim=0)
+    return out
+
+
+def official_to_hf_vitmae(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The inverse of [`hf_vitmae_to_official`][refimpl.checkpoints.hf_vitmae_to_official], with transformers 5.x names.
+
+    Args:
+        state: tensors by official MAE name.
+
+    Returns:
+        Tensors by Hugging Face ``ViTMAEForPreTraining`` name.
+    """
+    top = {v: k for k, v in _HF_TOP.items()}
+    layer = {v: k for k, v in _HF5_LAYER.items()}
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        if key in top:
+            out[top[key]] = value
+            continue
+        match = re.match(r"^(blocks|decoder_blocks)\.(\d+)\.(.+)\.(weight|bias)$", key)
+        if not match:
+            raise ValueError(f"official MAE key {key!r} has no Hugging Face counterpart")
+        group, index, name, kind = match.groups()
+        prefix = f"vit.layers.{index}" if group == "blocks" else f"decoder.decoder_layers.{index}"
+        if name == "attn.qkv":
+            for part, hf_name in zip(value.chunk(3, dim=0), _QKV5):
+                out[f"{prefix}.{hf_name}.{kind}"] = part
+        elif name in layer:
+            out[f"{prefix}.{layer[name]}.{kind}"] = value
+        else:
+            raise ValueError(f"official MAE key {key!r} has no Hugging Face counterpart")
+    return out
+
+
+@dataclass
+class LoadReport:
+    """What [`load_checkpoint`][refimpl.checkpoints.load_checkpoint] did."""
+
+    loaded: list[str] = field(default_factory=list)
+    """Keys copied into the model."""
+    missing: list[str] = field(default_factory=list)
+    """Model keys the file did not have (left as initialised)."""
+
+    def __str__(self) -> str:
+        text = f"loaded {len(self.loaded)} tensors"
+        if self.missing:
+            groups = sorted({k.split(".")[0] for k in self.missing})
+            text += f"; {len(self.missing)} not in the file, left as initialised: {', '.join(groups)}"
+            if all(g.startswith(("decoder_", "mask_token")) for g in groups):
+                text += " (an encoder-only checkpoint: the decoder starts from scratch)"
+        return text
+
+
+def load_checkpoint(model: nn.Module, path: str | PathLike[str], *, strict: bool = False) -> LoadReport:
+    """Load a checkpoint file into ``model`` after checking every name and shape.
+
+    Keys the file has but the model lacks, and shape mismatches, mean the file is for another
+    architecture: nothing is loaded and a ``ValueError`` says which key differs. Keys the model
+    has but the file lacks are allowed unless ``strict``: the typical case is an official
+    encoder-only MAE pretrain file loaded into a full MAE, and the returned report lists them.
+
+    Args:
+        model: the model to fill.
+        path: a ``.pth``/``.pt``/``.bin`` or ``.safetensors`` file (see
+            [`read_state_dict`][refimpl.checkpoints.read_state_dict]).
+        strict: also refuse a file that lacks some of the model's keys.
+
+    Returns:
+        A [`LoadReport`][refimpl.checkpoints.LoadReport]; ``str(report)`` is a one-line summary.
+
+    Raises:
+        ValueError: for unexpected keys, shape mismatches, no key in common, or (``strict``)
+            missing keys; the model is unchanged.
+    """
+    state = read_state_dict(path)
+    own = model.state_dict()
+    unexpected = sorted(set(state) - set(own))
+    if unexpected:
+        raise ValueError(
+            f"checkpoint {str(path)!r} does not match {type(model).__name__}: {len(unexpected)} keys the model "
+            f"does not have, e.g. {unexpected[:3]} (a checkpoint of another architecture?)"
+        )
+    for key, value in state.items():
+        if tuple(value.shape) != tuple(own[key].shape):
+            raise ValueError(
+                f"checkpoint {str(path)!r} does not match {type(model).__name__}: {key!r} has shape "
+                f"{tuple(value.shape)} in the file, expected {tuple(own[key].shape)} (another model size?)"
+            )
+    missing = sorted(set(own) - set(state))
+    if not state or len(missing) == len(own):
+        raise ValueError(f"checkpoint {str(path)!r} has no tensor in common with {type(model).__name__}")
+    if strict and missing:
+        raise ValueError(f"checkpoint {str(path)!r} lacks {len(missing)} keys with strict=True, e.g. {missing[:3]}")
+    model.load_state_dict(state, strict=False)
+    return LoadReport(loaded=sorted(state), missing=missing)
+
+
+def save_checkpoint(model: nn.Module, path: str | PathLike[str]) -> None:
+    """Save ``model``'s state dict as safetensors (``.safetensors``) or a plain ``torch.save`` dict.
+
+    The file is written to a temporary name and renamed, so an interrupted save never leaves a
+    half-written checkpoint under ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            save_file(state, tmp)
+        else:
+            torch.save({"model": state}, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

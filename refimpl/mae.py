@@ -1,0 +1,330 @@
+r"""Masked Autoencoders (MAE; He et al., CVPR 2022): an asymmetric ViT encoder-decoder.
+
+The method in four steps (the paper's Figure 1 and §3):
+
+1. Cut the image into non-overlapping patches and embed each as a token (a linear projection
+   plus a fixed 2-D sin-cos position embedding).
+2. Keep a random subset of the tokens, ``1 - mask_ratio`` of them (75 % removed by default):
+   [`random_masking`][refimpl.masking.random_masking] shuffles by sorting per-sample noise and
+   keeps the first part.
+3. The **encoder**, a standard ViT, runs on the kept tokens only (plus a cls token). No mask
+   token ever enters it, which is why pretraining costs about a quarter of a full ViT pass.
+4. A light **decoder** receives the encoded tokens, a shared learned mask token in every removed
+   slot ([`unshuffle`][refimpl.masking.unshuffle] restores the original order), and its own
+   position embedding; a linear layer predicts the pixels of every patch. The loss is the mean
+   squared error on the removed patches only, optionally against per-patch normalised pixels
+   (``norm_pix_loss``).
+
+After pretraining the decoder is dropped; [`vit_from_mae`][refimpl.mae.vit_from_mae] turns the
+encoder into a [`VisionTransformer`][refimpl.vit.VisionTransformer] for fine-tuning.
+
+State-dict keys are those of the official code (``facebookresearch/mae``, ``models_mae.py``), so
+its checkpoints load with ``strict=True``; see [`refimpl.checkpoints`][refimpl.checkpoints] for
+loading files, including Hugging Face ``ViTMAEForPreTraining`` ones.
+
+Shapes: ``B`` batch, ``C`` channels, ``H = W`` image side, ``p`` patch size, ``L = (H/p)^2``
+patches, ``L_keep = int(L (1 - mask_ratio))``, ``D`` encoder width, ``D_dec`` decoder width.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from .masking import patchify, random_masking, unshuffle
+from .pos_embed import get_2d_sincos_pos_embed
+from .vit import LN_EPS, Block, PatchEmbed, VisionTransformer
+
+# The official configs' LayerNorm eps is 1e-6 (Hugging Face's ViTMAE defaults to 1e-12).
+_LayerNorm = partial(nn.LayerNorm, eps=LN_EPS)
+
+
+class EncoderOutput(NamedTuple):
+    """What [`MaskedAutoencoderViT.forward_encoder`][refimpl.mae.MaskedAutoencoderViT.forward_encoder] returns."""
+
+    latent: Tensor
+    """Encoded cls + kept tokens, ``(B, 1 + L_keep, D)``."""
+    mask: Tensor
+    """``(B, L)``, 1 = removed (hidden from the encoder), 0 = kept."""
+    ids_restore: Tensor
+    """``(B, L)``: the permutation that undoes the shuffle."""
+
+
+class MAEOutput(NamedTuple):
+    """What [`MaskedAutoencoderViT.forward`][refimpl.mae.MaskedAutoencoderViT.forward] returns."""
+
+    loss: Tensor
+    """Scalar: mean squared error over the removed patches."""
+    pred: Tensor
+    """Predicted pixels of every patch, ``(B, L, p*p*C)`` in [`patchify`][refimpl.masking.patchify] order."""
+    mask: Tensor
+    """``(B, L)``, 1 = removed."""
+
+
+class MaskedAutoencoderViT(nn.Module):
+    """MAE with a ViT encoder and a lightweight Transformer decoder (MAE §3, Figure 1).
+
+    Args:
+        img_size: input side ``H = W``.
+        patch_size: patch side ``p``.
+        in_chans: channels ``C``.
+        embed_dim: encoder width ``D``.
+        depth: encoder blocks.
+        num_heads: encoder attention heads.
+        decoder_embed_dim: decoder width ``D_dec`` (512 in the paper).
+        decoder_depth: decoder blocks (8 in the paper).
+        decoder_num_heads: decoder attention heads (16 in the paper).
+        mlp_ratio: MLP hidden width / model width.
+        norm_pix_loss: reconstruct per-patch normalised pixels (MAE §4 "Reconstruction target").
+        fused_attn: use ``F.scaled_dot_product_attention`` (else the explicit softmax path).
+
+    Raises:
+        ValueError: if ``img_size`` is not a multiple of ``patch_size``.
+    """
+
+    def __init__(
+        self,
+        img_size: int = 224,
+        patch_size: int = 16,
+        in_chans: int = 3,
+        embed_dim: int = 1024,
+        depth: int = 24,
+        num_heads: int = 16,
+        decoder_embed_dim: int = 512,
+        decoder_depth: int = 8,
+        decoder_num_heads: int = 16,
+        mlp_ratio: float = 4.0,
+        norm_pix_loss: bool = False,
+        fused_attn: bool = True,
+    ) -> None:
+        super().__init__()
+        if img_size % patch_size:
+            raise ValueError(f"img_size={img_size} is not a multiple of patch_size={patch_size}")
+        self.patch_size, self.in_chans, self.norm_pix_loss = patch_size, in_chans, norm_pix_loss
+
+        # Encoder: a ViT whose position embedding is fixed sin-cos (not trained).
+        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        num_patches = self.patch_embed.num_patches
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, embed_dim), requires_grad=False)
+        block = partial(Block, mlp_ratio=mlp_ratio, qkv_bias=True, fused_attn=fused_attn)
+        self.blocks = nn.ModuleList([block(embed_dim, num_heads) for _ in range(depth)])
+        self.norm = _LayerNorm(embed_dim)
+
+        # Decoder: only used during pretraining.
+        self.decoder_embed = nn.Linear(embed_dim, decoder_embed_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
+        self.decoder_pos_embed = nn.Parameter(
+            torch.zeros(1, num_patches + 1, decoder_embed_dim), requires_grad=False
+        )
+        self.decoder_blocks = nn.ModuleList([block(decoder_embed_dim, decoder_num_heads) for _ in range(decoder_depth)])
+        self.decoder_norm = _LayerNorm(decoder_embed_dim)
+        self.decoder_pred = nn.Linear(decoder_embed_dim, patch_size**2 * in_chans)
+        self.initialize_weights()
+
+    @property
+    def num_patches(self) -> int:
+        return self.patch_embed.num_patches
+
+    def initialize_weights(self) -> None:
+        """Sin-cos position embeddings; Xavier-uniform linear layers; normal(0.02) cls and mask tokens."""
+        grid = self.patch_embed.grid_size
+        self.pos_embed.data.copy_(get_2d_sincos_pos_embed(self.pos_embed.shape[-1], grid, cls_token=True)[None])
+        self.decoder_pos_embed.data.copy_(
+            get_2d_sincos_pos_embed(self.decoder_pos_embed.shape[-1], grid, cls_token=True)[None]
+        )
+        # The patch projection is a linear map in conv clothing: initialise it as one.
+        w = self.patch_embed.proj.weight.data
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        nn.init.normal_(self.cls_token, std=0.02)
+        nn.init.normal_(self.mask_token, std=0.02)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def _check_inputs(self, imgs: Tensor, mask_ratio: float, noise: Tensor | None) -> None:
+        if not isinstance(imgs, Tensor):
+            raise TypeError(f"imgs must be a torch.Tensor of shape (B, C, H, W), got {type(imgs).__name__}")
+        if imgs.ndim != 4:
+            raise ValueError(f"imgs must be 4-D (B, C, H, W), got shape {tuple(imgs.shape)}")
+        size = self.patch_embed.img_size
+        if tuple(imgs.shape[1:]) != (self.in_chans, size, size):
+            raise ValueError(
+                f"imgs has shape {tuple(imgs.shape)}; expected (B, {self.in_chans}, {size}, {size}) "
+                f"for this model (in_chans={self.in_chans}, img_size={size})"
+            )
+        if isinstance(mask_ratio, bool) or not isinstance(mask_ratio, (int, float)) or not 0 <= mask_ratio < 1:
+            raise ValueError(f"mask_ratio={mask_ratio!r}; expected a number in [0, 1)")
+        if noise is not None and tuple(noise.shape) != (imgs.shape[0], self.num_patches):
+            raise ValueError(
+                f"noise has shape {tuple(noise.shape)}; expected (B, L) = ({imgs.shape[0]}, {self.num_patches})"
+            )
+
+    def forward_encoder(self, imgs: Tensor, mask_ratio: float, noise: Tensor | None = None) -> EncoderOutput:
+        """Embed, mask, and encode the kept patches (Figure 1, left).
+
+        Args:
+            imgs: ``(B, C, H, W)``.
+            mask_ratio: fraction of patches removed, in ``[0, 1)``.
+            noise: optional ``(B, L)``; its per-row argsort defines which patches are kept.
+
+        Returns:
+            ``EncoderOutput(latent (B, 1 + L_keep, D), mask (B, L), ids_restore (B, L))``.
+
+        Raises:
+            ValueError: for images of the wrong shape, ``mask_ratio`` outside ``[0, 1)`` or
+                ``noise`` that is not ``(B, L)``.
+        """
+        self._check_inputs(imgs, mask_ratio, noise)
+        x = self.patch_embed(imgs)  # (B, L, D)
+        x = x + self.pos_embed[:, 1:, :]  # position first, so shuffled tokens still know their place
+        kept, mask, ids_restore, _ = random_masking(x, mask_ratio, noise)  # kept: (B, L_keep, D)
+        cls = (self.cls_token + self.pos_embed[:, :1, :]).expand(kept.shape[0], -1, -1)  # (B, 1, D)
+        x = torch.cat([cls, kept], dim=1)  # (B, 1 + L_keep, D)
+        for blk in self.blocks:
+            x = blk(x)
+        return EncoderOutput(self.norm(x), mask, ids_restore)
+
+    def forward_decoder(self, latent: Tensor, ids_restore: Tensor) -> Tensor:
+        """Fill the removed slots with the mask token, restore order, decode pixels (Figure 1, right).
+
+        Args:
+            latent: encoder output ``(B, 1 + L_keep, D)``.
+            ids_restore: ``(B, L)`` from the encoder.
+
+        Returns:
+            Predicted pixels ``(B, L, p*p*C)``.
+        """
+        x = self.decoder_embed(latent)  # (B, 1 + L_keep, D_dec)
+        patches = unshuffle(x[:, 1:, :], ids_restore, self.mask_token)  # (B, L, D_dec)
+        x = torch.cat([x[:, :1, :], patches], dim=1)  # (B, 1 + L, D_dec)
+        x = x + self.decoder_pos_embed
+        for blk in self.decoder_blocks:
+            x = blk(x)
+        x = self.decoder_pred(self.decoder_norm(x))  # (B, 1 + L, p*p*C)
+        return x[:, 1:, :]  # the cls slot predicts nothing
+
+    def forward_loss(self, imgs: Tensor, pred: Tensor, mask: Tensor) -> Tensor:
+        r"""Mean squared error on the removed patches only (MAE §3, "Reconstruction target").
+
+        $$\mathcal{L} = \frac{1}{|M|} \sum_{i \in M} \frac{1}{p^2 C} \lVert \hat{x}_i - x_i \rVert_2^2$$
+
+        where $M$ is the set of removed patches. With ``norm_pix_loss`` each target patch
+        $x_i$ is first standardised by its own mean and (unbiased) variance, plus $10^{-6}$.
+
+        Args:
+            imgs: ``(B, C, H, W)``.
+            pred: ``(B, L, p*p*C)``.
+            mask: ``(B, L)``, 1 = removed.
+
+        Returns:
+            The scalar loss.
+        """
+        target = patchify(imgs, self.patch_size)  # (B, L, p*p*C)
+        if self.norm_pix_loss:
+            mean = target.mean(dim=-1, keepdim=True)
+            var = target.var(dim=-1, keepdim=True)
+            target = (target - mean) / (var + 1.0e-6) ** 0.5
+        per_patch = ((pred - target) ** 2).mean(dim=-1)  # (B, L)
+        return (per_patch * mask).sum() / mask.sum()
+
+    def forward(self, imgs: Tensor, mask_ratio: float = 0.75, noise: Tensor | None = None) -> MAEOutput:
+        """Mask, encode, decode and score one batch.
+
+        Args:
+            imgs: ``(B, C, H, W)``.
+            mask_ratio: fraction of patches removed, in ``[0, 1)``; 0.75 in the paper.
+            noise: optional ``(B, L)`` noise that fixes the mask (same noise, same mask).
+
+        Returns:
+            ``MAEOutput(loss, pred (B, L, p*p*C), mask (B, L))``.
+
+        Raises:
+            ValueError: for images of the wrong shape, ``mask_ratio`` outside ``[0, 1)`` or
+                ``noise`` that is not ``(B, L)``.
+        """
+        latent, mask, ids_restore = self.forward_encoder(imgs, mask_ratio, noise)
+        pred = self.forward_decoder(latent, ids_restore)
+        return MAEOutput(self.forward_loss(imgs, pred, mask), pred, mask)
+
+    def encoder_state_dict(self) -> dict[str, Tensor]:
+        """The encoder's weights under ``VisionTransformer`` / timm names (no decoder keys)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(("decoder_", "mask_token"))}
+
+
+ENCODER_ARGS = ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "mlp_ratio")
+
+
+def vit_from_mae(
+    mae: MaskedAutoencoderViT, num_classes: int = 1000, global_pool: str = "avg", **kwargs: Any
+) -> VisionTransformer:
+    """A ViT classifier initialised from a pretrained MAE encoder, ready for fine-tuning.
+
+    As in MAE's fine-tuning recipe the position embedding is loaded from the fixed sin-cos values
+    but becomes trainable, and the classification head is new. With ``global_pool="avg"`` (the
+    paper's default for fine-tuning) the encoder's final ``norm`` is replaced by ``fc_norm``
+    after pooling, so ``norm`` is not used and ``fc_norm`` starts fresh.
+
+    Args:
+        mae: a (pretrained) MAE.
+        num_classes: classes of the new head.
+        global_pool: ``"avg"`` or ``"token"``.
+        **kwargs: passed to ``VisionTransformer`` (e.g. ``drop_path_rate``).
+
+    Returns:
+        The classifier.
+    """
+    vit = VisionTransformer(
+        img_size=mae.patch_embed.img_size,
+        patch_size=mae.patch_size,
+        in_chans=mae.in_chans,
+        num_classes=num_classes,
+        global_pool=global_pool,
+        embed_dim=mae.cls_token.shape[-1],
+        depth=len(mae.blocks),
+        num_heads=mae.blocks[0].attn.num_heads,
+        mlp_ratio=mae.blocks[0].mlp.fc1.out_features / mae.cls_token.shape[-1],
+        **kwargs,
+    )
+    state = {k: v for k, v in mae.encoder_state_dict().items() if k in vit.state_dict()}
+    missing, unexpected = vit.load_state_dict(state, strict=False)
+    new = {k for k in missing if not k.startswith(("head.", "fc_norm."))}
+    if new or unexpected:  # a mismatch between the two classes, not user input
+        raise RuntimeError(f"MAE encoder does not match VisionTransformer: missing {sorted(new)}, unexpected {unexpected}")
+    return vit
+
+
+def mae_vit_tiny_patch16(**kwargs: Any) -> MaskedAutoencoderViT:
+    """A small MAE for CPU demos and tests: ViT-Ti/16 encoder (192-d, 12 blocks, 3 heads), 128-d 4-block decoder."""
+    config = dict(patch_size=16, embed_dim=192, depth=12, num_heads=3,
+                  decoder_embed_dim=128, decoder_depth=4, decoder_num_heads=4, mlp_ratio=4.0)
+    return MaskedAutoencoderViT(**{**config, **kwargs})
+
+
+def mae_vit_base_patch16(**kwargs: Any) -> MaskedAutoencoderViT:
+    """ViT-B/16 encoder (768-d, 12 blocks, 12 heads); decoder 512-d, 8 blocks, 16 heads (MAE's default)."""
+    config = dict(patch_size=16, embed_dim=768, depth=12, num_heads=12,
+                  decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16, mlp_ratio=4.0)
+    return MaskedAutoencoderViT(**{**config, **kwargs})
+
+
+def mae_vit_large_patch16(**kwargs: Any) -> MaskedAutoencoderViT:
+    """ViT-L/16 encoder (1024-d, 24 blocks, 16 heads); decoder 512-d, 8 blocks, 16 heads."""
+    config = dict(patch_size=16, embed_dim=1024, depth=24, num_heads=16,
+                  decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16, mlp_ratio=4.0)
+    return MaskedAutoencoderViT(**{**config, **kwargs})
+
+
+def mae_vit_huge_patch14(**kwargs: Any) -> MaskedAutoencoderViT:
+    """ViT-H/14 encoder (1280-d, 32 blocks, 16 heads); decoder 512-d, 8 blocks, 16 heads."""
+    config = dict(patch_size=14, embed_dim=1280, depth=32, num_heads=16,
+                  decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16, mlp_ratio=4.0)
+    return MaskedAutoencoderViT(**{**config, **kwargs})

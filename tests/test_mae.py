@@ -1,0 +1,226 @@
+"""MAE: exact against Hugging Face ViTMAE (which matches facebookresearch/mae), loads official files."""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from refimpl.checkpoints import hf_vitmae_to_official, load_checkpoint, official_to_hf_vitmae, read_state_dict
+from refimpl.mae import (
+    MaskedAutoencoderViT,
+    mae_vit_base_patch16,
+    mae_vit_huge_patch14,
+    mae_vit_large_patch16,
+    mae_vit_tiny_patch16,
+    vit_from_mae,
+)
+
+transformers = pytest.importorskip("transformers")
+
+SMALL = dict(img_size=64, patch_size=16, in_chans=3, embed_dim=64, depth=2, num_heads=4,
+             decoder_embed_dim=32, decoder_depth=2, decoder_num_heads=4, mlp_ratio=4.0)
+TOL = 1e-5
+
+
+def small_mae(**kwargs: object) -> MaskedAutoencoderViT:
+    torch.manual_seed(0)
+    return MaskedAutoencoderViT(**{**SMALL, **kwargs}).eval()
+
+
+def hf_config(model: MaskedAutoencoderViT, norm_pix_loss: bool, mask_ratio: float = 0.75) -> object:
+    """The ViTMAEConfig of ``model``, with the official code's choices where HF's defaults differ."""
+    d = model.cls_token.shape[-1]
+    dd = model.mask_token.shape[-1]
+    return transformers.ViTMAEConfig(
+        image_size=model.patch_embed.img_size, patch_size=model.patch_size, num_channels=model.in_chans,
+        hidden_size=d, num_hidden_layers=len(model.blocks), num_attention_heads=model.blocks[0].attn.num_heads,
+        intermediate_size=4 * d, decoder_hidden_size=dd, decoder_num_hidden_layers=len(model.decoder_blocks),
+        decoder_num_attention_heads=model.decoder_blocks[0].attn.num_heads, decoder_intermediate_size=4 * dd,
+        hidden_act="gelu", qkv_bias=True, layer_norm_eps=1e-6,  # official MAE: exact GELU, eps 1e-6
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        norm_pix_loss=norm_pix_loss, mask_ratio=mask_ratio,
+    )
+
+
+def hf_twin(model: MaskedAutoencoderViT, norm_pix_loss: bool, mask_ratio: float = 0.75) -> object:
+    hf = transformers.ViTMAEForPreTraining(hf_config(model, norm_pix_loss, mask_ratio)).eval()
+    hf.load_state_dict(official_to_hf_vitmae(model.state_dict()), strict=True)
+    return hf
+
+
+@pytest.mark.parametrize("norm_pix_loss", [False, True])
+def test_matches_hugging_face_vitmae_with_the_same_weights_and_noise(norm_pix_loss: bool) -> None:
+    ours = small_mae(norm_pix_loss=norm_pix_loss)
+    hf = hf_twin(ours, norm_pix_loss)
+    torch.manual_seed(1)
+    imgs = torch.randn(3, 3, 64, 64)
+    noise = torch.rand(3, ours.num_patches)
+    with torch.no_grad():
+        out = ours(imgs, mask_ratio=0.75, noise=noise)
+        _, _, ids_restore = ours.forward_encoder(imgs, 0.75, noise)
+        ref = hf(pixel_values=imgs, noise=noise)
+    assert torch.equal(out.mask, ref.mask)
+    assert torch.equal(ids_restore, ref.ids_restore)
+    assert (out.pred - ref.logits).abs().max().item() <= TOL
+    assert abs(out.loss.item() - ref.loss.item()) <= TOL
+
+
+def test_hugging_face_weights_map_back_to_official_names_exactly() -> None:
+    ours = small_mae()
+    hf = hf_twin(ours, norm_pix_loss=False)
+    back = hf_vitmae_to_official(hf.state_dict())
+    assert set(back) == set(ours.state_dict())
+    assert all(torch.equal(back[k], v) for k, v in ours.state_dict().items())
+
+
+def test_same_noise_same_mask_and_per_sample_masks_differ() -> None:
+    model = small_mae()
+    imgs = torch.randn(4, 3, 64, 64)
+    noise = torch.rand(4, model.num_patches)
+    with torch.no_grad():
+        a = model(imgs, noise=noise).mask
+        b = model(imgs, noise=noise.clone()).mask
+    assert torch.equal(a, b)
+    assert a.sum(1).tolist() == [12.0] * 4  # 16 patches, int(16 * 0.25) = 4 kept
+    assert len({tuple(row.tolist()) for row in a}) > 1
+
+
+def test_forward_backward_reaches_every_trainable_parameter_and_position_embeddings_stay_fixed() -> None:
+    model = mae_vit_tiny_patch16(img_size=64, depth=2, decoder_depth=1).train()
+    loss = model(torch.randn(2, 3, 64, 64)).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    for name, param in model.named_parameters():
+        if name in ("pos_embed", "decoder_pos_embed"):
+            assert not param.requires_grad and param.grad is None
+        else:
+            assert param.requires_grad and param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_position_embeddings_are_the_fixed_sincos_ones() -> None:
+    from refimpl.pos_embed import get_2d_sincos_pos_embed
+
+    model = small_mae()
+    assert torch.equal(model.pos_embed[0], get_2d_sincos_pos_embed(64, 4, cls_token=True))
+    assert torch.equal(model.decoder_pos_embed[0], get_2d_sincos_pos_embed(32, 4, cls_token=True))
+    assert torch.equal(model.pos_embed[0, 0], torch.zeros(64))
+
+
+def test_the_pretrained_encoder_becomes_a_vision_transformer() -> None:
+    mae = small_mae()
+    vit = vit_from_mae(mae, num_classes=10, global_pool="token").eval()
+    imgs = torch.randn(2, 3, 64, 64)
+    identity_order = torch.arange(mae.num_patches, dtype=torch.float32).expand(2, -1)
+    with torch.no_grad():
+        latent = mae.forward_encoder(imgs, 0.0, identity_order).latent  # nothing removed, order kept
+        features = vit.forward_features(imgs)
+    assert (latent - features).abs().max().item() <= TOL
+    assert vit(imgs).shape == (2, 10)
+    assert vit.pos_embed.requires_grad  # fine-tuning trains it
+
+
+@pytest.mark.parametrize(
+    ("factory", "dims"),
+    [(mae_vit_base_patch16, (768, 12, 16)), (mae_vit_large_patch16, (1024, 24, 16)), (mae_vit_huge_patch14, (1280, 32, 14))],
+)
+def test_published_configs_have_the_official_keys_and_shapes(factory, dims) -> None:
+    width, depth, patch = dims
+    with torch.device("meta"):
+        ours = factory()
+        hf = transformers.ViTMAEForPreTraining(transformers.ViTMAEConfig(
+            hidden_size=width, num_hidden_layers=depth, num_attention_heads=16 if width > 768 else 12,
+            intermediate_size=4 * width, patch_size=patch, decoder_hidden_size=512, decoder_num_hidden_layers=8,
+            decoder_num_attention_heads=16, decoder_intermediate_size=2048))
+    expected = {k: tuple(v.shape) for k, v in hf_vitmae_to_official(hf.state_dict()).items()}
+    assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == expected
+    assert ours.blocks[0].attn.num_heads == (16 if width > 768 else 12)
+    assert (ours.mask_token.shape[-1], len(ours.decoder_blocks), ours.decoder_blocks[0].attn.num_heads) == (512, 8, 16)
+
+
+# --- loading files -------------------------------------------------------------------------------
+
+def test_official_full_checkpoint_with_run_arguments_loads_strictly(tmp_path: Path) -> None:
+    source = small_mae()
+    path = tmp_path / "mae_visualize_vit_small.pth"
+    torch.save({"model": source.state_dict(), "args": argparse.Namespace(lr=1.5e-4, mask_ratio=0.75), "epoch": 799}, path)
+    target = MaskedAutoencoderViT(**SMALL)
+    report = load_checkpoint(target, path, strict=True)
+    assert report.missing == []
+    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), target.state_dict().values()))
+
+
+def test_encoder_only_pretrain_file_loads_into_a_full_mae_and_reports_the_decoder(tmp_path: Path) -> None:
+    source = small_mae()
+    path = tmp_path / "mae_pretrain_vit_small.pth"
+    torch.save({"model": source.encoder_state_dict()}, path)
+    target = MaskedAutoencoderViT(**SMALL)
+    report = load_checkpoint(target, path)
+    assert report.missing and all(k.startswith(("decoder_", "mask_token")) for k in report.missing)
+    assert "encoder-only checkpoint" in str(report)
+    assert torch.equal(target.blocks[1].attn.qkv.weight, source.blocks[1].attn.qkv.weight)
+    with pytest.raises(ValueError, match="lacks"):
+        load_checkpoint(MaskedAutoencoderViT(**SMALL), path, strict=True)
+
+
+def test_hugging_face_safetensors_file_loads(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    source = small_mae()
+    hf = hf_twin(source, norm_pix_loss=False)
+    path = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in hf.state_dict().items()}, str(path))
+    target = MaskedAutoencoderViT(**SMALL)
+    load_checkpoint(target, path, strict=True)
+    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), target.state_dict().values()))
+
+
+def test_checkpoint_of_another_architecture_is_refused_and_model_left_unchanged(tmp_path: Path) -> None:
+    other = MaskedAutoencoderViT(**{**SMALL, "embed_dim": 96, "num_heads": 4})
+    path = tmp_path / "other.pth"
+    torch.save({"model": other.state_dict()}, path)
+    target = small_mae()
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    with pytest.raises(ValueError, match=r"has shape \(1, 1, 96\) in the file, expected \(1, 1, 64\)"):
+        load_checkpoint(target, path)
+    assert all(torch.equal(before[k], v) for k, v in target.state_dict().items())
+    torch.save({"model": {"head.weight": torch.zeros(10, 64)}}, path)
+    with pytest.raises(ValueError, match="keys the model does not have"):
+        load_checkpoint(target, path)
+
+
+class _Exploit:
+    def __reduce__(self):  # what a malicious pickle would run on load
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_pickled_code_is_never_executed(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    exploit = _Exploit()
+    exploit.marker = str(marker)
+    path = tmp_path / "evil.pth"
+    path.write_bytes(pickle.dumps({"model": exploit}))
+    with pytest.raises(ValueError, match="weights_only=True"):
+        read_state_dict(path)
+    assert not marker.exists()
+
+
+# --- bad input ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("imgs", "kwargs", "message"),
+    [
+        (torch.zeros(3, 64, 64), {}, r"imgs must be 4-D \(B, C, H, W\), got shape \(3, 64, 64\)"),
+        (torch.zeros(1, 1, 64, 64), {}, r"imgs has shape \(1, 1, 64, 64\); expected \(B, 3, 64, 64\)"),
+        (torch.zeros(1, 3, 80, 64), {}, r"imgs has shape \(1, 3, 80, 64\)"),
+        (torch.zeros(1, 3, 64, 64), {"mask_ratio": 1.0}, r"mask_ratio=1.0; expected a number in \[0, 1\)"),
+        (torch.zeros(1, 3, 64, 64), {"mask_ratio": -0.1}, r"mask_ratio=-0.1"),
+        (torch.zeros(1, 3, 64, 64), {"noise": torch.rand(1, 15)}, r"noise has shape \(1, 15\); expected \(B, L\) = \(1, 16\)"),
+    ],
+)
+def test_bad_input_is_a_value_error_naming_the_argument(imgs: torch.Tensor, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        small_mae()(imgs, **kwargs)
