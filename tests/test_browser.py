@@ -153,3 +153,12 @@ def test_glossary_term_shows_its_definition_on_hover(visit: Visit) -> None:
     term.hover()
     tooltip = page.locator(".md-tooltip2, .md-tooltip").filter(has_text="掩码 (mask)")
     tooltip.first.wait_for(state="visible", timeout=5_000)
+
+
+def test_concept_page_shows_the_tested_code_expanded(visit: Visit) -> None:
+    page = visit.open("concepts/mae/")
+    sources = page.locator("details.mkdocstrings-source")
+    assert sources.count() >= 3
+    assert all(sources.nth(i).get_attribute("open") is not None for i in range(sources.count()))
+    assert page.locator("text=def forward_encoder").first.is_visible()
+    page.wait_for_selector("mjx-container svg", timeout=20_000)

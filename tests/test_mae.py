@@ -224,3 +224,26 @@ def test_pickled_code_is_never_executed(tmp_path: Path) -> None:
 def test_bad_input_is_a_value_error_naming_the_argument(imgs: torch.Tensor, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         small_mae()(imgs, **kwargs)
+
+
+def test_timm_safetensors_and_our_own_checkpoints_load(tmp_path: Path) -> None:
+    timm = pytest.importorskip("timm")
+    from safetensors.torch import save_file
+
+    from refimpl.checkpoints import save_checkpoint
+    from refimpl.vit import vit_tiny_patch16_224
+
+    theirs = timm.create_model("vit_tiny_patch16_224", pretrained=False)
+    path = tmp_path / "timm_vit_tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in theirs.state_dict().items()}, str(path))
+    ours = vit_tiny_patch16_224()
+    assert load_checkpoint(ours, path, strict=True).missing == []
+    assert torch.equal(ours.blocks[3].mlp.fc2.weight, theirs.blocks[3].mlp.fc2.weight)
+
+    mae = small_mae()
+    for name in ("ours.pth", "ours.safetensors"):
+        save_checkpoint(mae, tmp_path / name)
+        again = MaskedAutoencoderViT(**SMALL)
+        load_checkpoint(again, tmp_path / name, strict=True)
+        assert all(torch.equal(a, b) for a, b in zip(mae.state_dict().values(), again.state_dict().values()))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ours.pth", "ours.safetensors", "timm_vit_tiny.safetensors"]

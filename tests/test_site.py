@@ -117,8 +117,9 @@ def test_every_internal_link_and_anchor_resolves(built_site: Build) -> None:
             if not target.exists():
                 broken.append(f"{page.relative_to(site)}: {url}")
             elif parts.fragment and target.suffix == ".html":
-                ids = ids_cache.setdefault(target, parse(target).ids)
-                if unquote(parts.fragment) not in ids:
+                if target not in ids_cache:
+                    ids_cache[target] = parse(target).ids
+                if unquote(parts.fragment) not in ids_cache[target]:
                     broken.append(f"{page.relative_to(site)}: {url} (no anchor)")
     assert not broken, "\n".join(broken[:20])
 
