@@ -1,9 +1,17 @@
 """Tested reference implementations for the concept pages of paper-notes.
 
-One module per concept, named after it, so a reader who knows the paper knows where to
-look: :mod:`refimpl.masking` (patches and masks, the tensor steps of MAE) is here now;
-``vit``, ``mae``, ``hiera`` and ``kan`` are to come. Import the submodule you need, e.g.
-``from refimpl.masking import patchify``; this package file imports nothing heavy.
+One module per concept, named after it, so a reader who knows the paper knows where to look:
+
+| module | what | compared against |
+| --- | --- | --- |
+| [`refimpl.masking`][refimpl.masking] | patchify, random / block / mask-unit masking, shuffle and unshuffle | Hugging Face ViTMAE, official Hiera |
+| [`refimpl.pos_embed`][refimpl.pos_embed] | MAE's fixed 2-D sin-cos position embedding | transformers' ViTMAE |
+| [`refimpl.vit`][refimpl.vit] | Vision Transformer | timm |
+| [`refimpl.mae`][refimpl.mae] | Masked Autoencoder | Hugging Face ViTMAE (= official MAE) |
+| [`refimpl.checkpoints`][refimpl.checkpoints] | loading official, Hugging Face, timm and our own files | |
+
+Import the submodule you need, e.g. ``from refimpl.mae import mae_vit_base_patch16``; this
+package file imports nothing heavy.
 """
 
 __version__ = "0.1.0"
