@@ -197,6 +197,7 @@ class _Exploit:
         return (Path.touch, (Path(self.marker),))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # our test pickle's protocol
 def test_pickled_code_is_never_executed(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     exploit = _Exploit()
