@@ -1,0 +1,991 @@
+r"""Hiera (Ryali et al., ICML 2023): a hierarchical ViT with nothing but plain blocks, and its MAE.
+
+Hiera takes a multi-stage ("hierarchical") vision transformer such as MViTv2 and removes every
+vision-specific extra (relative position bias, convolutions in attention, overlapping pooling
+windows); MAE pretraining is supposed to teach the spatial bias those parts used to give. What is
+left is four stages of ordinary pre-norm transformer blocks. Between stages the token grid is
+halved in each direction by a 2x2 **max-pool of the queries** (and of the residual), while the
+width and the number of heads double.
+
+Two ideas make this run fast and make it work on MAE's sparse input (§3, Figure 4):
+
+- **Mask units.** The mask is drawn over units of ``ku x kv`` tokens (8 x 8 tokens = 32 x 32 pixels
+  at 224 px), never single tokens. A whole unit is kept or removed, so every 2x2 pooling window of
+  every stage lies inside one unit and the pooling never needs a token that is not there.
+- **Unroll.** [`unroll`][refimpl.hiera.unroll] reorders the tokens once, right after the patch
+  embedding, so that (a) the members of every 2x2 pooling window of every stage are the same
+  position in ``q`` equal slices of the sequence: pooling is ``view(B, 4, N // 4, C).max(1)``;
+  and (b) the mask unit is the fastest-running index: the tokens of unit ``u`` are
+  ``u, u + U, u + 2U, ...``, a column of a ``(tokens per unit, U)`` view, so removing units
+  removes columns and (a) still holds on what remains. Attention inside a mask unit is a reshape
+  too. [`reroll`][refimpl.hiera.reroll] puts stage outputs back into raster order.
+
+Shape letters, used in every docstring of this module:
+
+- ``B``: batch; ``C``: image channels; ``H``, ``W``: image size in pixels.
+- ``h, w``: the token grid of the current stage (56 x 56 at stage 1 of a 224-px input, patch
+  stride 4); ``L = h * w`` its number of tokens.
+- ``sy, sx``: the query stride (2 x 2); ``q = sy * sx`` (4) tokens pooled into one.
+- ``ku, kv``: the mask unit of the current stage in tokens (8 x 8 at stage 1, 4 x 4, 2 x 2,
+  1 x 1); ``T = ku * kv`` tokens per unit; ``U = (h / ku) * (w / kv)`` units per image (49);
+  ``U_keep`` units kept by the mask.
+- ``N``: tokens in the sequence the blocks see, ``T * U`` (or ``T * U_keep`` when masked).
+- ``D``, ``D_out``: token width in and out of a block; ``heads``; ``d_h = D_out / heads``.
+
+Masks follow the package convention, **1 = removed** (see [`refimpl.masking`][refimpl.masking]);
+official Hiera passes 1 = keep, so compare with ``official_mask = ~ours.bool()``.
+
+State-dict keys are those of the official code (``facebookresearch/hiera``, PyPI
+``hiera-transformer``), so its checkpoints (a dict with a ``"model_state"`` entry) load with
+``strict=True`` through [`load_checkpoint`][refimpl.checkpoints.load_checkpoint]. Images only
+(2-D); the official code also has video (3-D) models, not reproduced here.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from functools import partial
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .masking import ids_from_mask, mask_unit_masking, unshuffle
+from .vit import LN_EPS, DropPath, Mlp
+
+__all__ = [
+    "unroll",
+    "reroll",
+    "reroll_units",
+    "pool_tokens",
+    "MaskUnitAttention",
+    "HieraBlock",
+    "HieraPatchEmbed",
+    "Head",
+    "HieraFeatures",
+    "HieraBackbone",
+    "Hiera",
+    "MAEHieraOutput",
+    "MaskedAutoencoderHiera",
+    "hiera_tiny_224",
+    "hiera_small_224",
+    "hiera_base_224",
+    "hiera_base_plus_224",
+    "hiera_large_224",
+    "hiera_huge_224",
+    "mae_hiera_tiny_224",
+    "mae_hiera_small_224",
+    "mae_hiera_base_224",
+    "mae_hiera_base_plus_224",
+    "mae_hiera_large_224",
+    "mae_hiera_huge_224",
+]
+
+_LayerNorm = partial(nn.LayerNorm, eps=LN_EPS)  # official Hiera: eps 1e-6
+
+
+# --- the token order: unroll and reroll (Figure 4) ----------------------------------------
+
+
+def unroll(x: Tensor, grid_size: tuple[int, int], strides: Sequence[tuple[int, int]]) -> Tensor:
+    """Reorder raster-order tokens so that every later pooling is a reshape + max (Hiera Fig. 4).
+
+    One step with stride ``(sy, sx)`` cuts the grid ``(h, w)`` into ``sy x sx`` windows and
+    moves the offset inside the window to the front: the sequence becomes ``q = sy * sx``
+    sub-sampled grids ``(h / sy, w / sx)`` one after the other, the first holding every
+    window's top-left token, the second every window's top-right token, and so on. Each later
+    step does the same to every one of those sub-grids. For a 224-px input (56 x 56 tokens),
+    strides ``[(2, 2)] * 3``, ``C = 96``::
+
+        (B, 3136, 96)                         raster order
+        (B, 56, 56, 96)                       the grid
+        step 1: (B*4, 28, 28, 96)             offset (sy1, sx1) in 2x2 windows joins the batch
+        step 2: (B*16, 14, 14, 96)            offset (sy2, sx2) in the 28 x 28 grids
+        step 3: (B*64, 7, 7, 96)              offset (sy3, sx3) in the 14 x 14 grids
+        (B, 3136, 96)                         order (sy1, sx1, sy2, sx2, sy3, sx3, uy, ux)
+
+    Read backwards, position ``n`` of the result is the token at row
+    ``uy * 8 + sy3 * 4 + sy2 * 2 + sy1`` and column ``ux * 8 + sx3 * 4 + sx2 * 2 + sx1`` of the
+    raster grid, where ``n`` written in mixed radix ``(2, 2, 2, 2, 2, 2, 7, 7)`` gives the
+    digits. Hence: (a) ``view(B, 4, N // 4, C).max(1)`` takes the max over the offset
+    ``(sy1, sx1)``, i.e. over every 2x2 window, and leaves the result unrolled for the next
+    stage; (b) the unit ``(uy, ux)`` of 8 x 8 tokens is the last, fastest index: unit ``u``
+    owns positions ``u, u + 49, u + 98, ...``.
+
+    Args:
+        x: tokens in raster order, shape ``(B, L, C)`` with ``L = h * w``.
+        grid_size: ``(h, w)``; each side must be divisible by the product of the strides on it.
+        strides: the pooling strides of the stages, finest first, e.g. ``[(2, 2)] * 3``.
+
+    Returns:
+        The same tokens, reordered, shape ``(B, L, C)``.
+
+    Raises:
+        ValueError: if ``x`` is not ``(B, h * w, C)`` or a side is not divisible by its strides.
+
+    Examples:
+        >>> import torch
+        >>> x = torch.arange(16).reshape(1, 16, 1)  # a 4 x 4 grid, token i holds i
+        >>> unroll(x, (4, 4), [(2, 2)]).flatten().tolist()  # top-lefts, top-rights, ...
+        [0, 2, 8, 10, 1, 3, 9, 11, 4, 6, 12, 14, 5, 7, 13, 15]
+        >>> y = unroll(x, (4, 4), [(2, 2)]).reshape(4, 4)  # (offset, unit): unit 0 is column 0
+        >>> y.tolist()
+        [[0, 2, 8, 10], [1, 3, 9, 11], [4, 6, 12, 14], [5, 7, 13, 15]]
+        >>> y.amax(dim=0).tolist()  # one max over the 4 slices = a 2x2 max-pool
+        [5, 7, 13, 15]
+    """
+    h, w = _check_tokens(x, grid_size, strides, "x")
+    B, L, C = x.shape
+    x = x.reshape(B, h, w, C)  # (B, h, w, C)
+    for sy, sx in strides:
+        h, w = h // sy, w // sx
+        x = x.reshape(-1, h, sy, w, sx, C)  # (B', h', sy, w', sx, C): window index, offset
+        x = x.permute(0, 2, 4, 1, 3, 5)  # (B', sy, sx, h', w', C): offset before the grid
+        x = x.reshape(-1, h, w, C)  # (B' * sy * sx, h', w', C): one sub-grid per offset
+    return x.reshape(B, L, C)  # (B, L, C): offsets of the first step outermost
+
+
+def reroll_units(x: Tensor, strides: Sequence[tuple[int, int]]) -> Tensor:
+    """Gather each unit's tokens of an unrolled sequence into its ``ku x kv`` square.
+
+    The inverse of [`unroll`][refimpl.hiera.unroll] inside the units: it needs only the
+    strides, not the grid, so it works on a masked sequence that holds some units only. For the
+    stage-1 sequence of a 224-px input (``strides = [(2, 2)] * 3``)::
+
+        (B, 64 * U, C)                              order (sy1, sx1, sy2, sx2, sy3, sx3, u)
+        (B, 2, 2, 2, 2, 2, 2, U, C)                 the digits as axes
+        (B, U, sy3, sy2, sy1, sx3, sx2, sx1, C)     coarse to fine, rows then columns
+        (B, U, 8, 8, C)                             row = sy3 * 4 + sy2 * 2 + sy1
+
+    Args:
+        x: an unrolled sequence, shape ``(B, T * U, C)`` with ``T`` the product of the strides.
+        strides: the strides still unrolled in ``x``, finest first (``[]`` at the last stage).
+
+    Returns:
+        ``(B, U, ku, kv, C)`` with ``ku``, ``kv`` the products of the strides on each side;
+        units in the order they have in ``x``.
+
+    Examples:
+        >>> import torch
+        >>> x = unroll(torch.arange(16).reshape(1, 16, 1), (4, 4), [(2, 2)])
+        >>> reroll_units(x, [(2, 2)])[0, :, :, :, 0].tolist()  # 4 units of 2 x 2
+        [[[0, 1], [4, 5]], [[2, 3], [6, 7]], [[8, 9], [12, 13]], [[10, 11], [14, 15]]]
+    """
+    B, N, C = x.shape
+    k = len(strides)
+    ku = math.prod(s[0] for s in strides)
+    kv = math.prod(s[1] for s in strides)
+    digits = [d for s in strides for d in s]  # [sy1, sx1, sy2, sx2, ...]
+    x = x.reshape(B, *digits, N // (ku * kv), C)  # (B, sy1, sx1, ..., U, C)
+    rows = [1 + 2 * i for i in reversed(range(k))]  # axes of sy_k ... sy_1: coarse first
+    cols = [2 + 2 * i for i in reversed(range(k))]  # axes of sx_k ... sx_1
+    x = x.permute(0, 1 + 2 * k, *rows, *cols, 2 + 2 * k)  # (B, U, sy_k..sy_1, sx_k..sx_1, C)
+    return x.reshape(B, -1, ku, kv, C)  # (B, U, ku, kv, C)
+
+
+def reroll(x: Tensor, grid_size: tuple[int, int], strides: Sequence[tuple[int, int]]) -> Tensor:
+    """Put an unrolled sequence back into raster order: the inverse of [`unroll`][refimpl.hiera.unroll].
+
+    Two steps: [`reroll_units`][refimpl.hiera.reroll_units] builds every unit's square,
+    ``(B, U, ku, kv, C)``, then the units are laid out on their ``(h / ku) x (w / kv)`` grid.
+    At stage ``s`` of Hiera pass the stage's grid and the strides not yet consumed by pooling;
+    for a 224-px input: stage 1 ``(56, 56)`` with 3 strides, stage 2 ``(28, 28)`` with 2, stage
+    3 ``(14, 14)`` with 1, stage 4 ``(7, 7)`` with none::
+
+        (B, L, C) unrolled -> (B, U, ku, kv, C) -> (B, h/ku, ku, w/kv, kv, C) -> (B, L, C) raster
+
+    Args:
+        x: unrolled tokens of a full (unmasked) grid, shape ``(B, L, C)``, ``L = h * w``.
+        grid_size: ``(h, w)``.
+        strides: the strides ``x`` is unrolled with, finest first.
+
+    Returns:
+        Tokens in raster order, shape ``(B, L, C)``.
+
+    Raises:
+        ValueError: if ``x`` is not ``(B, h * w, C)`` or a side is not divisible by its strides.
+
+    Examples:
+        >>> import torch
+        >>> x = torch.randn(2, 64, 3)
+        >>> torch.equal(reroll(unroll(x, (8, 8), [(2, 2)] * 2), (8, 8), [(2, 2)] * 2), x)
+        True
+    """
+    h, w = _check_tokens(x, grid_size, strides, "x")
+    B, L, C = x.shape
+    units = reroll_units(x, strides)  # (B, U, ku, kv, C)
+    ku, kv = units.shape[2], units.shape[3]
+    units = units.reshape(B, h // ku, w // kv, ku, kv, C)  # (B, uy, ux, ku, kv, C)
+    return units.permute(0, 1, 3, 2, 4, 5).reshape(B, L, C)  # (B, uy, ku, ux, kv, C) -> (B, L, C)
+
+
+def pool_tokens(x: Tensor, stride: int) -> Tensor:
+    """Max-pool an unrolled sequence: the ``stride`` slices of the sequence, elementwise max.
+
+    After [`unroll`][refimpl.hiera.unroll] the ``q`` members of every pooling window sit at
+    the same position of ``q`` equal slices, so this is a 2x2 max-pool of the grid (any order
+    of units, any number of units).
+
+    Args:
+        x: unrolled tokens, shape ``(B, N, C)``, ``N`` divisible by ``stride``.
+        stride: ``q = sy * sx``, tokens pooled into one (1: no pooling).
+
+    Returns:
+        ``(B, N / stride, C)``, still unrolled for the strides that are left.
+    """
+    B, N, C = x.shape
+    return x.reshape(B, stride, N // stride, C).amax(dim=1)  # (B, q, N / q, C) -> (B, N / q, C)
+
+
+def _check_tokens(x: Tensor, grid_size: tuple[int, int], strides: Sequence[tuple[int, int]], name: str) -> tuple[int, int]:
+    """Check ``x`` is ``(B, h * w, C)`` and each side divides by its strides; return ``(h, w)``."""
+    if not isinstance(x, Tensor) or x.ndim != 3:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"{name} is {shape}; expected a 3-D tensor (B, L, C)")
+    h, w = (int(s) for s in grid_size)
+    if x.shape[1] != h * w:
+        raise ValueError(f"{name} has L={x.shape[1]} tokens but grid_size={(h, w)} has {h * w}; expected L == h * w")
+    ky = math.prod(s[0] for s in strides)
+    kx = math.prod(s[1] for s in strides)
+    if h % ky or w % kx:
+        raise ValueError(
+            f"grid_size={(h, w)} is not divisible by the strides {list(strides)} (product {(ky, kx)}); "
+            f"expected each side to be a multiple of the product of its strides"
+        )
+    return h, w
+
+
+# --- the blocks ----------------------------------------------------------------------------
+
+
+class MaskUnitAttention(nn.Module):
+    r"""Attention within mask units or over all tokens, with max-pooled queries (Hiera §3, Fig. 4).
+
+    The sequence is unrolled, so the unit is the fastest index: ``reshape(B, T, U, ...)`` gives
+    each unit its own column, and attention runs per unit (``use_mask_unit_attn``, stages 1-2)
+    or over everything (``U = 1`` as far as this layer is concerned, stages 3-4). At the first
+    block of a stage the queries are max-pooled over their ``q_stride`` slices
+    ([`pool_tokens`][refimpl.hiera.pool_tokens] done per unit), so the output has
+    ``N / q_stride`` tokens, while keys and values keep the full resolution. Each head computes
+    $\mathrm{softmax}(Q K^\top / \sqrt{d_h}) V$.
+
+    Args:
+        dim: input width ``D``.
+        dim_out: output width ``D_out``; ``qkv`` maps ``D -> 3 * D_out``.
+        heads: attention heads, ``d_h = D_out / heads``.
+        q_stride: tokens pooled into one query, ``sy * sx`` (1: no pooling).
+        window_size: tokens per mask unit *after* pooling (used with ``use_mask_unit_attn``).
+        use_mask_unit_attn: attend within each mask unit, else globally.
+        fused_attn: use ``F.scaled_dot_product_attention`` (the official code does; the paper's
+            timings did not); ``False`` computes the softmax formula step by step.
+
+    Raises:
+        ValueError: if ``dim_out`` is not divisible by ``heads``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        dim_out: int,
+        heads: int,
+        q_stride: int = 1,
+        window_size: int = 0,
+        use_mask_unit_attn: bool = False,
+        fused_attn: bool = True,
+    ) -> None:
+        super().__init__()
+        if dim_out % heads:
+            raise ValueError(f"dim_out={dim_out} is not divisible by heads={heads}")
+        self.dim, self.dim_out, self.heads = dim, dim_out, heads
+        self.q_stride, self.window_size = q_stride, window_size
+        self.use_mask_unit_attn, self.fused_attn = use_mask_unit_attn, fused_attn
+        self.head_dim = dim_out // heads
+        self.scale = self.head_dim**-0.5  # 1 / sqrt(d_h)
+        self.qkv = nn.Linear(dim, 3 * dim_out)
+        self.proj = nn.Linear(dim_out, dim_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Attend within units (or globally) and pool the queries.
+
+        Args:
+            x: unrolled tokens, shape ``(B, N, D)``.
+
+        Returns:
+            ``(B, N / q_stride, D_out)``, still unrolled.
+        """
+        B, N, _ = x.shape
+        U = N // (self.q_stride * self.window_size) if self.use_mask_unit_attn else 1  # windows
+        qkv = self.qkv(x).reshape(B, N // U, U, 3, self.heads, self.head_dim)  # (B, T, U, 3, heads, d_h)
+        q, k, v = qkv.permute(3, 0, 4, 2, 1, 5).unbind(0)  # 3 x (B, heads, U, T, d_h)
+        if self.q_stride > 1:  # max over the q slices of each unit: a 2x2 max-pool, see unroll
+            q = q.reshape(B, self.heads, U, self.q_stride, -1, self.head_dim).amax(dim=3)  # (B, heads, U, T/q, d_h)
+        if self.fused_attn:
+            x = F.scaled_dot_product_attention(q, k, v)  # (B, heads, U, T/q, d_h)
+        else:
+            attn = (q * self.scale) @ k.transpose(-2, -1)  # (B, heads, U, T/q, T)
+            x = attn.softmax(dim=-1) @ v  # (B, heads, U, T/q, d_h)
+        x = x.transpose(1, 3).reshape(B, -1, self.dim_out)  # (B, T/q, U, heads, d_h) -> (B, N/q, D_out)
+        return self.proj(x)
+
+
+class HieraBlock(nn.Module):
+    """A pre-norm transformer block whose first instance in a stage pools and widens (Hiera §3).
+
+    ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))``. When the width changes (first block of a
+    stage), the residual becomes ``pool(proj(norm1(x)))``: a linear map of the *normalised*
+    input, max-pooled like the queries; a quirk of the official code kept for checkpoint parity.
+
+    Args:
+        dim: input width ``D``.
+        dim_out: output width ``D_out``.
+        heads: attention heads.
+        mlp_ratio: MLP hidden width / ``D_out``.
+        drop_path: stochastic-depth probability.
+        q_stride: tokens pooled into one (1: none).
+        window_size: tokens per mask unit after pooling.
+        use_mask_unit_attn: attention within mask units, else global.
+        fused_attn: passed to [`MaskUnitAttention`][refimpl.hiera.MaskUnitAttention].
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        dim_out: int,
+        heads: int,
+        mlp_ratio: float = 4.0,
+        drop_path: float = 0.0,
+        q_stride: int = 1,
+        window_size: int = 0,
+        use_mask_unit_attn: bool = False,
+        fused_attn: bool = True,
+    ) -> None:
+        super().__init__()
+        self.dim, self.dim_out = dim, dim_out
+        self.norm1 = _LayerNorm(dim)
+        self.attn = MaskUnitAttention(dim, dim_out, heads, q_stride, window_size, use_mask_unit_attn, fused_attn)
+        self.norm2 = _LayerNorm(dim_out)
+        self.mlp = Mlp(dim_out, int(dim_out * mlp_ratio))
+        self.drop_path = DropPath(drop_path)
+        if dim != dim_out:
+            self.proj = nn.Linear(dim, dim_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply the block.
+
+        Args:
+            x: unrolled tokens, shape ``(B, N, D)``.
+
+        Returns:
+            ``(B, N / q_stride, D_out)``.
+        """
+        x_norm = self.norm1(x)
+        if self.dim != self.dim_out:
+            x = pool_tokens(self.proj(x_norm), self.attn.q_stride)  # (B, N/q, D_out)
+        x = x + self.drop_path(self.attn(x_norm))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class HieraPatchEmbed(nn.Module):
+    """Overlapping patch embedding: a 7x7 convolution with stride 4 and padding 3 (Hiera §3).
+
+    With a mask, the pixels of removed units are set to zero first, so the overlapping kernel
+    cannot see into them from a kept neighbour.
+
+    Args:
+        in_chans: image channels ``C``.
+        embed_dim: token width.
+        kernel: convolution kernel.
+        stride: patch stride (the token grid is ``H / stride``).
+        padding: convolution padding.
+    """
+
+    def __init__(
+        self,
+        in_chans: int,
+        embed_dim: int,
+        kernel: tuple[int, int] = (7, 7),
+        stride: tuple[int, int] = (4, 4),
+        padding: tuple[int, int] = (3, 3),
+    ) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=kernel, stride=stride, padding=padding)
+
+    def forward(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
+        """Embed, after blanking removed units.
+
+        Args:
+            x: images, shape ``(B, C, H, W)``.
+            keep: optional ``(B, 1, H / 32, W / 32)`` grid of units, 1 = **kept** (an internal
+                helper of the forward pass; the public mask is 1 = removed).
+
+        Returns:
+            Tokens in raster order, shape ``(B, L, D)``.
+        """
+        if keep is not None:
+            sy, sx = x.shape[2] // keep.shape[2], x.shape[3] // keep.shape[3]
+            pixels = keep.repeat_interleave(sy, dim=2).repeat_interleave(sx, dim=3)  # (B, 1, H, W)
+            x = x * pixels
+        x = self.proj(x)  # (B, D, h, w)
+        return x.flatten(2).transpose(1, 2)  # (B, L, D) raster order
+
+
+class Head(nn.Module):
+    """Classification head: dropout, then a linear map (``head.projection`` in the state dict).
+
+    The official head also applies a softmax in eval mode; this one always returns logits (apply
+    ``.softmax(-1)`` yourself for probabilities).
+
+    Args:
+        dim: input width.
+        num_classes: output classes.
+        dropout: dropout before the linear map.
+    """
+
+    def __init__(self, dim: int, num_classes: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.projection = nn.Linear(dim, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, D)`` pooled features -> ``(B, num_classes)`` logits."""
+        return self.projection(self.dropout(x))
+
+
+# --- the encoder ---------------------------------------------------------------------------
+
+
+class HieraFeatures(NamedTuple):
+    """What [`HieraBackbone.forward_features`][refimpl.hiera.HieraBackbone.forward_features] returns."""
+
+    tokens: Tensor
+    """Output of the last block, ``(B, N, D_last)``, unrolled (raster order at the last stage of
+    an image classifier, where every stride has been consumed)."""
+    stages: list[Tensor]
+    """One output per stage. Without a mask: ``(B, h_s, w_s, D_s)`` in spatial order. With a mask:
+    ``(B, U_keep, ku_s, kv_s, D_s)``, the kept units in ascending order."""
+
+
+class HieraBackbone(nn.Module):
+    """The Hiera encoder: patch embedding, position embedding, unroll, four stages of blocks.
+
+    Shared by [`Hiera`][refimpl.hiera.Hiera] (adds a norm and a head) and
+    [`MaskedAutoencoderHiera`][refimpl.hiera.MaskedAutoencoderHiera] (adds fusion and a decoder).
+    Stage ``s`` has ``stages[s]`` blocks; its first block (for ``s >= 1``) multiplies the width
+    by ``dim_mul`` and the heads by ``head_mul``, and, if ``s <= q_pool``, pools by ``q_stride``.
+    Mask-unit attention is on in the stages marked in ``mask_unit_attn``; the setting changes one
+    block late, so the pooling block still attends like the stage before it (official code).
+
+    Args:
+        input_size: ``(H, W)``.
+        in_chans: image channels.
+        embed_dim: width of stage 1.
+        num_heads: heads of stage 1.
+        stages: blocks per stage.
+        q_pool: how many stage transitions pool (3 for classifiers, 2 for MAE).
+        q_stride: ``(sy, sx)``.
+        mask_unit_size: ``(ku, kv)`` at stage 1, in tokens; must be ``q_stride ** (len(stages) - 1)``.
+        mask_unit_attn: per stage, attention within mask units.
+        dim_mul: width multiplier at each stage transition.
+        head_mul: heads multiplier at each stage transition.
+        patch_kernel: patch-embedding kernel.
+        patch_stride: patch-embedding stride.
+        patch_padding: patch-embedding padding.
+        mlp_ratio: MLP hidden width / block width.
+        drop_path_rate: stochastic depth of the last block, rising linearly from 0.
+        fused_attn: use ``F.scaled_dot_product_attention``.
+
+    Raises:
+        ValueError: if the sizes do not fit: ``input_size`` not a multiple of
+            ``patch_stride * mask_unit_size``, ``mask_unit_size != q_stride ** (len(stages) - 1)``,
+            ``q_pool >= len(stages)`` or ``len(mask_unit_attn) != len(stages)``.
+    """
+
+    def __init__(
+        self,
+        input_size: tuple[int, int] = (224, 224),
+        in_chans: int = 3,
+        embed_dim: int = 96,
+        num_heads: int = 1,
+        stages: tuple[int, ...] = (2, 3, 16, 3),
+        q_pool: int = 3,
+        q_stride: tuple[int, int] = (2, 2),
+        mask_unit_size: tuple[int, int] = (8, 8),
+        mask_unit_attn: tuple[bool, ...] = (True, True, False, False),
+        dim_mul: float = 2.0,
+        head_mul: float = 2.0,
+        patch_kernel: tuple[int, int] = (7, 7),
+        patch_stride: tuple[int, int] = (4, 4),
+        patch_padding: tuple[int, int] = (3, 3),
+        mlp_ratio: float = 4.0,
+        drop_path_rate: float = 0.0,
+        fused_attn: bool = True,
+    ) -> None:
+        super().__init__()
+        input_size, q_stride = tuple(input_size), tuple(q_stride)
+        mask_unit_size, patch_stride = tuple(mask_unit_size), tuple(patch_stride)
+        if len(input_size) != 2:
+            raise ValueError(f"input_size={input_size}; expected (H, W): this implementation is for images only")
+        if not 0 <= q_pool < len(stages):
+            raise ValueError(f"q_pool={q_pool}; expected 0 <= q_pool < len(stages) = {len(stages)}")
+        if len(mask_unit_attn) != len(stages):
+            raise ValueError(f"mask_unit_attn has {len(mask_unit_attn)} entries; expected one per stage ({len(stages)})")
+        unrolls = len(stages) - 1
+        if mask_unit_size != tuple(s**unrolls for s in q_stride):
+            raise ValueError(
+                f"mask_unit_size={mask_unit_size} with q_stride={q_stride} and {len(stages)} stages; expected "
+                f"mask_unit_size == q_stride ** {unrolls} = {tuple(s**unrolls for s in q_stride)}"
+            )
+        unit_px = tuple(p * k for p, k in zip(patch_stride, mask_unit_size))
+        if any(i % u for i, u in zip(input_size, unit_px)):
+            raise ValueError(
+                f"input_size={input_size} is not a multiple of patch_stride * mask_unit_size = {unit_px} pixels; "
+                f"expected e.g. {tuple(7 * u for u in unit_px)}"
+            )
+        self.input_size, self.in_chans = input_size, in_chans
+        self.q_pool, self.q_stride, self.mask_unit_size = q_pool, q_stride, mask_unit_size
+        self.tokens_spatial_shape = tuple(i // p for i, p in zip(input_size, patch_stride))  # (h, w) at stage 1
+        self.mask_spatial_shape = tuple(t // k for t, k in zip(self.tokens_spatial_shape, mask_unit_size))  # units
+        self.stage_ends = [sum(stages[: i + 1]) - 1 for i in range(len(stages))]
+        self.unroll_strides = [q_stride] * unrolls  # one unroll step per stage transition
+
+        self.patch_embed = HieraPatchEmbed(in_chans, embed_dim, patch_kernel, patch_stride, patch_padding)
+        self.pos_embed = nn.Parameter(torch.zeros(1, math.prod(self.tokens_spatial_shape), embed_dim))
+
+        flat_q = math.prod(q_stride)
+        window = math.prod(mask_unit_size)  # tokens per unit, after this block's pooling
+        pool_blocks = {end + 1 for end in self.stage_ends[:q_pool]}
+        rates = torch.linspace(0, drop_path_rate, sum(stages), device="cpu").tolist()
+        self.blocks = nn.ModuleList()
+        dim, heads, stage = embed_dim, num_heads, 0
+        for i, rate in enumerate(rates):
+            dim_out, use_mu_attn = dim, mask_unit_attn[stage]  # read before the stage advances: one block late
+            if i - 1 in self.stage_ends:  # first block of a new stage
+                dim_out, heads, stage = int(dim * dim_mul), int(heads * head_mul), stage + 1
+                if i in pool_blocks:
+                    window //= flat_q
+            stride = flat_q if i in pool_blocks else 1
+            self.blocks.append(HieraBlock(dim, dim_out, heads, mlp_ratio, rate, stride, window, use_mu_attn, fused_attn))
+            dim = dim_out
+
+        # Which strides are still unrolled, and the grid, after each block (for reroll).
+        self._layout: list[tuple[tuple[int, int], list[tuple[int, int]]]] = []
+        grid, strides = self.tokens_spatial_shape, list(self.unroll_strides)
+        for i in range(len(self.blocks)):
+            if i in pool_blocks:
+                grid = tuple(g // s for g, s in zip(grid, q_stride))
+                strides = strides[1:]
+            self._layout.append((grid, strides))
+
+    @torch.no_grad()
+    def _init_hiera(self, module: nn.Module) -> None:
+        """Official Hiera init: truncated normal (std 0.02) weights; biases start at 0.02, not 0."""
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            nn.init.trunc_normal_(module.weight, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.constant_(module.bias, 0.02)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.constant_(module.bias, 0.02)
+            nn.init.ones_(module.weight)
+
+    @property
+    def num_mask_units(self) -> int:
+        """``U`` at stage 1 (49 for a 224-px input)."""
+        return math.prod(self.mask_spatial_shape)
+
+    def _check_images(self, imgs: object) -> Tensor:
+        if not isinstance(imgs, Tensor):
+            raise TypeError(f"imgs must be a torch.Tensor of shape (B, C, H, W), got {type(imgs).__name__}")
+        expected = (self.in_chans, *self.input_size)
+        if imgs.ndim != 4 or tuple(imgs.shape[1:]) != expected:
+            raise ValueError(
+                f"imgs has shape {tuple(imgs.shape)}; expected (B, {', '.join(map(str, expected))}) for this model "
+                f"(in_chans={self.in_chans}, input_size={self.input_size})"
+            )
+        return imgs
+
+    def _check_mask(self, mask: object, batch: int) -> Tensor:
+        U = self.num_mask_units
+        if not isinstance(mask, Tensor):
+            raise TypeError(f"mask must be a torch.Tensor of shape (B, U) = ({batch}, {U}), got {type(mask).__name__}")
+        if tuple(mask.shape) != (batch, U):
+            raise ValueError(
+                f"mask has shape {tuple(mask.shape)}; expected (B, U) = ({batch}, {U}): one value per mask unit "
+                f"of the {self.mask_spatial_shape[0]} x {self.mask_spatial_shape[1]} unit grid, 1 = removed"
+            )
+        if not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError("mask holds values other than 0 and 1; expected 1 = removed, 0 = kept")
+        removed = mask.sum(dim=1)
+        if bool((removed != removed[0]).any()):
+            raise ValueError(f"mask removes {removed.int().tolist()} units per sample; expected the same number in every row")
+        if int(removed[0]) == U:
+            raise ValueError(f"mask removes all {U} mask units; expected at least one kept unit")
+        return mask
+
+    def forward_features(self, imgs: Tensor, mask: Tensor | None = None) -> HieraFeatures:
+        """Run the encoder, on all tokens or on the kept mask units only.
+
+        Args:
+            imgs: ``(B, C, H, W)`` with ``(H, W) == input_size``.
+            mask: optional ``(B, U)`` over the mask units in raster order, **1 = removed**, the
+                same number removed per sample (official Hiera: 1 = keep).
+
+        Returns:
+            ``HieraFeatures(tokens, stages)``; see [`HieraFeatures`][refimpl.hiera.HieraFeatures].
+
+        Raises:
+            TypeError: if ``imgs`` or ``mask`` is not a tensor.
+            ValueError: if ``imgs`` is not ``(B, in_chans, *input_size)``, or ``mask`` is not a
+                ``(B, U)`` 0/1 mask removing the same number of units per sample, at least one kept.
+        """
+        imgs = self._check_images(imgs)
+        B = imgs.shape[0]
+        keep = None
+        if mask is not None:
+            mask = self._check_mask(mask, B)
+            keep = (1 - mask.to(imgs.dtype)).reshape(B, 1, *self.mask_spatial_shape)  # (B, 1, uh, uw), 1 = kept
+        x = self.patch_embed(imgs, keep) + self.pos_embed  # (B, L, D)
+        x = unroll(x, self.tokens_spatial_shape, self.unroll_strides)  # (B, L, D), unit index fastest
+        if mask is not None:  # drop removed units: columns of the (T, U) view
+            ids_keep = ids_from_mask(mask).ids_keep  # (B, U_keep) ascending
+            T, D = x.shape[1] // self.num_mask_units, x.shape[2]
+            x = x.reshape(B, T, self.num_mask_units, D)  # (B, T, U, D)
+            index = ids_keep[:, None, :, None].expand(B, T, ids_keep.shape[1], D)  # (B, T, U_keep, D)
+            x = torch.gather(x, 2, index).reshape(B, -1, D)  # (B, T * U_keep, D)
+
+        stages = []
+        ends = set(self.stage_ends)
+        for i, blk in enumerate(self.blocks):
+            x = blk(x)
+            if i in ends:
+                grid, strides = self._layout[i]
+                if mask is None:
+                    stages.append(reroll(x, grid, strides).reshape(B, *grid, x.shape[-1]))  # (B, h, w, D)
+                else:
+                    stages.append(reroll_units(x, strides))  # (B, U_keep, ku, kv, D)
+        return HieraFeatures(x, stages)
+
+
+class Hiera(HieraBackbone):
+    """Hiera image classifier (Hiera §3, Table 1): the encoder, mean over tokens, LayerNorm, head.
+
+    Args:
+        num_classes: classes of the head.
+        head_dropout: dropout before the head.
+        head_init_scale: the head's initial weights and biases are scaled by this (official 0.001).
+        **kwargs: passed to [`HieraBackbone`][refimpl.hiera.HieraBackbone] (sizes, stages, ...).
+
+    Raises:
+        ValueError: if the sizes do not fit (see ``HieraBackbone``).
+
+    Examples:
+        >>> import torch
+        >>> model = Hiera(input_size=(64, 64), embed_dim=16, num_heads=1, stages=(1, 1, 1, 1),
+        ...               num_classes=10).eval()
+        >>> imgs = torch.randn(2, 3, 64, 64)
+        >>> [tuple(s.shape) for s in model.forward_features(imgs).stages]
+        [(2, 16, 16, 16), (2, 8, 8, 32), (2, 4, 4, 64), (2, 2, 2, 128)]
+        >>> model(imgs).shape
+        torch.Size([2, 10])
+    """
+
+    def __init__(
+        self, num_classes: int = 1000, head_dropout: float = 0.0, head_init_scale: float = 0.001, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        width = self.blocks[-1].dim_out
+        self.norm = _LayerNorm(width)
+        self.head = Head(width, num_classes, head_dropout)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        self.apply(self._init_hiera)
+        with torch.no_grad():
+            self.head.projection.weight.mul_(head_init_scale)
+            self.head.projection.bias.mul_(head_init_scale)
+
+    def forward(self, imgs: Tensor) -> Tensor:
+        """Classify a batch of images.
+
+        Args:
+            imgs: ``(B, C, H, W)`` with ``(H, W) == input_size``.
+
+        Returns:
+            Logits ``(B, num_classes)`` (the official model returns softmax probabilities in eval
+            mode; these are the numbers before it).
+
+        Raises:
+            TypeError: if ``imgs`` is not a tensor.
+            ValueError: if ``imgs`` is not ``(B, in_chans, *input_size)``.
+        """
+        tokens = self.forward_features(imgs).tokens  # (B, N, D_last)
+        return self.head(self.norm(tokens.mean(dim=1)))
+
+
+# --- MAE with a Hiera encoder ------------------------------------------------------------
+
+
+class MAEHieraOutput(NamedTuple):
+    """What [`MaskedAutoencoderHiera.forward`][refimpl.hiera.MaskedAutoencoderHiera.forward] returns."""
+
+    loss: Tensor
+    """Scalar: mean squared error over the removed prediction patches."""
+    pred: Tensor
+    """``(B, L_pred, C * p * p)`` predicted pixels of every prediction patch, raster order, each patch
+    flattened channels first ``(C, p, p)`` (``L_pred = 14 * 14``, ``p = 16`` at 224 px)."""
+    target: Tensor
+    """``(B, L_pred, C * p * p)`` the pixels, normalised per patch when ``norm_pix_loss``."""
+    mask: Tensor
+    """``(B, L_pred)``, 1 = removed, at the resolution of the prediction."""
+    units: Tensor
+    """``(B, U)``, 1 = removed, over the mask units (what was passed in or drawn)."""
+
+
+class MaskedAutoencoderHiera(HieraBackbone):
+    """MAE with a Hiera encoder (Hiera §3 "MAE", Appendix): masked mask units, fused stages, decoder.
+
+    1. Mask whole mask units (60 % by default), blank their pixels and drop their tokens: the
+       encoder runs on the kept units only.
+    2. The encoder pools only ``q_pool = 2`` times, so its last stages run at 1/16 of the image
+       side (14 x 14 tokens, 2 x 2 per unit at 224 px). The outputs of stage 1 and 2 are brought to
+       that resolution by a strided convolution each (``multi_scale_fusion_heads``), added to the
+       last stage's output, and normalised (``encoder_norm``). Stage 3 is not fused (official code).
+    3. The decoder, plain global-attention blocks, sees every position: encoded tokens for kept
+       units, the learned ``mask_token`` for removed ones, in raster order, plus a learned position
+       embedding.
+    4. A linear layer predicts the ``16 x 16`` pixels of each position (``16 = patch_stride *
+       q_stride ** q_pool``); the loss is the mean squared error on removed positions against
+       per-patch normalised pixels (the official image models always normalise).
+
+    Args:
+        decoder_embed_dim: decoder width.
+        decoder_depth: decoder blocks.
+        decoder_num_heads: decoder heads.
+        norm_pix_loss: normalise each target patch by its mean and (unbiased) variance.
+        q_pool: pooling stage transitions in the encoder (official MAE: 2).
+        **kwargs: passed to [`HieraBackbone`][refimpl.hiera.HieraBackbone].
+
+    Raises:
+        ValueError: if the sizes do not fit (see ``HieraBackbone``).
+    """
+
+    def __init__(
+        self,
+        decoder_embed_dim: int = 512,
+        decoder_depth: int = 8,
+        decoder_num_heads: int = 16,
+        norm_pix_loss: bool = True,
+        q_pool: int = 2,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(q_pool=q_pool, **kwargs)
+        self.norm_pix_loss = norm_pix_loss
+        width = self.blocks[-1].dim_out
+        shrink = [s**q_pool for s in self.q_stride]
+        self.mask_unit_size_final = tuple(k // s for k, s in zip(self.mask_unit_size, shrink))  # (2, 2)
+        self.tokens_spatial_shape_final = tuple(t // s for t, s in zip(self.tokens_spatial_shape, shrink))  # (14, 14)
+        self.encoder_norm = _LayerNorm(width)
+
+        # One strided conv per pooled stage takes its units to the final unit size.
+        self.multi_scale_fusion_heads = nn.ModuleList()
+        unit = self.mask_unit_size
+        for end in self.stage_ends[:q_pool]:
+            kernel = tuple(k // f for k, f in zip(unit, self.mask_unit_size_final))
+            self.multi_scale_fusion_heads.append(nn.Conv2d(self.blocks[end].dim_out, width, kernel, stride=kernel))
+            unit = tuple(k // s for k, s in zip(unit, self.q_stride))
+        self.multi_scale_fusion_heads.append(nn.Identity())  # the last stage is at the final size already
+
+        self.decoder_embed = nn.Linear(width, decoder_embed_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
+        self.decoder_pos_embed = nn.Parameter(torch.zeros(1, math.prod(self.tokens_spatial_shape_final), decoder_embed_dim))
+        self.decoder_blocks = nn.ModuleList(
+            [HieraBlock(decoder_embed_dim, decoder_embed_dim, decoder_num_heads, kwargs.get("mlp_ratio", 4.0),
+                        fused_attn=kwargs.get("fused_attn", True)) for _ in range(decoder_depth)]
+        )
+        self.decoder_norm = _LayerNorm(decoder_embed_dim)
+        self.pred_stride = self.patch_embed.proj.stride[-1] * self.q_stride[-1] ** q_pool  # 16 pixels
+        self.decoder_pred = nn.Linear(decoder_embed_dim, self.pred_stride**2 * self.in_chans)
+        self.initialize_weights()
+
+    @torch.no_grad()
+    def initialize_weights(self) -> None:
+        """As the official MAE-Hiera: Hiera's init for the encoder, then Xavier-uniform linear maps with
+        zero biases everywhere, the patch conv initialised as a linear map, truncated-normal tokens."""
+        for param in (self.pos_embed, self.mask_token, self.decoder_pos_embed):
+            nn.init.trunc_normal_(param, std=0.02)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        w = self.patch_embed.proj.weight  # (D, C, 7, 7)
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+
+    def forward_encoder(self, imgs: Tensor, mask: Tensor) -> Tensor:
+        """Encode the kept units and fuse the stages (step 1-2).
+
+        Args:
+            imgs: ``(B, C, H, W)``.
+            mask: ``(B, U)``, 1 = removed.
+
+        Returns:
+            ``(B, U_keep, ku_f, kv_f, D_last)``: the kept units at the final resolution (2 x 2).
+        """
+        stages = self.forward_features(imgs, mask).stages  # (B, U_keep, ku_s, kv_s, D_s) each
+        fused = 0.0
+        for head, units in zip(self.multi_scale_fusion_heads, stages[: self.q_pool] + stages[-1:]):
+            if not isinstance(head, nn.Identity):
+                B, U, ku, kv, D = units.shape
+                units = head(units.reshape(B * U, ku, kv, D).permute(0, 3, 1, 2))  # (B*U, D_last, ku_f, kv_f)
+                units = units.permute(0, 2, 3, 1).reshape(B, U, *units.shape[2:], -1)  # (B, U, ku_f, kv_f, D_last)
+            fused = fused + units
+        return self.encoder_norm(fused)
+
+    def forward_decoder(self, latent: Tensor, mask: Tensor) -> Tensor:
+        """Put mask tokens in the removed units, restore raster order, decode pixels (step 3-4).
+
+        Args:
+            latent: ``(B, U_keep, ku_f, kv_f, D_last)`` from the encoder.
+            mask: ``(B, U)``, 1 = removed.
+
+        Returns:
+            Predicted pixels ``(B, L_pred, C * p * p)``, raster order.
+        """
+        x = self.decoder_embed(latent)  # (B, U_keep, ku_f, kv_f, D_dec)
+        B, _, ku, kv, D = x.shape
+        ids_restore = ids_from_mask(mask).ids_restore  # (B, U): kept units first, as in x
+        fill = self.mask_token.expand(1, ku * kv, D).reshape(ku * kv * D)  # one mask token per position of a unit
+        x = unshuffle(x.reshape(B, -1, ku * kv * D), ids_restore, fill)  # (B, U, ku*kv*D_dec) raster over units
+        uh, uw = self.mask_spatial_shape
+        x = x.reshape(B, uh, uw, ku, kv, D).permute(0, 1, 3, 2, 4, 5)  # (B, uh, ku, uw, kv, D_dec)
+        x = x.reshape(B, uh * ku * uw * kv, D) + self.decoder_pos_embed  # (B, L_pred, D_dec)
+        for blk in self.decoder_blocks:
+            x = blk(x)
+        return self.decoder_pred(self.decoder_norm(x))  # (B, L_pred, C*p*p)
+
+    def pixel_target(self, imgs: Tensor) -> Tensor:
+        """The prediction target: ``p x p`` patches, ``p = pred_stride``, flattened channels first.
+
+        Args:
+            imgs: ``(B, C, H, W)``.
+
+        Returns:
+            ``(B, L_pred, C * p * p)``, normalised per patch when ``norm_pix_loss``. The order
+            ``(C, p, p)`` inside a patch is the official one (MAE's ``patchify`` puts channels last).
+        """
+        B, C, H, W = imgs.shape
+        p = self.pred_stride
+        x = imgs.reshape(B, C, H // p, p, W // p, p).permute(0, 2, 4, 1, 3, 5)  # (B, h, w, C, p, p)
+        x = x.reshape(B, (H // p) * (W // p), C * p * p)  # (B, L_pred, C*p*p)
+        if self.norm_pix_loss:
+            mean = x.mean(dim=-1, keepdim=True)
+            var = x.var(dim=-1, keepdim=True)
+            x = (x - mean) / (var + 1.0e-6) ** 0.5
+        return x
+
+    def forward(self, imgs: Tensor, mask_ratio: float = 0.6, mask: Tensor | None = None) -> MAEHieraOutput:
+        """Mask units, encode, decode and score one batch.
+
+        Args:
+            imgs: ``(B, C, H, W)`` with ``(H, W) == input_size``.
+            mask_ratio: fraction of mask units removed, in ``[0, 1)`` (Hiera: 0.6); ignored when
+                ``mask`` is given.
+            mask: optional ``(B, U)`` over the mask units, **1 = removed** (official: 1 = keep).
+                Default: [`mask_unit_masking`][refimpl.masking.mask_unit_masking] at ``mask_ratio``.
+
+        Returns:
+            ``MAEHieraOutput(loss, pred, target, mask, units)``; ``pred[mask.bool()]`` and
+            ``target[mask.bool()]`` are the official ``pred`` and ``label``.
+
+        Raises:
+            TypeError: if ``imgs`` or ``mask`` is not a tensor or ``mask_ratio`` not a number.
+            ValueError: if ``imgs`` has the wrong shape, ``mask_ratio`` is outside ``[0, 1)`` or keeps
+                no unit, or ``mask`` is not a valid ``(B, U)`` 0/1 mask.
+        """
+        imgs = self._check_images(imgs)
+        B = imgs.shape[0]
+        if mask is None:
+            if isinstance(mask_ratio, bool) or not isinstance(mask_ratio, numbers.Real):
+                raise TypeError(f"mask_ratio must be a real number, got {type(mask_ratio).__name__} {mask_ratio!r}")
+            if not 0.0 <= mask_ratio < 1.0:
+                raise ValueError(f"mask_ratio={mask_ratio!r} is outside [0, 1); expected a fraction such as 0.6")
+            U = self.num_mask_units
+            if int(U * (1 - mask_ratio)) == 0:
+                raise ValueError(f"mask_ratio={mask_ratio!r} keeps int({U} * (1 - {mask_ratio})) = 0 of {U} mask units")
+            noise = torch.rand(B, U, device=imgs.device)
+            mask = mask_unit_masking(B, self.tokens_spatial_shape, self.mask_unit_size, mask_ratio, noise).units
+        mask = self._check_mask(mask, B)
+        pred = self.forward_decoder(self.forward_encoder(imgs, mask), mask)  # (B, L_pred, C*p*p)
+        uh, uw = self.mask_spatial_shape
+        ku, kv = self.mask_unit_size_final
+        removed = mask.reshape(B, uh, 1, uw, 1).expand(B, uh, ku, uw, kv).reshape(B, -1)  # (B, L_pred)
+        target = self.pixel_target(imgs)
+        hidden = removed.bool()
+        loss = ((pred[hidden] - target[hidden]) ** 2).mean()  # mean over removed patches and pixels
+        return MAEHieraOutput(loss, pred, target, removed.to(pred.dtype), mask)
+
+
+# --- named configs (Hiera Table 1) ---------------------------------------------------------
+
+
+def hiera_tiny_224(**kwargs: Any) -> Hiera:
+    """Hiera-T: width 96, 1 head, stages (1, 2, 7, 2); ``kwargs`` override."""
+    return Hiera(**{**dict(embed_dim=96, num_heads=1, stages=(1, 2, 7, 2)), **kwargs})
+
+
+def hiera_small_224(**kwargs: Any) -> Hiera:
+    """Hiera-S: width 96, 1 head, stages (1, 2, 11, 2); ``kwargs`` override."""
+    return Hiera(**{**dict(embed_dim=96, num_heads=1, stages=(1, 2, 11, 2)), **kwargs})
+
+
+def hiera_base_224(**kwargs: Any) -> Hiera:
+    """Hiera-B: width 96, 1 head, stages (2, 3, 16, 3); ``kwargs`` override."""
+    return Hiera(**{**dict(embed_dim=96, num_heads=1, stages=(2, 3, 16, 3)), **kwargs})
+
+
+def hiera_base_plus_224(**kwargs: Any) -> Hiera:
+    """Hiera-B+: width 112, 2 heads, stages (2, 3, 16, 3); ``kwargs`` override."""
+    return Hiera(**{**dict(embed_dim=112, num_heads=2, stages=(2, 3, 16, 3)), **kwargs})
+
+
+def hiera_large_224(**kwargs: Any) -> Hiera:
+    """Hiera-L: width 144, 2 heads, stages (2, 6, 36, 4); ``kwargs`` override."""
+    return Hiera(**{**dict(embed_dim=144, num_heads=2, stages=(2, 6, 36, 4)), **kwargs})
+
+
+def hiera_huge_224(**kwargs: Any) -> Hiera:
+    """Hiera-H: width 256, 4 heads, stages (2, 6, 36, 4); ``kwargs`` override."""
+    return Hiera(**{**dict(embed_dim=256, num_heads=4, stages=(2, 6, 36, 4)), **kwargs})
+
+
+def mae_hiera_tiny_224(**kwargs: Any) -> MaskedAutoencoderHiera:
+    """MAE with a Hiera-T encoder (``q_pool=2``), decoder 512-d, 8 blocks, 16 heads."""
+    return MaskedAutoencoderHiera(**{**dict(embed_dim=96, num_heads=1, stages=(1, 2, 7, 2)), **kwargs})
+
+
+def mae_hiera_small_224(**kwargs: Any) -> MaskedAutoencoderHiera:
+    """MAE with a Hiera-S encoder (``q_pool=2``), decoder 512-d, 8 blocks, 16 heads."""
+    return MaskedAutoencoderHiera(**{**dict(embed_dim=96, num_heads=1, stages=(1, 2, 11, 2)), **kwargs})
+
+
+def mae_hiera_base_224(**kwargs: Any) -> MaskedAutoencoderHiera:
+    """MAE with a Hiera-B encoder (``q_pool=2``), decoder 512-d, 8 blocks, 16 heads."""
+    return MaskedAutoencoderHiera(**{**dict(embed_dim=96, num_heads=1, stages=(2, 3, 16, 3)), **kwargs})
+
+
+def mae_hiera_base_plus_224(**kwargs: Any) -> MaskedAutoencoderHiera:
+    """MAE with a Hiera-B+ encoder (``q_pool=2``), decoder 512-d, 8 blocks, 16 heads."""
+    return MaskedAutoencoderHiera(**{**dict(embed_dim=112, num_heads=2, stages=(2, 3, 16, 3)), **kwargs})
+
+
+def mae_hiera_large_224(**kwargs: Any) -> MaskedAutoencoderHiera:
+    """MAE with a Hiera-L encoder (``q_pool=2``), decoder 512-d, 8 blocks, 16 heads."""
+    return MaskedAutoencoderHiera(**{**dict(embed_dim=144, num_heads=2, stages=(2, 6, 36, 4)), **kwargs})
+
+
+def mae_hiera_huge_224(**kwargs: Any) -> MaskedAutoencoderHiera:
+    """MAE with a Hiera-H encoder (``q_pool=2``), decoder 512-d, 8 blocks, 16 heads."""
+    return MaskedAutoencoderHiera(**{**dict(embed_dim=256, num_heads=4, stages=(2, 6, 36, 4)), **kwargs})

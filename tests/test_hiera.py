@@ -1,0 +1,288 @@
+"""Hiera and MAE-Hiera: exact against the official ``hiera`` package, unroll/reroll properties, loading, errors."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import Tensor
+
+from refimpl import hiera as ours
+from refimpl.checkpoints import load_checkpoint
+from refimpl.hiera import (
+    Hiera,
+    MaskedAutoencoderHiera,
+    MaskUnitAttention,
+    pool_tokens,
+    reroll,
+    reroll_units,
+    unroll,
+)
+
+with warnings.catch_warnings():  # the official package imports timm.models.layers (deprecated path)
+    warnings.simplefilter("ignore", FutureWarning)
+    official = pytest.importorskip("hiera")
+
+TOL = 1e-5
+FACTORIES = ["hiera_tiny_224", "hiera_small_224", "hiera_base_224", "hiera_base_plus_224", "hiera_large_224",
+             "hiera_huge_224"]
+# A small config that keeps every mechanism: 4 stages, mask units of 8 x 8 tokens, 2 x 2 unit grid.
+SMALL = dict(input_size=(64, 64), embed_dim=16, num_heads=1, stages=(1, 2, 1, 1))
+SMALL_MAE = dict(**SMALL, decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)
+
+
+def max_abs_diff(a: Tensor, b: Tensor) -> float:
+    return (a - b).abs().max().item()
+
+
+@pytest.fixture(scope="module")
+def images() -> Tensor:
+    return torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))  # (B, C, H, W)
+
+
+@pytest.fixture(scope="module")
+def tiny_pair() -> tuple[Hiera, torch.nn.Module]:
+    torch.manual_seed(0)
+    theirs = official.hiera_tiny_224().eval()
+    mine = ours.hiera_tiny_224().eval()
+    mine.load_state_dict(theirs.state_dict(), strict=True)
+    return mine, theirs
+
+
+# --- exactness against the official code ---------------------------------------------------
+
+
+def test_official_tiny_weights_load_strictly_and_give_the_same_logits_and_stage_features(tiny_pair, images):
+    mine, theirs = tiny_pair
+    with torch.no_grad():
+        features = mine.forward_features(images)
+        logits = mine.head(mine.norm(features.tokens.mean(dim=1)))
+        probs, intermediates = theirs(images, return_intermediates=True)  # eval: the official head softmaxes
+        theirs.train()  # no dropout or drop-path here, so train mode is the same net without the softmax
+        their_logits = theirs(images)
+        theirs.eval()
+    assert logits.shape == (2, 1000)
+    assert max_abs_diff(logits, their_logits) <= TOL
+    assert max_abs_diff(logits.softmax(-1), probs) <= TOL
+    shapes = [(2, 56, 56, 96), (2, 28, 28, 192), (2, 14, 14, 384), (2, 7, 7, 768)]
+    assert [tuple(s.shape) for s in features.stages] == shapes
+    for mine_stage, their_stage in zip(features.stages, intermediates, strict=True):
+        assert max_abs_diff(mine_stage, their_stage) <= TOL
+
+
+def test_masked_encoder_keeps_the_same_units_and_features_as_official(tiny_pair, images):
+    mine, theirs = tiny_pair
+    torch.manual_seed(1)
+    keep = theirs.get_random_mask(images, 0.6)  # official: (B, 49) bool, True = KEEP
+    with torch.no_grad():
+        _, intermediates = theirs(images, mask=keep, return_intermediates=True)
+        stages = mine.forward_features(images, mask=(~keep).float()).stages  # ours: 1 = removed
+    assert [tuple(s.shape) for s in stages] == [(2, 19, 8, 8, 96), (2, 19, 4, 4, 192), (2, 19, 2, 2, 384),
+                                                (2, 19, 1, 1, 768)]
+    for mine_stage, their_stage in zip(stages, intermediates, strict=True):
+        assert max_abs_diff(mine_stage, their_stage) <= TOL
+
+
+def test_mae_hiera_tiny_gives_the_official_loss_predictions_and_labels_for_the_same_mask(images):
+    torch.manual_seed(0)
+    theirs = official.mae_hiera_tiny_224().eval()
+    mine = ours.mae_hiera_tiny_224().eval()
+    assert list(mine.state_dict()) == list(theirs.state_dict())
+    mine.load_state_dict(theirs.state_dict(), strict=True)
+    keep = theirs.get_random_mask(images, 0.6)  # True = KEEP
+    with torch.no_grad():
+        loss, pred, label, _ = theirs(images, mask=keep)
+        out = mine(images, mask=(~keep).float())  # the one conversion: ours is 1 = removed
+    removed = out.mask.bool()
+    assert out.pred.shape == out.target.shape == (2, 196, 768)
+    assert int(removed.sum()) == 2 * 30 * 4  # 30 of 49 units removed, 2 x 2 prediction patches each
+    assert abs(out.loss.item() - loss.item()) <= TOL
+    assert max_abs_diff(out.pred[removed], pred) <= TOL
+    assert max_abs_diff(out.target[removed], label) <= TOL
+
+
+@pytest.fixture
+def official_on_meta(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The official constructor calls ``.item()`` on ``torch.linspace``; keep that one tensor on the CPU."""
+    linspace = torch.linspace
+    monkeypatch.setattr(torch, "linspace", lambda *args, **kwargs: linspace(*args, **{**kwargs, "device": "cpu"}))
+
+
+@pytest.mark.parametrize("name", FACTORIES)
+def test_every_published_size_has_the_official_keys_and_shapes(name, official_on_meta):
+    with torch.device("meta"):
+        mine = getattr(ours, name)()
+        theirs = getattr(official, name)()
+    assert {k: tuple(v.shape) for k, v in mine.state_dict().items()} == {
+        k: tuple(v.shape) for k, v in theirs.state_dict().items()
+    }
+    for a, b in zip(mine.blocks, theirs.blocks, strict=True):
+        assert (a.attn.heads, a.attn.q_stride, a.attn.window_size, a.attn.use_mask_unit_attn) == (
+            b.attn.heads, b.attn.q_stride, b.attn.window_size, b.attn.use_mask_unit_attn)
+
+
+@pytest.mark.parametrize("name", [f"mae_{n}" for n in FACTORIES])
+def test_every_mae_size_has_the_official_keys_and_shapes(name, official_on_meta):
+    with torch.device("meta"):
+        mine = getattr(ours, name)()
+        theirs = getattr(official, name)()
+    assert {k: tuple(v.shape) for k, v in mine.state_dict().items()} == {
+        k: tuple(v.shape) for k, v in theirs.state_dict().items()
+    }
+
+
+def test_explicit_softmax_attention_matches_the_fused_one():
+    torch.manual_seed(0)
+    fused = MaskUnitAttention(16, 32, heads=2, q_stride=4, window_size=4, use_mask_unit_attn=True)
+    plain = MaskUnitAttention(16, 32, heads=2, q_stride=4, window_size=4, use_mask_unit_attn=True, fused_attn=False)
+    plain.load_state_dict(fused.state_dict())
+    x = torch.randn(2, 64, 16)  # 4 units of 16 tokens
+    assert max_abs_diff(fused(x), plain(x)) <= TOL
+    assert fused(x).shape == (2, 16, 32)
+
+
+# --- unroll and reroll (Figure 4) -----------------------------------------------------------
+
+grids = st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(0, 3))  # units down, across, steps
+
+
+@settings(max_examples=30, deadline=None)
+@given(grid=grids, B=st.integers(1, 2), C=st.integers(1, 3))
+def test_reroll_undoes_unroll_exactly(grid, B, C):
+    uh, uw, steps = grid
+    size = (uh * 2**steps, uw * 2**steps)
+    x = torch.randn(B, size[0] * size[1], C)
+    strides = [(2, 2)] * steps
+    assert torch.equal(reroll(unroll(x, size, strides), size, strides), x)
+    assert torch.equal(unroll(reroll(x, size, strides), size, strides), x)
+
+
+@settings(max_examples=30, deadline=None)
+@given(grid=grids)
+def test_after_unroll_each_mask_unit_is_one_column_of_the_tokens_by_units_view(grid):
+    uh, uw, steps = grid
+    k = 2**steps  # the unit side in tokens
+    h, w = uh * k, uw * k
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    unit_of_token = ((rows // k) * uw + cols // k).reshape(1, h * w, 1)  # raster id of each token's unit
+    order = unroll(unit_of_token, (h, w), [(2, 2)] * steps).reshape(k * k, uh * uw)  # (T, U)
+    assert torch.equal(order, torch.arange(uh * uw).expand(k * k, -1))  # column u holds unit u only
+
+
+def test_the_diary_question_where_does_the_i_th_token_come_from():
+    # 224 px: 56 x 56 tokens, three 2 x 2 steps. Digits of n in radix (2,2,2,2,2,2,7,7) give the place.
+    raster = torch.arange(56 * 56).reshape(1, -1, 1)
+    order = unroll(raster, (56, 56), [(2, 2)] * 3).flatten()
+    for n in (0, 1, 48, 49, 50, 1000, 3135):
+        sy1, sx1, sy2, sx2, sy3, sx3 = (n // 49 >> s & 1 for s in (5, 4, 3, 2, 1, 0))
+        uy, ux = divmod(n % 49, 7)
+        row, col = uy * 8 + sy3 * 4 + sy2 * 2 + sy1, ux * 8 + sx3 * 4 + sx2 * 2 + sx1
+        assert order[n].item() == row * 56 + col
+
+
+@settings(max_examples=30, deadline=None)
+@given(grid=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3)), seed=st.integers(0, 2**16))
+def test_pooling_an_unrolled_sequence_is_reshape_and_max_even_with_units_removed(grid, seed):
+    uh, uw, steps = grid
+    k, C = 2**steps, 3
+    h, w, U = uh * k, uw * k, uh * uw
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, h * w, C, generator=g)
+    strides = [(2, 2)] * steps
+    pooled = pool_tokens(unroll(x, (h, w), strides), 4)  # reshape (1, 4, N/4, C) + max
+    image = x.reshape(1, h, w, C).permute(0, 3, 1, 2)  # (1, C, h, w)
+    expected = F.max_pool2d(image, 2).permute(0, 2, 3, 1).reshape(1, -1, C)  # (1, L/4, C) raster
+    assert torch.equal(reroll(pooled, (h // 2, w // 2), strides[1:]), expected)
+    # Remove some units: drop their columns, pool the rest the same way, get the same pooled units.
+    keep = torch.randperm(U, generator=g)[: max(1, U // 2)].sort().values
+    sparse = unroll(x, (h, w), strides).reshape(1, k * k, U, C)[:, :, keep].reshape(1, -1, C)
+    expected_units = reroll_units(pooled, strides[1:])[:, keep]  # (1, U_keep, k/2, k/2, C)
+    assert torch.equal(reroll_units(pool_tokens(sparse, 4), strides[1:]), expected_units)
+
+
+def test_unroll_names_a_grid_that_its_strides_do_not_divide():
+    with pytest.raises(ValueError, match=r"grid_size=\(6, 6\) is not divisible by the strides"):
+        unroll(torch.zeros(1, 36, 2), (6, 6), [(2, 2)] * 2)
+    with pytest.raises(ValueError, match=r"x has L=35 tokens but grid_size=\(6, 6\) has 36"):
+        unroll(torch.zeros(1, 35, 2), (6, 6), [(2, 2)])
+
+
+# --- training contract, loading, bad input ------------------------------------------------
+
+
+def test_forward_backward_reaches_every_parameter_of_hiera_and_mae_hiera():
+    torch.manual_seed(0)
+    for model in (Hiera(**SMALL, num_classes=5), MaskedAutoencoderHiera(**SMALL_MAE)):
+        model.train()
+        out = model(torch.randn(2, 3, 64, 64))
+        loss = out.square().mean() if isinstance(out, Tensor) else out.loss
+        loss.backward()
+        for name, param in model.named_parameters():
+            assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_mae_hiera_draws_60_percent_of_units_by_default_and_reports_them():
+    torch.manual_seed(0)
+    model = MaskedAutoencoderHiera(**{**SMALL_MAE, "input_size": (160, 160)}).eval()  # 5 x 5 units
+    with torch.no_grad():
+        out = model(torch.randn(3, 3, 160, 160))
+    assert out.units.shape == (3, 25) and out.units.sum(1).tolist() == [15.0] * 3  # int(25 * 0.4) = 10 kept
+    assert out.mask.shape == (3, 100) and out.mask.sum(1).tolist() == [60.0] * 3  # 2 x 2 patches per unit
+
+
+def test_official_checkpoint_layout_loads_with_load_checkpoint(tmp_path: Path):
+    torch.manual_seed(0)
+    source = MaskedAutoencoderHiera(**SMALL_MAE)
+    path = tmp_path / "mae_hiera_small_test.pth"
+    torch.save({"model_state": source.state_dict(), "epoch": 1599}, path)  # the official release layout
+    target = MaskedAutoencoderHiera(**SMALL_MAE)
+    assert load_checkpoint(target, path, strict=True).missing == []
+    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), target.state_dict().values()))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(input_size=(200, 200)), r"input_size=\(200, 200\) is not a multiple of patch_stride \* mask_unit_size"),
+        (dict(mask_unit_size=(4, 4)), r"expected mask_unit_size == q_stride \*\* 3 = \(8, 8\)"),
+        (dict(q_pool=4), r"q_pool=4; expected 0 <= q_pool < len\(stages\) = 4"),
+        (dict(input_size=(16, 224, 224)), r"images only"),
+    ],
+)
+def test_sizes_that_do_not_fit_the_schedule_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Hiera(**{**SMALL, **kwargs})
+
+
+@pytest.mark.parametrize(
+    ("imgs", "kwargs", "message"),
+    [
+        (torch.zeros(1, 1, 64, 64), {}, r"imgs has shape \(1, 1, 64, 64\); expected \(B, 3, 64, 64\)"),
+        (torch.zeros(1, 3, 96, 96), {}, r"imgs has shape \(1, 3, 96, 96\)"),
+        (torch.zeros(3, 64, 64), {}, r"imgs has shape \(3, 64, 64\)"),
+        (torch.zeros(1, 3, 64, 64), {"mask_ratio": 1.0}, r"mask_ratio=1.0 is outside \[0, 1\)"),
+        (torch.zeros(1, 3, 64, 64), {"mask_ratio": 0.9}, r"keeps int\(4 \* \(1 - 0.9\)\) = 0 of 4 mask units"),
+        (torch.zeros(1, 3, 64, 64), {"mask": torch.zeros(1, 5)}, r"mask has shape \(1, 5\); expected \(B, U\) = \(1, 4\)"),
+        (torch.zeros(2, 3, 64, 64), {"mask": torch.tensor([[1.0, 0, 0, 0], [1, 1, 0, 0]])}, r"removes \[1, 2\] units"),
+        (torch.zeros(1, 3, 64, 64), {"mask": torch.tensor([[0.5, 0, 0, 0]])}, r"values other than 0 and 1"),
+        (torch.zeros(1, 3, 64, 64), {"mask": torch.ones(1, 4)}, r"removes all 4 mask units"),
+    ],
+)
+def test_bad_input_is_a_value_error_naming_the_argument(imgs, kwargs, message):
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match=message):
+        MaskedAutoencoderHiera(**SMALL_MAE)(imgs, **kwargs)
+
+
+def test_published_sizes_follow_the_stage_schedule():
+    model = Hiera(**SMALL)
+    widths = [blk.dim_out for blk in model.blocks]
+    assert widths == [16, 32, 32, 64, 128]  # doubles at each stage's first block
+    assert [blk.attn.heads for blk in model.blocks] == [1, 2, 2, 4, 8]
+    assert math.prod(model.mask_spatial_shape) == model.num_mask_units == 4
