@@ -1,0 +1,79 @@
+"""Figures for the KAN page (docs/concepts/kan.md), drawn with ``refimpl.kan`` itself.
+
+``kan/bspline_bases.svg``: the B-spline bases of orders 0 to 3 on the default grid (G = 5 on
+[-1, 1], k extension knots each side), with their sum, so the page shows exactly what
+``bspline_basis`` computes. ``kan/grid_extension.svg``: one edge function fitted on a coarse
+grid, then refined to finer grids with ``KANLinear.refine`` (fixed seed).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from refimpl.kan import KANLinear, bspline_basis, uniform_grid
+
+G = 5
+SEED = 0
+
+
+def bspline_bases():
+    """One panel per order k = 0..3: every basis over the extended knots, and their sum."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(11, 2.8), layout="constrained", sharey=True)
+    for k, ax in enumerate(axes):
+        grid = uniform_grid(1, G, k, dtype=torch.float64)  # (1, G + 2k + 1)
+        x = torch.linspace(grid[0, 0].item(), grid[0, -1].item() - 1e-9, 800, dtype=torch.float64)
+        basis = bspline_basis(x.unsqueeze(1), grid, k)[:, 0]  # (P, G + k)
+        ax.axvspan(-1, 1, color="0.93", zorder=0)
+        for c in range(basis.shape[1]):
+            ax.plot(x, basis[:, c], linewidth=1.3)
+        ax.plot(x, basis.sum(-1), color="black", linestyle="--", linewidth=1.0, label="sum")
+        ax.plot(grid[0], torch.zeros_like(grid[0]), "k|", markersize=9)
+        ax.set_title(f"order k = {k}: {G + k} bases, {G + 2 * k + 1} knots", fontsize=9)
+        ax.set_xlabel("x (grey: grid_range [-1, 1])", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def _fit(layer: KANLinear, x: torch.Tensor, target: torch.Tensor) -> None:
+    """Least-squares spline coefficients of a 1 -> 1 layer (what training would approach)."""
+    basis = bspline_basis(x, layer.grid, layer.spline_order)[:, 0]  # (P, G + k)
+    layer.coef.copy_(torch.linalg.lstsq(basis, target).solution.T.unsqueeze(0))  # (1, 1, G + k)
+
+
+@torch.no_grad()
+def grid_extension():
+    """Coarse fit (G = 3), its refinement to G = 12 (same curve), and the G = 12 refit."""
+    import matplotlib.pyplot as plt
+
+    torch.manual_seed(SEED)
+    x = torch.linspace(-1, 1, 400, dtype=torch.float64).unsqueeze(1)  # (P, 1)
+    target = torch.sin(math.pi * x) + 0.3 * torch.cos(4 * math.pi * x)  # (P, 1)
+    coarse = KANLinear(1, 1, grid_size=3).double()
+    coarse.scale_base.zero_()  # spline branch only, to show the grid
+    coarse.scale_sp.fill_(1.0)
+    _fit(coarse, x, target)
+    fine = coarse.refine(12, x)  # starts as the coarse curve on 12 intervals
+    start = fine(x)
+    _fit(fine, x, target)
+    fig, ax = plt.subplots(figsize=(6.4, 3.2), layout="constrained")
+    ax.plot(x, target, color="black", linewidth=2.4, alpha=0.3, label="target")
+    ax.plot(x, coarse(x), linewidth=1.4, label="G = 3, fitted")
+    ax.plot(x, start, linestyle="--", linewidth=1.4, label="refine(12): same curve, finer grid")
+    ax.plot(x, fine(x), linewidth=1.4, label="G = 12, fitted further")
+    ax.plot(coarse.grid[0, 3:7], torch.zeros(4), "|", color="C0", markersize=12)
+    ax.plot(fine.grid[0, 3:16], torch.zeros(13) - 0.15, "|", color="C2", markersize=8)
+    ax.set_xlabel("x (ticks: interior knots of G = 3 and G = 12)")
+    ax.set_ylabel("phi(x)")
+    ax.legend(fontsize=7, loc="lower left")
+    return fig
+
+
+FIGURES = {
+    "kan/bspline_bases.svg": bspline_bases,
+    "kan/grid_extension.svg": grid_extension,
+}

@@ -1,0 +1,998 @@
+r"""Kolmogorov–Arnold Networks (KAN): learnable 1-D functions on edges, sums on nodes.
+
+Liu et al., "KAN: Kolmogorov-Arnold Networks" (ICLR 2025, arXiv 2404.19756), §2. A KAN layer
+with ``in`` inputs and ``out`` outputs holds one learnable function $\phi_{i,o}$ per edge
+and sums on the nodes (paper Eq. 2.5–2.6); every function is a residual SiLU plus a B-spline
+(§2.2, "Implementation details"):
+
+$$
+y_o = \sum_{i=1}^{\text{in}} \phi_{i,o}(x_i), \qquad
+\phi_{i,o}(x) = m_{i,o}\Big(w^b_{i,o}\,\mathrm{silu}(x) + w^s_{i,o} \sum_{c=0}^{G+k-1} c_{i,o,c}\, B_c(x;\, t_i)\Big).
+$$
+
+``scale_base`` is $w^b$, ``scale_sp`` is $w^s$, ``coef`` is $c$, ``mask`` is $m$ (1 = edge
+kept, 0 = pruned), and ``grid`` holds the knots $t_i$ of each input: ``G`` intervals on
+``grid_range`` plus ``k`` extension knots on each side, ``G + 2k + 1`` knots, which carry
+``G + k`` B-spline bases of order ``k`` ([`bspline_basis`][refimpl.kan.bspline_basis]). The names,
+the factorisation and the numerics are those of the official pykan (``kan.KANLayer``,
+``kan.MultKAN``), so its state dicts load and the tests compare outputs and gradients with it.
+
+Since $\phi_{i,o}$ is linear in its parameters, the whole layer is one matrix product: per
+input, a feature row $[\mathrm{silu}(x_i), B_0(x_i), \dots, B_{G+k-1}(x_i)]$ of ``F = 1 + G + k``
+numbers, and the weights $W_{(i,f),o}$ collect $m w^b$ and $m w^s c$:
+
+$$
+y = \big[\mathrm{silu}(x),\, B(x)\big]_{(N,\ \text{in}\cdot F)}\; W_{(\text{in}\cdot F,\ \text{out})}.
+$$
+
+Only ``k + 1`` bases of an input are non-zero, so the fast path computes just those (in
+closed form on a uniform grid, by the local Cox–de Boor triangle otherwise), writes them into
+the feature matrix, multiplies, and recomputes them in backward instead of storing them.
+No ``(N, in, out)`` tensor is ever formed.
+
+Shape letters, used in every docstring of this module:
+
+- ``N``: number of samples (all leading dimensions of the input, flattened).
+- ``in``, ``out``: input and output widths of a layer.
+- ``G``: grid intervals (``grid_size``); ``k``: spline order (``spline_order``; 3 = cubic).
+- ``n = G + 2k + 1``: knots per input; ``G + k``: bases per input; ``F = 1 + G + k``:
+  features per input (the SiLU branch, then the bases).
+
+Departures from pykan, each on purpose: ``update_grid`` rejects non-finite samples and
+constant columns (pykan writes NaN knots or a zero-width grid); the spline order ``k = 0``
+works (pykan cannot build it); repeated knots follow the convention ``0 / 0 = 0`` term by term
+(pykan zeroes the whole value when one of its two terms is ``0 / 0``).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import numbers
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "uniform_grid",
+    "extend_grid",
+    "bspline_basis",
+    "KANLinear",
+    "KANForward",
+    "KAN",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Argument checks (at the public entry points only)
+# --------------------------------------------------------------------------------------------
+
+
+def _check_int(value: object, name: str, minimum: int, example: str) -> int:
+    """Return ``value`` if it is an ``int >= minimum``; raise a clear error otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}; expected e.g. {example}")
+    if value < minimum:
+        raise ValueError(f"{name}={value!r} is below {minimum}; expected an int >= {minimum} such as {example}")
+    return int(value)
+
+
+def _check_range(grid_range: object) -> tuple[float, float]:
+    """Return ``(lo, hi)`` with finite ``lo < hi``; raise a clear error otherwise."""
+    if not isinstance(grid_range, (tuple, list)) or len(grid_range) != 2:
+        raise TypeError(f"grid_range must be a pair (lo, hi), got {grid_range!r}; expected e.g. (-1, 1)")
+    lo, hi = grid_range
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in (lo, hi)):
+        raise TypeError(f"grid_range={grid_range!r} must hold two real numbers; expected e.g. (-1, 1)")
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"grid_range={grid_range!r} needs finite lo < hi; expected e.g. (-1, 1)")
+    return float(lo), float(hi)
+
+
+def _check_input(x: object, layer: KANLinear, name: str = "x") -> Tensor:
+    """Check a layer input ``(..., in)`` against the layer's width and dtype."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (..., {layer.in_features}), got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} has dtype {x.dtype}; expected a floating dtype ({layer.coef.dtype}, the layer's)")
+    if x.dtype != layer.coef.dtype:
+        raise TypeError(
+            f"{name} has dtype {x.dtype} but the layer's parameters are {layer.coef.dtype}; "
+            f"expected the same dtype (convert one with .to())"
+        )
+    if x.ndim == 0 or x.shape[-1] != layer.in_features:
+        raise ValueError(
+            f"{name} has shape {tuple(x.shape)}; expected (..., {layer.in_features}), "
+            f"the last dimension equal to in_features={layer.in_features}"
+        )
+    return x
+
+
+def _check_samples(x: Tensor, name: str, distinct: bool) -> None:
+    """Samples for a grid update: finite, at least 2 rows, and (if ``distinct``) no constant column."""
+    if x.shape[0] < 2:
+        raise ValueError(f"{name} has {x.shape[0]} samples; expected at least 2 rows of (N, in)")
+    if not bool(torch.isfinite(x).all()):
+        bad = (~torch.isfinite(x)).any(dim=0).nonzero().flatten().tolist()
+        raise ValueError(f"{name} holds NaN or inf in input columns {bad}; expected finite samples")
+    if distinct:
+        flat = (x.amax(dim=0) == x.amin(dim=0)).nonzero().flatten().tolist()
+        if flat:
+            raise ValueError(
+                f"{name} is constant in input columns {flat}; expected at least two distinct values "
+                f"per column to place a grid (pykan would build a zero-width grid)"
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Knots and B-spline bases
+# --------------------------------------------------------------------------------------------
+
+
+def extend_grid(interior: Tensor, spline_order: int) -> Tensor:
+    """Add ``k`` knots on each side of a grid, spaced like the grid on average (paper §2.2).
+
+    The spacing is ``(t_G - t_0) / G``, as pykan's ``extend_grid``; the extension lets the
+    ``G + k`` bases cover the whole of ``[t_0, t_G]`` with a partition of unity.
+
+    Args:
+        interior: knots ``t_0 < ... < t_G`` per input, shape ``(in, G + 1)``.
+        spline_order: ``k >= 0``.
+
+    Returns:
+        Knots, shape ``(in, G + 2k + 1)``.
+    """
+    G = interior.shape[1] - 1
+    h = (interior[:, -1:] - interior[:, :1]) / G  # (in, 1)
+    steps = torch.arange(1, spline_order + 1, dtype=interior.dtype, device=interior.device)  # (k,)
+    left = interior[:, :1] - h * steps.flip(0)  # (in, k): t_0 - k h, ..., t_0 - h
+    right = interior[:, -1:] + h * steps  # (in, k): t_G + h, ..., t_G + k h
+    return torch.cat([left, interior, right], dim=1)  # (in, G + 2k + 1)
+
+
+def uniform_grid(
+    in_features: int,
+    grid_size: int,
+    spline_order: int,
+    grid_range: tuple[float, float] = (-1.0, 1.0),
+    dtype: torch.dtype | None = None,
+) -> Tensor:
+    """The initial knots of a layer: ``G`` equal intervals on ``grid_range``, extended by ``k``.
+
+    Args:
+        in_features: number of inputs ``in`` (every input gets the same knots).
+        grid_size: ``G >= 1``.
+        spline_order: ``k >= 0``.
+        grid_range: ``(lo, hi)`` with ``lo < hi``.
+        dtype: floating dtype of the result (default: PyTorch's default dtype).
+
+    Returns:
+        Knots, shape ``(in, G + 2k + 1)``.
+
+    Raises:
+        TypeError, ValueError: if an argument is not of the kind described above.
+
+    Examples:
+        >>> uniform_grid(1, 4, 1)
+        tensor([[-1.5000, -1.0000, -0.5000,  0.0000,  0.5000,  1.0000,  1.5000]])
+    """
+    in_features = _check_int(in_features, "in_features", 1, "64")
+    G = _check_int(grid_size, "grid_size", 1, "5")
+    k = _check_int(spline_order, "spline_order", 0, "3")
+    lo, hi = _check_range(grid_range)
+    interior = torch.linspace(lo, hi, G + 1, dtype=dtype).expand(in_features, G + 1)  # (in, G + 1)
+    return extend_grid(interior, k)
+
+
+def _safe_div(num: Tensor, den: Tensor) -> Tensor:
+    """``num / den`` with ``0 / 0 = 0`` (and ``x / 0 = 0``): a B-spline over an empty span is 0."""
+    zero = den == 0
+    return torch.where(zero, torch.zeros_like(num), num / torch.where(zero, torch.ones_like(den), den))
+
+
+def bspline_basis(x: Tensor, grid: Tensor, spline_order: int) -> Tensor:
+    r"""All B-spline bases of order ``k`` at ``x``, by the Cox–de Boor recursion (paper §2.2).
+
+    Order 0 is the indicator of a half-open interval, and each order mixes two of the
+    previous one with weights that rise and fall linearly across their support:
+
+    $$
+    B_{j,0}(x) = [\,t_j \le x < t_{j+1}\,], \qquad
+    B_{j,p}(x) = \frac{x - t_j}{t_{j+p} - t_j} B_{j,p-1}(x)
+               + \frac{t_{j+p+1} - x}{t_{j+p+1} - t_{j+1}} B_{j+1,p-1}(x),
+    $$
+
+    with ``0 / 0 = 0`` where knots repeat. This is the plain, dense reference; the layer's
+    fast path computes only the ``k + 1`` non-zero bases of each input and agrees with it.
+
+    Args:
+        x: inputs, shape ``(N, in)``.
+        grid: knots per input, non-decreasing, shape ``(in, n)``.
+        spline_order: ``k >= 0``; ``n >= k + 2``.
+
+    Returns:
+        Bases ``B_{j,k}(x_i)``, shape ``(N, in, n - k - 1)``; non-negative, at most ``k + 1``
+        non-zero per input, zero outside ``[t_0, t_{n-1})``, summing to 1 on
+        ``[t_k, t_{n-k-1})``.
+
+    Examples:
+        >>> grid = uniform_grid(1, 2, 1)  # knots -2, -1, 0, 1, 2
+        >>> bspline_basis(torch.tensor([[-0.5], [0.25]]), grid, 1)
+        tensor([[[0.5000, 0.5000, 0.0000]],
+        <BLANKLINE>
+                [[0.0000, 0.7500, 0.2500]]])
+    """
+    xe = x.unsqueeze(-1)  # (N, in, 1)
+    t = grid.unsqueeze(0)  # (1, in, n)
+    basis = ((xe >= t[..., :-1]) & (xe < t[..., 1:])).to(x.dtype)  # (N, in, n - 1): order 0
+    for p in range(1, spline_order + 1):
+        t_j, t_jp = t[..., : -(p + 1)], t[..., p:-1]  # t_j, t_{j+p}
+        t_j1, t_jp1 = t[..., 1:-p], t[..., p + 1 :]  # t_{j+1}, t_{j+p+1}
+        rise = _safe_div(xe - t_j, t_jp - t_j)  # (N, in, n - p - 1)
+        fall = _safe_div(t_jp1 - xe, t_jp1 - t_j1)
+        basis = rise * basis[..., :-1] + fall * basis[..., 1:]  # (N, in, n - p - 1)
+    return basis
+
+
+class _GridCache(NamedTuple):
+    """What the fast path needs about a layer's knots, recomputed only when they change."""
+
+    key: tuple[int, int, torch.dtype, torch.device]
+    uniform: bool  # equally spaced knots: closed-form bases
+    t0: Tensor  # (in, 1) first knot
+    h: Tensor  # (in, 1) spacing (uniform only)
+    padded: Tensor  # (in, n + 2k) knots with k more on each side (non-uniform only)
+    poly: Tensor  # (k + 1, k + 1): [p, r] = coefficient of u^p in the r-th non-zero basis
+    poly_slope: Tensor  # (k + 1, k + 1): the same for its derivative in u
+
+
+@functools.lru_cache(maxsize=None)
+def _uniform_polynomials(k: int) -> tuple[tuple[float, ...], ...]:
+    """On equally spaced knots, the ``k + 1`` non-zero bases are fixed polynomials of ``u``.
+
+    For ``x = t_s + u h`` with ``u`` in ``[0, 1)``, basis ``B_{s-k+r}(x)`` is ``sum_p A[p][r] u^p``;
+    ``A`` is found by running the de Boor triangle on polynomials with exact fractions
+    (left gap ``u + j - r - 1``, right gap ``r + 1 - u``, every denominator ``j``).
+    """
+
+    def add(a: list[Fraction], b: list[Fraction]) -> list[Fraction]:
+        return [(a[i] if i < len(a) else 0) + (b[i] if i < len(b) else 0) for i in range(max(len(a), len(b)))]
+
+    def mul(a: list[Fraction], b: list[Fraction]) -> list[Fraction]:
+        out = [Fraction(0)] * (len(a) + len(b) - 1)
+        for i, ai in enumerate(a):
+            for j, bj in enumerate(b):
+                out[i + j] += ai * bj
+        return out
+
+    values = [[Fraction(1)]]
+    for j in range(1, k + 1):
+        saved, nxt = [Fraction(0)], []
+        for r in range(j):
+            temp = [c / j for c in values[r]]
+            nxt.append(add(saved, mul([Fraction(r + 1), Fraction(-1)], temp)))  # (r + 1 - u) * temp
+            saved = mul([Fraction(j - r - 1), Fraction(1)], temp)  # (u + j - r - 1) * temp
+        nxt.append(saved)
+        values = nxt
+    return tuple(tuple(float(v[p]) if p < len(v) else 0.0 for v in values) for p in range(k + 1))
+
+
+def _grid_cache(grid: Tensor, k: int) -> _GridCache:
+    n = grid.shape[1]
+    t0 = grid[:, :1].contiguous()  # (in, 1)
+    h = (grid[:, -1:] - t0) / (n - 1)  # (in, 1)
+    exact = t0 + h * torch.arange(n, dtype=grid.dtype, device=grid.device)  # (in, n)
+    scale = grid.abs().amax().clamp_min(1.0)
+    tol = 32 * torch.finfo(grid.dtype).eps * scale
+    # k = 0 is discontinuous at knots: rounding the interval index differently would show.
+    uniform = k > 0 and bool((h > 0).all()) and bool(((grid - exact).abs() <= tol).all())
+    # Extra knots outside the grid only feed bases that are dropped; they just have to increase.
+    step = (grid[:, -1:] - t0).clamp_min(1.0)  # (in, 1)
+    steps = torch.arange(1, k + 1, dtype=grid.dtype, device=grid.device)  # (k,)
+    padded = torch.cat([t0 - step * steps.flip(0), grid, grid[:, -1:] + step * steps], dim=1)  # (in, n + 2k)
+    key = (grid.data_ptr(), grid._version, grid.dtype, grid.device)
+    poly = torch.tensor(_uniform_polynomials(k), dtype=grid.dtype, device=grid.device)  # (k + 1, k + 1)
+    powers = torch.arange(1, k + 1, dtype=grid.dtype, device=grid.device).unsqueeze(1)  # (k, 1)
+    poly_slope = torch.cat([poly[1:] * powers, torch.zeros_like(poly[:1])])  # d/du: p A[p] u^(p-1)
+    return _GridCache(key, uniform, t0, h, padded.contiguous(), poly, poly_slope)
+
+
+class _LocalBases(NamedTuple):
+    """The ``k + 1`` non-zero bases of every input and where they go.
+
+    ``first`` is the index of the first one (``B_{s-k}`` for the span ``t_s <= x < t_{s+1}``),
+    clamped into ``[0, G + k - 1]``; ``values[..., r]`` is ``B_{first+r}``, set to 0 where that
+    basis does not exist or ``x`` lies outside the knots; ``slope`` is its derivative in ``x``.
+    """
+
+    index: Tensor  # (N, in, k + 1) long: basis index, clamped
+    values: Tensor  # (N, in, k + 1)
+    slope: Tensor | None  # (N, in, k + 1), or None when not asked for
+
+
+def _local_bases(x: Tensor, grid: Tensor, cache: _GridCache, k: int, with_slope: bool) -> _LocalBases:
+    """The non-zero B-spline bases of each input (the de Boor triangle, NURBS Book A2.2/A2.3)."""
+    n = grid.shape[1]
+    n_basis = n - k - 1
+    if cache.uniform:
+        # Span and fractional position from one division; the bases are then fixed
+        # polynomials of u (one small matmul), and so are their slopes (divided by h).
+        pos = (x - cache.t0.T) / cache.h.T  # (N, in): knot units from t_0
+        span_f = pos.floor()
+        u = pos - span_f  # (N, in) in [0, 1)
+        powers = u.new_empty(*u.shape, k + 1)  # (N, in, k + 1): 1, u, u^2, ...
+        powers[..., 0] = 1
+        if k >= 1:
+            powers[..., 1] = u
+        for p in range(2, k + 1):
+            torch.mul(powers[..., p - 1], u, out=powers[..., p])
+        values = powers @ cache.poly  # (N, in, k + 1)
+        slope = (powers @ cache.poly_slope) / cache.h.T.unsqueeze(-1) if with_slope else None
+        span = span_f.clamp(-1, n - 1).long()  # (N, in)
+    else:
+        xt = x.T.contiguous()  # (in, N)
+        span = (torch.searchsorted(grid.contiguous(), xt, right=True) - 1).T  # (N, in): t_s <= x < t_{s+1}
+        in_dim = grid.shape[0]
+        base = torch.arange(in_dim, device=x.device).unsqueeze(0) * (n + 2 * k)  # (1, in): row offsets
+        safe = span.clamp(0, n - 2) + k + base  # (N, in): position of t_s in the padded rows
+
+        def knot(offset: int) -> Tensor:  # t_{s+offset}, (N, in)
+            return cache.padded.view(-1)[safe + offset]
+
+        left = [None] + [x - knot(1 - j) for j in range(1, k + 1)]  # x - t_{s+1-j}
+        right = [None] + [knot(j) - x for j in range(1, k + 1)]  # t_{s+j} - x
+        triangle = [torch.ones_like(x)]  # order 0: only B_s is non-zero, and it is 1
+        lower: list[Tensor] = triangle
+        for j in range(1, k + 1):
+            lower = triangle  # order j - 1, kept for the slope
+            saved = torch.zeros_like(x)
+            nxt = []
+            for r in range(j):
+                # B_{s-j+r, j} takes the falling part of B_{s-j+r, j-1}, B_{s-j+r+1, j} its rising part.
+                temp = triangle[r] / (right[r + 1] + left[j - r])
+                nxt.append(saved + right[r + 1] * temp)
+                saved = left[j - r] * temp
+            nxt.append(saved)
+            triangle = nxt
+        values = torch.stack(triangle, dim=-1)  # (N, in, k + 1)
+        slope = None
+        if with_slope:
+            # dB_{m,k}/dx = k (B_{m,k-1} / (t_{m+k} - t_m) - B_{m+1,k-1} / (t_{m+k+1} - t_{m+1})), m = s - k + r
+            terms = []
+            for r in range(k + 1):
+                term = torch.zeros_like(x)
+                if r >= 1:
+                    term = term + lower[r - 1] / (knot(r) - knot(r - k))
+                if r <= k - 1:
+                    term = term - lower[r] / (knot(r + 1) - knot(r + 1 - k))
+                terms.append(term * k)
+            slope = torch.stack(terms, dim=-1)  # (N, in, k + 1)
+    # B_{s-k+r} exists for 0 <= s-k+r < G+k, and x must lie inside the knots (0 <= s <= n-2).
+    offsets = torch.arange(k + 1, device=x.device)  # (k + 1,)
+    lowest = (k - offsets).clamp_min(0)  # (k + 1,): smallest valid span for basis r
+    highest = n - 2 - offsets  # (k + 1,)
+    spans = span.unsqueeze(-1)  # (N, in, 1)
+    valid = (spans >= lowest) & (spans <= highest)  # (N, in, k + 1)
+    values = torch.where(valid, values, 0)
+    slope = torch.where(valid, slope, 0) if slope is not None else None
+    index = (spans - k + offsets).clamp_(0, n_basis - 1)  # (N, in, k + 1)
+    return _LocalBases(index, values, slope)
+
+
+def _features(base: Tensor, local: _LocalBases, n_basis: int) -> Tensor:
+    """The feature matrix ``[silu(x), B(x)]``, shape ``(N, in * F)``, from the non-zero bases."""
+    N, in_dim = base.shape
+    feats = base.new_zeros(N, in_dim, 1 + n_basis)  # (N, in, F)
+    feats[..., 0] = base
+    # Clamped duplicate indices carry value 0, so adding them changes nothing.
+    feats[..., 1:].scatter_add_(2, local.index, local.values)
+    return feats.view(N, in_dim * (1 + n_basis))  # (N, in * F)
+
+
+CHUNK_ELEMENTS = 2**15  # inputs (rows * in) per chunk: bounds the fast path's temporaries
+
+
+class _SplineMatmul(torch.autograd.Function):
+    """``[base, B(x)] @ W`` with the bases recomputed in backward instead of stored.
+
+    Rows go in chunks of about ``CHUNK_ELEMENTS`` inputs, so the feature matrix and the
+    basis temporaries never exist for the whole batch at once: the peak memory stays a
+    fraction of what a stored feature matrix would take, at the speed of one large matmul.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, base: Tensor, weight: Tensor, grid: Tensor, cache: _GridCache, k: int) -> Tensor:
+        N, in_dim = x.shape
+        n_basis = grid.shape[1] - k - 1
+        y = x.new_empty(N, weight.shape[1])  # (N, out)
+        for rows in _chunks(N, in_dim):
+            local = _local_bases(x[rows], grid, cache, k, with_slope=False)
+            torch.mm(_features(base[rows], local, n_basis), weight, out=y[rows])
+        ctx.save_for_backward(x, base, weight, grid)
+        ctx.cache, ctx.k = cache, k
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad_y: Tensor) -> tuple[Tensor | None, ...]:
+        x, base, weight, grid = ctx.saved_tensors
+        k = ctx.k
+        n_basis = grid.shape[1] - k - 1
+        N, in_dim = x.shape
+        need_x, need_base, need_w = ctx.needs_input_grad[:3]
+        grad_y = grad_y.contiguous()
+        grad_x = torch.empty_like(x) if need_x else None
+        grad_base = torch.empty_like(base) if need_base else None
+        grad_w = torch.zeros_like(weight) if need_w else None
+        for rows in _chunks(N, in_dim):
+            local = _local_bases(x[rows], grid, ctx.cache, k, with_slope=need_x)
+            if need_w:
+                grad_w.addmm_(_features(base[rows], local, n_basis).T, grad_y[rows])  # (in * F, out)
+            if need_x or need_base:
+                grad_f = (grad_y[rows] @ weight.T).view(-1, in_dim, 1 + n_basis)  # (rows, in, F)
+                if need_base:
+                    grad_base[rows] = grad_f[..., 0]
+                if need_x:
+                    picked = grad_f[..., 1:].gather(2, local.index)  # (rows, in, k + 1)
+                    grad_x[rows] = (picked * local.slope).sum(-1)
+        return grad_x, grad_base, grad_w, None, None, None
+
+
+def _chunks(N: int, in_dim: int) -> list[slice]:
+    """Row slices of about ``CHUNK_ELEMENTS`` inputs each."""
+    step = max(1, CHUNK_ELEMENTS // in_dim)
+    return [slice(start, min(start + step, N)) for start in range(0, N, step)]
+
+
+# --------------------------------------------------------------------------------------------
+# One layer
+# --------------------------------------------------------------------------------------------
+
+
+def _fit_transfer(x_sorted: Tensor, new_grid: Tensor, old_basis: Tensor, k: int) -> Tensor:
+    """Least squares from old bases to new ones, per input: ``(in, G_new + k, G_old + k)``.
+
+    Refitting every edge's spline on new knots (pykan's ``curve2coef``) is linear in the old
+    coefficients, so one solve per input serves all ``out`` edges and no ``(N, in, out)``
+    target is formed.
+    """
+    new_basis = bspline_basis(x_sorted, new_grid, k)  # (N, in, G_new + k)
+    a = new_basis.transpose(0, 1)  # (in, N, G_new + k)
+    b = old_basis.transpose(0, 1)  # (in, N, G_old + k)
+    return torch.linalg.lstsq(a, b).solution  # (in, G_new + k, G_old + k)
+
+
+class KANLinear(nn.Module):
+    r"""One KAN layer: a learnable 1-D function on every edge ``i -> o``, summed at ``o`` (§2.2).
+
+    $y_o = \sum_i m_{i,o}\,\big(w^b_{i,o}\,\mathrm{silu}(x_i) + w^s_{i,o}\sum_c c_{i,o,c} B_c(x_i)\big)$;
+    see the module docstring. Parameters and their initialisation follow pykan's ``KANLayer``:
+    ``coef`` fits small uniform noise at the grid points, ``scale_base`` is uniform in
+    ``(mu - sigma, mu + sigma) / sqrt(in)``, ``scale_sp`` is ``scale_sp / sqrt(in)``.
+    ``grid`` and ``mask`` are buffers (pykan: frozen parameters), so state-dict keys match.
+
+    Args:
+        in_features: inputs ``in``.
+        out_features: outputs ``out``.
+        grid_size: intervals ``G >= 1`` on ``grid_range``.
+        spline_order: order ``k >= 0`` of the B-splines (3 = cubic; 0 = piecewise constant).
+        grid_range: ``(lo, hi)`` of the initial grid, ``lo < hi``.
+        base_activation: class of the residual branch ``b(x)`` (paper: SiLU).
+        grid_eps: weight of the uniform grid in ``KANLinear.update_grid``,
+            in ``[0, 1]`` (0: sample quantiles only, 1: uniform only).
+        noise_scale: size of the initial spline noise.
+        scale_base_mu: centre of the initial ``scale_base`` (times ``sqrt(in)``).
+        scale_base_sigma: half-width of the initial ``scale_base`` (times ``sqrt(in)``).
+        scale_sp: initial ``scale_sp`` (times ``sqrt(in)``).
+        sb_trainable: whether ``scale_base`` is trained (pykan's flag of that name).
+        sp_trainable: whether ``scale_sp`` is trained.
+
+    Raises:
+        TypeError, ValueError: if an argument is not of the kind described above.
+
+    Examples:
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> layer = KANLinear(3, 2, grid_size=5, spline_order=3)
+        >>> layer.grid.shape, layer.coef.shape  # G + 2k + 1 knots, G + k bases per edge
+        (torch.Size([3, 12]), torch.Size([3, 2, 8]))
+        >>> layer(torch.randn(4, 7, 3)).shape  # any leading dimensions
+        torch.Size([4, 7, 2])
+    """
+
+    grid: Tensor
+    mask: Tensor
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        grid_size: int = 5,
+        spline_order: int = 3,
+        grid_range: tuple[float, float] = (-1.0, 1.0),
+        base_activation: type[nn.Module] = nn.SiLU,
+        grid_eps: float = 0.02,
+        noise_scale: float = 0.5,
+        scale_base_mu: float = 0.0,
+        scale_base_sigma: float = 1.0,
+        scale_sp: float = 1.0,
+        sb_trainable: bool = True,
+        sp_trainable: bool = True,
+    ) -> None:
+        super().__init__()
+        self.in_features = _check_int(in_features, "in_features", 1, "64")
+        self.out_features = _check_int(out_features, "out_features", 1, "64")
+        self.grid_size = _check_int(grid_size, "grid_size", 1, "5")
+        self.spline_order = _check_int(spline_order, "spline_order", 0, "3")
+        self.grid_range = _check_range(grid_range)
+        if not (isinstance(base_activation, type) and issubclass(base_activation, nn.Module)):
+            raise TypeError(
+                f"base_activation must be an nn.Module class such as nn.SiLU, got {base_activation!r}"
+            )
+        if isinstance(grid_eps, bool) or not isinstance(grid_eps, numbers.Real) or not 0 <= grid_eps <= 1:
+            raise ValueError(f"grid_eps={grid_eps!r} is not a number in [0, 1]; expected e.g. 0.02")
+        self.grid_eps = float(grid_eps)
+        self.base_activation = base_activation()
+
+        G, k, n_in, n_out = self.grid_size, self.spline_order, self.in_features, self.out_features
+        self.register_buffer("grid", uniform_grid(n_in, G, k, self.grid_range))  # (in, G + 2k + 1)
+        self.register_buffer("mask", torch.ones(n_in, n_out))  # (in, out): 1 = edge kept
+        # Noise at the G + 1 grid points, fitted by the bases: a near-zero spline to start from.
+        points = self.grid[:, k : k + G + 1].T  # (G + 1, in)
+        noise = (torch.rand(G + 1, n_in, n_out) - 0.5) * noise_scale / G  # (G + 1, in, out)
+        basis = bspline_basis(points, self.grid, k).transpose(0, 1)  # (in, G + 1, G + k)
+        coef = torch.linalg.lstsq(basis, noise.transpose(0, 1)).solution  # (in, G + k, out)
+        self.coef = nn.Parameter(coef.transpose(1, 2).contiguous())  # (in, out, G + k)
+        rand = torch.rand(n_in, n_out) * 2 - 1
+        self.scale_base = nn.Parameter(
+            (scale_base_mu + scale_base_sigma * rand) / math.sqrt(n_in), requires_grad=sb_trainable
+        )  # (in, out)
+        self.scale_sp = nn.Parameter(
+            torch.full((n_in, n_out), scale_sp / math.sqrt(n_in)), requires_grad=sp_trainable
+        )  # (in, out)
+        self._cache: _GridCache | None = None
+
+    @classmethod
+    def from_pykan(cls, layer: nn.Module) -> KANLinear:
+        """The same layer as a pykan ``KANLayer``: its knots, parameters, flags and dtype, copied.
+
+        Args:
+            layer: a ``kan.KANLayer.KANLayer``.
+
+        Returns:
+            A ``KANLinear`` that computes what ``layer`` computes (its first output).
+
+        Raises:
+            TypeError: if ``layer`` does not look like a pykan ``KANLayer`` or its base
+                function is not an ``nn.Module``.
+        """
+        needed = ("in_dim", "out_dim", "num", "k", "grid", "coef", "scale_base", "scale_sp", "mask", "base_fun")
+        missing = [a for a in needed if not hasattr(layer, a)]
+        if missing:
+            raise TypeError(f"layer lacks {missing}; expected a pykan KANLayer")
+        if not isinstance(layer.base_fun, nn.Module):
+            raise TypeError(f"layer.base_fun is {layer.base_fun!r}; expected an nn.Module such as nn.SiLU()")
+        grid = layer.grid.detach()
+        G, k = int(layer.num), int(layer.k)
+        lo, hi = float(grid[0, k]), float(grid[0, k + G])
+        ours = cls(
+            int(layer.in_dim), int(layer.out_dim), grid_size=G, spline_order=k, grid_range=(lo, hi),
+            base_activation=type(layer.base_fun), grid_eps=float(layer.grid_eps),
+            sb_trainable=layer.scale_base.requires_grad, sp_trainable=layer.scale_sp.requires_grad,
+        ).to(device=grid.device, dtype=layer.coef.dtype)
+        with torch.no_grad():
+            for name in ("grid", "mask", "coef", "scale_base", "scale_sp"):
+                getattr(ours, name).copy_(getattr(layer, name).detach())
+        return ours
+
+    # --- the function on every edge ---------------------------------------------------------
+
+    def _grid_info(self) -> _GridCache:
+        key = (self.grid.data_ptr(), self.grid._version, self.grid.dtype, self.grid.device)
+        if self._cache is None or self._cache.key != key:
+            self._cache = _grid_cache(self.grid, self.spline_order)
+        return self._cache
+
+    def weight(self) -> Tensor:
+        """The layer as one matrix ``W``: rows ``(i, f)``, ``f = 0`` the SiLU branch, then the bases.
+
+        Returns:
+            ``W``, shape ``(in * F, out)``, with ``W[(i, 0), o] = m w^b`` and
+            ``W[(i, 1 + c), o] = m w^s c_{i,o,c}``.
+        """
+        base_w = (self.mask * self.scale_base).unsqueeze(1)  # (in, 1, out)
+        spline_w = ((self.mask * self.scale_sp).unsqueeze(-1) * self.coef).transpose(1, 2)  # (in, G + k, out)
+        return torch.cat([base_w, spline_w], dim=1).reshape(-1, self.out_features)  # (in * F, out)
+
+    def features(self, x: Tensor) -> Tensor:
+        """Every input's feature row ``[silu(x_i), B_0(x_i), ..., B_{G+k-1}(x_i)]``, dense.
+
+        Args:
+            x: inputs, shape ``(N, in)``.
+
+        Returns:
+            Features, shape ``(N, in, F)``; ``features(x).flatten(1) @ weight()`` is the layer.
+        """
+        x = _check_input(x, self)
+        basis = bspline_basis(x, self.grid, self.spline_order)  # (N, in, G + k)
+        return torch.cat([self.base_activation(x).unsqueeze(-1), basis], dim=-1)  # (N, in, F)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply the layer (fast path: non-zero bases only, recomputed in backward).
+
+        Args:
+            x: inputs, shape ``(..., in)``, the layer's dtype.
+
+        Returns:
+            Outputs, shape ``(..., out)``.
+
+        Raises:
+            TypeError: if ``x`` is not a floating tensor of the layer's dtype.
+            ValueError: if the last dimension of ``x`` is not ``in``.
+        """
+        x = _check_input(x, self)
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)  # (N, in)
+        base = self.base_activation(x2)  # (N, in): its own backward comes from autograd
+        y = _SplineMatmul.apply(x2, base, self.weight(), self.grid, self._grid_info(), self.spline_order)
+        return y.reshape(*lead, self.out_features)  # (..., out)
+
+    def forward_reference(self, x: Tensor) -> Tensor:
+        r"""The layer written as the formula, with dense bases: slow, for reading and testing.
+
+        Args:
+            x: inputs, shape ``(N, in)``.
+
+        Returns:
+            Outputs, shape ``(N, out)``.
+        """
+        x = _check_input(x, self)
+        basis = bspline_basis(x, self.grid, self.spline_order)  # (N, in, G + k)
+        spline_w = (self.mask * self.scale_sp).unsqueeze(-1) * self.coef  # (in, out, G + k)
+        # n: sample, i: input, c: basis, o: output; sums over i and c, no (N, in, out) tensor
+        spline = torch.einsum("nic,ioc->no", basis, spline_w)  # (N, out)
+        return self.base_activation(x) @ (self.mask * self.scale_base) + spline
+
+    def edge_scales(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Outputs and the size of every edge's activation on a batch, as pykan measures it.
+
+        ``scale[o, i] = std_n(phi_{i,o}(x_{n,i})) / (std_n(x_{n,i}) + 0.1)`` (unbiased std over
+        the batch): pykan's ``acts_scale_spline``, the quantity its regulariser penalises.
+        Since ``phi_{i,o}`` is linear in the features, its variance is ``w^T C_i w`` with
+        ``C_i`` the features' covariance of input ``i``: no ``(N, in, out)`` tensor.
+
+        Args:
+            x: inputs, shape ``(N, in)``, ``N >= 2``.
+
+        Returns:
+            ``(y (N, out), scale (out, in))``.
+        """
+        feats = self.features(x)  # (N, in, F)
+        N = feats.shape[0]
+        w3 = self.weight().view(self.in_features, -1, self.out_features)  # (in, F, out)
+        y = feats.flatten(1) @ w3.flatten(0, 1)  # (N, out)
+        centred = feats - feats.mean(dim=0, keepdim=True)  # (N, in, F)
+        cov = torch.einsum("nif,nig->ifg", centred, centred) / (N - 1)  # (in, F, F)
+        var = torch.einsum("ifo,ifg,igo->oi", w3, cov, w3).clamp_min(0)  # (out, in)
+        positive = var > 0
+        std = torch.where(positive, torch.where(positive, var, 1.0).sqrt(), 0.0)  # no inf slope at 0
+        return y, std / (x.std(dim=0) + 0.1)
+
+    # --- grid update and extension (paper §2.5) ---------------------------------------------
+
+    @torch.no_grad()
+    def update_grid(self, x: Tensor) -> None:
+        r"""Move the knots to where the inputs are, keeping every edge's spline (paper §2.5).
+
+        As pykan's ``update_grid_from_samples``: sort each input's samples; the adaptive grid
+        takes the samples at positions ``int(N / G * j)`` for ``j < G`` and the largest one;
+        the uniform grid spans the same ``[min, max]`` in ``G`` equal steps (no margin); the
+        new interior knots are ``grid_eps * uniform + (1 - grid_eps) * adaptive``, extended by
+        ``k`` knots of the mean spacing on each side; ``coef`` is refitted by least squares
+        to the old spline at the samples. ``scale_base``, ``scale_sp`` and ``mask`` stay.
+
+        Args:
+            x: samples of the layer's input, shape ``(..., in)``, at least 2 in total.
+
+        Raises:
+            TypeError: if ``x`` is not a floating tensor of the layer's dtype.
+            ValueError: if its last dimension is not ``in``, it holds NaN or inf, or an input
+                column is constant.
+        """
+        x = _check_input(x, self).reshape(-1, self.in_features)  # (N, in)
+        _check_samples(x, "x", distinct=True)
+        G, k, N = self.grid_size, self.spline_order, x.shape[0]
+        x_sorted = x.sort(dim=0).values  # (N, in)
+        old_basis = bspline_basis(x_sorted, self.grid, k)  # (N, in, G + k)
+        ids = [int(N / G * j) for j in range(G)] + [N - 1]  # pykan's positions, float division
+        adaptive = x_sorted[ids].T  # (in, G + 1)
+        lo, hi = adaptive[:, :1], adaptive[:, -1:]
+        steps = torch.arange(G + 1, dtype=x.dtype, device=x.device)  # (G + 1,)
+        uniform = lo + (hi - lo) / G * steps  # (in, G + 1)
+        grid = extend_grid(self.grid_eps * uniform + (1 - self.grid_eps) * adaptive, k)  # (in, n)
+        transfer = _fit_transfer(x_sorted, grid, old_basis, k)  # (in, G + k, G + k)
+        self.coef.copy_(torch.einsum("icd,iod->ioc", transfer, self.coef))  # (in, out, G + k)
+        self.grid.copy_(grid)
+
+    @torch.no_grad()
+    def refine(self, new_grid_size: int, x: Tensor) -> KANLinear:
+        r"""Grid extension (paper §2.5): a copy of this layer on a finer grid, fitted to it.
+
+        As pykan's ``initialize_grid_from_parent``: the new interior knots interpolate the
+        current ones piecewise-linearly at ``G_new + 1`` evenly spaced positions (so a uniform
+        grid stays uniform and an updated one keeps its shape); ``coef`` is the least-squares
+        fit of the current spline at the samples ``x``; ``scale_base``, ``scale_sp`` and
+        ``mask`` are copied. This layer is left unchanged.
+
+        Args:
+            new_grid_size: ``G_new >= 1`` (usually larger than ``G``).
+            x: samples of the layer's input, shape ``(..., in)``, finite.
+
+        Returns:
+            A new ``KANLinear`` with ``G_new`` intervals.
+
+        Raises:
+            TypeError, ValueError: for a bad ``new_grid_size`` or ``x`` (see
+                ``KANLinear.update_grid``).
+        """
+        G_new = _check_int(new_grid_size, "new_grid_size", 1, "10")
+        x = _check_input(x, self).reshape(-1, self.in_features)  # (N, in)
+        _check_samples(x, "x", distinct=False)
+        G, k = self.grid_size, self.spline_order
+        interior = self.grid[:, k : k + G + 1]  # (in, G + 1)
+        pos = torch.arange(G_new + 1, dtype=torch.float64) * G / G_new  # (G_new + 1,): in old intervals
+        left = pos.floor().clamp(max=G - 1).long()  # (G_new + 1,)
+        frac = (pos - left).to(x.dtype).to(x.device)
+        new_interior = interior[:, left] + frac * (interior[:, left + 1] - interior[:, left])  # (in, G_new + 1)
+        grid = extend_grid(new_interior, k)  # (in, G_new + 2k + 1)
+        x_sorted = x.sort(dim=0).values  # (N, in)
+        transfer = _fit_transfer(x_sorted, grid, bspline_basis(x_sorted, self.grid, k), k)  # (in, G_new + k, G + k)
+        child = KANLinear(
+            self.in_features, self.out_features, grid_size=G_new, spline_order=k, grid_range=self.grid_range,
+            base_activation=type(self.base_activation), grid_eps=self.grid_eps,
+            sb_trainable=self.scale_base.requires_grad, sp_trainable=self.scale_sp.requires_grad,
+        ).to(device=x.device, dtype=x.dtype)
+        child.grid.copy_(grid)
+        child.coef.copy_(torch.einsum("icd,iod->ioc", transfer, self.coef))  # (in, out, G_new + k)
+        for name in ("mask", "scale_base", "scale_sp"):
+            getattr(child, name).copy_(getattr(self, name))
+        return child
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"grid_size={self.grid_size}, spline_order={self.spline_order}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# A network of layers
+# --------------------------------------------------------------------------------------------
+
+
+class KANForward(NamedTuple):
+    """Output of ``KAN.forward_with_scales``."""
+
+    y: Tensor  # (N, widths[-1])
+    scales: list[Tensor]  # per layer, (out, in): the size of every edge's activation
+
+
+class KAN(nn.Module):
+    r"""A KAN: layers of [`KANLinear`][refimpl.kan.KANLinear], ``widths = [n_0, n_1, ..., n_L]`` (§2.2).
+
+    The paper's ``[2, 5, 1]`` is ``KAN([2, 5, 1])``: two inputs, five hidden nodes, one
+    output. As pykan's ``MultKAN`` without multiplication nodes and symbolic branch (its
+    node affine maps start as the identity and are not trained by default, so they are left out).
+
+    Args:
+        widths: node counts ``[n_0, ..., n_L]``, at least two entries, each ``>= 1``.
+        grid_size: ``G`` of every layer.
+        spline_order: ``k`` of every layer.
+        grid_range: initial ``(lo, hi)`` of every grid.
+        **layer_kwargs: passed to every [`KANLinear`][refimpl.kan.KANLinear] (``grid_eps``,
+            ``noise_scale``, ``base_activation``, ...).
+
+    Raises:
+        TypeError, ValueError: if ``widths`` is not a list of at least two positive ints, or
+            a layer argument is bad.
+
+    Examples:
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> model = KAN([2, 5, 1], grid_size=3)
+        >>> x = torch.rand(64, 2) * 2 - 1
+        >>> out = model.forward_with_scales(x)
+        >>> out.y.shape, [tuple(s.shape) for s in out.scales]
+        (torch.Size([64, 1]), [(5, 2), (1, 5)])
+        >>> model.regularization(out.scales).shape
+        torch.Size([])
+        >>> model.refine(10, x).layers[0].grid_size
+        10
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int],
+        grid_size: int = 5,
+        spline_order: int = 3,
+        grid_range: tuple[float, float] = (-1.0, 1.0),
+        **layer_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if not isinstance(widths, Sequence) or len(widths) < 2:
+            raise TypeError(f"widths must be a list of at least two ints, got {widths!r}; expected e.g. [2, 5, 1]")
+        self.widths = [_check_int(w, f"widths[{j}]", 1, "5") for j, w in enumerate(widths)]
+        self.layers = nn.ModuleList(
+            KANLinear(a, b, grid_size, spline_order, grid_range, **layer_kwargs)
+            for a, b in zip(self.widths[:-1], self.widths[1:])
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply every layer (fast path).
+
+        Args:
+            x: inputs, shape ``(..., n_0)``.
+
+        Returns:
+            Outputs, shape ``(..., n_L)``.
+        """
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def forward_with_scales(self, x: Tensor) -> KANForward:
+        """Apply every layer and measure every edge, for the regulariser and pruning.
+
+        Args:
+            x: inputs, shape ``(N, n_0)``, ``N >= 2``.
+
+        Returns:
+            ``KANForward(y (N, n_L), scales)`` with one ``(n_{l+1}, n_l)`` tensor per layer,
+            from ``KANLinear.edge_scales``.
+        """
+        if isinstance(x, Tensor) and x.ndim == 2 and x.shape[0] < 2:
+            raise ValueError(f"x has {x.shape[0]} samples; expected N >= 2 to measure spreads over the batch")
+        scales = []
+        for layer in self.layers:
+            x, scale = layer.edge_scales(x)
+            scales.append(scale)
+        return KANForward(x, scales)
+
+    def regularization(
+        self,
+        scales: Sequence[Tensor],
+        lamb_l1: float = 1.0,
+        lamb_entropy: float = 2.0,
+        lamb_coef: float = 0.0,
+        lamb_coefdiff: float = 0.0,
+    ) -> Tensor:
+        r"""The sparsity penalty of paper §2.5.1, as pykan's ``MultKAN.reg`` computes it.
+
+        Per layer, with ``s`` the ``(out, in)`` edge scales: the L1 term ``sum(s)``, plus the
+        entropy of each row and each column of ``s`` normalised by its sum plus 1,
+        $-\frac{1}{R}\sum_{\text{rows}} \sum p \log_2(p + 10^{-4})$ (rows and columns alike);
+        plus optional L1 penalties on ``coef`` and on its differences. Departure from the
+        paper, kept for pykan parity: the paper's L1 norm is the mean ``|phi|`` over the batch
+        and its entropy divides by the plain sum; pykan uses the normalised spread above.
+
+        Args:
+            scales: from ``KAN.forward_with_scales``.
+            lamb_l1: weight of the L1 term (pykan's default 1).
+            lamb_entropy: weight of the entropy terms (pykan's default 2).
+            lamb_coef: weight of ``sum_i mean_o sum_c |c|`` (default 0, as pykan's ``fit``).
+            lamb_coefdiff: weight of the same on ``diff(c)`` along the bases (default 0).
+
+        Returns:
+            The penalty, a scalar; the training loss is ``loss + lamb * penalty``.
+        """
+        total = self.layers[0].coef.new_zeros(())
+        for s in scales:
+            p_row = s / (s.sum(dim=1, keepdim=True) + 1)  # (out, in)
+            p_col = s / (s.sum(dim=0, keepdim=True) + 1)
+            entropy_row = -(p_row * torch.log2(p_row + 1e-4)).sum(dim=1).mean()
+            entropy_col = -(p_col * torch.log2(p_col + 1e-4)).sum(dim=0).mean()
+            total = total + lamb_l1 * s.sum() + lamb_entropy * (entropy_row + entropy_col)
+        for layer in self.layers:
+            total = total + lamb_coef * layer.coef.abs().mean(dim=1).sum()
+            total = total + lamb_coefdiff * layer.coef.diff(dim=-1).abs().mean(dim=1).sum()
+        return total
+
+    @torch.no_grad()
+    def update_grid(self, x: Tensor) -> None:
+        """Update every layer's grid to the inputs it sees, first layer first (paper §2.5).
+
+        Args:
+            x: inputs, shape ``(N, n_0)``; see ``KANLinear.update_grid``.
+        """
+        for layer in self.layers:
+            layer.update_grid(x)
+            x = layer(x)
+
+    @torch.no_grad()
+    def refine(self, new_grid_size: int, x: Tensor) -> KAN:
+        """A copy of the network on finer grids, each layer fitted to this one (paper §2.5).
+
+        Args:
+            new_grid_size: ``G_new`` of every layer.
+            x: inputs, shape ``(N, n_0)``; each layer is fitted on what it sees here.
+
+        Returns:
+            A new ``KAN``; this one is unchanged.
+        """
+        child = copy.deepcopy(self)
+        layers = []
+        for layer in self.layers:
+            layers.append(layer.refine(new_grid_size, x))
+            x = layer(x)
+        child.layers = nn.ModuleList(layers)
+        return child
+
+    @torch.no_grad()
+    def prune(self, x: Tensor, threshold: float = 1e-2) -> list[Tensor]:
+        """Switch off hidden nodes whose edges are all small (paper §2.5.1, "Pruning").
+
+        A hidden node is kept if its largest incoming and its largest outgoing edge scale
+        both exceed ``threshold``; the edges of every other hidden node get ``mask = 0``, so
+        they compute 0 from then on (shapes stay). Departure from the paper: the edge size
+        is the normalised spread that the regulariser uses, not the mean ``|phi|``.
+
+        Args:
+            x: inputs, shape ``(N, n_0)``, ``N >= 2``.
+            threshold: the paper's ``theta`` (default ``1e-2``).
+
+        Returns:
+            For every hidden layer, the indices of the nodes kept.
+        """
+        scales = self.forward_with_scales(x).scales
+        kept = []
+        for l in range(len(self.layers) - 1):
+            incoming = scales[l].amax(dim=1)  # (n_{l+1},): over the layer's inputs
+            outgoing = scales[l + 1].amax(dim=0)  # (n_{l+1},): over the next layer's outputs
+            keep = (incoming > threshold) & (outgoing > threshold)
+            self.layers[l].mask[:, ~keep] = 0
+            self.layers[l + 1].mask[~keep, :] = 0
+            kept.append(keep.nonzero().flatten())
+        return kept
+
+    @torch.no_grad()
+    def plot_activations(self, num_points: int = 200) -> Any:
+        """Draw every learned edge function ``phi_{i,o}`` on its grid's interior range.
+
+        One panel per layer, a row per output and a column per input; pruned edges
+        (``mask = 0``) are drawn grey and flat.
+
+        Args:
+            num_points: points per curve.
+
+        Returns:
+            A ``matplotlib.figure.Figure``.
+        """
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(3.0 * len(self.layers) + 1.5, 4.2), layout="constrained")
+        panels = fig.subfigures(1, len(self.layers), squeeze=False)[0]
+        for l, (layer, panel) in enumerate(zip(self.layers, panels)):
+            k, G = layer.spline_order, layer.grid_size
+            lo, hi = layer.grid[:, k], layer.grid[:, k + G]  # (in,)
+            steps = torch.linspace(0, 1, num_points, dtype=lo.dtype, device=lo.device)
+            xs = lo + (hi - lo) * steps.unsqueeze(1)  # (P, in)
+            w3 = layer.weight().view(layer.in_features, -1, layer.out_features)  # (in, F, out)
+            phi = torch.einsum("pif,ifo->pio", layer.features(xs), w3).cpu()  # (P, in, out), P small
+            axes = panel.subplots(layer.out_features, layer.in_features, squeeze=False)
+            for o in range(layer.out_features):
+                for i in range(layer.in_features):
+                    ax = axes[o][i]
+                    on = bool(layer.mask[i, o] > 0)
+                    ax.plot(xs[:, i].cpu(), phi[:, i, o], color="C0" if on else "0.7", linewidth=1.2)
+                    ax.set_xticks([])
+                    ax.set_yticks([])
+                    if o == layer.out_features - 1:
+                        ax.set_xlabel(f"x{i}", fontsize=7)
+                    if i == 0:
+                        ax.set_ylabel(f"out {o}", fontsize=7)
+            panel.suptitle(f"layer {l}: {layer.in_features} -> {layer.out_features}", fontsize=9)
+        return fig
