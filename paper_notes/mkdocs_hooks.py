@@ -156,6 +156,26 @@ def _mark_notebook_math(content: str) -> str:
     return "".join(out)
 
 
+_MD_HREF = re.compile(r'href="(?![a-z][a-z0-9+.-]*:|/|#)([^"#]+\.md)(#[^"]*)?"')
+
+
+def _resolve_notebook_links(content: str, page: Any, files: Files) -> str:
+    """Point a notebook's Markdown links to ``*.md`` pages at those pages' URLs, as MkDocs does for Markdown.
+
+    Raises:
+        PluginError: for a link to a page that does not exist (what ``--strict`` would report).
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(page.file.src_uri), html.unescape(match.group(1))))
+        file = files.get_file_from_path(target)
+        if file is None:
+            raise PluginError(f"paper-notes: notebook {page.file.src_uri} links to {match.group(1)!r}, which is not a page")
+        return f'href="{html.escape(file.url_relative_to(page.file))}{match.group(2) or ""}"'
+
+    return _MD_HREF.sub(replace, content)
+
+
 _HEADING = re.compile(r'<h([1-6]) id="([^"]*)"(.*?)</h\1>', re.S)
 
 
@@ -188,6 +208,7 @@ def on_page_content(content: str, page: Any, config: Any, files: Files) -> str:
     content = _NBCONVERT_MERMAID.sub("", content)
     content = _align_heading_ids(content, page.toc)
     content = _mark_notebook_math(content)
+    content = _resolve_notebook_links(content, page, files)
     papers = _project().papers
 
     def replace(match: re.Match[str]) -> str:
