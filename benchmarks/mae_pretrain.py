@@ -1,0 +1,191 @@
+"""Training-step speed of our MAE against Hugging Face ``ViTMAEForPreTraining``, side by side.
+
+One training step = forward + backward + AdamW step, on a fixed batch with fixed masking noise,
+timed after warm-up. Both models have the same configuration and the same weights (our state
+dict converted with ``official_to_hf_vitmae``), the same optimiser settings, and on CUDA the
+same bf16 autocast, fused AdamW and (with ``--compile``) ``torch.compile``. Each measurement
+runs in its own subprocess so that peak memory (CUDA: ``max_memory_allocated``; CPU: the
+process's peak resident set, ``ru_maxrss``, with the same libraries imported in both) belongs to
+one model only; on CPU the two alternate ``--repeats`` times and each keeps its best.
+
+MFU (CUDA only) divides the model FLOPs of a training step (3 x forward: the encoder on the
+``1 + L_keep`` visible tokens, the decoder on all ``1 + L`` tokens, the patch embedding on all
+``L`` patches; matrix multiplies only, counted as 2 FLOPs per multiply-add) by the time and by
+``--peak-tflops`` (default 989.4: an H100 SXM's dense bf16 tensor-core peak).
+
+    .venv/bin/python benchmarks/mae_pretrain.py                      # CPU: tiny, 1 thread and all threads
+    .venv/bin/python benchmarks/mae_pretrain.py --device cuda        # CUDA: ViT-B/16, batch 256, bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from refimpl import mae as mae_lib  # noqa: E402
+from refimpl.checkpoints import official_to_hf_vitmae  # noqa: E402
+
+CONFIGS = {  # name -> (factory, img_size)
+    "tiny": ("mae_vit_tiny_patch16", 224),
+    "base": ("mae_vit_base_patch16", 224),
+}
+
+
+def hf_twin(model: mae_lib.MaskedAutoencoderViT, mask_ratio: float) -> torch.nn.Module:
+    """``ViTMAEForPreTraining`` with ``model``'s configuration and weights (as in tests/test_mae.py)."""
+    import transformers
+
+    d, dd = model.cls_token.shape[-1], model.mask_token.shape[-1]
+    config = transformers.ViTMAEConfig(
+        image_size=model.patch_embed.img_size, patch_size=model.patch_size, num_channels=model.in_chans,
+        hidden_size=d, num_hidden_layers=len(model.blocks), num_attention_heads=model.blocks[0].attn.num_heads,
+        intermediate_size=4 * d, decoder_hidden_size=dd, decoder_num_hidden_layers=len(model.decoder_blocks),
+        decoder_num_attention_heads=model.decoder_blocks[0].attn.num_heads, decoder_intermediate_size=4 * dd,
+        hidden_act="gelu", qkv_bias=True, layer_norm_eps=1e-6, hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0, norm_pix_loss=model.norm_pix_loss, mask_ratio=mask_ratio,
+    )
+    hf = transformers.ViTMAEForPreTraining(config)
+    hf.load_state_dict(official_to_hf_vitmae(model.state_dict()), strict=True)
+    return hf
+
+
+def train_flops_per_image(model: mae_lib.MaskedAutoencoderViT, mask_ratio: float) -> float:
+    """Matmul FLOPs of one training step per image: 3 x (patch embed + encoder on visible + decoder on all)."""
+    L = model.num_patches
+    keep = 1 + int(L * (1 - mask_ratio))  # cls + visible
+    d, dd = model.cls_token.shape[-1], model.mask_token.shape[-1]
+    pix = model.patch_size**2 * model.in_chans
+    mlp = model.blocks[0].mlp.fc1.out_features / d
+
+    def block(width: float, tokens: int) -> float:  # qkv + proj + MLP, and the two attention matmuls
+        return tokens * (2 * (4 + 2 * mlp) * width**2) + 4 * tokens**2 * width
+
+    forward = (2 * L * pix * d + len(model.blocks) * block(d, keep) + 2 * keep * d * dd
+               + len(model.decoder_blocks) * block(dd, 1 + L) + 2 * (1 + L) * dd * pix)
+    return 3 * forward
+
+
+def measure(impl: str, config: str, batch: int, device: str, threads: int, steps: int, warmup: int,
+            compile_: bool, mask_ratio: float = 0.75) -> dict:
+    """Time ``steps`` training steps of one implementation in this process."""
+    import transformers  # noqa: F401 - in both children, so the CPU peak memory counts the same libraries
+
+    if threads:
+        torch.set_num_threads(threads)
+    factory, img_size = CONFIGS[config]
+    torch.manual_seed(0)
+    ours = getattr(mae_lib, factory)(img_size=img_size, norm_pix_loss=True)
+    model = ours if impl == "ours" else hf_twin(ours, mask_ratio)
+    flops = train_flops_per_image(ours, mask_ratio)
+    model = model.to(device).train()
+    cuda = device == "cuda"
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05,
+                                  fused=True if cuda else None)
+    imgs = torch.randn(batch, 3, img_size, img_size, device=device)
+    noise = torch.rand(batch, ours.num_patches, device=device)
+    step_model = torch.compile(model) if compile_ else model
+
+    def step() -> None:
+        with torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False):
+            if impl == "ours":
+                loss = step_model(imgs, mask_ratio, noise).loss
+            else:
+                loss = step_model(pixel_values=imgs, noise=noise).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(warmup):
+        step()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - start) / steps
+    peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"impl": impl, "images_per_s": batch / seconds, "step_ms": 1000 * seconds, "peak_bytes": peak,
+            "tflops": flops * batch / seconds / 1e12, "threads": torch.get_num_threads()}
+
+
+def run_child(args: argparse.Namespace, impl: str, threads: int) -> dict:
+    command = [sys.executable, __file__, "--child", impl, "--config", args.config, "--batch", str(args.batch),
+               "--device", args.device, "--threads", str(threads), "--steps", str(args.steps),
+               "--warmup", str(args.warmup)] + (["--compile"] if args.compile else ["--no-compile"])
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{impl} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--config", default=None, choices=sorted(CONFIGS), help="tiny on CPU, base on CUDA")
+    parser.add_argument("--batch", type=int, default=None, help="8 on CPU, 256 on CUDA")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps (5 on CPU, 30 on CUDA)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (2 on CPU, 10 on CUDA)")
+    parser.add_argument("--threads", type=int, nargs="*", default=None,
+                        help="CPU threads to try (default: 1 and all); 0 = leave torch's default")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="torch.compile both models (default: on for CUDA)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="alternate ours/HF this many times and keep each one's best (3 on CPU, 1 on CUDA): "
+                             "a shared machine's load spikes only ever slow a run down")
+    parser.add_argument("--peak-tflops", type=float, default=989.4, help="GPU peak for MFU (H100 SXM dense bf16)")
+    parser.add_argument("--child", choices=["ours", "hf"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    cuda = args.device == "cuda"
+    args.config = args.config or ("base" if cuda else "tiny")
+    args.batch = args.batch or (256 if cuda else 8)
+    args.steps = args.steps or (30 if cuda else 5)
+    args.warmup = args.warmup if args.warmup is not None else (10 if cuda else 2)
+    args.compile = cuda if args.compile is None else args.compile
+    args.repeats = args.repeats or (1 if cuda else 3)
+    if args.child:
+        threads = args.threads[0] if args.threads else 0
+        print(json.dumps(measure(args.child, args.config, args.batch, args.device, threads, args.steps,
+                                 args.warmup, args.compile)))
+        return
+    thread_options = args.threads if args.threads is not None else ([0] if cuda else [1, os.cpu_count() or 1])
+    device_name = torch.cuda.get_device_name() if cuda else f"CPU ({os.cpu_count()} cores)"
+    print(f"# MAE training step, config={args.config}, batch={args.batch}, device={device_name}, "
+          f"torch {torch.__version__}, compile={args.compile}, {args.steps} timed steps after {args.warmup}, "
+          f"best of {args.repeats}")
+    header = "| impl | threads | images/s | ms/step | peak memory (MiB) |" + (" MFU |" if cuda else "")
+    print(header)
+    print("|" + " --- |" * (header.count("|") - 1))
+    for threads in thread_options:
+        rows: dict[str, dict] = {}
+        for _ in range(args.repeats):
+            for impl in ("ours", "hf"):
+                row = run_child(args, impl, threads)
+                if impl not in rows or row["images_per_s"] > rows[impl]["images_per_s"]:
+                    rows[impl] = row
+        for impl, row in rows.items():
+            line = (f"| {impl} | {row['threads']} | {row['images_per_s']:.1f} | {row['step_ms']:.0f} | "
+                    f"{row['peak_bytes'] / 2**20:.0f} |")
+            if cuda:
+                line += f" {100 * row['tflops'] / args.peak_tflops:.1f} % |"
+            print(line)
+        ratio = rows["ours"]["images_per_s"] / rows["hf"]["images_per_s"]
+        mem = rows["ours"]["peak_bytes"] / rows["hf"]["peak_bytes"]
+        print(f"| ours/HF | {rows['ours']['threads']} | {ratio:.2f}x | | {mem:.2f}x |" + (" |" if cuda else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""Training checkpoints that survive a kill: atomic writes, the last ``K`` kept, safe loading.
+
+A checkpoint is one ``torch.save`` file, ``checkpoint-<step>.pth``, holding plain containers
+only, so it loads with ``torch.load(weights_only=True)`` and no pickled code ever runs:
+
+| key | what |
+| --- | --- |
+| ``format`` | ``"refimpl.train/1"`` |
+| ``model`` | the MAE's state dict (official key names; also readable by [`read_state_dict`][refimpl.checkpoints.read_state_dict]) |
+| ``optimizer``, ``scheduler`` | their ``state_dict()`` |
+| ``scaler`` | ``None``: bf16 autocast needs no loss scaling (the key is kept for an fp16 path) |
+| ``step``, ``epoch`` | optimizer steps done, and the epoch the next step belongs to |
+| ``sampler`` | the data sampler's ``{"epoch", "start"}`` at the next step |
+| ``rng`` | torch CPU and CUDA, numpy and Python generator states |
+| ``config``, ``dataset_size`` | the run's [`PretrainConfig`][refimpl.train.config.PretrainConfig] as a dict, and the number of images |
+
+The write goes to a temporary file in the same folder, is flushed and ``fsync``-ed, then
+``os.replace``-d onto its name and the folder is ``fsync``-ed: a reader (or a resume after a
+kill at any instant) sees either the complete new file or none, and the previous checkpoint is
+only deleted after the new one is in place.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import tempfile
+from collections.abc import Mapping
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import RESUME_KEYS, ConfigError
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "atomic_save",
+    "capture_rng",
+    "check_compatible",
+    "checkpoint_name",
+    "export_encoder",
+    "list_checkpoints",
+    "load_training_checkpoint",
+    "prune_checkpoints",
+    "restore_rng",
+]
+
+CHECKPOINT_FORMAT = "refimpl.train/1"
+_NAME = re.compile(r"^checkpoint-(\d{8})\.pth$")
+
+
+def checkpoint_name(step: int) -> str:
+    """``checkpoint-00000120.pth`` for step 120: names sort by step."""
+    return f"checkpoint-{step:08d}.pth"
+
+
+def atomic_save(obj: object, path: str | PathLike[str]) -> None:
+    """``torch.save(obj)`` to ``path`` so that ``path`` is either the old file or the complete new one.
+
+    Args:
+        obj: what to save.
+        path: the destination; its folder must exist.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a checkpoint is shared like any output
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows: directories cannot be opened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def list_checkpoints(folder: str | PathLike[str]) -> list[Path]:
+    """The ``checkpoint-<step>.pth`` files in ``folder``, oldest first (temporary files ignored)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if _NAME.match(p.name))
+
+
+def prune_checkpoints(folder: str | PathLike[str], keep_last: int) -> list[Path]:
+    """Delete all but the newest ``keep_last`` checkpoints, and temporary files left by a killed write.
+
+    Returns:
+        The files deleted.
+    """
+    folder = Path(folder)
+    old = list_checkpoints(folder)[:-keep_last]
+    stale = [p for p in folder.glob(".checkpoint-*.tmp")]
+    for path in old + stale:
+        path.unlink(missing_ok=True)
+    return old + stale
+
+
+def load_training_checkpoint(path: str | PathLike[str]) -> dict[str, Any]:
+    """Read one of our checkpoints with ``weights_only=True``.
+
+    Args:
+        path: a ``checkpoint-<step>.pth`` file.
+
+    Returns:
+        The dict described in the module docstring.
+
+    Raises:
+        ConfigError: if the file is missing, unreadable, or not one of our training checkpoints.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated file, foreign pickle, ...
+        raise ConfigError(
+            f"checkpoint {str(path)!r} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
+            f"move it away or choose another output_dir"
+        ) from None
+    if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ConfigError(
+            f"{str(path)!r} is not a refimpl.train checkpoint (no format {CHECKPOINT_FORMAT!r}); "
+            f"choose another output_dir"
+        )
+    return dict(state)
+
+
+def check_compatible(state: Mapping[str, Any], config: Mapping[str, Any], dataset_size: int, path: Path) -> None:
+    """Refuse to resume a checkpoint of another run.
+
+    Args:
+        state: a loaded checkpoint.
+        config: the new run's config as a dict.
+        dataset_size: the number of images the new run found.
+        path: the checkpoint, for the message.
+
+    Raises:
+        ConfigError: naming the first field (of ``RESUME_KEYS``) that differs, or a different
+            dataset size.
+    """
+    saved = state["config"]
+    for key in RESUME_KEYS:
+        if saved.get(key) != config.get(key):
+            raise ConfigError(
+                f"{str(path)!r} belongs to another run: {key}={saved.get(key)!r} there, {config.get(key)!r} now; "
+                f"nothing was written; use another output_dir, or the same {key} to resume"
+            )
+    if state["dataset_size"] != dataset_size:
+        raise ConfigError(
+            f"{str(path)!r} was trained on {state['dataset_size']} images, the data now has {dataset_size}; "
+            f"nothing was written; use another output_dir to start a new run on the changed data"
+        )
+
+
+def capture_rng() -> dict[str, Any]:
+    """The state of every global generator, as tensors and plain Python values."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": random.getstate(),
+    }
+
+
+def restore_rng(rng: Mapping[str, Any]) -> None:
+    """Undo [`capture_rng`][refimpl.train.checkpoint.capture_rng]."""
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    n = rng["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    version, internal, gauss = rng["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def export_encoder(model: nn.Module, path: str | PathLike[str]) -> None:
+    """Save the encoder of an MAE as ``{"model": state}``, loadable into ``VisionTransformer``.
+
+    The keys are timm's / the official encoder's (no decoder, no mask token), as in the official
+    ``mae_pretrain_vit_*.pth`` release files, so
+    [`load_checkpoint`][refimpl.checkpoints.load_checkpoint]`(VisionTransformer(...), path)`
+    fills everything but the new head.
+
+    Args:
+        model: a [`MaskedAutoencoderViT`][refimpl.mae.MaskedAutoencoderViT].
+        path: the destination file.
+    """
+    state = {k: v.detach().cpu().clone() for k, v in model.encoder_state_dict().items()}
+    atomic_save({"model": state}, path)

@@ -1,0 +1,292 @@
+"""The pretraining config: one dataclass that travels from the command line to the checkpoint.
+
+[`PretrainConfig`][refimpl.train.config.PretrainConfig] holds every choice of a run. Its defaults
+are the MAE recipe (He et al., 2022, Appendix A.1, and the official ``PRETRAIN.md``) for
+everything that does not depend on the scale of the run: AdamW with ``betas=(0.9, 0.95)``,
+weight decay 0.05, base learning rate 1.5e-4 scaled by ``effective batch / 256``, a cosine
+schedule after a linear warmup, ``norm_pix_loss``, mask ratio 0.75. The *scale* of the run
+(model, image size, batch, epochs) defaults to a demo that learns on a laptop CPU in a few
+minutes: ``mae_vit_tiny_patch16`` at 64 px with 8 px patches, batch 64, 20 epochs of random crops
+from scikit-image's photographs. The paper's scale is a config file away (see the guide).
+
+Precedence, lowest first: the dataclass defaults, a config file (JSON or YAML, keys = field
+names), command-line flags. [`resolve_config`][refimpl.train.config.resolve_config] does the
+merge and checks every value once, here at the boundary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+__all__ = ["MODELS", "RESUME_KEYS", "ConfigError", "PretrainConfig", "load_config_file", "resolve_config"]
+
+MODELS = ("mae_vit_tiny_patch16", "mae_vit_base_patch16", "mae_vit_large_patch16", "mae_vit_huge_patch14")
+"""Factory names in [`refimpl.mae`][refimpl.mae] that ``model`` may name."""
+
+
+class ConfigError(ValueError):
+    """A config value, file or combination that cannot run; the message names the field."""
+
+
+@dataclass
+class PretrainConfig:
+    """Every choice of a pretraining run (what ``mae-pretrain --help`` lists, flag for field).
+
+    Examples:
+        >>> config = PretrainConfig(batch_size=512, accum_steps=2)
+        >>> config.validate()
+        >>> config.peak_lr()  # 1.5e-4 * 512 / 256
+        0.0003
+        >>> PretrainConfig(mask_ratio=1.0).validate()
+        Traceback (most recent call last):
+        ...
+        refimpl.train.config.ConfigError: mask_ratio=1.0; expected a number in [0, 1)
+    """
+
+    # Model.
+    model: str = "mae_vit_tiny_patch16"
+    """A factory of [`refimpl.mae`][refimpl.mae], one of ``MODELS``."""
+    img_size: int = 64
+    """Input side in pixels (the paper: 224). 64 px keeps the CPU demo fast."""
+    patch_size: int | None = 8
+    """Patch side; ``None`` keeps the factory's (16, or 14 for huge). 8 px gives the 64 px demo 64 patches."""
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments for the factory, e.g. ``{"depth": 1, "embed_dim": 32}`` for tests."""
+    norm_pix_loss: bool = True
+    """Reconstruct per-patch normalised pixels (MAE §4; the official recipe turns it on)."""
+    mask_ratio: float = 0.75
+    """Fraction of patches removed."""
+
+    # Data.
+    data: str | None = None
+    """Image folder (``ImageFolder`` layout or flat); ``None`` = crops of scikit-image's photographs."""
+    crops_per_photo: int = 64
+    """Embedded data only: random crops per photograph in one epoch."""
+    check_images: bool = True
+    """Open every file's header when scanning ``data`` and skip the unreadable ones."""
+
+    # Optimisation (the recipe).
+    batch_size: int = 64
+    """Effective batch: images per optimizer step, over all processes and accumulation steps (paper: 4096)."""
+    accum_steps: int = 1
+    """Gradient accumulation: forward/backward passes per optimizer step."""
+    epochs: int = 20
+    """Length of the schedule in epochs (paper: 800 or 1600)."""
+    warmup_epochs: float = 2.0
+    """Linear warmup, in epochs (paper: 40)."""
+    warmup_steps: int | None = None
+    """Linear warmup in optimizer steps; overrides ``warmup_epochs`` when set."""
+    max_steps: int | None = None
+    """Stop after this many optimizer steps (the schedule still spans ``epochs``); a checkpoint is written."""
+    blr: float = 1.5e-4
+    """Base learning rate; the peak is ``blr * batch_size / 256`` (the linear scaling rule)."""
+    lr: float | None = None
+    """Absolute peak learning rate; overrides ``blr`` when set."""
+    min_lr: float = 0.0
+    """Learning rate at the end of the cosine."""
+    weight_decay: float = 0.05
+    """AdamW weight decay on weight matrices only (not on norms, biases, tokens)."""
+    betas: tuple[float, float] = (0.9, 0.95)
+    """AdamW betas (MAE uses 0.95, not 0.999, for the second moment)."""
+    seed: int = 0
+    """Seeds the model init, the data order, the augmentation and the masks."""
+
+    # Output.
+    output_dir: str = "runs/mae-pretrain"
+    """Checkpoints, ``config.json``, ``metrics.jsonl`` and figures go here; an existing run here is resumed."""
+    resume: str | None = None
+    """A checkpoint file to resume from; ``None`` = the latest one in ``output_dir``, if any."""
+    save_every: int = 100
+    """Write a checkpoint every this many optimizer steps (and always at the end)."""
+    keep_last: int = 3
+    """Checkpoints kept in ``output_dir``; older ones are deleted."""
+    log_every: int = 10
+    """Write one line of metrics every this many optimizer steps."""
+    figure_every: int = 100
+    """Save a reconstruction figure every this many optimizer steps (0 = only at the end)."""
+    figure_images: int = 6
+    """Images shown in a reconstruction figure."""
+    progress: bool = True
+    """Show a tqdm progress bar (rank 0 only)."""
+    tensorboard: bool = True
+    """Also log to TensorBoard when ``torch.utils.tensorboard`` is importable."""
+
+    # Devices.
+    device: str = "auto"
+    """``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``."""
+    compile: bool | None = None
+    """``torch.compile`` the model; ``None`` = on for CUDA, off for CPU."""
+    num_workers: int | None = None
+    """Data-loading processes per rank; ``None`` = 0 on CPU, ``min(8, cpus per rank)`` on CUDA."""
+
+    def validate(self) -> None:
+        """Check every field once; raise a [`ConfigError`][refimpl.train.config.ConfigError] naming the first bad one.
+
+        Raises:
+            ConfigError: for a value of the wrong type or out of range.
+        """
+        if self.model not in MODELS:
+            raise ConfigError(f"model={self.model!r}; expected one of {', '.join(MODELS)}")
+        for name in ("img_size", "batch_size", "accum_steps", "epochs", "crops_per_photo", "save_every",
+                     "keep_last", "log_every", "figure_images"):
+            _positive_int(getattr(self, name), name)
+        for name in ("patch_size", "max_steps"):
+            if getattr(self, name) is not None:
+                _positive_int(getattr(self, name), name)
+        if self.num_workers is not None:
+            _nonnegative_int(self.num_workers, "num_workers")
+        if self.warmup_steps is not None:
+            _nonnegative_int(self.warmup_steps, "warmup_steps")
+        _nonnegative_int(self.figure_every, "figure_every")
+        _nonnegative_int(self.seed, "seed")
+        if not _is_number(self.mask_ratio) or not 0 <= self.mask_ratio < 1:
+            raise ConfigError(f"mask_ratio={self.mask_ratio!r}; expected a number in [0, 1)")
+        for name in ("blr", "min_lr", "weight_decay", "warmup_epochs"):
+            value = getattr(self, name)
+            if not _is_number(value) or value < 0 or not math.isfinite(value):
+                raise ConfigError(f"{name}={value!r}; expected a finite number >= 0")
+        if self.lr is not None and (not _is_number(self.lr) or not self.lr > 0 or not math.isfinite(self.lr)):
+            raise ConfigError(f"lr={self.lr!r}; expected a finite number > 0, or None to use blr")
+        if (not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2
+                or not all(_is_number(b) and 0 <= b < 1 for b in self.betas)):
+            raise ConfigError(f"betas={self.betas!r}; expected two numbers in [0, 1), e.g. (0.9, 0.95)")
+        if not isinstance(self.model_kwargs, dict) or not all(isinstance(k, str) for k in self.model_kwargs):
+            raise ConfigError(f"model_kwargs={self.model_kwargs!r}; expected a dict of keyword arguments")
+        reserved = {"img_size", "patch_size", "norm_pix_loss"} & set(self.model_kwargs)
+        if reserved:
+            raise ConfigError(f"model_kwargs sets {sorted(reserved)}; use the config fields of the same name instead")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"device={self.device!r}; expected 'auto', 'cpu' or 'cuda'")
+        if self.batch_size % self.accum_steps:
+            raise ConfigError(
+                f"batch_size={self.batch_size} is not divisible by accum_steps={self.accum_steps}; "
+                f"expected the effective batch to split into equal micro-batches"
+            )
+        for name in ("data", "resume"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"{name}={value!r}; expected a path string or None")
+        if not isinstance(self.output_dir, str) or not self.output_dir:
+            raise ConfigError(f"output_dir={self.output_dir!r}; expected a non-empty path string")
+
+    def peak_lr(self) -> float:
+        """The learning rate at the end of warmup: ``lr`` if set, else ``blr * batch_size / 256``."""
+        return self.lr if self.lr is not None else self.blr * self.batch_size / 256
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values (tuples become lists), as saved in ``config.json`` and checkpoints."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> PretrainConfig:
+        """Build a config from field values, refusing unknown keys.
+
+        Args:
+            values: field name to value.
+            source: where the values come from, for error messages.
+
+        Returns:
+            The config (not yet validated).
+
+        Raises:
+            ConfigError: naming the first unknown key.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"{source}: unknown key {unknown[0]!r}; expected field names of PretrainConfig, e.g. batch_size")
+        values = dict(values)
+        if isinstance(values.get("betas"), list):
+            values["betas"] = tuple(values["betas"])
+        return cls(**values)
+
+
+RESUME_KEYS = (
+    "model", "img_size", "patch_size", "model_kwargs", "norm_pix_loss", "mask_ratio", "data", "crops_per_photo",
+    "batch_size", "accum_steps", "epochs", "warmup_epochs", "warmup_steps", "blr", "lr", "min_lr",
+    "weight_decay", "betas", "seed",
+)
+"""Fields that must equal the checkpoint's for a resume to continue the same run exactly.
+
+The others (output, logging, devices, ``max_steps``, workers) may change between sessions: the
+data each optimizer step sees does not depend on them, nor on the number of processes.
+"""
+
+
+def load_config_file(path: str | PathLike[str]) -> dict[str, Any]:
+    """Read a JSON (``.json``) or YAML (``.yaml``/``.yml``) mapping of field values.
+
+    Args:
+        path: the file.
+
+    Returns:
+        Field name to value, not yet checked against the dataclass.
+
+    Raises:
+        ConfigError: if the file is missing, cannot be parsed, or is not a mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            values = yaml.safe_load(text)
+        elif path.suffix == ".json":
+            values = json.loads(text)
+        else:
+            raise ConfigError(f"config file {str(path)!r}: expected a .json, .yaml or .yml file")
+    except (ValueError, ImportError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"config file {str(path)!r} cannot be parsed: {str(exc).splitlines()[0]}") from None
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {str(path)!r} holds a {type(values).__name__}; expected a mapping of field: value")
+    return values
+
+
+def resolve_config(file_values: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> PretrainConfig:
+    """Merge defaults < config-file values < overrides (flags) and validate the result.
+
+    Args:
+        file_values: values read by [`load_config_file`][refimpl.train.config.load_config_file].
+        overrides: values given on the command line (only the flags the user passed).
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: for an unknown key or an invalid value.
+
+    Examples:
+        >>> resolve_config({"batch_size": 128, "epochs": 5}, {"epochs": 7}).epochs
+        7
+    """
+    merged = {**(file_values or {}), **(overrides or {})}
+    config = PretrainConfig.from_dict(merged)
+    config.validate()
+    return config
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _positive_int(value: object, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{name}={value!r}; expected a positive integer")
+
+
+def _nonnegative_int(value: object, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{name}={value!r}; expected an integer >= 0")

@@ -1,0 +1,325 @@
+"""Images for pretraining: a folder scan, the embedded photographs, the augmentation, a resumable sampler.
+
+Every random choice about a sample (its crop, its flip, its mask) is drawn from a generator
+seeded by ``(seed, epoch, index)`` alone, never from a process's global random state. That is
+what makes a run reproducible across data-loader workers, across a kill and a resume, and across
+world sizes: sample 17 of epoch 3 gets the same crop and the same mask whether one process or
+eight load it, before or after a restart. The sampler then only has to say *which* indices a
+process takes, which is the job of
+[`ResumableSampler`][refimpl.train.data.ResumableSampler].
+
+Shapes: ``C = 3`` channels, ``S`` the image side after cropping, ``L = (S / p)^2`` patches.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, Sampler
+
+__all__ = [
+    "EMBEDDED_PHOTOS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "IMG_EXTENSIONS",
+    "DataError",
+    "EmbeddedPhotos",
+    "FolderImages",
+    "ImageScan",
+    "MAEPretrainDataset",
+    "ResumableSampler",
+    "pretrain_transform",
+    "sample_seed",
+    "scan_image_folder",
+]
+
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+"""File name endings read as images (case-insensitive), as torchvision's ``ImageFolder``."""
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+EMBEDDED_PHOTOS = (
+    "astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png", "clock_motion.png", "coffee.png",
+    "coins.png", "grass.png", "gravel.png", "hubble_deep_field.jpg", "ihc.png", "moon.png",
+    "motorcycle_left.png", "page.png", "retina.jpg", "rocket.jpg", "text.png",
+)
+"""The photographs shipped inside scikit-image (no download) used when no ``--data`` is given.
+
+Synthetic images (chessboards, logos, phantoms) are left out: they teach little about photographs.
+"""
+
+
+class DataError(ValueError):
+    """The data folder cannot be used; the message is one line naming the folder and the problem."""
+
+
+@dataclass(frozen=True)
+class ImageScan:
+    """What [`scan_image_folder`][refimpl.train.data.scan_image_folder] found."""
+
+    root: Path
+    """The folder scanned."""
+    files: tuple[Path, ...]
+    """Image files, sorted, so every process sees the same order."""
+    skipped: int
+    """Files skipped: not an image by name, hidden, or (``check_images``) unreadable."""
+
+
+def scan_image_folder(root: str | PathLike[str], check_images: bool = True) -> ImageScan:
+    """List the images under ``root``: class subfolders (``ImageFolder`` layout) or a flat folder.
+
+    Files are searched recursively; labels, if any, are ignored (MAE needs none). A file whose
+    name does not end in one of ``IMG_EXTENSIONS`` is skipped, and so is one PIL cannot open when
+    ``check_images`` (only the header is read, so this is cheap). Skips are counted and reported
+    in one ``UserWarning``, not raised.
+
+    Args:
+        root: the data folder.
+        check_images: open each image's header and skip unreadable files.
+
+    Returns:
+        An [`ImageScan`][refimpl.train.data.ImageScan].
+
+    Raises:
+        DataError: if ``root`` does not exist, is not a directory, cannot be read, or holds no image.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"data folder {str(root)!r} does not exist")
+    if not root.is_dir():
+        raise DataError(f"data folder {str(root)!r} is a file; expected a directory of images")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise DataError(f"data folder {str(root)!r} cannot be read (permission denied)")
+
+    def fail(exc: OSError) -> None:
+        raise DataError(f"data folder {str(root)!r} cannot be read: {exc.strerror or exc} ({exc.filename})")
+
+    files: list[Path] = []
+    skipped = 0
+    for dirpath, dirnames, filenames in os.walk(root, onerror=fail, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if name.startswith(".") or not name.lower().endswith(IMG_EXTENSIONS):
+                skipped += 1
+            elif check_images and not _header_ok(path):
+                skipped += 1
+            else:
+                files.append(path)
+    if not files:
+        raise DataError(
+            f"data folder {str(root)!r} holds no readable image ({skipped} other files); expected "
+            f"{', '.join(IMG_EXTENSIONS[:3])}, ... files directly inside or in class subfolders"
+        )
+    if skipped:
+        warnings.warn(f"skipped {skipped} non-image or unreadable files in data folder {str(root)!r}", stacklevel=2)
+    return ImageScan(root, tuple(files), skipped)
+
+
+def _header_ok(path: Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.size  # noqa: B018 - the header is parsed lazily by .size
+        return True
+    except (OSError, ValueError, SyntaxError):  # PIL raises all three for bad files
+        return False
+
+
+def _to_uint8_chw(image: object) -> Tensor:
+    """A PIL image as an RGB ``uint8`` tensor ``(3, H, W)``."""
+    array = np.asarray(image.convert("RGB"))  # (H, W, 3)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()  # (3, H, W)
+
+
+class FolderImages:
+    """Images of a folder scan, decoded on demand as ``uint8`` tensors ``(3, H, W)``.
+
+    Args:
+        files: the image paths (see [`scan_image_folder`][refimpl.train.data.scan_image_folder]).
+    """
+
+    def __init__(self, files: Sequence[Path]) -> None:
+        self.files = tuple(files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> Tensor:
+        from PIL import Image
+
+        path = self.files[index]
+        try:
+            with Image.open(path) as image:
+                return _to_uint8_chw(image)
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise DataError(f"image {str(path)!r} cannot be decoded: {exc}") from None
+
+
+class EmbeddedPhotos:
+    """The default data: ``crops_per_photo`` entries per photograph shipped with scikit-image.
+
+    The photographs are decoded once, converted to RGB and shrunk so that the shorter side is at
+    most ``max_side`` (a 64 px crop needs no more); the augmentation then takes a different random
+    crop of the same photograph for every entry and epoch.
+
+    Args:
+        crops_per_photo: entries per photograph in one epoch.
+        max_side: shorter side after shrinking, in pixels.
+
+    Raises:
+        DataError: if scikit-image or its bundled photographs are missing.
+    """
+
+    def __init__(self, crops_per_photo: int = 64, max_side: int = 256) -> None:
+        try:
+            import skimage.data
+            from PIL import Image
+        except ImportError as exc:
+            raise DataError(f"the embedded default data needs scikit-image and Pillow ({exc}); pass --data DIR") from None
+        folder = Path(skimage.data.__file__).parent
+        self.names = tuple(n for n in EMBEDDED_PHOTOS if (folder / n).is_file())
+        if not self.names:
+            raise DataError(f"scikit-image's photographs are missing from {str(folder)!r}; pass --data DIR")
+        self.photos: list[Tensor] = []
+        for name in self.names:
+            with Image.open(folder / name) as image:
+                scale = max_side / min(image.size)
+                if scale < 1:
+                    size = (round(image.size[0] * scale), round(image.size[1] * scale))
+                    image = image.convert("RGB").resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+                self.photos.append(_to_uint8_chw(image))
+        self.crops_per_photo = crops_per_photo
+
+    def __len__(self) -> int:
+        return len(self.photos) * self.crops_per_photo
+
+    def __getitem__(self, index: int) -> Tensor:
+        return self.photos[index % len(self.photos)]
+
+
+def pretrain_transform(img_size: int) -> object:
+    """MAE's pretraining augmentation, as torchvision transforms v2 on ``uint8`` tensors.
+
+    ``RandomResizedCrop(img_size, scale=(0.2, 1.0), bicubic)``, horizontal flip, scale to
+    ``[0, 1]``, ImageNet normalisation (official ``main_pretrain.py``). No colour jitter: MAE
+    needs none.
+
+    Args:
+        img_size: output side ``S``.
+
+    Returns:
+        A callable ``uint8 (3, H, W) -> float32 (3, S, S)``.
+    """
+    from torchvision.transforms import v2
+
+    return v2.Compose([
+        v2.RandomResizedCrop(img_size, scale=(0.2, 1.0), interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """A 63-bit seed for one sample of one epoch, well mixed by numpy's ``SeedSequence``.
+
+    Examples:
+        >>> sample_seed(0, 3, 17) == sample_seed(0, 3, 17) != sample_seed(0, 4, 17)
+        True
+    """
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+class MAEPretrainDataset(Dataset):
+    """Augmented images and their masking noise, keyed by ``(epoch, index)``.
+
+    ``dataset[(epoch, index)]`` returns ``(image (3, S, S), noise (L,))``. Both are drawn from a
+    generator seeded by [`sample_seed`][refimpl.train.data.sample_seed]; the noise's argsort is the
+    sample's shuffle in [`random_masking`][refimpl.masking.random_masking], so the mask is fixed
+    by the sample too.
+
+    Args:
+        source: ``len`` and ``[i] -> uint8 (3, H, W)``; an
+            [`EmbeddedPhotos`][refimpl.train.data.EmbeddedPhotos] or
+            [`FolderImages`][refimpl.train.data.FolderImages].
+        img_size: output side ``S``.
+        num_patches: ``L``, the length of the noise.
+        seed: the run's seed.
+    """
+
+    def __init__(self, source: object, img_size: int, num_patches: int, seed: int) -> None:
+        self.source = source
+        self.transform = pretrain_transform(img_size)
+        self.num_patches = num_patches
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        epoch, index = key
+        image = self.source[index]
+        # torchvision's transforms draw from the global generator: seed a private copy of it.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sample_seed(self.seed, epoch, index))
+            out = self.transform(image)  # (3, S, S)
+            noise = torch.rand(self.num_patches)  # (L,)
+        return out, noise
+
+
+class ResumableSampler(Sampler[tuple[int, int]]):
+    """``DistributedSampler(shuffle=True, drop_last=True)`` that can start in the middle of an epoch.
+
+    Each epoch is one permutation of ``range(n)`` seeded by ``seed + epoch`` (the same on every
+    rank), cut to a multiple of ``num_replicas``; rank ``r`` takes every ``num_replicas``-th index
+    starting at ``r``. Consecutive micro-batches of all ranks together therefore cover consecutive
+    stretches of the permutation: a step sees the same images whatever the world size. It yields
+    ``(epoch, index)`` keys for [`MAEPretrainDataset`][refimpl.train.data.MAEPretrainDataset].
+
+    Args:
+        n: dataset length.
+        num_replicas: world size.
+        rank: this process's rank.
+        seed: the run's seed.
+
+    Examples:
+        >>> s = ResumableSampler(10, num_replicas=2, rank=1, seed=0)
+        >>> s.set_position(epoch=0, start=3)
+        >>> full = ResumableSampler(10, num_replicas=2, rank=1, seed=0)
+        >>> list(s) == list(full)[3:]
+        True
+    """
+
+    def __init__(self, n: int, num_replicas: int = 1, rank: int = 0, seed: int = 0) -> None:
+        self.n, self.num_replicas, self.rank, self.seed = n, num_replicas, rank, seed
+        self.per_rank = n // num_replicas
+        self.epoch = 0
+        self.start = 0
+
+    def set_position(self, epoch: int, start: int = 0) -> None:
+        """Begin the next iteration at this rank's ``start``-th sample of ``epoch``."""
+        self.epoch, self.start = epoch, start
+
+    def state_dict(self) -> dict[str, int]:
+        """``{"epoch", "start"}``: where the next iteration begins."""
+        return {"epoch": self.epoch, "start": self.start}
+
+    def __len__(self) -> int:
+        return self.per_rank - self.start
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(self.n, generator=generator)[: self.per_rank * self.num_replicas]
+        mine = order[self.rank :: self.num_replicas][self.start :]
+        return iter([(self.epoch, int(i)) for i in mine])

@@ -1,0 +1,312 @@
+"""MAE pretraining: resumes exactly after a kill, never corrupts a checkpoint, refuses bad inputs, DDP = one process."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from refimpl.checkpoints import load_checkpoint
+from refimpl.mae import vit_from_mae
+from refimpl.train import pretrain as pretrain_module
+from refimpl.train.checkpoint import list_checkpoints, load_training_checkpoint
+from refimpl.train.config import ConfigError, PretrainConfig, load_config_file, resolve_config
+from refimpl.train.data import DataError, ResumableSampler
+from refimpl.train.pretrain import build_model, main, train
+from refimpl.vit import VisionTransformer
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_MODEL = dict(embed_dim=32, depth=1, num_heads=2, decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2)
+
+
+class Killed(Exception):
+    """Stands in for SIGKILL / a lost node inside the training loop."""
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """16 small random photographs-to-be in an ImageFolder layout (two class folders)."""
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i in range(16):
+        folder = root / ("cats" if i % 2 else "dogs")
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / f"{i:02d}.png")
+    return root
+
+
+def tiny(data: Path, out: Path, **overrides: object) -> PretrainConfig:
+    """A run of 8 steps (2 epochs of 4) on 32 px images with a one-block MAE: a second or two on CPU."""
+    values = dict(data=str(data), output_dir=str(out), img_size=32, patch_size=8, model_kwargs=TINY_MODEL,
+                  batch_size=4, epochs=2, warmup_steps=2, blr=1e-2, save_every=2, keep_last=2, log_every=1,
+                  figure_every=0, figure_images=2, progress=False, tensorboard=False, num_workers=0)
+    config = PretrainConfig(**{**values, **overrides})
+    config.validate()
+    return config
+
+
+def stop_at(step: int):  # noqa: ANN201 - a callback
+    def on_step(done: int) -> None:
+        if done == step:
+            raise Killed(f"killed after step {step}")
+
+    return on_step
+
+
+def assert_same_parameters(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def losses(out: Path) -> list[tuple[int, float]]:
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    return [(row["step"], row["loss"]) for row in map(json.loads, lines)]
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+# --- resume and checkpoints ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("accum_steps", [1, 2])
+def test_a_run_killed_after_step_5_and_resumed_ends_bit_identical_to_an_uninterrupted_run(
+    images: Path, tmp_path: Path, accum_steps: int
+) -> None:
+    whole = train(tiny(images, tmp_path / "whole", accum_steps=accum_steps))
+    with pytest.raises(Killed):
+        train(tiny(images, tmp_path / "killed", accum_steps=accum_steps), on_step=stop_at(5))
+    assert [p.name for p in list_checkpoints(tmp_path / "killed")] == ["checkpoint-00000002.pth", "checkpoint-00000004.pth"]
+    resumed = train(tiny(images, tmp_path / "killed", accum_steps=accum_steps))  # resumes automatically
+    assert resumed.resumed_from == tmp_path / "killed" / "checkpoint-00000004.pth"
+    assert whole.step == resumed.step == 8
+    assert_same_parameters(whole.model.state_dict(), resumed.model.state_dict())
+    assert losses(tmp_path / "killed") == losses(tmp_path / "whole")  # step 5's line was dropped and redone
+
+
+def test_an_explicit_resume_path_and_changed_logging_options_continue_the_same_run(images: Path, tmp_path: Path) -> None:
+    whole = train(tiny(images, tmp_path / "whole"))
+    with pytest.raises(Killed):
+        train(tiny(images, tmp_path / "a"), on_step=stop_at(3))
+    resumed = train(tiny(images, tmp_path / "b", resume=str(tmp_path / "a" / "checkpoint-00000002.pth"), log_every=4))
+    assert_same_parameters(whole.model.state_dict(), resumed.model.state_dict())
+
+
+def test_a_kill_while_writing_a_checkpoint_leaves_the_last_good_one(
+    images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "run"
+    real_save = torch.save
+
+    def dies_half_way(obj: object, handle: object, *args: object, **kwargs: object) -> None:
+        handle.write(b"PK\x03\x04 half a checkpoint")  # type: ignore[attr-defined]
+        raise KeyboardInterrupt  # the process is stopped in the middle of the write
+
+    def break_the_writer_after_step_2(step: int) -> None:
+        if step == 2:
+            monkeypatch.setattr(torch, "save", dies_half_way)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(images, out), on_step=break_the_writer_after_step_2)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert [p.name for p in list_checkpoints(out)] == ["checkpoint-00000002.pth"]
+    assert load_training_checkpoint(out / "checkpoint-00000002.pth")["step"] == 2
+    # A SIGKILL would also leave the temporary file behind: it must be ignored and cleaned up.
+    (out / ".checkpoint-00000004.pth.x1y2.tmp").write_bytes(b"garbage")
+    resumed = train(tiny(images, out))
+    whole = train(tiny(images, tmp_path / "whole"))
+    assert_same_parameters(whole.model.state_dict(), resumed.model.state_dict())
+    assert not list(out.glob(".*.tmp"))
+    assert [p.name for p in list_checkpoints(out)] == ["checkpoint-00000006.pth", "checkpoint-00000008.pth"]
+
+
+def test_checkpoints_load_with_weights_only_and_the_encoder_loads_into_a_vision_transformer(
+    images: Path, tmp_path: Path
+) -> None:
+    config = tiny(images, tmp_path)
+    result = train(config)
+    state = load_training_checkpoint(tmp_path / "checkpoint-00000008.pth")
+    assert {"model", "optimizer", "scheduler", "step", "rng", "sampler", "config"} <= state.keys()
+    assert state["sampler"] == {"epoch": 2, "start": 0}
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["config"] == config.to_dict() and saved["plan"]["total_steps"] == 8
+
+    vit = VisionTransformer(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2, num_classes=10)
+    report = load_checkpoint(vit, tmp_path / "encoder.pth")
+    assert report.missing == ["head.bias", "head.weight"]
+    assert torch.equal(vit.blocks[0].attn.qkv.weight, result.model.blocks[0].attn.qkv.weight)
+
+    mae = build_model(config)
+    load_checkpoint(mae, tmp_path / "checkpoint-00000008.pth", strict=True)  # the full training checkpoint
+    assert_same_parameters(mae.state_dict(), result.model.state_dict())
+    assert isinstance(vit_from_mae(mae, num_classes=10), VisionTransformer)
+
+
+# --- bad inputs ---------------------------------------------------------------------------------
+
+
+def test_an_empty_or_missing_data_folder_is_an_error_before_any_model_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_model(*args: object) -> None:
+        raise AssertionError("a model was built")
+
+    monkeypatch.setattr(pretrain_module, "build_model", no_model)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    with pytest.raises(DataError, match="holds no readable image"):
+        train(tiny(tmp_path / "empty", tmp_path / "out"))
+    with pytest.raises(DataError, match="does not exist"):
+        train(tiny(tmp_path / "missing", tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_command_reports_a_bad_data_folder_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--data", str(tmp_path / "missing"), "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("mae-pretrain: error: data folder") and "does not exist" in err[-1]
+    assert not (tmp_path / "out").exists()
+
+
+def test_non_image_files_are_skipped_with_a_warning_count(images: Path, tmp_path: Path) -> None:
+    import shutil
+
+    data = tmp_path / "mixed"
+    shutil.copytree(images, data)
+    (data / "README.txt").write_text("not an image")
+    (data / "cats" / ".DS_Store").write_bytes(b"\0\0")
+    (data / "dogs" / "broken.jpg").write_bytes(b"not really a jpeg")
+    with pytest.warns(UserWarning, match="skipped 3 non-image or unreadable files"):
+        result = train(tiny(data, tmp_path / "out", epochs=1))
+    assert result.plan.dataset_size == 16 and result.step == 4
+
+
+def test_a_batch_larger_than_the_dataset_is_an_error_and_nothing_is_written(images: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"batch_size=32 is larger than the dataset \(16 images\)"):
+        train(tiny(images, tmp_path / "out", batch_size=32))
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_dir_holding_another_runs_checkpoint_is_refused_and_left_untouched(
+    images: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    train(tiny(images, out, epochs=1))
+    before = snapshot(out)
+    other_model = {**TINY_MODEL, "embed_dim": 64}
+    with pytest.raises(ConfigError, match="belongs to another run: model_kwargs="):
+        train(tiny(images, out, epochs=1, model_kwargs=other_model))
+    with pytest.raises(ConfigError, match="belongs to another run: seed=0 there, 1 now"):
+        train(tiny(images, out, epochs=1, seed=1))
+    assert snapshot(out) == before
+
+
+def test_a_foreign_or_truncated_checkpoint_file_is_a_clear_error(images: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "checkpoint-00000004.pth").write_bytes(b"truncated")
+    with pytest.raises(ConfigError, match="cannot be read"):
+        train(tiny(images, out))
+    torch.save({"model": {"w": torch.zeros(1)}}, out / "checkpoint-00000004.pth")
+    with pytest.raises(ConfigError, match="is not a refimpl.train checkpoint"):
+        train(tiny(images, out))
+
+
+# --- config -------------------------------------------------------------------------------------
+
+
+def test_flags_override_the_config_file_which_overrides_the_defaults(tmp_path: Path) -> None:
+    (tmp_path / "run.yaml").write_text("batch_size: 128\nepochs: 5\nbetas: [0.9, 0.999]\n")
+    config = resolve_config(load_config_file(tmp_path / "run.yaml"), {"epochs": 7})
+    assert (config.batch_size, config.epochs, config.betas, config.weight_decay) == (128, 7, (0.9, 0.999), 0.05)
+    assert config.peak_lr() == pytest.approx(1.5e-4 * 128 / 256)
+    (tmp_path / "bad.json").write_text('{"batchsize": 3}')
+    with pytest.raises(ConfigError, match="unknown key 'batchsize'"):
+        resolve_config(load_config_file(tmp_path / "bad.json"))
+
+
+def test_the_recipe_defaults_are_the_papers() -> None:
+    config = PretrainConfig()
+    assert (config.blr, config.weight_decay, config.betas, config.mask_ratio, config.norm_pix_loss) == (
+        1.5e-4, 0.05, (0.9, 0.95), 0.75, True)
+    decay, no_decay = pretrain_module.make_optimizer(build_model(PretrainConfig(model_kwargs={"depth": 1})),
+                                                     1e-3, 0.05, (0.9, 0.95)).param_groups
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim == 2 or p.ndim == 4 for p in decay["params"])
+
+
+def test_the_help_lists_every_config_field(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for f in dataclasses.fields(PretrainConfig):
+        assert "--" + f.name.replace("_", "-") in text
+
+
+def test_the_sampler_splits_one_permutation_across_ranks() -> None:
+    whole = [i for _, i in ResumableSampler(12, 1, 0, seed=3)]
+    ranks = [[i for _, i in ResumableSampler(12, 2, r, seed=3)] for r in range(2)]
+    assert sorted(ranks[0][:2] + ranks[1][:2]) == sorted(whole[:4])  # one step of 4 = the same images
+
+
+# --- the default path and several processes ---------------------------------------------------------
+
+
+def test_the_default_command_trains_on_the_embedded_photographs_and_writes_a_checkpoint_and_a_figure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--output-dir", str(tmp_path), "--max-steps", "2", "--batch-size", "16", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "checkpoint-00000002.pth").is_file()
+    assert (tmp_path / "recon-00000002.png").is_file()
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["config"]["model"] == "mae_vit_tiny_patch16" and config["config"]["data"] is None
+    assert config["plan"]["dataset_size"] == 18 * 64
+    vit = VisionTransformer(img_size=64, patch_size=8, embed_dim=192, depth=12, num_heads=3, num_classes=0)
+    assert load_checkpoint(vit, tmp_path / "encoder.pth").missing == []
+
+
+def test_two_gloo_processes_end_identical_and_equal_to_one_process_with_the_same_batch(
+    images: Path, tmp_path: Path
+) -> None:
+    config = tiny(images, tmp_path / "ddp", batch_size=8, epochs=1, save_every=100)
+    (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(ROOT / "tests" / "_pretrain_ddp.py"), str(tmp_path / "config.json"), str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert_same_parameters(rank0, rank1)
+    single = train(dataclasses.replace(config, output_dir=str(tmp_path / "single"))).model.state_dict()
+    for key, value in single.items():
+        torch.testing.assert_close(rank0[key], value, rtol=1e-4, atol=1e-5, msg=key)
+    ddp_losses, single_losses = losses(tmp_path / "ddp"), losses(tmp_path / "single")
+    assert [s for s, _ in ddp_losses] == [s for s, _ in single_losses] == [1, 2]
+    assert [v for _, v in ddp_losses] == pytest.approx([v for _, v in single_losses], rel=1e-5)
+
+
+def test_a_second_run_in_the_same_output_dir_at_the_same_time_is_refused(images: Path, tmp_path: Path) -> None:
+    fcntl = pytest.importorskip("fcntl")
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the "other" run
+        with pytest.raises(ConfigError, match="another mae-pretrain is running"):
+            train(tiny(images, out))
+    assert [p.name for p in out.iterdir()] == [".lock"]
