@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .masking import ids_from_mask, mask_unit_masking, unshuffle
-from .vit import LN_EPS, DropPath, Mlp
+from .vit import LN_EPS, DropPath, Mlp, init_linear_and_norm_
 
 __all__ = [
     "unroll",
@@ -813,14 +813,7 @@ class MaskedAutoencoderHiera(HieraBackbone):
         zero biases everywhere, the patch conv initialised as a linear map, truncated-normal tokens."""
         for param in (self.pos_embed, self.mask_token, self.decoder_pos_embed):
             nn.init.trunc_normal_(param, std=0.02)
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_linear_and_norm_(self)
         w = self.patch_embed.proj.weight  # (D, C, 7, 7)
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
 

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from .masking import patchify, random_masking, unshuffle
 from .pos_embed import get_2d_sincos_pos_embed
-from .vit import LN_EPS, Block, PatchEmbed, VisionTransformer
+from .vit import LN_EPS, Block, PatchEmbed, VisionTransformer, init_linear_and_norm_
 
 # The official configs' LayerNorm eps is 1e-6 (Hugging Face's ViTMAE defaults to 1e-12).
 _LayerNorm = partial(nn.LayerNorm, eps=LN_EPS)
@@ -141,14 +141,7 @@ class MaskedAutoencoderViT(nn.Module):
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
         nn.init.normal_(self.cls_token, std=0.02)
         nn.init.normal_(self.mask_token, std=0.02)
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_linear_and_norm_(self)
 
     def _check_inputs(self, imgs: Tensor, mask_ratio: float, noise: Tensor | None) -> None:
         if not isinstance(imgs, Tensor):

@@ -50,6 +50,7 @@ __all__ = [
     "DropPath",
     "Block",
     "VisionTransformer",
+    "init_linear_and_norm_",
     "vit_tiny_patch16_224",
     "vit_small_patch16_224",
     "vit_base_patch16_224",
@@ -58,6 +59,22 @@ __all__ = [
 ]
 
 LN_EPS = 1e-6  # LayerNorm epsilon of the official ViT, MAE and timm configs (PyTorch's default is 1e-5)
+
+
+def init_linear_and_norm_(model: nn.Module) -> None:
+    """MAE/timm-style init: Xavier-uniform ``nn.Linear`` weights with zero biases, ``nn.LayerNorm`` as identity.
+
+    Args:
+        model: every ``nn.Linear`` and ``nn.LayerNorm`` inside it is re-initialised in place.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
 
 
 def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
@@ -392,14 +409,7 @@ class VisionTransformer(nn.Module):
         zero biases, LayerNorm weight 1 and bias 0, class token normal with std 0.02, and
         the position embedding as ``pos_embed`` says.
         """
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_linear_and_norm_(self)
         w = self.patch_embed.proj.weight  # (D, C, p, p)
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))  # (D, C*p*p): init as the linear map E
         nn.init.zeros_(self.patch_embed.proj.bias)
