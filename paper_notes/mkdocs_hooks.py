@@ -156,6 +156,17 @@ def _mark_notebook_math(content: str) -> str:
     return "".join(out)
 
 
+CODE_EMBEDDING_DIRS = ("concepts/", "guides/")
+"""Prose pages that embed code with ``:::``; the API reference pages keep their full member lists."""
+
+
+def _drop_api_entries(items: Any) -> None:
+    """Remove mkdocstrings' member headings (ids ``refimpl.…``) from a page's table of contents, in place."""
+    items[:] = [item for item in items if not item.id.startswith("refimpl.")]
+    for item in items:
+        _drop_api_entries(item.children)
+
+
 _MD_HREF = re.compile(r'href="(?![a-z][a-z0-9+.-]*:|/|#)([^"#]+\.md)(#[^"]*)?"')
 
 
@@ -201,7 +212,10 @@ def _align_heading_ids(content: str, toc: Any) -> str:
 
 
 def on_page_content(content: str, page: Any, config: Any, files: Files) -> str:
-    """Notebook pages: offline math and citations (their Markdown never reaches on_page_markdown)."""
+    """Concept pages: a table of contents without API members. Notebook pages: offline math,
+    links and citations (their Markdown never reaches on_page_markdown)."""
+    if page.file.src_uri.startswith(CODE_EMBEDDING_DIRS):
+        _drop_api_entries(page.toc.items)
     if not page.file.src_uri.endswith(".py"):
         return content
     content = _NBCONVERT_MATHJAX.sub("", content)
