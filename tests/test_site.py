@@ -258,3 +258,11 @@ def test_tags_page_lists_every_tag_and_the_journal_links_its_feed(built_site: Bu
     # their sitemap.xml (a 404). The journal page links the feed instead.
     journal = (built_site.site / "journal/index.html").read_text(encoding="utf-8")
     assert 'href="feed.xml"' in journal
+
+
+def test_concept_pages_embed_code_but_keep_api_members_out_of_their_table_of_contents(built_site: Build) -> None:
+    concept = (built_site.site / "concepts/mae/index.html").read_text(encoding="utf-8")
+    assert 'class="doc doc-object' in concept  # the tested code is embedded
+    assert not re.search(r'<a href="#refimpl\.[^"]*" class="md-nav__link', concept)
+    api = (built_site.site / "reference/refimpl/mae/index.html").read_text(encoding="utf-8")
+    assert re.search(r'<a href="#refimpl\.mae\.MaskedAutoencoderViT" class="md-nav__link', api)
