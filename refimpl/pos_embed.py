@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .masking import _check_positive_int
+
 __all__ = ["get_1d_sincos_pos_embed", "get_2d_sincos_pos_embed"]
 
 
@@ -69,15 +71,7 @@ def _check_grid_size(grid_size: object) -> tuple[int, int]:
         raise ValueError(
             f"grid_size={grid_size!r} is neither an int nor a pair; expected h or (h, w)"
         )
-    for name, value in zip(("grid_size[0]", "grid_size[1]"), pair):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(
-                f"{name} must be an int, got {type(value).__name__} {value!r}; "
-                f"expected a positive grid side such as 14"
-            )
-        if value <= 0:
-            raise ValueError(f"{name}={value} is not positive; expected a grid side >= 1")
-    return pair[0], pair[1]
+    return _check_positive_int(pair[0], "grid_size[0]"), _check_positive_int(pair[1], "grid_size[1]")
 
 
 def _sincos(embed_dim: int, positions: Tensor) -> Tensor:
