@@ -6,8 +6,10 @@ import dataclasses
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from PIL import Image
 from refimpl.checkpoints import load_checkpoint
 from refimpl.mae import vit_from_mae
 from refimpl.train import pretrain as pretrain_module
-from refimpl.train.checkpoint import list_checkpoints, load_training_checkpoint
+from refimpl.train.checkpoint import checkpoint_name, list_checkpoints, load_training_checkpoint
 from refimpl.train.config import ConfigError, PretrainConfig, load_config_file, resolve_config
 from refimpl.train.data import DataError, ResumableSampler
 from refimpl.train.pretrain import build_model, main, train
@@ -153,6 +155,118 @@ def test_checkpoints_load_with_weights_only_and_the_encoder_loads_into_a_vision_
     assert isinstance(vit_from_mae(mae, num_classes=10), VisionTransformer)
 
 
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_autocast_runs_resume_bit_identical_and_fp16_keeps_its_loss_scale(
+    images: Path, tmp_path: Path, precision: str
+) -> None:
+    whole = train(tiny(images, tmp_path / "whole", precision=precision))
+    with pytest.raises(Killed):
+        train(tiny(images, tmp_path / "killed", precision=precision), on_step=stop_at(5))
+    resumed = train(tiny(images, tmp_path / "killed", precision=precision))
+    assert_same_parameters(whole.model.state_dict(), resumed.model.state_dict())
+    assert all(p.dtype == torch.float32 for p in resumed.model.parameters())  # autocast keeps float32 masters
+    scaler = load_training_checkpoint(tmp_path / "killed" / "checkpoint-00000008.pth")["scaler"]
+    if precision == "fp16":
+        assert scaler["scale"] > 0 and scaler["_growth_tracker"] == 8  # 8 clean steps since the start: restored
+        assert all("loss_scale" in line for line in whole.metrics)
+    else:
+        assert scaler is None and not any("loss_scale" in line for line in whole.metrics)
+    fp32 = train(tiny(images, tmp_path / "fp32"))
+    assert not torch.equal(fp32.model.blocks[0].attn.qkv.weight, whole.model.blocks[0].attn.qkv.weight)
+
+
+def test_sigterm_stops_after_the_current_step_with_a_checkpoint_and_the_resume_is_exact(
+    images: Path, tmp_path: Path
+) -> None:
+    def terminate_during_step_3(step: int) -> None:
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # a real signal, caught by the training loop's handler
+
+    previous = signal.getsignal(signal.SIGTERM)
+    stopped = train(tiny(images, tmp_path / "run"), on_step=terminate_during_step_3)
+    assert signal.getsignal(signal.SIGTERM) is previous  # the handler is only installed while training
+    assert (stopped.stopped_by, stopped.step) == ("SIGTERM", 3)
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["checkpoint-00000002.pth", "checkpoint-00000003.pth"]
+    resumed = train(tiny(images, tmp_path / "run"))
+    assert resumed.stopped_by is None and resumed.resumed_from == tmp_path / "run" / "checkpoint-00000003.pth"
+    whole = train(tiny(images, tmp_path / "whole"))
+    assert_same_parameters(whole.model.state_dict(), resumed.model.state_dict())
+
+
+def start_command(config: PretrainConfig, folder: Path) -> subprocess.Popen[str]:
+    """``python -m refimpl.train.pretrain --config run.json`` in its own process group, like a cluster job."""
+    path = folder / "run.json"
+    path.write_text(json.dumps(config.to_dict()))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # same thread count as this process: same float sums
+    return subprocess.Popen([sys.executable, "-m", "refimpl.train.pretrain", "--config", str(path)], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def checkpoint_step(path: Path) -> int:
+    return int(path.stem.split("-")[1])
+
+
+def wait_for_checkpoint(process: subprocess.Popen[str], folder: Path, step: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(checkpoint_step(p) >= step for p in list_checkpoints(folder)):
+        if process.poll() is not None:
+            pytest.fail(f"the run ended (code {process.returncode}) before checkpoint {step}:\n{process.stderr.read()[-3000:]}")
+        if time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail(f"no checkpoint {step} after {timeout} s")
+        time.sleep(0.01)
+
+
+def long_tiny(images: Path, out: Path, **overrides: object) -> PretrainConfig:
+    """100 steps of the tiny run (1-2 s): a signal sent when checkpoint 4 appears arrives mid-run."""
+    return tiny(images, out, **{"epochs": 25, "warmup_steps": 10, "save_every": 4, **overrides})
+
+
+def test_a_real_sigkill_at_a_random_moment_loses_nothing_but_time(images: Path, tmp_path: Path) -> None:
+    out = tmp_path / "killed"
+    out.mkdir()
+    process = start_command(long_tiny(images, out), tmp_path)
+    wait_for_checkpoint(process, out, 4)
+    os.killpg(process.pid, signal.SIGKILL)  # no handler runs: whatever was being written stays half-written
+    assert process.wait(timeout=30) == -signal.SIGKILL
+    assert list_checkpoints(out)[-1].name != checkpoint_name(100)  # it really was stopped mid-run
+    resumed = train(long_tiny(images, out))
+    assert resumed.resumed_from is not None and resumed.step == 100
+    whole = train(long_tiny(images, tmp_path / "whole"))
+    assert_same_parameters(whole.model.state_dict(), resumed.model.state_dict())
+    assert losses(out) == losses(tmp_path / "whole")
+
+
+def test_the_command_stops_on_a_sigterm_to_its_process_group_with_data_workers_and_exits_143(
+    images: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    process = start_command(long_tiny(images, out, num_workers=1), tmp_path)
+    wait_for_checkpoint(process, out, 4)
+    os.killpg(process.pid, signal.SIGTERM)  # as SLURM and Kubernetes do: the workers get it too
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM, process.stderr.read()[-3000:]
+    last = list_checkpoints(out)[-1]
+    step = checkpoint_step(last)
+    assert 4 <= step < 100 and f"SIGTERM: stopped after step {step} and saved {last.name}" in process.stderr.read()
+    assert losses(out)[-1][0] == step  # log_every=1: the metrics end at the checkpoint
+    resumed = train(long_tiny(images, out))
+    whole = train(long_tiny(images, tmp_path / "whole"))
+    assert_same_parameters(whole.model.state_dict(), resumed.model.state_dict())
+
+
+def test_tensorboard_gets_the_same_scalars_as_the_metrics_log(images: Path, tmp_path: Path) -> None:
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    train(tiny(images, tmp_path, tensorboard=True))
+    events = event_accumulator.EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert {"train/loss", "train/lr", "train/images_per_s"} <= set(events.Tags()["scalars"])
+    logged = [(e.step, e.value) for e in events.Scalars("train/loss")]
+    assert [s for s, _ in logged] == [s for s, _ in losses(tmp_path)] == list(range(1, 9))
+    assert [v for _, v in logged] == pytest.approx([v for _, v in losses(tmp_path)], rel=1e-6)
+
+
 # --- bad inputs ---------------------------------------------------------------------------------
 
 
@@ -278,22 +392,26 @@ def test_the_default_command_trains_on_the_embedded_photographs_and_writes_a_che
     assert load_checkpoint(vit, tmp_path / "encoder.pth").missing == []
 
 
-def test_two_gloo_processes_end_identical_and_equal_to_one_process_with_the_same_batch(
+def test_two_gloo_processes_end_identical_equal_to_one_process_and_stop_together_on_one_ranks_sigterm(
     images: Path, tmp_path: Path
 ) -> None:
-    config = tiny(images, tmp_path / "ddp", batch_size=8, epochs=1, save_every=100)
+    config = tiny(images, tmp_path / "ddp", batch_size=8, epochs=2, save_every=100)  # 4 steps of 8 images
     (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(ROOT / "tests" / "_pretrain_ddp.py"), str(tmp_path / "config.json"), str(tmp_path)],
+         str(ROOT / "tests" / "_pretrain_ddp.py"), str(tmp_path / "config.json"), str(tmp_path), "2"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    # Only rank 1 got SIGTERM, during step 2; both stopped after step 2 and rank 0 saved it.
+    for rank in (0, 1):
+        assert json.loads((tmp_path / f"rank{rank}.json").read_text()) == {"step": 2, "stopped_by": "SIGTERM"}
+    assert [p.name for p in list_checkpoints(tmp_path / "ddp")] == ["checkpoint-00000002.pth"]
     rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert_same_parameters(rank0, rank1)
-    single = train(dataclasses.replace(config, output_dir=str(tmp_path / "single"))).model.state_dict()
+    single = train(dataclasses.replace(config, output_dir=str(tmp_path / "single"), max_steps=2)).model.state_dict()
     for key, value in single.items():
         torch.testing.assert_close(rank0[key], value, rtol=1e-4, atol=1e-5, msg=key)
     ddp_losses, single_losses = losses(tmp_path / "ddp"), losses(tmp_path / "single")

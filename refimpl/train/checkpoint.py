@@ -8,7 +8,7 @@ only, so it loads with ``torch.load(weights_only=True)`` and no pickled code eve
 | ``format`` | ``"refimpl.train/1"`` |
 | ``model`` | the MAE's state dict (official key names; also readable by [`read_state_dict`][refimpl.checkpoints.read_state_dict]) |
 | ``optimizer``, ``scheduler`` | their ``state_dict()`` |
-| ``scaler`` | ``None``: bf16 autocast needs no loss scaling (the key is kept for an fp16 path) |
+| ``scaler`` | the fp16 ``GradScaler``'s ``state_dict()`` (loss scale, growth tracker); ``None`` in fp32 and bf16, which need no loss scaling |
 | ``step``, ``epoch`` | optimizer steps done, and the epoch the next step belongs to |
 | ``sampler`` | the data sampler's ``{"epoch", "start"}`` at the next step |
 | ``rng`` | torch CPU and CUDA, numpy and Python generator states |

@@ -24,10 +24,13 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MODELS", "RESUME_KEYS", "ConfigError", "PretrainConfig", "load_config_file", "resolve_config"]
+__all__ = ["MODELS", "PRECISIONS", "RESUME_KEYS", "ConfigError", "PretrainConfig", "load_config_file", "resolve_config"]
 
 MODELS = ("mae_vit_tiny_patch16", "mae_vit_base_patch16", "mae_vit_large_patch16", "mae_vit_huge_patch14")
 """Factory names in [`refimpl.mae`][refimpl.mae] that ``model`` may name."""
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+"""Values of ``precision``: the dtype the forward pass autocasts to (parameters stay float32)."""
 
 
 class ConfigError(ValueError):
@@ -120,6 +123,8 @@ class PretrainConfig:
     # Devices.
     device: str = "auto"
     """``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``."""
+    precision: str = "auto"
+    """``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 adds a gradient scaler); ``"auto"`` = bf16 on a CUDA device that supports it, fp16 on an older one, fp32 on CPU."""
     compile: bool | None = None
     """``torch.compile`` the model; ``None`` = on for CUDA, off for CPU."""
     num_workers: int | None = None
@@ -163,6 +168,8 @@ class PretrainConfig:
             raise ConfigError(f"model_kwargs sets {sorted(reserved)}; use the config fields of the same name instead")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device={self.device!r}; expected 'auto', 'cpu' or 'cuda'")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision={self.precision!r}; expected one of {', '.join(map(repr, PRECISIONS))}")
         if self.batch_size % self.accum_steps:
             raise ConfigError(
                 f"batch_size={self.batch_size} is not divisible by accum_steps={self.accum_steps}; "
@@ -214,7 +221,7 @@ RESUME_KEYS = (
 )
 """Fields that must equal the checkpoint's for a resume to continue the same run exactly.
 
-The others (output, logging, devices, ``max_steps``, workers) may change between sessions: the
+The others (output, logging, devices, precision, ``max_steps``, workers) may change between sessions: the
 data each optimizer step sees does not depend on them, nor on the number of processes.
 """
 

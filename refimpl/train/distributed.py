@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "all_reduce_mean", "cleanup_distributed", "setup_distributed"]
+__all__ = ["DistInfo", "all_reduce_mean", "any_rank", "cleanup_distributed", "setup_distributed"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class DistInfo:
     """Number of processes."""
     local_rank: int = 0
     """Rank on this machine: the index of this process's GPU."""
+    cpu_group: Any = None
+    """A gloo group for small host-side agreements ([`any_rank`][refimpl.train.distributed.any_rank]) that
+    must not wait for the GPU; ``None`` = the default group (already gloo on CPU)."""
 
     @property
     def is_main(self) -> bool:
@@ -52,10 +56,11 @@ def setup_distributed(device_type: str) -> DistInfo:
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if device_type == "cuda":
         torch.cuda.set_device(local_rank)
+    backend = "nccl" if device_type == "cuda" else "gloo"
     if not dist.is_initialized():
-        backend = "nccl" if device_type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, device_id=torch.device("cuda", local_rank) if backend == "nccl" else None)
-    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
+    cpu_group = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else None
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, cpu_group=cpu_group)
 
 
 def cleanup_distributed() -> None:
@@ -71,3 +76,15 @@ def all_reduce_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     value = value.clone()
     dist.all_reduce(value, op=dist.ReduceOp.SUM)
     return value / info.world_size
+
+
+def any_rank(flag: bool, info: DistInfo) -> bool:
+    """Whether ``flag`` is true on at least one rank; every rank gets the same answer.
+
+    Runs on the host (gloo), so calling it every step does not wait for queued GPU work.
+    """
+    if not info.distributed:
+        return flag
+    value = torch.tensor([int(flag)], dtype=torch.int32)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX, group=info.cpu_group)
+    return bool(value.item())

@@ -13,13 +13,17 @@ and [`main`][refimpl.train.pretrain.main] is the command line around it. A run, 
    schedule ([`refimpl.train.schedule`][refimpl.train.schedule]), wrap the model in
    ``DistributedDataParallel`` when there are several processes;
 5. loop: ``accum_steps`` forward/backward passes (gradients synchronised on the last one only),
-   one optimizer step, then metrics, figures and checkpoints on rank 0.
+   one optimizer step, then metrics, figures and checkpoints on rank 0;
+6. on SIGTERM (a cluster ending the job), finish the step, write a checkpoint and return
+   ([`refimpl.train.signals`][refimpl.train.signals]); the command then exits with 143.
 
-On CUDA the forward pass runs under bf16 autocast, AdamW is fused, the model is compiled with
-``torch.compile`` (``--no-compile`` to skip), batches come from pinned memory with non-blocking
-copies, and attention uses ``F.scaled_dot_product_attention`` (FlashAttention where available).
-On CPU everything is float32. The CUDA path has not been run by the author of this module on
-a GPU; the CPU path is what the tests check.
+On CUDA the forward pass runs under bf16 autocast (fp16 with a gradient scaler on GPUs without
+bf16), AdamW is fused, the model is compiled with ``torch.compile`` (``--no-compile`` to skip),
+batches come from pinned memory with non-blocking copies, and attention uses
+``F.scaled_dot_product_attention`` (FlashAttention where available). On CPU everything is
+float32 unless ``--precision`` says otherwise. The tests run the CPU path in every precision;
+the CUDA-only parts (fused AdamW, NCCL, compiling by default) are covered by GPU-marked tests
+that only run where there is a GPU.
 
 Exactness: every random choice about a sample is seeded by ``(seed, epoch, index)``
 ([`MAEPretrainDataset`][refimpl.train.data.MAEPretrainDataset]), so a resumed run sees the
@@ -39,6 +43,7 @@ import logging
 import math
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -65,10 +70,11 @@ from .checkpoint import (
 )
 from .config import MODELS, RESUME_KEYS, ConfigError, PretrainConfig, load_config_file, resolve_config
 from .data import DataError, EmbeddedPhotos, FolderImages, MAEPretrainDataset, ResumableSampler, scan_image_folder
-from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, setup_distributed
+from .distributed import DistInfo, all_reduce_mean, any_rank, cleanup_distributed, setup_distributed
 from .schedule import make_optimizer, make_scheduler
+from .signals import STOP_SIGNALS, StopOnSignal, ignore_stop_signals
 
-__all__ = ["RunPlan", "TrainResult", "build_model", "build_parser", "main", "plan_run", "train"]
+__all__ = ["RunPlan", "TrainResult", "build_model", "build_parser", "main", "plan_run", "resolve_precision", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +187,8 @@ class TrainResult:
     """The checkpoint this session started from, if any."""
     metrics: list[dict[str, float]] = field(default_factory=list)
     """Metric lines logged in this session (rank 0; empty on the others)."""
+    stopped_by: str | None = None
+    """``"SIGTERM"`` if a stop signal ended the session early (a checkpoint was written at ``step``)."""
 
 
 def _device(config: PretrainConfig, info_local_rank: int = 0) -> torch.device:
@@ -189,6 +197,28 @@ def _device(config: PretrainConfig, info_local_rank: int = 0) -> torch.device:
             raise ConfigError("device='cuda' but torch.cuda.is_available() is False; use --device cpu")
         return torch.device("cuda", info_local_rank)
     return torch.device("cpu")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The autocast precision ``"auto"`` means on ``device``; other values are returned as they are.
+
+    Args:
+        precision: one of [`PRECISIONS`][refimpl.train.config.PRECISIONS].
+        device: the training device.
+
+    Returns:
+        ``"fp32"``, ``"bf16"`` or ``"fp16"``: bf16 on a CUDA GPU with native bf16 (Ampere and
+        later), fp16 on an older one, fp32 on CPU (CPU autocast rarely pays off in training).
+
+    Examples:
+        >>> resolve_precision("auto", torch.device("cpu")), resolve_precision("bf16", torch.device("cpu"))
+        ('fp32', 'bf16')
+    """
+    if precision != "auto":
+        return precision
+    if device.type != "cuda":
+        return "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
 
 
 def _open_data(config: PretrainConfig) -> tuple[object, str]:
@@ -309,13 +339,14 @@ def train(config: PretrainConfig, *, on_step: Callable[[int], None] | None = Non
     device = _device(config, int(os.environ.get("LOCAL_RANK", "0")))
     info = setup_distributed(device.type)
     try:
-        return _train(config, device, info, on_step)
+        with StopOnSignal() as signals:
+            return _train(config, device, info, on_step, signals)
     finally:
         cleanup_distributed()
 
 
 def _train(config: PretrainConfig, device: torch.device, info: DistInfo,
-           on_step: Callable[[int], None] | None) -> TrainResult:
+           on_step: Callable[[int], None] | None, signals: StopOnSignal) -> TrainResult:
     source, data_text = _open_data(config)
     plan = plan_run(config, len(source), info.world_size)
     out = Path(config.output_dir)
@@ -326,30 +357,36 @@ def _train(config: PretrainConfig, device: torch.device, info: DistInfo,
         if info.is_main:
             out.mkdir(parents=True, exist_ok=True)
             stack.enter_context(_exclusive(out))
-        return _run(config, device, info, on_step, source, data_text, plan, out, resume_path, state)
+        return _run(config, device, info, on_step, signals, source, data_text, plan, out, resume_path, state)
 
 
 def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: Callable[[int], None] | None,
-         source: object, data_text: str, plan: RunPlan, out: Path, resume_path: Path | None,
-         state: dict | None) -> TrainResult:
+         signals: StopOnSignal, source: object, data_text: str, plan: RunPlan, out: Path,
+         resume_path: Path | None, state: dict | None) -> TrainResult:
     cuda = device.type == "cuda"
+    precision = resolve_precision(config.precision, device)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     model = build_model(config).to(device)
     dataset = MAEPretrainDataset(source, config.img_size, model.num_patches, config.seed)
     optimizer = make_optimizer(model, plan.peak_lr, config.weight_decay, config.betas, fused=cuda)
     scheduler = make_scheduler(optimizer, plan.warmup_steps, plan.total_steps,
                                config.min_lr / plan.peak_lr if plan.peak_lr else 0.0)
+    # fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none.
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     step = 0
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if scaler.is_enabled() and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         restore_rng(state["rng"])
         step = int(state["step"])
 
     if info.is_main:
         prune_checkpoints(out, config.keep_last)  # also removes temporary files of a killed write
         resolved = {"config": config.to_dict(), "plan": dataclasses.asdict(plan), "device": str(device),
-                    "torch": torch.__version__}
+                    "precision": precision, "torch": torch.__version__}
         _write_text_atomic(out / CONFIG_FILE, json.dumps(resolved, indent=2) + "\n")
         _trim_metrics(out / METRICS_FILE, step)
         log.info("data: %s; %s", data_text, "resuming " + str(resume_path) if state else "new run")
@@ -367,7 +404,7 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
         net = torch.compile(net)
 
     def autocast() -> Any:
-        return torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
 
     workers = config.num_workers
     if workers is None:
@@ -377,6 +414,7 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=plan.micro_batch, sampler=sampler, num_workers=workers, pin_memory=cuda,
         drop_last=True, persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
+        worker_init_fn=ignore_stop_signals if workers > 0 else None,
     )
 
     stop = min(plan.total_steps, config.max_steps or plan.total_steps)
@@ -400,7 +438,8 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
         path = out / checkpoint_name(step)
         atomic_save({
             "format": CHECKPOINT_FORMAT, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "scaler": None, "step": step,
+            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+            "step": step,
             "epoch": step // plan.steps_per_epoch, "sampler": sampler_state(step), "rng": capture_rng(),
             "config": config.to_dict(), "dataset_size": plan.dataset_size,
         }, path)
@@ -413,7 +452,8 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
 
     loss_sum = torch.zeros((), device=device)
     interval_steps, interval_start = 0, time.perf_counter()
-    while step < stop:
+    stopped_by = None
+    while step < stop and stopped_by is None:
         position = sampler_state(step)
         sampler.set_position(position["epoch"], position["start"])
         batches = iter(loader)
@@ -427,10 +467,11 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
                 with (contextlib.nullcontext() if sync else ddp.no_sync()):
                     with autocast():
                         loss = net(imgs, config.mask_ratio, noise).loss
-                    (loss / config.accum_steps).backward()
+                    scaler.scale(loss / config.accum_steps).backward()
                 loss_sum += loss.detach().float() / config.accum_steps
             lr = optimizer.param_groups[0]["lr"]
-            optimizer.step()
+            scaler.step(optimizer)  # = optimizer.step(), but skipped if fp16 gradients overflowed
+            scaler.update()
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
             step += 1
@@ -441,6 +482,8 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
                 elapsed = time.perf_counter() - interval_start
                 line = {"step": step, "epoch": round(step / plan.steps_per_epoch, 4), "loss": round(mean_loss, 6),
                         "lr": lr, "images_per_s": round(interval_steps * config.batch_size / elapsed, 2)}
+                if scaler.is_enabled():
+                    line["loss_scale"] = scaler.get_scale()
                 if not math.isfinite(mean_loss):
                     raise FloatingPointError(f"loss is {mean_loss} at step {step}; lower the learning rate")
                 if info.is_main:
@@ -465,7 +508,14 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
                     bar.update(1)
             if on_step is not None:
                 on_step(step)
-            if step >= stop:
+            if any_rank(signals.received is not None, info):  # every rank stops after the same step
+                stopped_by = signals.received or STOP_SIGNALS[0].name
+                if info.is_main:
+                    if step % config.save_every and step != stop:
+                        save(step)
+                    log.warning("%s: stopped after step %d and saved %s; run the same command to resume",
+                                stopped_by, step, checkpoint_name(step))
+            if step >= stop or stopped_by is not None:
                 break
 
     if bar is not None:
@@ -475,7 +525,8 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
     if info.distributed:
         torch.distributed.barrier()
     return TrainResult(model=model, step=step, plan=plan, output_dir=out,
-                       resumed_from=resume_path if state is not None else None, metrics=metrics)
+                       resumed_from=resume_path if state is not None else None, metrics=metrics,
+                       stopped_by=stopped_by)
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -539,8 +590,9 @@ def main(argv: list[str] | None = None) -> int:
         argv: arguments without the program name; ``sys.argv[1:]`` when ``None``.
 
     Returns:
-        The exit status: 0 on success, 2 for a bad config or data (one line on stderr), 130 when
-        interrupted (rerun the same command to resume).
+        The exit status: 0 on success, 2 for a bad config or data (one line on stderr), 143 when
+        SIGTERM stopped it after writing a checkpoint, 130 when interrupted with Ctrl-C (the last
+        periodic checkpoint stays); in both cases rerun the same command to resume.
     """
     parser = build_parser()
     args = vars(parser.parse_args(argv))
@@ -552,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="mae-pretrain: %(message)s", stream=sys.stderr)
     try:
         config = resolve_config(load_config_file(config_path) if config_path else {}, args)
-        train(config)
+        result = train(config)
     except (ConfigError, DataError) as exc:
         print(f"mae-pretrain: error: {exc}", file=sys.stderr)
         return 2
@@ -560,6 +612,8 @@ def main(argv: list[str] | None = None) -> int:
         print("mae-pretrain: interrupted; run the same command again to resume from the last checkpoint",
               file=sys.stderr)
         return 130
+    if result.stopped_by is not None:
+        return 128 + signal.Signals[result.stopped_by].value
     if main_rank:
         log.info("done: checkpoints, %s, %s and figures in %s", METRICS_FILE, ENCODER_FILE, config.output_dir)
     return 0
