@@ -63,3 +63,15 @@ def project_copy(tmp_path: Path) -> Path:
         pytest.fail("mkdocs.yml no longer has 'execute: true' for mkdocs-jupyter; update this fixture")
     config.write_text(text.replace("      execute: true", "      execute: false"), encoding="utf-8")
     return tmp_path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``gpu``-marked tests where there is no CUDA device (CI runs on CPUs)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -248,3 +248,42 @@ def test_timm_safetensors_and_our_own_checkpoints_load(tmp_path: Path) -> None:
         load_checkpoint(again, tmp_path / name, strict=True)
         assert all(torch.equal(a, b) for a, b in zip(mae.state_dict().values(), again.state_dict().values()))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ours.pth", "ours.safetensors", "timm_vit_tiny.safetensors"]
+
+
+def test_the_training_step_compiles_to_one_graph_with_the_same_loss_and_gradients() -> None:
+    """``torch.compile`` (what ``mae-pretrain`` uses on CUDA) must not split the model at a graph break.
+
+    ``fullgraph=True`` raises on any break; the ``aot_eager`` backend traces forward and backward
+    like Inductor does but runs eager kernels, so this stays fast on a CPU.
+    """
+    eager = small_mae(norm_pix_loss=True).train()
+    compiled_copy = small_mae(norm_pix_loss=True).train()
+    compiled = torch.compile(compiled_copy, backend="aot_eager", fullgraph=True)
+    torch.manual_seed(1)
+    imgs, noise = torch.randn(2, 3, 64, 64), torch.rand(2, eager.num_patches)
+    loss = eager(imgs, 0.75, noise).loss
+    loss.backward()
+    compiled_loss = compiled(imgs, 0.75, noise).loss
+    compiled_loss.backward()
+    torch.testing.assert_close(compiled_loss, loss, rtol=0, atol=TOL)
+    for (name, p), q in zip(eager.named_parameters(), compiled_copy.parameters()):
+        if p.grad is not None:
+            torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=TOL, msg=name)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_on_cuda_matches_hugging_face_vitmae(dtype: torch.dtype) -> None:
+    """The same comparison on a GPU: exact up to float32 rounding, and close under bf16 autocast."""
+    ours = small_mae(norm_pix_loss=True)
+    hf = hf_twin(ours, norm_pix_loss=True).cuda()
+    ours = ours.cuda()
+    torch.manual_seed(1)
+    imgs, noise = torch.randn(4, 3, 64, 64, device="cuda"), torch.rand(4, ours.num_patches, device="cuda")
+    with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+        out = ours(imgs, mask_ratio=0.75, noise=noise)
+        ref = hf(pixel_values=imgs, noise=noise)
+    assert torch.equal(out.mask, ref.mask)
+    tol = 1e-4 if dtype == torch.float32 else 5e-2
+    torch.testing.assert_close(out.pred.float(), ref.logits.float(), rtol=tol, atol=tol)
+    torch.testing.assert_close(out.loss.float(), ref.loss.float(), rtol=tol, atol=tol)

@@ -267,6 +267,28 @@ def test_tensorboard_gets_the_same_scalars_as_the_metrics_log(images: Path, tmp_
     assert [v for _, v in logged] == pytest.approx([v for _, v in losses(tmp_path)], rel=1e-6)
 
 
+@pytest.mark.gpu
+def test_on_cuda_the_default_run_compiles_trains_in_bf16_and_resumes(images: Path, tmp_path: Path) -> None:
+    config = tiny(images, tmp_path / "killed", device="auto", num_workers=2, log_every=4)
+    with pytest.raises(Killed):
+        train(config, on_step=stop_at(5))
+    resumed = train(config)
+    saved = json.loads((tmp_path / "killed" / "config.json").read_text())
+    assert saved["device"].startswith("cuda") and saved["precision"] in ("bf16", "fp16")
+    assert resumed.step == 8 and all(np.isfinite(line["loss"]) for line in resumed.metrics)
+    assert next(resumed.model.parameters()).is_cuda
+    whole = train(dataclasses.replace(config, output_dir=str(tmp_path / "whole")))
+    for key, value in whole.model.state_dict().items():  # GPU kernels may reorder sums: close, not equal
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=1e-3, atol=1e-4, msg=key)
+
+
+@pytest.mark.gpu
+def test_on_cuda_fp16_scales_the_loss_and_saves_the_scaler(images: Path, tmp_path: Path) -> None:
+    result = train(tiny(images, tmp_path, device="cuda", precision="fp16", compile=False))
+    scaler = load_training_checkpoint(tmp_path / "checkpoint-00000008.pth")["scaler"]
+    assert scaler["scale"] > 0 and all("loss_scale" in line for line in result.metrics)
+
+
 # --- bad inputs ---------------------------------------------------------------------------------
 
 
