@@ -3,10 +3,12 @@
 One training step = forward + backward + AdamW step, on a fixed batch with fixed masking noise,
 timed after warm-up. Both models have the same configuration and the same weights (our state
 dict converted with ``official_to_hf_vitmae``), the same optimiser settings, and on CUDA the
-same bf16 autocast, fused AdamW and (with ``--compile``) ``torch.compile``. Each measurement
-runs in its own subprocess so that peak memory (CUDA: ``max_memory_allocated``; CPU: the
-process's peak resident set, ``ru_maxrss``, with the same libraries imported in both) belongs to
-one model only; on CPU the two alternate ``--repeats`` times and each keeps its best.
+same bf16 autocast, fused AdamW and (with ``--compile``) ``torch.compile``.
+
+Speed is timed in one process holding both models, one step of each per round, alternating who
+goes first; the table gives each one's median step and their ratio. A shared machine's load
+spikes then fall on both models alike instead of on whichever happened to be running. Peak memory comes from a separate process per model (CUDA: ``max_memory_allocated`` of
+a step; CPU: the process's peak resident set, ``ru_maxrss``, with the same libraries imported).
 
 MFU (CUDA only) divides the model FLOPs of a training step (3 x forward: the encoder on the
 ``1 + L_keep`` visible tokens, the decoder on all ``1 + L`` tokens, the patch embedding on all
@@ -20,12 +22,15 @@ MFU (CUDA only) divides the model FLOPs of a training step (3 x forward: the enc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -76,28 +81,23 @@ def train_flops_per_image(model: mae_lib.MaskedAutoencoderViT, mask_ratio: float
     return 3 * forward
 
 
-def measure(impl: str, config: str, batch: int, device: str, threads: int, steps: int, warmup: int,
-            compile_: bool, mask_ratio: float = 0.75) -> dict:
-    """Time ``steps`` training steps of one implementation in this process."""
-    import transformers  # noqa: F401 - in both children, so the CPU peak memory counts the same libraries
-
-    if threads:
-        torch.set_num_threads(threads)
+def build_step(impl: str, config: str, device: str, compile_: bool, batch: int,
+               mask_ratio: float = 0.75) -> tuple[Callable[[], None], float]:
+    """One implementation's training step on a fixed batch and noise, and its FLOPs per image."""
     factory, img_size = CONFIGS[config]
     torch.manual_seed(0)
     ours = getattr(mae_lib, factory)(img_size=img_size, norm_pix_loss=True)
-    model = ours if impl == "ours" else hf_twin(ours, mask_ratio)
-    flops = train_flops_per_image(ours, mask_ratio)
-    model = model.to(device).train()
+    model = (ours if impl == "ours" else hf_twin(ours, mask_ratio)).to(device).train()
     cuda = device == "cuda"
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05,
                                   fused=True if cuda else None)
-    imgs = torch.randn(batch, 3, img_size, img_size, device=device)
-    noise = torch.rand(batch, ours.num_patches, device=device)
+    generator = torch.Generator().manual_seed(1)
+    imgs = torch.randn(batch, 3, img_size, img_size, generator=generator).to(device)
+    noise = torch.rand(batch, ours.num_patches, generator=generator).to(device)
     step_model = torch.compile(model) if compile_ else model
 
     def step() -> None:
-        with torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False):
+        with torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext():
             if impl == "ours":
                 loss = step_model(imgs, mask_ratio, noise).loss
             else:
@@ -106,29 +106,59 @@ def measure(impl: str, config: str, batch: int, device: str, threads: int, steps
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    for _ in range(warmup):
-        step()
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+    return step, train_flops_per_image(ours, mask_ratio)
+
+
+def timed(step: Callable[[], None], cuda: bool) -> float:
+    """Seconds of one call of ``step``, waiting for the GPU."""
     start = time.perf_counter()
-    for _ in range(steps):
-        step()
+    step()
     if cuda:
         torch.cuda.synchronize()
-    seconds = (time.perf_counter() - start) / steps
-    peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"impl": impl, "images_per_s": batch / seconds, "step_ms": 1000 * seconds, "peak_bytes": peak,
-            "tflops": flops * batch / seconds / 1e12, "threads": torch.get_num_threads()}
+    return time.perf_counter() - start
 
 
-def run_child(args: argparse.Namespace, impl: str, threads: int) -> dict:
-    command = [sys.executable, __file__, "--child", impl, "--config", args.config, "--batch", str(args.batch),
+def measure(mode: str, config: str, batch: int, device: str, threads: int, steps: int, warmup: int,
+            compile_: bool) -> dict:
+    """Run in a child process: ``mode`` ``"ours"``/``"hf"`` gives one model's peak memory,
+    ``"pair"`` times both models' steps alternately (one of each per round)."""
+    import transformers  # noqa: F401 - in every child, so the CPU peak memory counts the same libraries
+
+    if threads:
+        torch.set_num_threads(threads)
+    cuda = device == "cuda"
+    impls = ("ours", "hf") if mode == "pair" else (mode,)
+    steps_of = {impl: build_step(impl, config, device, compile_, batch) for impl in impls}
+    for impl in impls:
+        for _ in range(warmup):
+            timed(steps_of[impl][0], cuda)
+    if mode != "pair":
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+            timed(steps_of[mode][0], cuda)
+            peak = torch.cuda.max_memory_allocated()
+        else:  # the process's peak resident set: warm-up steps included, nothing else ran here
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return {"impl": mode, "peak_bytes": peak}
+    times: dict[str, list[float]] = {impl: [] for impl in impls}
+    for round_ in range(steps):
+        for impl in (impls if round_ % 2 == 0 else impls[::-1]):  # alternate who goes first
+            times[impl].append(timed(steps_of[impl][0], cuda))
+    result = {"threads": torch.get_num_threads()}
+    for impl in impls:
+        seconds = statistics.median(times[impl])
+        result[impl] = {"images_per_s": batch / seconds, "step_ms": 1000 * seconds,
+                        "tflops": steps_of[impl][1] * batch / seconds / 1e12}
+    return result
+
+
+def run_child(args: argparse.Namespace, mode: str, threads: int) -> dict:
+    command = [sys.executable, __file__, "--child", mode, "--config", args.config, "--batch", str(args.batch),
                "--device", args.device, "--threads", str(threads), "--steps", str(args.steps),
                "--warmup", str(args.warmup)] + (["--compile"] if args.compile else ["--no-compile"])
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"{impl} failed:\n{result.stderr[-3000:]}")
+        raise RuntimeError(f"{mode} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -137,25 +167,22 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--config", default=None, choices=sorted(CONFIGS), help="tiny on CPU, base on CUDA")
     parser.add_argument("--batch", type=int, default=None, help="8 on CPU, 256 on CUDA")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (5 on CPU, 30 on CUDA)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (2 on CPU, 10 on CUDA)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="timed rounds, one step of each model per round (20 on CPU, 30 on CUDA)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps of each model first (2 on CPU, 10 on CUDA)")
     parser.add_argument("--threads", type=int, nargs="*", default=None,
                         help="CPU threads to try (default: 1 and all); 0 = leave torch's default")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="torch.compile both models (default: on for CUDA)")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="alternate ours/HF this many times and keep each one's best (3 on CPU, 1 on CUDA): "
-                             "a shared machine's load spikes only ever slow a run down")
     parser.add_argument("--peak-tflops", type=float, default=989.4, help="GPU peak for MFU (H100 SXM dense bf16)")
-    parser.add_argument("--child", choices=["ours", "hf"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["ours", "hf", "pair"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     cuda = args.device == "cuda"
     args.config = args.config or ("base" if cuda else "tiny")
     args.batch = args.batch or (256 if cuda else 8)
-    args.steps = args.steps or (30 if cuda else 5)
+    args.steps = args.steps or (30 if cuda else 20)
     args.warmup = args.warmup if args.warmup is not None else (10 if cuda else 2)
     args.compile = cuda if args.compile is None else args.compile
-    args.repeats = args.repeats or (1 if cuda else 3)
     if args.child:
         threads = args.threads[0] if args.threads else 0
         print(json.dumps(measure(args.child, args.config, args.batch, args.device, threads, args.steps,
@@ -164,27 +191,24 @@ def main() -> None:
     thread_options = args.threads if args.threads is not None else ([0] if cuda else [1, os.cpu_count() or 1])
     device_name = torch.cuda.get_device_name() if cuda else f"CPU ({os.cpu_count()} cores)"
     print(f"# MAE training step, config={args.config}, batch={args.batch}, device={device_name}, "
-          f"torch {torch.__version__}, compile={args.compile}, {args.steps} timed steps after {args.warmup}, "
-          f"best of {args.repeats}")
+          f"torch {torch.__version__}, compile={args.compile}, median of {args.steps} alternating rounds "
+          f"after {args.warmup} warm-up steps")
     header = "| impl | threads | images/s | ms/step | peak memory (MiB) |" + (" MFU |" if cuda else "")
     print(header)
     print("|" + " --- |" * (header.count("|") - 1))
     for threads in thread_options:
-        rows: dict[str, dict] = {}
-        for _ in range(args.repeats):
-            for impl in ("ours", "hf"):
-                row = run_child(args, impl, threads)
-                if impl not in rows or row["images_per_s"] > rows[impl]["images_per_s"]:
-                    rows[impl] = row
-        for impl, row in rows.items():
-            line = (f"| {impl} | {row['threads']} | {row['images_per_s']:.1f} | {row['step_ms']:.0f} | "
-                    f"{row['peak_bytes'] / 2**20:.0f} |")
+        pair = run_child(args, "pair", threads)
+        peaks = {impl: run_child(args, impl, threads)["peak_bytes"] for impl in ("ours", "hf")}
+        for impl in ("ours", "hf"):
+            row = pair[impl]
+            line = (f"| {impl} | {pair['threads']} | {row['images_per_s']:.1f} | {row['step_ms']:.0f} | "
+                    f"{peaks[impl] / 2**20:.0f} |")
             if cuda:
                 line += f" {100 * row['tflops'] / args.peak_tflops:.1f} % |"
             print(line)
-        ratio = rows["ours"]["images_per_s"] / rows["hf"]["images_per_s"]
-        mem = rows["ours"]["peak_bytes"] / rows["hf"]["peak_bytes"]
-        print(f"| ours/HF | {rows['ours']['threads']} | {ratio:.2f}x | | {mem:.2f}x |" + (" |" if cuda else ""))
+        ratio = pair["ours"]["images_per_s"] / pair["hf"]["images_per_s"]
+        print(f"| ours/HF | {pair['threads']} | {ratio:.2f}x | | {peaks['ours'] / peaks['hf']:.2f}x |"
+              + (" |" if cuda else ""))
 
 
 if __name__ == "__main__":
