@@ -28,6 +28,7 @@ patches, ``L_keep = int(L (1 - mask_ratio))``, ``D`` encoder width, ``D_dec`` de
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -250,7 +251,19 @@ class MaskedAutoencoderViT(nn.Module):
 
     def encoder_state_dict(self) -> dict[str, Tensor]:
         """The encoder's weights under ``VisionTransformer`` / timm names (no decoder keys)."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith(("decoder_", "mask_token"))}
+        return encoder_state(self.state_dict())
+
+
+def encoder_state(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The encoder's entries of an MAE state dict: everything but the decoder and the mask token.
+
+    Args:
+        state: a [`MaskedAutoencoderViT`][refimpl.mae.MaskedAutoencoderViT] state dict (official keys).
+
+    Returns:
+        The entries a ``VisionTransformer`` (timm names) takes, the same tensors.
+    """
+    return {k: v for k, v in state.items() if not k.startswith(("decoder_", "mask_token"))}
 
 
 ENCODER_ARGS = ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "mlp_ratio")

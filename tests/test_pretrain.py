@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from refimpl.checkpoints import load_checkpoint
-from refimpl.mae import vit_from_mae
+from refimpl.mae import encoder_state, vit_from_mae
 from refimpl.train import pretrain as pretrain_module
 from refimpl.train.checkpoint import checkpoint_name, list_checkpoints, load_training_checkpoint
 from refimpl.train.config import ConfigError, PretrainConfig, load_config_file, resolve_config
@@ -367,6 +367,10 @@ def test_flags_override_the_config_file_which_overrides_the_defaults(tmp_path: P
     config = resolve_config(load_config_file(tmp_path / "run.yaml"), {"epochs": 7})
     assert (config.batch_size, config.epochs, config.betas, config.weight_decay) == (128, 7, (0.9, 0.999), 0.05)
     assert config.peak_lr() == pytest.approx(1.5e-4 * 128 / 256)
+    with pytest.raises(ConfigError, match="precision='fp8'; expected one of 'auto', 'fp32', 'bf16', 'fp16'"):
+        resolve_config({}, {"precision": "fp8"})
+    with pytest.raises(ConfigError, match="fsdp=True with precision='fp16'; expected precision 'bf16' or 'fp32'"):
+        resolve_config({"fsdp": True}, {"precision": "fp16"})
     (tmp_path / "bad.json").write_text('{"batchsize": 3}')
     with pytest.raises(ConfigError, match="unknown key 'batchsize'"):
         resolve_config(load_config_file(tmp_path / "bad.json"))
@@ -428,7 +432,8 @@ def test_two_gloo_processes_end_identical_equal_to_one_process_and_stop_together
     assert result.returncode == 0, result.stderr[-3000:]
     # Only rank 1 got SIGTERM, during step 2; both stopped after step 2 and rank 0 saved it.
     for rank in (0, 1):
-        assert json.loads((tmp_path / f"rank{rank}.json").read_text()) == {"step": 2, "stopped_by": "SIGTERM"}
+        assert json.loads((tmp_path / f"rank{rank}.json").read_text()) == {
+            "step": 2, "stopped_by": "SIGTERM", "sharded": False}
     assert [p.name for p in list_checkpoints(tmp_path / "ddp")] == ["checkpoint-00000002.pth"]
     rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
@@ -439,6 +444,36 @@ def test_two_gloo_processes_end_identical_equal_to_one_process_and_stop_together
     ddp_losses, single_losses = losses(tmp_path / "ddp"), losses(tmp_path / "single")
     assert [s for s, _ in ddp_losses] == [s for s, _ in single_losses] == [1, 2]
     assert [v for _, v in ddp_losses] == pytest.approx([v for _, v in single_losses], rel=1e-5)
+
+
+def test_fsdp_on_two_gloo_processes_matches_one_process_and_its_checkpoint_resumes_without_fsdp(
+    images: Path, tmp_path: Path
+) -> None:
+    config = tiny(images, tmp_path / "fsdp", batch_size=8, epochs=2, accum_steps=2, max_steps=2, save_every=100,
+                  figure_every=1, fsdp=True)
+    (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(ROOT / "tests" / "_pretrain_ddp.py"), str(tmp_path / "config.json"), str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "rank1.json").read_text()) == {"step": 2, "stopped_by": None, "sharded": True}
+    sharded = load_training_checkpoint(tmp_path / "fsdp" / "checkpoint-00000002.pth")
+    assert {p.name for p in (tmp_path / "fsdp").glob("recon-*.png")} == {"recon-00000001.png", "recon-00000002.png"}
+    single = train(dataclasses.replace(config, output_dir=str(tmp_path / "single"), fsdp=False))
+    assert sharded["model"].keys() == single.model.state_dict().keys()  # full weights, official names
+    for key, value in single.model.state_dict().items():
+        torch.testing.assert_close(sharded["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+    encoder = torch.load(tmp_path / "fsdp" / "encoder.pth", weights_only=True)["model"]
+    assert_same_parameters(encoder, encoder_state(sharded["model"]))
+    # The checkpoint is a full state dict: one process without FSDP finishes the schedule from it.
+    resumed = train(dataclasses.replace(config, fsdp=False, max_steps=None))
+    assert resumed.resumed_from == tmp_path / "fsdp" / "checkpoint-00000002.pth" and resumed.step == 4
+    whole = train(dataclasses.replace(config, output_dir=str(tmp_path / "whole"), fsdp=False, max_steps=None))
+    for key, value in whole.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=1e-4, atol=1e-5, msg=key)
 
 
 def test_a_second_run_in_the_same_output_dir_at_the_same_time_is_refused(images: Path, tmp_path: Path) -> None:

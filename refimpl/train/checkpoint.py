@@ -7,7 +7,8 @@ only, so it loads with ``torch.load(weights_only=True)`` and no pickled code eve
 | --- | --- |
 | ``format`` | ``"refimpl.train/1"`` |
 | ``model`` | the MAE's state dict (official key names; also readable by [`read_state_dict`][refimpl.checkpoints.read_state_dict]) |
-| ``optimizer``, ``scheduler`` | their ``state_dict()`` |
+| ``optimizer`` | AdamW's state dict keyed by parameter name ([`full_state_dicts`][refimpl.train.distributed.full_state_dicts]), the same under DDP and FSDP |
+| ``scheduler`` | its ``state_dict()`` |
 | ``scaler`` | the fp16 ``GradScaler``'s ``state_dict()`` (loss scale, growth tracker); ``None`` in fp32 and bf16, which need no loss scaling |
 | ``step``, ``epoch`` | optimizer steps done, and the epoch the next step belongs to |
 | ``sampler`` | the data sampler's ``{"epoch", "start"}`` at the next step |
@@ -33,8 +34,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
+from ..mae import encoder_state
 from .config import RESUME_KEYS, ConfigError
 
 __all__ = [
@@ -197,8 +198,8 @@ def restore_rng(rng: Mapping[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def export_encoder(model: nn.Module, path: str | PathLike[str]) -> None:
-    """Save the encoder of an MAE as ``{"model": state}``, loadable into ``VisionTransformer``.
+def export_encoder(state: Mapping[str, torch.Tensor], path: str | PathLike[str]) -> None:
+    """Save the encoder part of an MAE state dict as ``{"model": state}``, loadable into ``VisionTransformer``.
 
     The keys are timm's / the official encoder's (no decoder, no mask token), as in the official
     ``mae_pretrain_vit_*.pth`` release files, so
@@ -206,8 +207,9 @@ def export_encoder(model: nn.Module, path: str | PathLike[str]) -> None:
     fills everything but the new head.
 
     Args:
-        model: a [`MaskedAutoencoderViT`][refimpl.mae.MaskedAutoencoderViT].
+        state: a full [`MaskedAutoencoderViT`][refimpl.mae.MaskedAutoencoderViT] state dict
+            (under FSDP: the gathered one, as saved in the checkpoint).
         path: the destination file.
     """
-    state = {k: v.detach().cpu().clone() for k, v in model.encoder_state_dict().items()}
-    atomic_save({"model": state}, path)
+    encoder = {k: v.detach().cpu().clone() for k, v in encoder_state(state).items()}
+    atomic_save({"model": encoder}, path)

@@ -127,6 +127,8 @@ class PretrainConfig:
     """``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 adds a gradient scaler); ``"auto"`` = bf16 on a CUDA device that supports it, fp16 on an older one, fp32 on CPU."""
     compile: bool | None = None
     """``torch.compile`` the model; ``None`` = on for CUDA, off for CPU."""
+    fsdp: bool = False
+    """With several processes, shard parameters, gradients and AdamW state across them (FSDP2, one unit per block) instead of replicating them (DDP): for models too large for DDP. Not with fp16."""
     num_workers: int | None = None
     """Data-loading processes per rank; ``None`` = 0 on CPU, ``min(8, cpus per rank)`` on CUDA."""
 
@@ -170,6 +172,9 @@ class PretrainConfig:
             raise ConfigError(f"device={self.device!r}; expected 'auto', 'cpu' or 'cuda'")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision={self.precision!r}; expected one of {', '.join(map(repr, PRECISIONS))}")
+        if self.fsdp and self.precision == "fp16":
+            raise ConfigError("fsdp=True with precision='fp16'; expected precision 'bf16' or 'fp32' with FSDP "
+                              "(its sharded gradients would need a sharded gradient scaler)")
         if self.batch_size % self.accum_steps:
             raise ConfigError(
                 f"batch_size={self.batch_size} is not divisible by accum_steps={self.accum_steps}; "
@@ -221,7 +226,7 @@ RESUME_KEYS = (
 )
 """Fields that must equal the checkpoint's for a resume to continue the same run exactly.
 
-The others (output, logging, devices, precision, ``max_steps``, workers) may change between sessions: the
+The others (output, logging, devices, precision, DDP or FSDP, ``max_steps``, workers) may change between sessions: the
 data each optimizer step sees does not depend on them, nor on the number of processes.
 """
 

@@ -4,6 +4,14 @@
 its place through the environment variables ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; that
 is the launcher's interface, so it is the one place this package reads the environment. A plain
 ``python``/``mae-pretrain`` start has none of them and runs as a world of one.
+
+With several processes the model is either replicated (``DistributedDataParallel``: each rank
+holds all weights and AdamW state, gradients are all-reduced) or sharded
+([`shard_model`][refimpl.train.distributed.shard_model], FSDP2: each rank holds ``1/N`` of them,
+weights are all-gathered block by block for the forward and backward passes and gradients are
+reduce-scattered). Checkpoints hold full, unsharded state dicts either way
+([`full_state_dicts`][refimpl.train.distributed.full_state_dicts]), so a run can be resumed with
+the other strategy or on another number of processes.
 """
 
 from __future__ import annotations
@@ -14,8 +22,18 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
-__all__ = ["DistInfo", "all_reduce_mean", "any_rank", "cleanup_distributed", "setup_distributed"]
+__all__ = [
+    "DistInfo",
+    "all_reduce_mean",
+    "any_rank",
+    "cleanup_distributed",
+    "full_state_dicts",
+    "load_state_dicts",
+    "setup_distributed",
+    "shard_model",
+]
 
 
 @dataclass(frozen=True)
@@ -88,3 +106,55 @@ def any_rank(flag: bool, info: DistInfo) -> bool:
     value = torch.tensor([int(flag)], dtype=torch.int32)
     dist.all_reduce(value, op=dist.ReduceOp.MAX, group=info.cpu_group)
     return bool(value.item())
+
+
+def shard_model(model: nn.Module, blocks: list[nn.Module]) -> None:
+    """Shard ``model`` in place with FSDP2: one unit per block in ``blocks``, the rest in the root unit.
+
+    Each block's weights are all-gathered just before it runs and freed after, so a rank holds
+    its shard of everything plus one block at a time. Parameters become ``DTensor`` shards; build
+    the optimizer after this call.
+
+    Args:
+        model: the model (on its device).
+        blocks: the submodules to shard separately, in execution order (MAE: encoder then decoder blocks).
+    """
+    from torch.distributed.fsdp import fully_shard
+
+    for block in blocks:
+        fully_shard(block)
+    fully_shard(model)
+
+
+def full_state_dicts(model: nn.Module, optimizer: torch.optim.Optimizer, sharded: bool) -> tuple[dict, dict]:
+    """The model's and the optimizer's full state dicts, the optimizer's keyed by parameter name.
+
+    Parameter names, not positions, key the optimizer state, so a checkpoint does not depend on
+    how the parameters were grouped or sharded. Under FSDP (``sharded``) this is a collective:
+    every rank must call it; rank 0 gets the gathered tensors on the CPU, the others empty dicts.
+
+    Args:
+        model: the unwrapped model (sharded in place under FSDP).
+        optimizer: its optimizer.
+        sharded: whether [`shard_model`][refimpl.train.distributed.shard_model] was applied.
+
+    Returns:
+        ``(model_state, optimizer_state)``.
+    """
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True) if sharded else None
+    return get_state_dict(model, optimizer, options=options)
+
+
+def load_state_dicts(model: nn.Module, optimizer: torch.optim.Optimizer, model_state: dict,
+                     optimizer_state: dict, sharded: bool) -> None:
+    """Undo [`full_state_dicts`][refimpl.train.distributed.full_state_dicts]; under FSDP each rank keeps its shard.
+
+    Every rank passes the full dicts (each one has read the checkpoint). Raises on a missing or
+    unexpected key.
+    """
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+    options = StateDictOptions(full_state_dict=True, strict=True) if sharded else StateDictOptions(strict=True)
+    set_state_dict(model, optimizer, model_state_dict=model_state, optim_state_dict=optimizer_state, options=options)

@@ -70,7 +70,16 @@ from .checkpoint import (
 )
 from .config import MODELS, RESUME_KEYS, ConfigError, PretrainConfig, load_config_file, resolve_config
 from .data import DataError, EmbeddedPhotos, FolderImages, MAEPretrainDataset, ResumableSampler, scan_image_folder
-from .distributed import DistInfo, all_reduce_mean, any_rank, cleanup_distributed, setup_distributed
+from .distributed import (
+    DistInfo,
+    all_reduce_mean,
+    any_rank,
+    cleanup_distributed,
+    full_state_dicts,
+    load_state_dicts,
+    setup_distributed,
+    shard_model,
+)
 from .schedule import make_optimizer, make_scheduler
 from .signals import STOP_SIGNALS, StopOnSignal, ignore_stop_signals
 
@@ -176,7 +185,8 @@ class TrainResult:
     """What [`train`][refimpl.train.pretrain.train] returns (on every rank)."""
 
     model: MaskedAutoencoderViT
-    """The trained model (not wrapped, not compiled)."""
+    """The trained model (not wrapped, not compiled). Under FSDP its parameters are this rank's
+    shards (``DTensor``); the last checkpoint holds the full weights."""
     step: int
     """Optimizer steps done."""
     plan: RunPlan
@@ -304,7 +314,8 @@ def _figure_batch(dataset: MAEPretrainDataset, n: int) -> tuple[Tensor, Tensor]:
 
 
 def _save_figure(model: MaskedAutoencoderViT, batch: tuple[Tensor, Tensor], config: PretrainConfig,
-                 device: torch.device, autocast: Callable[[], Any], path: Path, step: int) -> None:
+                 device: torch.device, autocast: Callable[[], Any], path: Path, step: int, draw: bool = True) -> None:
+    """Run the model on the figure batch and, if ``draw``, save the figure (FSDP: every rank runs it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -313,6 +324,8 @@ def _save_figure(model: MaskedAutoencoderViT, batch: tuple[Tensor, Tensor], conf
     imgs, noise = (t.to(device) for t in batch)
     with autocast():
         rows = reconstruction_rows(model, imgs, noise, config.mask_ratio)
+    if not draw:
+        return
     fig = reconstruction_figure(rows, title=f"step {step}")
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=100)
@@ -367,6 +380,12 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
     precision = resolve_precision(config.precision, device)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     model = build_model(config).to(device)
+    sharded = config.fsdp and info.distributed
+    if sharded:
+        if precision == "fp16":  # validate() refuses an explicit fp16; this is "auto" on an old GPU
+            raise ConfigError(f"fsdp=True on {torch.cuda.get_device_name(device)} (no bf16): "
+                              f"expected --precision fp32 with FSDP, or DDP (--no-fsdp) with fp16")
+        shard_model(model, [*model.blocks, *model.decoder_blocks])  # before the optimizer: it sees the shards
     dataset = MAEPretrainDataset(source, config.img_size, model.num_patches, config.seed)
     optimizer = make_optimizer(model, plan.peak_lr, config.weight_decay, config.betas, fused=cuda)
     scheduler = make_scheduler(optimizer, plan.warmup_steps, plan.total_steps,
@@ -375,8 +394,7 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     step = 0
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        load_state_dicts(model, optimizer, state["model"], state["optimizer"], sharded)
         scheduler.load_state_dict(state["scheduler"])
         if scaler.is_enabled() and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
@@ -395,7 +413,7 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
     # Wrap for speed and for several processes; keep `model` for state dicts and figures.
     net: torch.nn.Module = model
     ddp = None
-    if info.distributed:
+    if info.distributed and not sharded:
         from torch.nn.parallel import DistributedDataParallel
 
         ddp = net = DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
@@ -431,20 +449,25 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
         from tqdm.auto import tqdm
 
         bar = tqdm(total=stop, initial=step, desc="mae-pretrain", unit="step", dynamic_ncols=True)
-    figure_batch = _figure_batch(dataset, config.figure_images) if info.is_main else None
+    gathers = info.is_main or sharded  # ranks that take part in checkpoints and figures (FSDP: all)
+    figure_batch = _figure_batch(dataset, config.figure_images) if gathers else None
     metrics: list[dict[str, float]] = []
 
-    def save(step: int) -> Path:
+    def save(step: int) -> dict[str, Tensor]:
+        """Write the checkpoint of ``step`` (rank 0) and return the full model state (empty on other ranks)."""
+        model_state, optimizer_state = full_state_dicts(model, optimizer, sharded)
+        if not info.is_main:
+            return model_state
         path = out / checkpoint_name(step)
         atomic_save({
-            "format": CHECKPOINT_FORMAT, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "format": CHECKPOINT_FORMAT, "model": model_state, "optimizer": optimizer_state,
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
             "step": step,
             "epoch": step // plan.steps_per_epoch, "sampler": sampler_state(step), "rng": capture_rng(),
             "config": config.to_dict(), "dataset_size": plan.dataset_size,
         }, path)
         prune_checkpoints(out, config.keep_last)
-        return path
+        return model_state
 
     def sampler_state(step: int) -> dict[str, int]:
         epoch, done = divmod(step, plan.steps_per_epoch)
@@ -463,8 +486,10 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
                 imgs = imgs.to(device, non_blocking=True)
                 noise = noise.to(device, non_blocking=True)
                 # Synchronise gradients across processes only on the last micro-batch.
-                sync = ddp is None or micro == config.accum_steps - 1
-                with (contextlib.nullcontext() if sync else ddp.no_sync()):
+                sync = micro == config.accum_steps - 1
+                if sharded:
+                    model.set_requires_gradient_sync(sync)
+                with (ddp.no_sync() if ddp is not None and not sync else contextlib.nullcontext()):
                     with autocast():
                         loss = net(imgs, config.mask_ratio, noise).loss
                     scaler.scale(loss / config.accum_steps).backward()
@@ -497,22 +522,23 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
                         bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{line['images_per_s']:.1f}")
                 loss_sum.zero_()
                 interval_steps, interval_start = 0, time.perf_counter()
-            if info.is_main:
+            if gathers:
                 if (config.figure_every and step % config.figure_every == 0) or step == stop:
-                    _save_figure(model, figure_batch, config, device, autocast, out / f"recon-{step:08d}.png", step)
+                    _save_figure(model, figure_batch, config, device, autocast, out / f"recon-{step:08d}.png", step,
+                                 draw=info.is_main)
                 if step % config.save_every == 0 or step == stop:
-                    save(step)
-                if step == stop:
-                    export_encoder(model, out / ENCODER_FILE)
-                if bar is not None:
-                    bar.update(1)
+                    model_state = save(step)
+                    if step == stop and info.is_main:
+                        export_encoder(model_state, out / ENCODER_FILE)
+            if bar is not None:
+                bar.update(1)
             if on_step is not None:
                 on_step(step)
             if any_rank(signals.received is not None, info):  # every rank stops after the same step
                 stopped_by = signals.received or STOP_SIGNALS[0].name
+                if gathers and step % config.save_every and step != stop:
+                    save(step)
                 if info.is_main:
-                    if step % config.save_every and step != stop:
-                        save(step)
                     log.warning("%s: stopped after step %d and saved %s; run the same command to resume",
                                 stopped_by, step, checkpoint_name(step))
             if step >= stop or stopped_by is not None:
