@@ -10,10 +10,11 @@ goes first; the table gives each one's median step and their ratio. A shared mac
 spikes then fall on both models alike instead of on whichever happened to be running. Peak memory comes from a separate process per model (CUDA: ``max_memory_allocated`` of
 a step; CPU: the process's peak resident set, ``ru_maxrss``, with the same libraries imported).
 
-MFU (CUDA only) divides the model FLOPs of a training step (3 x forward: the encoder on the
-``1 + L_keep`` visible tokens, the decoder on all ``1 + L`` tokens, the patch embedding on all
-``L`` patches; matrix multiplies only, counted as 2 FLOPs per multiply-add) by the time and by
-``--peak-tflops`` (default 989.4: an H100 SXM's dense bf16 tensor-core peak).
+MFU (CUDA only) divides the model FLOPs of a training step (forward + backward: the encoder on
+the ``1 + L_keep`` visible tokens, the decoder on all ``1 + L`` tokens, the patch embedding on
+all ``L`` patches; matrix multiplies only, counted as 2 FLOPs per multiply-add; see
+``train_flops_per_image``) by the time and by ``--peak-tflops`` (default 989.4: an H100 SXM's
+dense bf16 tensor-core peak).
 
     .venv/bin/python benchmarks/mae_pretrain.py                      # CPU: tiny, 1 thread and all threads
     .venv/bin/python benchmarks/mae_pretrain.py --device cuda        # CUDA: ViT-B/16, batch 256, bf16
@@ -66,7 +67,14 @@ def hf_twin(model: mae_lib.MaskedAutoencoderViT, mask_ratio: float) -> torch.nn.
 
 
 def train_flops_per_image(model: mae_lib.MaskedAutoencoderViT, mask_ratio: float) -> float:
-    """Matmul FLOPs of one training step per image: 3 x (patch embed + encoder on visible + decoder on all)."""
+    """Matmul FLOPs of one training step per image (2 per multiply-add).
+
+    Forward + backward = 3 x forward for every layer whose input needs a gradient: the encoder
+    blocks on the ``1 + L_keep`` visible tokens and the decoder (embedding, blocks, prediction)
+    on all ``1 + L`` tokens, attention's two matmuls included. The patch embedding counts 2 x:
+    the images need no gradient, so its backward computes the weight gradient only.
+    ``tests/test_benchmarks.py`` checks this against PyTorch's ``FlopCounterMode``.
+    """
     L = model.num_patches
     keep = 1 + int(L * (1 - mask_ratio))  # cls + visible
     d, dd = model.cls_token.shape[-1], model.mask_token.shape[-1]
@@ -76,9 +84,10 @@ def train_flops_per_image(model: mae_lib.MaskedAutoencoderViT, mask_ratio: float
     def block(width: float, tokens: int) -> float:  # qkv + proj + MLP, and the two attention matmuls
         return tokens * (2 * (4 + 2 * mlp) * width**2) + 4 * tokens**2 * width
 
-    forward = (2 * L * pix * d + len(model.blocks) * block(d, keep) + 2 * keep * d * dd
-               + len(model.decoder_blocks) * block(dd, 1 + L) + 2 * (1 + L) * dd * pix)
-    return 3 * forward
+    patch_embed = 2 * L * pix * d
+    rest = (len(model.blocks) * block(d, keep) + 2 * keep * d * dd
+            + len(model.decoder_blocks) * block(dd, 1 + L) + 2 * (1 + L) * dd * pix)
+    return 2 * patch_embed + 3 * rest
 
 
 def build_step(impl: str, config: str, device: str, compile_: bool, batch: int,
