@@ -418,18 +418,23 @@ def test_the_default_command_trains_on_the_embedded_photographs_and_writes_a_che
     assert load_checkpoint(vit, tmp_path / "encoder.pth").missing == []
 
 
+def torchrun_two(config: PretrainConfig, folder: Path, *args: str) -> None:
+    """Run ``tests/_pretrain_ddp.py`` with ``config`` on two gloo processes; its files go to ``folder``."""
+    (folder / "config.json").write_text(json.dumps(config.to_dict()))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(ROOT / "tests" / "_pretrain_ddp.py"), str(folder / "config.json"), str(folder), *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def test_two_gloo_processes_end_identical_equal_to_one_process_and_stop_together_on_one_ranks_sigterm(
     images: Path, tmp_path: Path
 ) -> None:
     config = tiny(images, tmp_path / "ddp", batch_size=8, epochs=2, save_every=100)  # 4 steps of 8 images
-    (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(ROOT / "tests" / "_pretrain_ddp.py"), str(tmp_path / "config.json"), str(tmp_path), "2"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    torchrun_two(config, tmp_path, "2")
     # Only rank 1 got SIGTERM, during step 2; both stopped after step 2 and rank 0 saved it.
     for rank in (0, 1):
         assert json.loads((tmp_path / f"rank{rank}.json").read_text()) == {
@@ -446,19 +451,12 @@ def test_two_gloo_processes_end_identical_equal_to_one_process_and_stop_together
     assert [v for _, v in ddp_losses] == pytest.approx([v for _, v in single_losses], rel=1e-5)
 
 
-def test_fsdp_on_two_gloo_processes_matches_one_process_and_its_checkpoint_resumes_without_fsdp(
+def test_fsdp_on_two_gloo_processes_matches_one_process_resumes_and_its_checkpoint_needs_no_fsdp(
     images: Path, tmp_path: Path
 ) -> None:
     config = tiny(images, tmp_path / "fsdp", batch_size=8, epochs=2, accum_steps=2, max_steps=2, save_every=100,
                   figure_every=1, fsdp=True)
-    (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(ROOT / "tests" / "_pretrain_ddp.py"), str(tmp_path / "config.json"), str(tmp_path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    torchrun_two(config, tmp_path)
     assert json.loads((tmp_path / "rank1.json").read_text()) == {"step": 2, "stopped_by": None, "sharded": True}
     sharded = load_training_checkpoint(tmp_path / "fsdp" / "checkpoint-00000002.pth")
     assert {p.name for p in (tmp_path / "fsdp").glob("recon-*.png")} == {"recon-00000001.png", "recon-00000002.png"}
@@ -468,12 +466,19 @@ def test_fsdp_on_two_gloo_processes_matches_one_process_and_its_checkpoint_resum
         torch.testing.assert_close(sharded["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
     encoder = torch.load(tmp_path / "fsdp" / "encoder.pth", weights_only=True)["model"]
     assert_same_parameters(encoder, encoder_state(sharded["model"]))
-    # The checkpoint is a full state dict: one process without FSDP finishes the schedule from it.
-    resumed = train(dataclasses.replace(config, fsdp=False, max_steps=None))
-    assert resumed.resumed_from == tmp_path / "fsdp" / "checkpoint-00000002.pth" and resumed.step == 4
+
+    # FSDP resumes its own checkpoint (each rank takes its shard of the full state) ...
+    torchrun_two(dataclasses.replace(config, max_steps=None), tmp_path)
+    resumed = load_training_checkpoint(tmp_path / "fsdp" / "checkpoint-00000004.pth")["model"]
     whole = train(dataclasses.replace(config, output_dir=str(tmp_path / "whole"), fsdp=False, max_steps=None))
     for key, value in whole.model.state_dict().items():
-        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=1e-4, atol=1e-5, msg=key)
+        torch.testing.assert_close(resumed[key], value, rtol=1e-4, atol=1e-5, msg=key)
+    # ... and one process without FSDP resumes it as well: the checkpoint is a full state dict.
+    alone = train(dataclasses.replace(config, output_dir=str(tmp_path / "alone"), fsdp=False, max_steps=None,
+                                      resume=str(tmp_path / "fsdp" / "checkpoint-00000002.pth")))
+    assert alone.step == 4
+    for key, value in whole.model.state_dict().items():
+        torch.testing.assert_close(alone.model.state_dict()[key], value, rtol=1e-4, atol=1e-5, msg=key)
 
 
 def test_a_second_run_in_the_same_output_dir_at_the_same_time_is_refused(images: Path, tmp_path: Path) -> None:
