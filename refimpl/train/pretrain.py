@@ -10,8 +10,9 @@ and [`main`][refimpl.train.pretrain.main] is the command line around it. A run, 
 3. look in ``output_dir``: the latest checkpoint of the *same* run is resumed, one of another
    run is refused before anything is written;
 4. build [`MaskedAutoencoderViT`][refimpl.mae.MaskedAutoencoderViT], AdamW and the cosine
-   schedule ([`refimpl.train.schedule`][refimpl.train.schedule]), wrap the model in
-   ``DistributedDataParallel`` when there are several processes;
+   schedule ([`refimpl.train.schedule`][refimpl.train.schedule]); with several processes, wrap
+   the model in ``DistributedDataParallel`` or, with ``--fsdp``, shard it with FSDP2
+   ([`refimpl.train.distributed`][refimpl.train.distributed]);
 5. loop: ``accum_steps`` forward/backward passes (gradients synchronised on the last one only),
    one optimizer step, then metrics, figures and checkpoints on rank 0;
 6. on SIGTERM (a cluster ending the job), finish the step, write a checkpoint and return
@@ -218,7 +219,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
     Returns:
         ``"fp32"``, ``"bf16"`` or ``"fp16"``: bf16 on a CUDA GPU with native bf16 (Ampere and
-        later), fp16 on an older one, fp32 on CPU (CPU autocast rarely pays off in training).
+        later), fp16 on an older one, fp32 on CPU.
 
     Examples:
         >>> resolve_precision("auto", torch.device("cpu")), resolve_precision("bf16", torch.device("cpu"))
@@ -534,9 +535,10 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
                 bar.update(1)
             if on_step is not None:
                 on_step(step)
-            if any_rank(signals.received is not None, info):  # every rank stops after the same step
+            # Every rank stops after the same step; a signal during the last step changes nothing.
+            if step < stop and any_rank(signals.received is not None, info):
                 stopped_by = signals.received or STOP_SIGNALS[0].name
-                if gathers and step % config.save_every and step != stop:
+                if gathers and step % config.save_every:
                     save(step)
                 if info.is_main:
                     log.warning("%s: stopped after step %d and saved %s; run the same command to resume",
