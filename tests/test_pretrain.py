@@ -223,7 +223,16 @@ def long_tiny(images: Path, out: Path, **overrides: object) -> PretrainConfig:
     return tiny(images, out, **{"epochs": 25, "warmup_steps": 10, "save_every": 4, **overrides})
 
 
-def test_a_real_sigkill_at_a_random_moment_loses_nothing_but_time(images: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def long_run(images: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, torch.Tensor], Path]:
+    """The uninterrupted ``long_tiny`` run, once for the kill tests: its final parameters and folder."""
+    out = tmp_path_factory.mktemp("long-run")
+    return train(long_tiny(images, out)).model.state_dict(), out
+
+
+def test_a_real_sigkill_at_a_random_moment_loses_nothing_but_time(
+    images: Path, tmp_path: Path, long_run: tuple[dict[str, torch.Tensor], Path]
+) -> None:
     out = tmp_path / "killed"
     out.mkdir()
     process = start_command(long_tiny(images, out), tmp_path)
@@ -233,13 +242,13 @@ def test_a_real_sigkill_at_a_random_moment_loses_nothing_but_time(images: Path, 
     assert list_checkpoints(out)[-1].name != checkpoint_name(100)  # it really was stopped mid-run
     resumed = train(long_tiny(images, out))
     assert resumed.resumed_from is not None and resumed.step == 100
-    whole = train(long_tiny(images, tmp_path / "whole"))
-    assert_same_parameters(whole.model.state_dict(), resumed.model.state_dict())
-    assert losses(out) == losses(tmp_path / "whole")
+    whole, whole_out = long_run
+    assert_same_parameters(whole, resumed.model.state_dict())
+    assert losses(out) == losses(whole_out)
 
 
 def test_the_command_stops_on_a_sigterm_to_its_process_group_with_data_workers_and_exits_143(
-    images: Path, tmp_path: Path
+    images: Path, tmp_path: Path, long_run: tuple[dict[str, torch.Tensor], Path]
 ) -> None:
     out = tmp_path / "run"
     out.mkdir()
@@ -251,9 +260,8 @@ def test_the_command_stops_on_a_sigterm_to_its_process_group_with_data_workers_a
     step = checkpoint_step(last)
     assert 4 <= step < 100 and f"SIGTERM: stopped after step {step} and saved {last.name}" in process.stderr.read()
     assert losses(out)[-1][0] == step  # log_every=1: the metrics end at the checkpoint
-    resumed = train(long_tiny(images, out))
-    whole = train(long_tiny(images, tmp_path / "whole"))
-    assert_same_parameters(whole.model.state_dict(), resumed.model.state_dict())
+    resumed = train(long_tiny(images, out))  # the data workers do not change the numbers
+    assert_same_parameters(long_run[0], resumed.model.state_dict())
 
 
 def test_tensorboard_gets_the_same_scalars_as_the_metrics_log(images: Path, tmp_path: Path) -> None:
