@@ -204,7 +204,9 @@ class MaskedAutoencoderViT(nn.Module):
         for blk in self.decoder_blocks:
             x = blk(x)
         x = self.decoder_pred(self.decoder_norm(x))  # (B, 1 + L, p*p*C)
-        return x[:, 1:, :]  # the cls slot predicts nothing
+        # The cls slot predicts nothing. Copy rather than return a view: FSDP2 warns when a sharded
+        # model returns one (an in-place op on it would skip the backward hook).
+        return x[:, 1:, :].contiguous()
 
     def forward_loss(self, imgs: Tensor, pred: Tensor, mask: Tensor) -> Tensor:
         r"""Mean squared error on the removed patches only (MAE §3, "Reconstruction target").
