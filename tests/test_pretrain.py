@@ -124,13 +124,17 @@ def test_a_kill_while_writing_a_checkpoint_leaves_the_last_good_one(
     monkeypatch.setattr(torch, "save", real_save)
     assert [p.name for p in list_checkpoints(out)] == ["checkpoint-00000002.pth"]
     assert load_training_checkpoint(out / "checkpoint-00000002.pth")["step"] == 2
-    # A SIGKILL would also leave the temporary file behind: it must be ignored and cleaned up.
+    # A SIGKILL would also leave the temporary file behind: it must be ignored and cleaned up; and
+    # it could cut the metrics log inside a line.
     (out / ".checkpoint-00000004.pth.x1y2.tmp").write_bytes(b"garbage")
+    with open(out / "metrics.jsonl", "a") as handle:
+        handle.write('{"step": 4, "epoch": 1.0, "lo')
     resumed = train(tiny(images, out))
     whole = train(tiny(images, tmp_path / "whole"))
     assert_same_parameters(whole.model.state_dict(), resumed.model.state_dict())
     assert not list(out.glob(".*.tmp"))
     assert [p.name for p in list_checkpoints(out)] == ["checkpoint-00000006.pth", "checkpoint-00000008.pth"]
+    assert losses(out) == losses(tmp_path / "whole")
 
 
 def test_checkpoints_load_with_weights_only_and_the_encoder_loads_into_a_vision_transformer(

@@ -298,13 +298,21 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 
 def _trim_metrics(path: Path, step: int) -> None:
-    """Drop metric lines after ``step``: those steps are about to be run again."""
+    """Drop metric lines after ``step`` (those steps are about to be run again) and a torn last line."""
     if not path.is_file():
         return
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if _metric_step(line) <= step]
     if len(kept) != len(lines):
         _write_text_atomic(path, "".join(line + "\n" for line in kept))
+
+
+def _metric_step(line: str) -> float:
+    """The step of a ``metrics.jsonl`` line; infinity (never kept) for a line cut short by a kill."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf
 
 
 def _figure_batch(dataset: MAEPretrainDataset, n: int) -> tuple[Tensor, Tensor]:
