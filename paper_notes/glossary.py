@@ -2,8 +2,10 @@
 
 1. The glossary page, generated at build time (:func:`render_glossary_page`).
 2. Hover definitions on every page: :class:`GlossaryExtension` is a Python-Markdown extension
-   that wraps each occurrence of a term in ``<abbr title="...">``, which Material shows as a
-   tooltip (``content.tooltips``).
+   that wraps the first occurrence of each term on a page in ``<abbr title="...">``, which
+   Material shows as a tooltip (``content.tooltips``). Later occurrences stay plain text, as a
+   first mention carries the link in an encyclopedia: a paragraph where every third word is
+   underlined is hard to read. Any spelling of a term (掩码, mask) counts as an occurrence.
 
 Python-Markdown's own ``abbr`` extension matches on ``\\b`` word boundaries, and there is no
 boundary between two Chinese characters, so "掩码" inside a Chinese sentence would never match.
@@ -116,22 +118,27 @@ def term_pattern(forms: Iterable[str]) -> re.Pattern[str]:
 
 
 class _GlossaryTreeprocessor(Treeprocessor):
-    def __init__(self, md: Any, definitions: dict[str, str]) -> None:
+    def __init__(self, md: Any, definitions: dict[str, tuple[str, str]]) -> None:
         super().__init__(md)
-        self.definitions = definitions
+        self.definitions = definitions  # spelling -> (term id, tooltip)
         self.pattern = term_pattern(definitions) if definitions else None
+        self.seen: set[str] = set()  # term ids already explained on this page
 
     def _wrap(self, text: str) -> tuple[str, list[etree.Element]]:
         """Split ``text`` into leading text and ``<abbr>`` elements (each carrying its tail)."""
         pieces: list[etree.Element] = []
         head, last = None, 0
         for match in self.pattern.finditer(text):  # type: ignore[union-attr]
+            term_id, title = self.definitions[match.group(0)]
+            if term_id in self.seen:
+                continue
+            self.seen.add(term_id)
             before = text[last:match.start()]
             if pieces:
                 pieces[-1].tail = (pieces[-1].tail or "") + before
             else:
                 head = before
-            abbr = etree.Element("abbr", {"title": self.definitions[match.group(0)]})
+            abbr = etree.Element("abbr", {"title": title})
             abbr.text = match.group(0)
             pieces.append(abbr)
             last = match.end()
@@ -156,12 +163,13 @@ class _GlossaryTreeprocessor(Treeprocessor):
                     element.insert(index + 1 + j, sibling)
 
     def run(self, root: etree.Element) -> None:
+        self.seen = set()  # one Markdown instance converts every page in turn
         if self.pattern is not None:
             self._walk(root)
 
 
 class GlossaryExtension(Extension):
-    """Python-Markdown extension: hover definitions for every glossary term.
+    """Python-Markdown extension: a hover definition on the first occurrence of each glossary term.
 
     Config ``path``: the glossary YAML file (relative to the working directory, which is the
     project root when MkDocs runs).
@@ -172,11 +180,11 @@ class GlossaryExtension(Extension):
         super().__init__(**kwargs)
 
     def extendMarkdown(self, md: Any) -> None:  # noqa: N802 (Python-Markdown's name)
-        definitions: dict[str, str] = {}
+        definitions: dict[str, tuple[str, str]] = {}
         for term in load_glossary(self.getConfig("path")):
             label = term.term if term.term == term.en else f"{term.term} ({term.en})"
             for form in term.surface_forms:
-                definitions[form] = f"{label}：{term.short}"
+                definitions[form] = (term.id, f"{label}：{term.short}")
         # After inline processing (20), before prettify (10): text nodes are final here.
         md.treeprocessors.register(_GlossaryTreeprocessor(md, definitions), "paper_notes_glossary", 15)
 

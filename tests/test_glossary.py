@@ -1,4 +1,4 @@
-"""Glossary tooltips: every term gets its definition on hover, also inside Chinese sentences."""
+"""Glossary tooltips: a term's first occurrence on a page gets its definition on hover, also inside Chinese sentences."""
 
 from __future__ import annotations
 
@@ -33,15 +33,26 @@ def test_chinese_term_inside_a_chinese_sentence_gets_a_tooltip(tmp_path: Path) -
     assert '<abbr title="掩码 (mask)：被遮住的位置">掩码</abbr>' in html
 
 
+def test_only_the_first_occurrence_of_a_term_on_a_page_gets_a_tooltip(tmp_path: Path) -> None:
+    html = render("掩码 (mask) 是什么？\n\n- 随机掩码\n- 掩码单元和端到端\n\n再说一次 mask 和端到端。", tmp_path)
+    assert html.count(">掩码</abbr>") == 1 and html.count("<abbr") == 2  # 掩码 once (mask is its spelling), 端到端 once
+    assert html.index(">掩码</abbr>") < html.index("随机掩码")
+    # MkDocs may convert every page with one Markdown instance: the next page starts afresh.
+    path = tmp_path / "glossary.yaml"
+    md = markdown.Markdown(extensions=["paper_notes.glossary"], extension_configs={"paper_notes.glossary": {"path": str(path)}})
+    first, second = md.convert("掩码，掩码"), md.reset().convert("第二页也有掩码。")
+    assert first.count("<abbr") == 1 and second.count("<abbr") == 1
+
+
 def test_english_terms_match_whole_words_only(tmp_path: Path) -> None:
     html = render("a mask, masked tokens, unmask", tmp_path)
     assert html.count("<abbr") == 1
 
 
 def test_longest_term_wins(tmp_path: Path) -> None:
-    html = render("MAE 报告了端到端微调和 end-to-end fine-tuning。", tmp_path)
-    assert ">端到端微调</abbr>" in html and ">end-to-end fine-tuning</abbr>" in html
-    assert ">端到端</abbr>" not in html
+    for text, longest in [("MAE 报告了端到端微调。", "端到端微调"), ("MAE reports end-to-end fine-tuning.", "end-to-end fine-tuning")]:
+        html = render(text, tmp_path)
+        assert f">{longest}</abbr>" in html and html.count("<abbr") == 1
 
 
 def test_code_links_and_headings_are_left_alone(tmp_path: Path) -> None:
