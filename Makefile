@@ -2,6 +2,7 @@
 #   make serve   set up .venv with the docs extra, serve the site on http://127.0.0.1:8000
 #   make test    set up .venv with the test extra, run the whole pytest suite
 #   make build   strict build of the site into site/
+#   make gpu-check   on a CUDA machine: the GPU-marked tests, then the benchmarks' CUDA parts
 # .venv is (re)installed whenever pyproject.toml is newer than the last install.
 
 PYTHON ?= python3
@@ -11,7 +12,7 @@ BIN    := $(VENV)/bin
 export DISABLE_MKDOCS_2_WARNING := true
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: serve build test check clean
+.PHONY: serve build test check gpu-check clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
@@ -39,6 +40,13 @@ test: $(VENV)/.installed-test
 
 check: $(VENV)/.installed-docs
 	$(BIN)/notes check
+
+gpu-check: $(VENV)/.installed-test
+	@$(BIN)/python -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else "make gpu-check needs a CUDA device; torch.cuda.is_available() is False")'
+	$(BIN)/python -m pytest -m gpu
+	$(BIN)/python benchmarks/mae_pretrain.py --device cuda
+	$(BIN)/python benchmarks/hiera.py
+	$(BIN)/python benchmarks/kan.py --device cuda
 
 clean:
 	rm -rf site .pytest_cache .hypothesis
