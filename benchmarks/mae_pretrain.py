@@ -2,7 +2,7 @@
 
 One training step = forward + backward + AdamW step, on a fixed batch with fixed masking noise,
 timed after warm-up. Both models have the same configuration and the same weights (our state
-dict converted with ``official_to_hf_vitmae``), the same optimiser settings, and on CUDA the
+dict converted by ``to_hf_vitmae``), the same optimiser settings, and on CUDA the
 same bf16 autocast, fused AdamW and (with ``--compile``) ``torch.compile``.
 
 Speed is timed in one process holding both models, one step of each per round, alternating who
@@ -40,30 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from refimpl import mae as mae_lib  # noqa: E402
-from refimpl.checkpoints import official_to_hf_vitmae  # noqa: E402
+from refimpl.checkpoints import to_hf_vitmae  # noqa: E402
 
 CONFIGS = {  # name -> (factory, img_size)
     "tiny": ("mae_vit_tiny_patch16", 224),
     "base": ("mae_vit_base_patch16", 224),
 }
-
-
-def hf_twin(model: mae_lib.MaskedAutoencoderViT, mask_ratio: float) -> torch.nn.Module:
-    """``ViTMAEForPreTraining`` with ``model``'s configuration and weights (as in tests/test_mae.py)."""
-    import transformers
-
-    d, dd = model.cls_token.shape[-1], model.mask_token.shape[-1]
-    config = transformers.ViTMAEConfig(
-        image_size=model.patch_embed.img_size, patch_size=model.patch_size, num_channels=model.in_chans,
-        hidden_size=d, num_hidden_layers=len(model.blocks), num_attention_heads=model.blocks[0].attn.num_heads,
-        intermediate_size=4 * d, decoder_hidden_size=dd, decoder_num_hidden_layers=len(model.decoder_blocks),
-        decoder_num_attention_heads=model.decoder_blocks[0].attn.num_heads, decoder_intermediate_size=4 * dd,
-        hidden_act="gelu", qkv_bias=True, layer_norm_eps=1e-6, hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0, norm_pix_loss=model.norm_pix_loss, mask_ratio=mask_ratio,
-    )
-    hf = transformers.ViTMAEForPreTraining(config)
-    hf.load_state_dict(official_to_hf_vitmae(model.state_dict()), strict=True)
-    return hf
 
 
 def train_flops_per_image(model: mae_lib.MaskedAutoencoderViT, mask_ratio: float) -> float:
@@ -96,7 +78,7 @@ def build_step(impl: str, config: str, device: str, compile_: bool, batch: int,
     factory, img_size = CONFIGS[config]
     torch.manual_seed(0)
     ours = getattr(mae_lib, factory)(img_size=img_size, norm_pix_loss=True)
-    model = (ours if impl == "ours" else hf_twin(ours, mask_ratio)).to(device).train()
+    model = (ours if impl == "ours" else to_hf_vitmae(ours, mask_ratio)).to(device).train()
     cuda = device == "cuda"
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05,
                                   fused=True if cuda else None)

@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from refimpl.checkpoints import hf_vitmae_to_official, load_checkpoint, official_to_hf_vitmae, read_state_dict
+from refimpl.checkpoints import (
+    hf_vitmae_to_official,
+    load_checkpoint,
+    read_state_dict,
+    to_hf_vitmae,
+)
 from refimpl.mae import (
     MaskedAutoencoderViT,
     mae_vit_base_patch16,
@@ -31,31 +36,14 @@ def small_mae(**kwargs: object) -> MaskedAutoencoderViT:
     return MaskedAutoencoderViT(**{**SMALL, **kwargs}).eval()
 
 
-def hf_config(model: MaskedAutoencoderViT, norm_pix_loss: bool, mask_ratio: float = 0.75) -> object:
-    """The ViTMAEConfig of ``model``, with the official code's choices where HF's defaults differ."""
-    d = model.cls_token.shape[-1]
-    dd = model.mask_token.shape[-1]
-    return transformers.ViTMAEConfig(
-        image_size=model.patch_embed.img_size, patch_size=model.patch_size, num_channels=model.in_chans,
-        hidden_size=d, num_hidden_layers=len(model.blocks), num_attention_heads=model.blocks[0].attn.num_heads,
-        intermediate_size=4 * d, decoder_hidden_size=dd, decoder_num_hidden_layers=len(model.decoder_blocks),
-        decoder_num_attention_heads=model.decoder_blocks[0].attn.num_heads, decoder_intermediate_size=4 * dd,
-        hidden_act="gelu", qkv_bias=True, layer_norm_eps=1e-6,  # official MAE: exact GELU, eps 1e-6
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-        norm_pix_loss=norm_pix_loss, mask_ratio=mask_ratio,
-    )
-
-
-def hf_twin(model: MaskedAutoencoderViT, norm_pix_loss: bool, mask_ratio: float = 0.75) -> object:
-    hf = transformers.ViTMAEForPreTraining(hf_config(model, norm_pix_loss, mask_ratio)).eval()
-    hf.load_state_dict(official_to_hf_vitmae(model.state_dict()), strict=True)
-    return hf
+def hf_twin(model: MaskedAutoencoderViT, mask_ratio: float = 0.75) -> object:
+    return to_hf_vitmae(model, mask_ratio).eval()
 
 
 @pytest.mark.parametrize("norm_pix_loss", [False, True])
 def test_matches_hugging_face_vitmae_with_the_same_weights_and_noise(norm_pix_loss: bool) -> None:
     ours = small_mae(norm_pix_loss=norm_pix_loss)
-    hf = hf_twin(ours, norm_pix_loss)
+    hf = hf_twin(ours)
     torch.manual_seed(1)
     imgs = torch.randn(3, 3, 64, 64)
     noise = torch.rand(3, ours.num_patches)
@@ -71,7 +59,7 @@ def test_matches_hugging_face_vitmae_with_the_same_weights_and_noise(norm_pix_lo
 
 def test_hugging_face_weights_map_back_to_official_names_exactly() -> None:
     ours = small_mae()
-    hf = hf_twin(ours, norm_pix_loss=False)
+    hf = hf_twin(ours)
     back = hf_vitmae_to_official(hf.state_dict())
     assert set(back) == set(ours.state_dict())
     assert all(torch.equal(back[k], v) for k, v in ours.state_dict().items())
@@ -170,7 +158,7 @@ def test_hugging_face_safetensors_file_loads(tmp_path: Path) -> None:
     from safetensors.torch import save_file
 
     source = small_mae()
-    hf = hf_twin(source, norm_pix_loss=False)
+    hf = hf_twin(source)
     path = tmp_path / "model.safetensors"
     save_file({k: v.contiguous() for k, v in hf.state_dict().items()}, str(path))
     target = MaskedAutoencoderViT(**SMALL)
@@ -276,7 +264,7 @@ def test_the_training_step_compiles_to_one_graph_with_the_same_loss_and_gradient
 def test_on_cuda_matches_hugging_face_vitmae(dtype: torch.dtype) -> None:
     """The same comparison on a GPU: exact up to float32 rounding, and close under bf16 autocast."""
     ours = small_mae(norm_pix_loss=True)
-    hf = hf_twin(ours, norm_pix_loss=True).cuda()
+    hf = hf_twin(ours).cuda()
     ours = ours.cuda()
     torch.manual_seed(1)
     imgs, noise = torch.randn(4, 3, 64, 64, device="cuda"), torch.rand(4, ours.num_patches, device="cuda")
