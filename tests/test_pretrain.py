@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ from refimpl.train.checkpoint import checkpoint_name, list_checkpoints, load_tra
 from refimpl.train.config import ConfigError, PretrainConfig, load_config_file, resolve_config
 from refimpl.train.data import DataError, ResumableSampler
 from refimpl.train.pretrain import build_model, main, train
+from refimpl.train.signals import FORCE_AFTER_S, StopOnSignal
 from refimpl.vit import VisionTransformer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,22 +182,49 @@ def test_autocast_runs_resume_bit_identical_and_fp16_keeps_its_loss_scale(
     assert not torch.equal(fp32.model.blocks[0].attn.qkv.weight, whole.model.blocks[0].attn.qkv.weight)
 
 
-def test_sigterm_stops_after_the_current_step_with_a_checkpoint_and_the_resume_is_exact(
-    images: Path, tmp_path: Path
-) -> None:
-    def terminate_during_step_3(step: int) -> None:
-        if step == 3:
-            os.kill(os.getpid(), signal.SIGTERM)  # a real signal, caught by the training loop's handler
+@contextlib.contextmanager
+def raising_no_keyboard_interrupt() -> Iterator[None]:
+    """Turn a stray ``KeyboardInterrupt`` into a test failure (pytest would end the whole session)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C raised KeyboardInterrupt instead of asking for a clean stop")
 
-    previous = signal.getsignal(signal.SIGTERM)
-    stopped = train(tiny(images, tmp_path / "run"), on_step=terminate_during_step_3)
-    assert signal.getsignal(signal.SIGTERM) is previous  # the handler is only installed while training
-    assert (stopped.stopped_by, stopped.step) == ("SIGTERM", 3)
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_sigterm_or_ctrl_c_stops_after_the_current_step_with_a_checkpoint_and_the_resume_is_exact(
+    images: Path, tmp_path: Path, sig: signal.Signals, capfd: pytest.CaptureFixture[str]
+) -> None:
+    def stop_during_step_3(step: int) -> None:
+        if step == 3:
+            # Real signals, caught by the training loop's handler. The second one is what a worker
+            # gets when torchrun forwards the terminal's Ctrl-C: it must not count as a second press.
+            os.kill(os.getpid(), sig)
+            os.kill(os.getpid(), sig)
+
+    previous = signal.getsignal(sig)
+    with raising_no_keyboard_interrupt():
+        stopped = train(tiny(images, tmp_path / "run"), on_step=stop_during_step_3)
+    assert signal.getsignal(sig) is previous  # the handler is only installed while training
+    assert (stopped.stopped_by, stopped.step) == (sig.name, 3)
+    assert ("Ctrl-C received: finishing this step and saving a checkpoint" in capfd.readouterr().err) == (sig == signal.SIGINT)
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["checkpoint-00000002.pth", "checkpoint-00000003.pth"]
     resumed = train(tiny(images, tmp_path / "run"))
     assert resumed.stopped_by is None and resumed.resumed_from == tmp_path / "run" / "checkpoint-00000003.pth"
     whole = train(tiny(images, tmp_path / "whole"))
     assert_same_parameters(whole.model.state_dict(), resumed.model.state_dict())
+
+
+def test_a_second_ctrl_c_a_moment_later_quits_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter([100.0, 100.0 + FORCE_AFTER_S / 2, 100.0 + FORCE_AFTER_S])
+    monkeypatch.setattr("refimpl.train.signals.time.monotonic", lambda: next(clock))
+    with StopOnSignal() as stop:
+        with raising_no_keyboard_interrupt():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)  # too soon: the same press, forwarded by torchrun
+        assert stop.received == "SIGINT"
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
 
 
 def start_command(config: PretrainConfig, folder: Path) -> subprocess.Popen[str]:

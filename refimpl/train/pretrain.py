@@ -15,8 +15,9 @@ and [`main`][refimpl.train.pretrain.main] is the command line around it. A run, 
    ([`refimpl.train.distributed`][refimpl.train.distributed]);
 5. loop: ``accum_steps`` forward/backward passes (gradients synchronised on the last one only),
    one optimizer step, then metrics, figures and checkpoints on rank 0;
-6. on SIGTERM (a cluster ending the job), finish the step, write a checkpoint and return
-   ([`refimpl.train.signals`][refimpl.train.signals]); the command then exits with 143.
+6. on SIGTERM (a cluster ending the job) or Ctrl-C, finish the step, write a checkpoint and
+   return ([`refimpl.train.signals`][refimpl.train.signals]); the command then exits with 143
+   or 130. A second Ctrl-C quits at once.
 
 On CUDA the forward pass runs under bf16 autocast (fp16 with a gradient scaler on GPUs without
 bf16), AdamW is fused, the model is compiled with ``torch.compile`` (``--no-compile`` to skip),
@@ -199,7 +200,7 @@ class TrainResult:
     metrics: list[dict[str, float]] = field(default_factory=list)
     """Metric lines logged in this session (rank 0; empty on the others)."""
     stopped_by: str | None = None
-    """``"SIGTERM"`` if a stop signal ended the session early (a checkpoint was written at ``step``)."""
+    """``"SIGTERM"`` or ``"SIGINT"`` if a stop signal ended the session early (a checkpoint was written at ``step``)."""
 
 
 def _device(config: PretrainConfig, info_local_rank: int = 0) -> torch.device:
@@ -361,7 +362,9 @@ def train(config: PretrainConfig, *, on_step: Callable[[int], None] | None = Non
     device = _device(config, int(os.environ.get("LOCAL_RANK", "0")))
     info = setup_distributed(device.type)
     try:
-        with StopOnSignal() as signals:
+        notice = ("mae-pretrain: Ctrl-C received: finishing this step and saving a checkpoint "
+                  "(Ctrl-C again quits at once)")
+        with StopOnSignal(notice=notice if info.is_main else None) as signals:
             return _train(config, device, info, on_step, signals)
     finally:
         cleanup_distributed()
@@ -627,8 +630,9 @@ def main(argv: list[str] | None = None) -> int:
 
     Returns:
         The exit status: 0 on success, 2 for a bad config or data (one line on stderr), 143 when
-        SIGTERM stopped it after writing a checkpoint, 130 when interrupted with Ctrl-C (the last
-        periodic checkpoint stays); in both cases rerun the same command to resume.
+        SIGTERM and 130 when Ctrl-C stopped it after writing a checkpoint, also 130 when a second
+        Ctrl-C interrupted it at once (the last checkpoint written stays); in every case rerun the
+        same command to resume.
     """
     parser = build_parser()
     args = vars(parser.parse_args(argv))

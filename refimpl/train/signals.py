@@ -1,4 +1,4 @@
-"""Stop cleanly on SIGTERM: finish the optimizer step, write a checkpoint, then exit.
+"""Stop cleanly on SIGTERM or Ctrl-C: finish the optimizer step, write a checkpoint, then exit.
 
 A cluster ends a job (preemption, ``scancel``, the time limit, a Kubernetes pod deletion) by
 sending SIGTERM to every process of the job and, after a grace period, SIGKILL. ``torchrun``
@@ -8,6 +8,12 @@ SIGTERM is to die on the spot, which loses every step since the last periodic ch
 the current optimizer step, all ranks agree on that step, and rank 0 writes a checkpoint there,
 so the next start resumes exactly where the job stopped.
 
+Ctrl-C (SIGINT) asks for the same clean stop, so pressing it during a demo on a laptop keeps every
+finished step. A second Ctrl-C quits at once, like Python's default. "Second" means at least
+[`FORCE_AFTER_S`][refimpl.train.signals.FORCE_AFTER_S] later: under ``torchrun`` each worker gets
+the terminal's SIGINT and, a moment later, the copy ``torchrun`` forwards, and that pair must
+still count as one request.
+
 Data-loader workers get the signal too (it goes to the whole process group). They ignore it
 ([`ignore_stop_signals`][refimpl.train.signals.ignore_stop_signals]) so that the batch in flight
 arrives; they still exit when the main process does.
@@ -15,23 +21,35 @@ arrives; they still exit when the main process does.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
+import time
 from types import FrameType, TracebackType
 
-__all__ = ["STOP_SIGNALS", "StopOnSignal", "ignore_stop_signals"]
+__all__ = ["STOP_SIGNALS", "FORCE_AFTER_S", "StopOnSignal", "ignore_stop_signals"]
 
-STOP_SIGNALS = (signal.SIGTERM,)
-"""Signals that ask for a clean stop. SIGINT (Ctrl-C) is left alone: it interrupts at once."""
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+"""Signals that ask for a clean stop: a cluster ending the job, and Ctrl-C."""
+
+FORCE_AFTER_S = 1.0
+"""A Ctrl-C this many seconds or more after the first stop signal raises ``KeyboardInterrupt``."""
 
 
 class StopOnSignal:
-    """Context manager that turns SIGTERM into a flag the training loop polls.
+    """Context manager that turns SIGTERM and Ctrl-C into a flag the training loop polls.
 
-    Inside the ``with`` block a SIGTERM only records its name in ``received``; repeated signals
-    (a process group signalled by both the cluster and ``torchrun``) change nothing. The previous
-    handlers come back on exit. Outside the main thread Python cannot install handlers, and the
-    context does nothing.
+    Inside the ``with`` block the first stop signal only records its name in ``received`` (and,
+    for Ctrl-C, writes ``notice`` to stderr, so the person at the terminal knows it was heard).
+    Repeated SIGTERMs (a process group signalled by both the cluster and ``torchrun``) change
+    nothing; a Ctrl-C at least ``FORCE_AFTER_S`` after the first signal raises
+    ``KeyboardInterrupt`` at once. The previous handlers come back on exit. Outside the main
+    thread Python cannot install handlers, and the context does nothing.
+
+    Args:
+        signals: the signals to catch.
+        notice: line written to stderr on the first Ctrl-C; ``None`` writes nothing (e.g. on
+            every rank but 0).
 
     Examples:
         >>> import os
@@ -41,15 +59,23 @@ class StopOnSignal:
         'SIGTERM'
     """
 
-    def __init__(self, signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> None:
+    def __init__(self, signals: tuple[signal.Signals, ...] = STOP_SIGNALS, notice: str | None = None) -> None:
         self.signals = signals
+        self.notice = notice
         self.received: str | None = None
         """Name of the first stop signal received, ``None`` until then."""
+        self._received_at = 0.0
         self._previous: dict[signal.Signals, object] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        now = time.monotonic()
         if self.received is None:
-            self.received = signal.Signals(signum).name
+            self.received, self._received_at = signal.Signals(signum).name, now
+            if signum == signal.SIGINT and self.notice:
+                # os.write, not print: a handler may run in the middle of another write to stderr.
+                os.write(2, f"\n{self.notice}\n".encode())
+        elif signum == signal.SIGINT and now - self._received_at >= FORCE_AFTER_S:
+            raise KeyboardInterrupt
 
     def __enter__(self) -> StopOnSignal:
         if threading.current_thread() is threading.main_thread():
@@ -66,7 +92,7 @@ class StopOnSignal:
 def ignore_stop_signals(worker_id: int) -> None:
     """``worker_init_fn`` for data-loader workers: let the main process decide when to stop.
 
-    PyTorch watches its workers: one killed by SIGTERM makes the main process raise at once,
+    PyTorch watches its workers: one killed by SIGTERM (or ended by Ctrl-C) makes the main process raise at once,
     before it can write its checkpoint. Ignoring the signal is safe: a worker notices when its
     parent is gone and exits.
 
