@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,27 +23,55 @@ PROJECT_PARTS = ("mkdocs.yml", "glossary.yaml", "papers", "docs", "scripts", "re
 @dataclass
 class Build:
     site: Path
-    seconds: float
+    cpu_seconds: float
+    """CPU time of the build and the notebook kernels it ran (wall time depends on the other tests)."""
     log: str
 
 
+def build_command(root: Path, site_dir: Path) -> list[str]:
+    return [*MKDOCS, "build", "--strict", "--config-file", str(root / "mkdocs.yml"), "--site-dir", str(site_dir)]
+
+
 def run_build(root: Path, site_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*MKDOCS, "build", "--strict", "--config-file", str(root / "mkdocs.yml"), "--site-dir", str(site_dir)],
-        cwd=root, env=ENV, capture_output=True, text=True, timeout=600,
-    )
+    return subprocess.run(build_command(root, site_dir), cwd=root, env=ENV, capture_output=True, text=True, timeout=600)
+
+
+def uses_built_site(item: pytest.Item) -> bool:
+    return "built_site" in getattr(item, "fixturenames", ())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _site_build(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
+        tuple[subprocess.Popen[bytes], Path, Path] | None]:
+    """Start the strict build of the real site at the first test, if any test needs it.
+
+    The build (about a minute and a half on two cores, most of it one process) then runs beside
+    the other tests, which ``pytest_collection_modifyitems`` puts before the site tests.
+    """
+    if not any(uses_built_site(item) for item in request.session.items):
+        yield None
+        return
+    site, log = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("site-log") / "mkdocs.log"
+    with log.open("wb") as sink:  # a file, not a pipe: nobody reads a pipe until the build is done
+        process = subprocess.Popen(build_command(ROOT, site), cwd=ROOT, env=ENV, stdout=sink, stderr=subprocess.STDOUT)
+    yield process, site, log
+    if process.poll() is None:  # the session ended (or was interrupted) before a site test waited
+        process.kill()
+        process.wait()
 
 
 @pytest.fixture(scope="session")
-def built_site(tmp_path_factory: pytest.TempPathFactory) -> Build:
+def built_site(_site_build: tuple[subprocess.Popen[bytes], Path, Path] | None) -> Build:
     """The real site, built once with ``mkdocs build --strict``; fails the session's site tests if it fails."""
-    site = tmp_path_factory.mktemp("site")
-    start = time.perf_counter()
-    result = run_build(ROOT, site)
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        pytest.fail(f"mkdocs build --strict failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    return Build(site=site, seconds=seconds, log=result.stderr)
+    assert _site_build is not None
+    process, site, log = _site_build
+    # wait4, not wait: its resource usage covers the build and the kernels it waited for.
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    text = log.read_text(encoding="utf-8", errors="replace")
+    if process.returncode != 0:
+        pytest.fail(f"mkdocs build --strict failed ({process.returncode}):\n{text[-4000:]}")
+    return Build(site=site, cpu_seconds=usage.ru_utime + usage.ru_stime, log=text)
 
 
 @pytest.fixture
@@ -66,9 +94,10 @@ def project_copy(tmp_path: Path) -> Path:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip ``gpu``-marked tests where there is no CUDA device (CI runs on CPUs)."""
+    """Run the tests of the built site last; skip ``gpu``-marked tests without CUDA (CI runs on CPUs)."""
     import torch
 
+    items.sort(key=uses_built_site)  # stable: the order within each part stays
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device")
