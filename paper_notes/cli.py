@@ -3,6 +3,10 @@
 - ``notes new "标题" --paper mae [--paper hiera] [--tag 掩码] [--date 2024-10-28] [--slug x] [--edit]``
 - ``notes check``: validate every paper, glossary term and entry, as the site build would.
 - ``notes papers``: the reading list with status.
+- ``notes add-paper ID --title T --author A [--author B] --venue V --year Y [--arxiv X] ...``:
+  a new ``papers/ID.yaml`` with every field, checked against the schema.
+- ``notes status ID [to-read|reading|read]``: show or set a paper's reading status (only that
+  line of its file changes).
 
 Exit codes: 0 success, 1 ``check`` found problems, 2 bad usage or refused (nothing written).
 """
@@ -17,9 +21,10 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .files import replace_file, write_new_file
 from .journal import new_entry, parse_date
 from .project import check_project, find_root
-from .registry import STATUS_LABELS, SchemaError, load_papers
+from .registry import PAPER_ID, STATUS_LABELS, STATUSES, SchemaError, load_papers, new_paper_text, with_status
 
 
 class _Parser(argparse.ArgumentParser):
@@ -98,6 +103,53 @@ def cmd_papers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status_label(status: str) -> str:
+    return f"{status} ({STATUS_LABELS[status]})"
+
+
+def cmd_add_paper(args: argparse.Namespace) -> int:
+    try:
+        root = _root(args)
+        papers = load_papers(root / "papers")
+        if not PAPER_ID.match(args.id):
+            return _fail(f"paper id {args.id!r} is not valid; expected lowercase ASCII words joined by '-', "
+                         f"e.g. sam2 or mask-rcnn (it becomes a URL and a BibTeX key)")
+        unknown = [rid for rid in args.related if rid not in papers]
+        if unknown:
+            return _fail(f"--related {unknown[0]!r} is not a known paper id; expected one of: {', '.join(papers)}")
+        path = root / "papers" / f"{args.id}.yaml"
+        text = new_paper_text(path, title=args.title.strip(), authors=[a.strip() for a in args.author],
+                              venue=args.venue.strip(), year=args.year,
+                              arxiv=args.arxiv, doi=args.doi, url=args.url, code=args.code, status=args.status,
+                              related=list(dict.fromkeys(args.related)))
+        write_new_file(path, text)
+    except FileExistsError as exc:
+        return _fail(f"{exc.filename or exc} already exists; nothing was written "
+                     f"(edit it, or `notes status {args.id} STATUS`)")
+    except (ValueError, FileNotFoundError) as exc:  # SchemaError is a ValueError
+        return _fail(str(exc))
+    print(path.relative_to(root).as_posix() if path.is_relative_to(root) else path)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    try:
+        root = _root(args)
+        papers = load_papers(root / "papers")
+        paper = papers.get(args.id)
+        if paper is None:
+            return _fail(f"{args.id!r} is not a known paper id; expected one of: {', '.join(papers)}")
+        if args.status is None:
+            print(f"{paper.id}: {_status_label(paper.status)}")
+            return 0
+        if args.status != paper.status:
+            replace_file(paper.path, with_status(paper.path.read_text(encoding="utf-8"), args.status, paper.path))
+    except (ValueError, FileNotFoundError) as exc:
+        return _fail(str(exc))
+    print(f"{paper.id}: {_status_label(paper.status)} -> {_status_label(args.status)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="notes", description="paper-notes: the study diary and reading list.")
     parser.add_argument("--version", action="version", version=f"notes {__version__}")
@@ -120,6 +172,25 @@ def build_parser() -> argparse.ArgumentParser:
     papers = sub.add_parser("papers", help="list the reading list with status")
     papers.add_argument("--status", choices=sorted(STATUS_LABELS), help="only papers with this status")
     papers.set_defaults(func=cmd_papers)
+
+    add = sub.add_parser("add-paper", help="add a paper to the reading list (papers/ID.yaml) and print its path")
+    add.add_argument("id", help="short id: lowercase ASCII words joined by '-', e.g. sam2")
+    add.add_argument("--title", required=True)
+    add.add_argument("--author", action="append", required=True, help="an author, in order (repeatable)")
+    add.add_argument("--venue", required=True, help="e.g. CVPR, ICLR, TPAMI, arXiv")
+    add.add_argument("--year", type=int, required=True)
+    add.add_argument("--arxiv", help="arXiv id, e.g. 2111.06377")
+    add.add_argument("--doi")
+    add.add_argument("--url", help="landing page (http(s) URL)")
+    add.add_argument("--code", help="official code (http(s) URL)")
+    add.add_argument("--status", choices=STATUSES, default="to-read", help="reading status (default: to-read)")
+    add.add_argument("--related", action="append", default=[], metavar="ID", help="a related paper id (repeatable)")
+    add.set_defaults(func=cmd_add_paper)
+
+    status = sub.add_parser("status", help="show or set a paper's reading status")
+    status.add_argument("id", help="a paper id from papers/")
+    status.add_argument("status", nargs="?", choices=STATUSES, help="the new status (omit to show it)")
+    status.set_defaults(func=cmd_status)
     return parser
 
 

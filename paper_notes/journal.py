@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
 
+from .files import write_new_file
 from .registry import SchemaError
 
 POSTS_DIR = Path("docs/journal/posts")
@@ -156,28 +155,6 @@ def render_entry(title: str, date: dt.date, papers: list[str], tags: list[str], 
               EXCERPT_SEPARATOR, "", "## 读了什么", "", "## 哪里不懂", "", "## 弄懂了什么", "", "## 相关论文", ""]
     lines += [f"- [{paper_titles.get(p, p)}](../../reading-list/{p}.md)" for p in papers]
     return "\n".join(lines) + "\n"
-
-
-def write_new_file(path: Path, text: str) -> None:
-    """Create ``path`` with ``text`` atomically, refusing to replace anything.
-
-    The text goes to a temporary file in the same directory, which is then hard-linked to its
-    final name: the link fails if the name exists (even if it appeared a moment ago), so an
-    existing file is never touched, and readers never see a half-written entry.
-
-    Raises:
-        FileExistsError: if ``path`` exists.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.link(tmp, path)
-    finally:
-        os.unlink(tmp)
 
 
 def new_entry(

@@ -9,6 +9,7 @@ same message: the file, the field, the value and what was expected.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -295,3 +296,64 @@ def bibliography(papers: dict[str, Paper]) -> str:
     """The whole reading list as a BibTeX file."""
     header = "% Generated from papers/*.yaml by paper-notes; edit those files, not this one.\n\n"
     return header + "\n".join(to_bibtex(p) for p in papers.values())
+
+
+# --- writing papers/<id>.yaml (``notes add-paper`` and ``notes status``) --------------------
+
+_STATUS_LINE = re.compile(r"^status:[ \t]*(\S.*?)?[ \t]*$", re.M)
+
+
+def _scalar(value: str | None) -> str:
+    return "null" if value is None else json.dumps(value, ensure_ascii=False)  # a JSON string is valid YAML
+
+
+def new_paper_text(path: Path, *, title: str, authors: list[str], venue: str, year: int,
+                   arxiv: str | None = None, doi: str | None = None, url: str | None = None,
+                   code: str | None = None, status: str = "to-read", added: dt.date | None = None,
+                   related: list[str] | None = None) -> str:
+    """The text of a new ``papers/<id>.yaml`` with every field present, checked against the schema.
+
+    The id is ``path``'s stem. Fields the command line does not set (affiliations, the publication
+    date, the free-text columns) are left empty, to be filled in by hand; nothing is invented.
+
+    Raises:
+        SchemaError: naming ``path`` and the field, for any value the schema rejects.
+    """
+    lines = [
+        f"id: {path.stem}",
+        f"title: {_scalar(title)}",
+        f"authors: [{', '.join(_scalar(a) for a in authors)}]",
+        "affiliations: []",
+        f"venue: {_scalar(venue)}",
+        f"year: {year}",
+        "published: null",
+        f"arxiv: {_scalar(arxiv)}",
+        f"doi: {_scalar(doi)}",
+        f"url: {_scalar(url)}",
+        f"code: {_scalar(code)}",
+        f"status: {status}",
+        f"added: {(added or dt.date.today()).isoformat()}",
+        f"related: [{', '.join(related or [])}]",
+        "unconfirmed: []",
+        *(f'{name}: ""' for name in FREE_TEXT_FIELDS),
+    ]
+    text = "\n".join(lines) + "\n"
+    parse_paper(yaml.safe_load(text), path)
+    return text
+
+
+def with_status(text: str, status: str, path: Path) -> str:
+    """``text`` of ``papers/<id>.yaml`` with the ``status:`` line set to ``status``; nothing else changes.
+
+    Raises:
+        SchemaError: for a status not in :data:`STATUSES`, or a file without exactly one
+            top-level ``status:`` line.
+    """
+    if status not in STATUSES:
+        raise SchemaError(path, "status", f"got {status!r}; expected one of {', '.join(STATUSES)}")
+    found = _STATUS_LINE.findall(text)
+    if len(found) != 1:
+        raise SchemaError(path, "status", f"found {len(found)} top-level 'status:' lines; expected exactly one")
+    new = _STATUS_LINE.sub(f"status: {status}", text)
+    parse_paper(yaml.safe_load(new), path)
+    return new

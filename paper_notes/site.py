@@ -56,6 +56,10 @@ def reading_list_index(project: Project) -> str:
         "点击标题看单篇的详细信息、讨论它的日记和 BibTeX。整个清单的 BibTeX 文件："
         "[papers.bib](../papers.bib)。",
         "",
+        "加一篇论文：`.venv/bin/notes add-paper sam2 --title \"...\" --author \"...\" --venue ICLR --year 2025 "
+        "--arxiv 2408.00714`（写出含全部字段的 `papers/sam2.yaml`，空着的字段再手工补）；"
+        "改阅读状态：`.venv/bin/notes status hiera read`（只改文件里 `status:` 这一行）。",
+        "",
         "| 论文 | 作者 | 发表 | 状态 | 代码 | 日记 |",
         "| --- | --- | --- | --- | --- | --- |",
     ]

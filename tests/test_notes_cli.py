@@ -1,4 +1,4 @@
-"""`notes new / check / papers`: entries are created valid, never overwrite, and refuse bad input."""
+"""`notes new / check / papers / add-paper / status`: files are created valid, never overwrite, and refuse bad input."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def test_an_existing_file_is_never_overwritten(project: Path) -> None:
     target.write_bytes(original)
     result = notes("new", "另一个标题", "--paper", "mae", "--date", "2024-10-28", "--slug", "decoder", cwd=project)
     assert result.returncode == 2
-    assert "already exists" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert f"{target} already exists" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert target.read_bytes() == original
     assert posts(project) == [target]  # no temporary file left behind
 
@@ -151,3 +151,88 @@ def test_edit_opens_the_new_entry_in_the_editor(project: Path) -> None:
                             cwd=project, capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     assert (project / result.stdout.strip()).read_text(encoding="utf-8").endswith("edited-by-editor\n")
+
+
+def papers_files(project: Path) -> list[str]:
+    return sorted(p.name for p in (project / "papers").iterdir())  # temporary files included
+
+
+def test_add_paper_writes_every_field_and_the_site_accepts_it(project: Path) -> None:
+    result = notes("add-paper", "sam2", "--title", "SAM 2: Segment Anything in Images and Videos",
+                   "--author", "Nikhila Ravi", "--author", "Valentin Gabeur", "--venue", "ICLR", "--year", "2025",
+                   "--arxiv", "2408.00714", "--code", "https://github.com/facebookresearch/sam2",
+                   "--related", "hiera", "--status", "reading", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "papers/sam2.yaml"
+    path = project / "papers/sam2.yaml"
+    paper = load_papers(project / "papers")["sam2"]
+    assert (paper.title, paper.authors, paper.venue, paper.year, paper.arxiv, paper.code, paper.related, paper.status,
+            paper.added) == ("SAM 2: Segment Anything in Images and Videos", ("Nikhila Ravi", "Valentin Gabeur"),
+                             "ICLR", 2025, "2408.00714", "https://github.com/facebookresearch/sam2", ("hiera",),
+                             "reading", dt.date.today())
+    # Every schema field is in the file, so the reader sees what is left to fill in.
+    assert set(yaml.safe_load(path.read_text(encoding="utf-8"))) == set(yaml.safe_load(
+        (ROOT / "papers/kan.yaml").read_text(encoding="utf-8"))) - {"headline_results"}
+    assert path.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # not mkstemp's 0600
+    assert check_project(project) == []
+
+
+def current_umask() -> int:
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["Bad_Id"], "paper id 'Bad_Id' is not valid"),
+        (["x", "--year", "20"], "field 'year': got 20; expected a four-digit year"),
+        (["x", "--title", " "], "field 'title'"),
+        (["x", "--arxiv", "foo"], "field 'arxiv': got 'foo'; expected an arXiv id"),
+        (["x", "--code", "github.com/x"], "field 'code': got 'github.com/x'; expected an http(s) URL"),
+        (["x", "--related", "bert"], "--related 'bert' is not a known paper id"),
+        (["mae"], "mae.yaml already exists; nothing was written"),
+    ],
+)
+def test_add_paper_refuses_bad_input_and_existing_ids_and_writes_nothing(
+    project: Path, args: list[str], message: str
+) -> None:
+    before = {p.name: p.read_bytes() for p in (project / "papers").iterdir()}
+    defaults = {"--title": "T", "--author": "A. Author", "--venue": "CVPR", "--year": "2024"}
+    for flag, value in defaults.items():
+        if flag not in args:
+            args = [*args, flag, value]
+    result = notes("add-paper", *args, cwd=project)
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in (project / "papers").iterdir()} == before  # no file, no temporary
+
+
+def test_status_shows_and_sets_one_line_and_keeps_the_rest_of_the_file(project: Path) -> None:
+    path = project / "papers/hiera.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "# my own comment, kept\n", encoding="utf-8")
+    path.chmod(0o640)
+    before = path.read_text(encoding="utf-8").splitlines()
+    assert notes("status", "hiera", cwd=project).stdout.strip() == "hiera: reading (在读)"
+    result = notes("status", "hiera", "read", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "hiera: reading (在读) -> read (已读)"
+    after = path.read_text(encoding="utf-8").splitlines()
+    assert [(a, b) for a, b in zip(before, after) if a != b] == [("status: reading", "status: read")]
+    assert len(after) == len(before) and path.stat().st_mode & 0o777 == 0o640
+    assert load_papers(project / "papers")["hiera"].status == "read"
+    assert papers_files(project) == ["hiera.yaml", "mae.yaml", "vit.yaml"]  # no temporary file left
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["bert", "read"], "'bert' is not a known paper id"),
+    (["mae", "done"], "invalid choice: 'done'"),
+])
+def test_status_refuses_unknown_papers_and_statuses(project: Path, args: list[str], message: str) -> None:
+    before = (project / "papers/mae.yaml").read_bytes()
+    result = notes("status", *args, cwd=project)
+    assert result.returncode == 2 and message in result.stderr
+    assert (project / "papers/mae.yaml").read_bytes() == before
