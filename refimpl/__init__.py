@@ -8,7 +8,7 @@ One module per concept, named after it, so a reader who knows the paper knows wh
 | [`refimpl.pos_embed`][refimpl.pos_embed] | MAE's fixed 2-D sin-cos position embedding | transformers' ViTMAE |
 | [`refimpl.vit`][refimpl.vit] | Vision Transformer | timm |
 | [`refimpl.mae`][refimpl.mae] | Masked Autoencoder | Hugging Face ViTMAE (= official MAE) |
-| [`refimpl.hiera`][refimpl.hiera] | Hiera and MAE-Hiera (images) | official `hiera` package |
+| [`refimpl.hiera`][refimpl.hiera] | Hiera and MAE-Hiera (images and video) | official `hiera` package |
 | [`refimpl.kan`][refimpl.kan] | Kolmogorov-Arnold network layer and stack | official pykan |
 | [`refimpl.checkpoints`][refimpl.checkpoints] | loading official, Hugging Face, timm and our own files | |
 

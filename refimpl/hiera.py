@@ -20,15 +20,30 @@ Two ideas make this run fast and make it work on MAE's sparse input (§3, Figure
   removes columns and (a) still holds on what remains. Attention inside a mask unit is a reshape
   too. [`reroll`][refimpl.hiera.reroll] puts stage outputs back into raster order.
 
-Shape letters, used in every docstring of this module:
+**Video.** Nothing above depends on the grid having two axes, and every function and class here
+takes a token grid with any number of them; a video model is the same model given 3-D sizes (the
+official ``*_16x224`` configs, Kinetics-400). A clip ``(B, C, F, H, W)`` of 16 frames at 224 px
+becomes ``8 x 56 x 56`` tokens: the patch embedding is a ``3 x 7 x 7`` convolution with stride
+``(2, 4, 4)``, so a token spans 2 frames. The query stride is ``(1, 2, 2)``: pooling halves only
+height and width, and every stage keeps all 8 token frames. A mask unit is ``1 x 8 x 8`` tokens,
+one token frame deep, so the clip has ``8 x 7 x 7 = 392`` units and the mask is drawn over space
+and time alike. The position embedding is split (``sep_pos_embed``): one table over the ``h x w``
+grid, one over the ``t`` token frames, summed. The MAE target of a token frame is its first video
+frame only.
 
-- ``B``: batch; ``C``: image channels; ``H``, ``W``: image size in pixels.
+Shape letters, used in every docstring of this module (video adds the letters in brackets):
+
+- ``B``: batch; ``C``: image channels; ``H``, ``W``: image (or frame) size in pixels; [``F``:
+  frames of a clip].
 - ``h, w``: the token grid of the current stage (56 x 56 at stage 1 of a 224-px input, patch
-  stride 4); ``L = h * w`` its number of tokens.
-- ``sy, sx``: the query stride (2 x 2); ``q = sy * sx`` (4) tokens pooled into one.
+  stride 4); [``t``: token frames, 8 for 16 frames at temporal patch stride 2, the same at every
+  stage]; ``L = h * w`` [``t * h * w``] its number of tokens.
+- ``sy, sx``: the query stride (2 x 2) [``st``: its temporal part, 1]; ``q = sy * sx``
+  [``st * sy * sx``] (4) tokens pooled into one.
 - ``ku, kv``: the mask unit of the current stage in tokens (8 x 8 at stage 1, 4 x 4, 2 x 2,
-  1 x 1); ``T = ku * kv`` tokens per unit; ``U = (h / ku) * (w / kv)`` units per image (49);
-  ``U_keep`` units kept by the mask.
+  1 x 1) [``kt``: its depth in token frames, 1 at every stage]; ``T = ku * kv`` [``kt * ku * kv``]
+  tokens per unit (not frames); ``U = (h / ku) * (w / kv)`` [``(t / kt) * (h / ku) * (w / kv)``]
+  units per sample (49 at 224 px, 392 for 16 x 224 x 224); ``U_keep`` units kept by the mask.
 - ``N``: tokens in the sequence the blocks see, ``T * U`` (or ``T * U_keep`` when masked).
 - ``D``, ``D_out``: token width in and out of a block; ``heads``; ``d_h = D_out / heads``.
 
@@ -36,9 +51,9 @@ Masks follow the package convention, **1 = removed** (see [`refimpl.masking`][re
 official Hiera passes 1 = keep, so compare with ``official_mask = ~ours.bool()``.
 
 State-dict keys are those of the official code (``facebookresearch/hiera``, PyPI
-``hiera-transformer``), so its checkpoints (a dict with a ``"model_state"`` entry) load with
-``strict=True`` through [`load_checkpoint`][refimpl.checkpoints.load_checkpoint]. Images only
-(2-D); the official code also has video (3-D) models, not reproduced here.
+``hiera-transformer``), so its checkpoints (a dict with a ``"model_state"`` entry), image and
+video, load with ``strict=True`` through
+[`load_checkpoint`][refimpl.checkpoints.load_checkpoint].
 """
 
 from __future__ import annotations
@@ -82,15 +97,24 @@ __all__ = [
     "mae_hiera_base_plus_224",
     "mae_hiera_large_224",
     "mae_hiera_huge_224",
+    "hiera_base_16x224",
+    "hiera_base_plus_16x224",
+    "hiera_large_16x224",
+    "hiera_huge_16x224",
+    "mae_hiera_base_16x224",
+    "mae_hiera_base_plus_16x224",
+    "mae_hiera_large_16x224",
+    "mae_hiera_huge_16x224",
 ]
 
 _LayerNorm = partial(nn.LayerNorm, eps=LN_EPS)  # official Hiera: eps 1e-6
+_CONV: dict[int, type[nn.Module]] = {2: nn.Conv2d, 3: nn.Conv3d}  # by the number of grid axes
 
 
 # --- the token order: unroll and reroll (Figure 4) ----------------------------------------
 
 
-def unroll(x: Tensor, grid_size: tuple[int, int], strides: Sequence[tuple[int, int]]) -> Tensor:
+def unroll(x: Tensor, grid_size: tuple[int, ...], strides: Sequence[tuple[int, ...]]) -> Tensor:
     """Reorder raster-order tokens so that every later pooling is a reshape + max (Hiera Fig. 4).
 
     One step with stride ``(sy, sx)`` cuts the grid ``(h, w)`` into ``sy x sx`` windows and
@@ -115,16 +139,24 @@ def unroll(x: Tensor, grid_size: tuple[int, int], strides: Sequence[tuple[int, i
     stage; (b) the unit ``(uy, ux)`` of 8 x 8 tokens is the last, fastest index: unit ``u``
     owns positions ``u, u + 49, u + 98, ...``.
 
+    Video: the same steps on the grid ``(t, h, w)`` with strides ``(st, sy, sx) = (1, 2, 2)``.
+    An offset along an axis of stride 1 has one value, so the token frame never moves to the
+    front: it stays in the grid that is left at the end, and the order of a 16-frame 224-px clip
+    is ``(sy1, sx1, sy2, sx2, sy3, sx3, ut, uy, ux)`` with ``8 x 7 x 7`` units of ``1 x 8 x 8``.
+
     Args:
-        x: tokens in raster order, shape ``(B, L, C)`` with ``L = h * w``.
-        grid_size: ``(h, w)``; each side must be divisible by the product of the strides on it.
-        strides: the pooling strides of the stages, finest first, e.g. ``[(2, 2)] * 3``.
+        x: tokens in raster order, shape ``(B, L, C)`` with ``L = h * w`` [``t * h * w``].
+        grid_size: ``(h, w)`` [``(t, h, w)``]; each side must be divisible by the product of
+            the strides on it.
+        strides: the pooling strides of the stages, finest first, one entry per grid axis each,
+            e.g. ``[(2, 2)] * 3`` [``[(1, 2, 2)] * 3``].
 
     Returns:
         The same tokens, reordered, shape ``(B, L, C)``.
 
     Raises:
-        ValueError: if ``x`` is not ``(B, h * w, C)`` or a side is not divisible by its strides.
+        ValueError: if ``x`` is not ``(B, L, C)`` with ``L`` the product of ``grid_size``, a
+            stride has not one entry per axis, or a side is not divisible by its strides.
 
     Examples:
         >>> import torch
@@ -136,19 +168,23 @@ def unroll(x: Tensor, grid_size: tuple[int, int], strides: Sequence[tuple[int, i
         [[0, 2, 8, 10], [1, 3, 9, 11], [4, 6, 12, 14], [5, 7, 13, 15]]
         >>> y.amax(dim=0).tolist()  # one max over the 4 slices = a 2x2 max-pool
         [5, 7, 13, 15]
+        >>> clip = torch.arange(8).reshape(1, 8, 1)  # t = 2 token frames of 2 x 2
+        >>> unroll(clip, (2, 2, 2), [(1, 2, 2)]).flatten().tolist()  # frame stays with the unit
+        [0, 4, 1, 5, 2, 6, 3, 7]
     """
-    h, w = _check_tokens(x, grid_size, strides, "x")
+    size = _check_tokens(x, grid_size, strides, "x")
     B, L, C = x.shape
-    x = x.reshape(B, h, w, C)  # (B, h, w, C)
-    for sy, sx in strides:
-        h, w = h // sy, w // sx
-        x = x.reshape(-1, h, sy, w, sx, C)  # (B', h', sy, w', sx, C): window index, offset
-        x = x.permute(0, 2, 4, 1, 3, 5)  # (B', sy, sx, h', w', C): offset before the grid
-        x = x.reshape(-1, h, w, C)  # (B' * sy * sx, h', w', C): one sub-grid per offset
+    n = len(size)
+    x = x.reshape(B, *size, C)  # (B, [t,] h, w, C)
+    for stride in strides:
+        size = tuple(g // s for g, s in zip(size, stride))
+        x = x.reshape(-1, *[d for g, s in zip(size, stride) for d in (g, s)], C)  # (B', [t', st,] h', sy, w', sx, C)
+        x = x.permute(0, *range(2, 2 * n + 1, 2), *range(1, 2 * n, 2), 2 * n + 1)  # (B', [st,] sy, sx, [t',] h', w', C)
+        x = x.reshape(-1, *size, C)  # (B' * q, [t',] h', w', C): one sub-grid per offset
     return x.reshape(B, L, C)  # (B, L, C): offsets of the first step outermost
 
 
-def reroll_units(x: Tensor, strides: Sequence[tuple[int, int]]) -> Tensor:
+def reroll_units(x: Tensor, strides: Sequence[tuple[int, ...]], ndim: int | None = None) -> Tensor:
     """Gather each unit's tokens of an unrolled sequence into its ``ku x kv`` square.
 
     The inverse of [`unroll`][refimpl.hiera.unroll] inside the units: it needs only the
@@ -160,33 +196,56 @@ def reroll_units(x: Tensor, strides: Sequence[tuple[int, int]]) -> Tensor:
         (B, U, sy3, sy2, sy1, sx3, sx2, sx1, C)     coarse to fine, rows then columns
         (B, U, 8, 8, C)                             row = sy3 * 4 + sy2 * 2 + sy1
 
+    Video (``strides = [(1, 2, 2)] * 3``) gives ``(B, U, 1, 8, 8, C)`` the same way: the
+    temporal digits all have one value.
+
     Args:
         x: an unrolled sequence, shape ``(B, T * U, C)`` with ``T`` the product of the strides.
         strides: the strides still unrolled in ``x``, finest first (``[]`` at the last stage).
+        ndim: axes of the token grid, 2 [3]; read from ``strides`` when they are given, needed
+            only when ``strides`` is empty (default there: 2, images).
 
     Returns:
-        ``(B, U, ku, kv, C)`` with ``ku``, ``kv`` the products of the strides on each side;
-        units in the order they have in ``x``.
+        ``(B, U, ku, kv, C)`` [``(B, U, kt, ku, kv, C)``] with ``kt``, ``ku``, ``kv`` the
+        products of the strides on each axis; units in the order they have in ``x``.
+
+    Raises:
+        ValueError: if ``ndim`` disagrees with the length of the strides.
 
     Examples:
         >>> import torch
         >>> x = unroll(torch.arange(16).reshape(1, 16, 1), (4, 4), [(2, 2)])
         >>> reroll_units(x, [(2, 2)])[0, :, :, :, 0].tolist()  # 4 units of 2 x 2
         [[[0, 1], [4, 5]], [[2, 3], [6, 7]], [[8, 9], [12, 13]], [[10, 11], [14, 15]]]
+        >>> reroll_units(torch.zeros(1, 3, 8), [], ndim=3).shape  # last stage of a video: 1 x 1 x 1
+        torch.Size([1, 3, 1, 1, 1, 8])
     """
+    if strides:
+        n = len(strides[0])
+        if ndim is not None and ndim != n:
+            raise ValueError(f"ndim={ndim} but the strides {list(strides)} have {n} entries each; expected them to agree")
+    else:
+        n = 2 if ndim is None else ndim  # nothing left to read the axes from: images unless told
     B, N, C = x.shape
     k = len(strides)
-    ku = math.prod(s[0] for s in strides)
-    kv = math.prod(s[1] for s in strides)
-    digits = [d for s in strides for d in s]  # [sy1, sx1, sy2, sx2, ...]
-    x = x.reshape(B, *digits, N // (ku * kv), C)  # (B, sy1, sx1, ..., U, C)
-    rows = [1 + 2 * i for i in reversed(range(k))]  # axes of sy_k ... sy_1: coarse first
-    cols = [2 + 2 * i for i in reversed(range(k))]  # axes of sx_k ... sx_1
-    x = x.permute(0, 1 + 2 * k, *rows, *cols, 2 + 2 * k)  # (B, U, sy_k..sy_1, sx_k..sx_1, C)
-    return x.reshape(B, -1, ku, kv, C)  # (B, U, ku, kv, C)
+    unit = tuple(math.prod(s[a] for s in strides) for a in range(n))  # ([kt,] ku, kv)
+    digits = [d for s in strides for d in s]  # [[st1,] sy1, sx1, [st2,] sy2, ...]
+    x = x.reshape(B, *digits, N // math.prod(unit), C)  # (B, [st1,] sy1, sx1, ..., U, C)
+    per_axis = [1 + n * i + a for a in range(n) for i in reversed(range(k))]  # digit axes, axis by axis, coarse first
+    x = x.permute(0, 1 + n * k, *per_axis, 2 + n * k)  # (B, U, [st_k..st_1,] sy_k..sy_1, sx_k..sx_1, C)
+    return x.reshape(B, -1, *unit, C)  # (B, U, [kt,] ku, kv, C)
 
 
-def reroll(x: Tensor, grid_size: tuple[int, int], strides: Sequence[tuple[int, int]]) -> Tensor:
+def _units_to_raster(units: Tensor, unit_grid: tuple[int, ...]) -> Tensor:
+    """Lay units ``(B, U, [kt,] ku, kv, C)`` out on their ``unit_grid`` and flatten: ``(B, L, C)`` raster."""
+    B, _, *unit, C = units.shape
+    n = len(unit)
+    x = units.reshape(B, *unit_grid, *unit, C)  # (B, [ut,] uy, ux, [kt,] ku, kv, C)
+    side_by_side = [i for a in range(n) for i in (1 + a, 1 + n + a)]  # ([ut, kt,] uy, ku, ux, kv)
+    return x.permute(0, *side_by_side, 2 * n + 1).reshape(B, -1, C)  # (B, [ut, kt,] uy, ku, ux, kv, C) -> (B, L, C)
+
+
+def reroll(x: Tensor, grid_size: tuple[int, ...], strides: Sequence[tuple[int, ...]]) -> Tensor:
     """Put an unrolled sequence back into raster order: the inverse of [`unroll`][refimpl.hiera.unroll].
 
     Two steps: [`reroll_units`][refimpl.hiera.reroll_units] builds every unit's square,
@@ -197,29 +256,35 @@ def reroll(x: Tensor, grid_size: tuple[int, int], strides: Sequence[tuple[int, i
 
         (B, L, C) unrolled -> (B, U, ku, kv, C) -> (B, h/ku, ku, w/kv, kv, C) -> (B, L, C) raster
 
+    Video: the same with a ``(t, h, w)`` grid and 3-entry strides; the units are
+    ``(B, U, kt, ku, kv, C)`` and the raster order is frame by frame.
+
     Args:
-        x: unrolled tokens of a full (unmasked) grid, shape ``(B, L, C)``, ``L = h * w``.
-        grid_size: ``(h, w)``.
+        x: unrolled tokens of a full (unmasked) grid, shape ``(B, L, C)``, ``L = h * w``
+            [``t * h * w``].
+        grid_size: ``(h, w)`` [``(t, h, w)``].
         strides: the strides ``x`` is unrolled with, finest first.
 
     Returns:
         Tokens in raster order, shape ``(B, L, C)``.
 
     Raises:
-        ValueError: if ``x`` is not ``(B, h * w, C)`` or a side is not divisible by its strides.
+        ValueError: if ``x`` is not ``(B, L, C)`` with ``L`` the product of ``grid_size``, a
+            stride has not one entry per axis, or a side is not divisible by its strides.
 
     Examples:
         >>> import torch
         >>> x = torch.randn(2, 64, 3)
         >>> torch.equal(reroll(unroll(x, (8, 8), [(2, 2)] * 2), (8, 8), [(2, 2)] * 2), x)
         True
+        >>> clip = torch.randn(2, 3 * 64, 3)  # t = 3 token frames of 8 x 8
+        >>> torch.equal(reroll(unroll(clip, (3, 8, 8), [(1, 2, 2)] * 2), (3, 8, 8), [(1, 2, 2)] * 2), clip)
+        True
     """
-    h, w = _check_tokens(x, grid_size, strides, "x")
-    B, L, C = x.shape
-    units = reroll_units(x, strides)  # (B, U, ku, kv, C)
-    ku, kv = units.shape[2], units.shape[3]
-    units = units.reshape(B, h // ku, w // kv, ku, kv, C)  # (B, uy, ux, ku, kv, C)
-    return units.permute(0, 1, 3, 2, 4, 5).reshape(B, L, C)  # (B, uy, ku, ux, kv, C) -> (B, L, C)
+    size = _check_tokens(x, grid_size, strides, "x")
+    units = reroll_units(x, strides, len(size))  # (B, U, [kt,] ku, kv, C)
+    unit = units.shape[2:-1]
+    return _units_to_raster(units, tuple(g // k for g, k in zip(size, unit)))  # (B, L, C)
 
 
 def pool_tokens(x: Tensor, stride: int) -> Tensor:
@@ -227,11 +292,11 @@ def pool_tokens(x: Tensor, stride: int) -> Tensor:
 
     After [`unroll`][refimpl.hiera.unroll] the ``q`` members of every pooling window sit at
     the same position of ``q`` equal slices, so this is a 2x2 max-pool of the grid (any order
-    of units, any number of units).
+    of units, any number of units); for video a ``1 x 2 x 2`` one, each token frame on its own.
 
     Args:
         x: unrolled tokens, shape ``(B, N, C)``, ``N`` divisible by ``stride``.
-        stride: ``q = sy * sx``, tokens pooled into one (1: no pooling).
+        stride: ``q = sy * sx`` [``st * sy * sx``], tokens pooled into one (1: no pooling).
 
     Returns:
         ``(B, N / stride, C)``, still unrolled for the strides that are left.
@@ -240,22 +305,32 @@ def pool_tokens(x: Tensor, stride: int) -> Tensor:
     return x.reshape(B, stride, N // stride, C).amax(dim=1)  # (B, q, N / q, C) -> (B, N / q, C)
 
 
-def _check_tokens(x: Tensor, grid_size: tuple[int, int], strides: Sequence[tuple[int, int]], name: str) -> tuple[int, int]:
-    """Check ``x`` is ``(B, h * w, C)`` and each side divides by its strides; return ``(h, w)``."""
+def _check_tokens(
+    x: Tensor, grid_size: tuple[int, ...], strides: Sequence[tuple[int, ...]], name: str
+) -> tuple[int, ...]:
+    """Check ``x`` is ``(B, L, C)`` over ``grid_size`` and each side divides by its strides; return the grid."""
     if not isinstance(x, Tensor) or x.ndim != 3:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"{name} is {shape}; expected a 3-D tensor (B, L, C)")
-    h, w = (int(s) for s in grid_size)
-    if x.shape[1] != h * w:
-        raise ValueError(f"{name} has L={x.shape[1]} tokens but grid_size={(h, w)} has {h * w}; expected L == h * w")
-    ky = math.prod(s[0] for s in strides)
-    kx = math.prod(s[1] for s in strides)
-    if h % ky or w % kx:
+    size = tuple(int(s) for s in grid_size)
+    for i, stride in enumerate(strides):
+        if len(stride) != len(size):
+            raise ValueError(
+                f"strides[{i}]={tuple(stride)} has {len(stride)} entries but grid_size={size} has {len(size)} axes; "
+                f"expected one stride per axis, e.g. {(1,) * (len(size) - 2) + (2, 2)}"
+            )
+    product = " * ".join(("t", "h", "w")[-len(size):]) if len(size) <= 3 else "the product of grid_size"
+    if x.shape[1] != math.prod(size):
         raise ValueError(
-            f"grid_size={(h, w)} is not divisible by the strides {list(strides)} (product {(ky, kx)}); "
+            f"{name} has L={x.shape[1]} tokens but grid_size={size} has {math.prod(size)}; expected L == {product}"
+        )
+    unit = tuple(math.prod(s[a] for s in strides) for a in range(len(size)))
+    if any(g % k for g, k in zip(size, unit)):
+        raise ValueError(
+            f"grid_size={size} is not divisible by the strides {list(strides)} (product {unit}); "
             f"expected each side to be a multiple of the product of its strides"
         )
-    return h, w
+    return size
 
 
 # --- the blocks ----------------------------------------------------------------------------
@@ -276,7 +351,7 @@ class MaskUnitAttention(nn.Module):
         dim: input width ``D``.
         dim_out: output width ``D_out``; ``qkv`` maps ``D -> 3 * D_out``.
         heads: attention heads, ``d_h = D_out / heads``.
-        q_stride: tokens pooled into one query, ``sy * sx`` (1: no pooling).
+        q_stride: tokens pooled into one query, ``sy * sx`` [``st * sy * sx``] (1: no pooling).
         window_size: tokens per mask unit *after* pooling (used with ``use_mask_unit_attn``).
         use_mask_unit_attn: attend within each mask unit, else globally.
         fused_attn: use ``F.scaled_dot_product_attention`` (the official code does; the paper's
@@ -320,7 +395,7 @@ class MaskUnitAttention(nn.Module):
         U = N // (self.q_stride * self.window_size) if self.use_mask_unit_attn else 1  # windows
         qkv = self.qkv(x).reshape(B, N // U, U, 3, self.heads, self.head_dim)  # (B, T, U, 3, heads, d_h)
         q, k, v = qkv.permute(3, 0, 4, 2, 1, 5).unbind(0)  # 3 x (B, heads, U, T, d_h)
-        if self.q_stride > 1:  # max over the q slices of each unit: a 2x2 max-pool, see unroll
+        if self.q_stride > 1:  # max over the q slices of each unit: a 2x2 [1x2x2] max-pool, see unroll
             q = q.reshape(B, self.heads, U, self.q_stride, -1, self.head_dim).amax(dim=3)  # (B, heads, U, T/q, d_h)
         if self.fused_attn:
             x = F.scaled_dot_product_attention(q, k, v)  # (B, heads, U, T/q, d_h)
@@ -389,46 +464,58 @@ class HieraBlock(nn.Module):
 
 
 class HieraPatchEmbed(nn.Module):
-    """Overlapping patch embedding: a 7x7 convolution with stride 4 and padding 3 (Hiera §3).
+    """Overlapping patch embedding (Hiera §3): a 7x7 convolution, stride 4, padding 3, for images;
+    a 3x7x7 one, stride ``(2, 4, 4)``, padding ``(1, 3, 3)``, for video (a token spans 2 frames).
 
     With a mask, the pixels of removed units are set to zero first, so the overlapping kernel
-    cannot see into them from a kept neighbour.
+    cannot see into them from a kept neighbour (in time as well as in space).
 
     Args:
         in_chans: image channels ``C``.
         embed_dim: token width.
-        kernel: convolution kernel.
-        stride: patch stride (the token grid is ``H / stride``).
+        kernel: convolution kernel, one entry per axis: 2 entries build a ``Conv2d`` (images),
+            3 a ``Conv3d`` (video).
+        stride: patch stride (the token grid is ``H / stride``, per axis).
         padding: convolution padding.
+
+    Raises:
+        ValueError: if ``kernel`` has not 2 or 3 entries, or ``stride``/``padding`` another number.
     """
 
     def __init__(
         self,
         in_chans: int,
         embed_dim: int,
-        kernel: tuple[int, int] = (7, 7),
-        stride: tuple[int, int] = (4, 4),
-        padding: tuple[int, int] = (3, 3),
+        kernel: tuple[int, ...] = (7, 7),
+        stride: tuple[int, ...] = (4, 4),
+        padding: tuple[int, ...] = (3, 3),
     ) -> None:
         super().__init__()
-        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=kernel, stride=stride, padding=padding)
+        if len(kernel) not in _CONV or len(stride) != len(kernel) or len(padding) != len(kernel):
+            raise ValueError(
+                f"kernel={tuple(kernel)}, stride={tuple(stride)}, padding={tuple(padding)}; expected 2 entries each "
+                f"(images) or 3 (video)"
+            )
+        self.proj = _CONV[len(kernel)](in_chans, embed_dim, kernel_size=kernel, stride=stride, padding=padding)
 
     def forward(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
         """Embed, after blanking removed units.
 
         Args:
-            x: images, shape ``(B, C, H, W)``.
-            keep: optional ``(B, 1, H / 32, W / 32)`` grid of units, 1 = **kept** (an internal
-                helper of the forward pass; the public mask is 1 = removed).
+            x: images ``(B, C, H, W)`` [clips ``(B, C, F, H, W)``].
+            keep: optional grid of units ``(B, 1, H / 32, W / 32)`` [``(B, 1, F / 2, H / 32,
+                W / 32)``], 1 = **kept** (an internal helper of the forward pass; the public mask
+                is 1 = removed).
 
         Returns:
             Tokens in raster order, shape ``(B, L, D)``.
         """
         if keep is not None:
-            sy, sx = x.shape[2] // keep.shape[2], x.shape[3] // keep.shape[3]
-            pixels = keep.repeat_interleave(sy, dim=2).repeat_interleave(sx, dim=3)  # (B, 1, H, W)
-            x = x * pixels
-        x = self.proj(x)  # (B, D, h, w)
+            pixels = keep
+            for axis in range(2, x.ndim):  # each unit's value over all of its pixels (and frames)
+                pixels = pixels.repeat_interleave(x.shape[axis] // keep.shape[axis], dim=axis)
+            x = x * pixels  # pixels: (B, 1, [F,] H, W)
+        x = self.proj(x)  # (B, D, [t,] h, w)
         return x.flatten(2).transpose(1, 2)  # (B, L, D) raster order
 
 
@@ -462,10 +549,11 @@ class HieraFeatures(NamedTuple):
 
     tokens: Tensor
     """Output of the last block, ``(B, N, D_last)``, unrolled (raster order at the last stage of
-    an image classifier, where every stride has been consumed)."""
+    a classifier, where every stride has been consumed)."""
     stages: list[Tensor]
-    """One output per stage. Without a mask: ``(B, h_s, w_s, D_s)`` in spatial order. With a mask:
-    ``(B, U_keep, ku_s, kv_s, D_s)``, the kept units in ascending order."""
+    """One output per stage. Without a mask: ``(B, h_s, w_s, D_s)`` [``(B, t, h_s, w_s, D_s)``]
+    in spatial order. With a mask: ``(B, U_keep, ku_s, kv_s, D_s)`` [``(B, U_keep, kt, ku_s,
+    kv_s, D_s)``], the kept units in ascending order."""
 
 
 class HieraBackbone(nn.Module):
@@ -478,15 +566,22 @@ class HieraBackbone(nn.Module):
     Mask-unit attention is on in the stages marked in ``mask_unit_attn``; the setting changes one
     block late, so the pooling block still attends like the stage before it (official code).
 
+    Images or video by the sizes alone: 2-entry sizes build an image model, 3-entry ones (first
+    entry: time) a video model. The official video configs are ``input_size=(16, 224, 224)``,
+    ``q_stride=(1, 2, 2)``, ``mask_unit_size=(1, 8, 8)``, ``patch_kernel=(3, 7, 7)``,
+    ``patch_stride=(2, 4, 4)``, ``patch_padding=(1, 3, 3)``, ``sep_pos_embed=True`` (see
+    [`hiera_base_16x224`][refimpl.hiera.hiera_base_16x224]).
+
     Args:
-        input_size: ``(H, W)``.
+        input_size: ``(H, W)`` [``(F, H, W)``].
         in_chans: image channels.
         embed_dim: width of stage 1.
         num_heads: heads of stage 1.
         stages: blocks per stage.
         q_pool: how many stage transitions pool (3 for classifiers, 2 for MAE).
-        q_stride: ``(sy, sx)``.
-        mask_unit_size: ``(ku, kv)`` at stage 1, in tokens; must be ``q_stride ** (len(stages) - 1)``.
+        q_stride: ``(sy, sx)`` [``(st, sy, sx)``].
+        mask_unit_size: ``(ku, kv)`` [``(kt, ku, kv)``] at stage 1, in tokens; must be
+            ``q_stride ** (len(stages) - 1)``.
         mask_unit_attn: per stage, attention within mask units.
         dim_mul: width multiplier at each stage transition.
         head_mul: heads multiplier at each stage transition.
@@ -496,42 +591,65 @@ class HieraBackbone(nn.Module):
         mlp_ratio: MLP hidden width / block width.
         drop_path_rate: stochastic depth of the last block, rising linearly from 0.
         fused_attn: use ``F.scaled_dot_product_attention``.
+        sep_pos_embed: video only: learn the position embedding as a spatial table
+            ``pos_embed_spatial (1, h * w, D)`` plus a temporal one ``pos_embed_temporal (1, t, D)``
+            instead of one ``pos_embed (1, L, D)``.
 
     Raises:
-        ValueError: if the sizes do not fit: ``input_size`` not a multiple of
-            ``patch_stride * mask_unit_size``, ``mask_unit_size != q_stride ** (len(stages) - 1)``,
-            ``q_pool >= len(stages)`` or ``len(mask_unit_attn) != len(stages)``.
+        ValueError: if the sizes do not fit: ``input_size`` not 2 or 3 entries, a per-axis size
+            (``q_stride``, ``mask_unit_size``, ``patch_*``) with another number of entries,
+            ``input_size`` not a multiple of ``patch_stride * mask_unit_size``, a patch
+            convolution whose output grid is not ``input_size // patch_stride``,
+            ``mask_unit_size != q_stride ** (len(stages) - 1)``, ``q_pool >= len(stages)``,
+            ``len(mask_unit_attn) != len(stages)`` or ``sep_pos_embed`` for images.
     """
 
     def __init__(
         self,
-        input_size: tuple[int, int] = (224, 224),
+        input_size: tuple[int, ...] = (224, 224),
         in_chans: int = 3,
         embed_dim: int = 96,
         num_heads: int = 1,
         stages: tuple[int, ...] = (2, 3, 16, 3),
         q_pool: int = 3,
-        q_stride: tuple[int, int] = (2, 2),
-        mask_unit_size: tuple[int, int] = (8, 8),
+        q_stride: tuple[int, ...] = (2, 2),
+        mask_unit_size: tuple[int, ...] = (8, 8),
         mask_unit_attn: tuple[bool, ...] = (True, True, False, False),
         dim_mul: float = 2.0,
         head_mul: float = 2.0,
-        patch_kernel: tuple[int, int] = (7, 7),
-        patch_stride: tuple[int, int] = (4, 4),
-        patch_padding: tuple[int, int] = (3, 3),
+        patch_kernel: tuple[int, ...] = (7, 7),
+        patch_stride: tuple[int, ...] = (4, 4),
+        patch_padding: tuple[int, ...] = (3, 3),
         mlp_ratio: float = 4.0,
         drop_path_rate: float = 0.0,
         fused_attn: bool = True,
+        sep_pos_embed: bool = False,
     ) -> None:
         super().__init__()
         input_size, q_stride = tuple(input_size), tuple(q_stride)
         mask_unit_size, patch_stride = tuple(mask_unit_size), tuple(patch_stride)
-        if len(input_size) != 2:
-            raise ValueError(f"input_size={input_size}; expected (H, W): this implementation is for images only")
+        patch_kernel, patch_padding = tuple(patch_kernel), tuple(patch_padding)
+        n = len(input_size)
+        if n not in _CONV:
+            raise ValueError(f"input_size={input_size}; expected (H, W) for images or (F, H, W) for video")
         if not 0 <= q_pool < len(stages):
             raise ValueError(f"q_pool={q_pool}; expected 0 <= q_pool < len(stages) = {len(stages)}")
         if len(mask_unit_attn) != len(stages):
             raise ValueError(f"mask_unit_attn has {len(mask_unit_attn)} entries; expected one per stage ({len(stages)})")
+        per_axis = dict(q_stride=q_stride, mask_unit_size=mask_unit_size, patch_kernel=patch_kernel,
+                        patch_stride=patch_stride, patch_padding=patch_padding)
+        for name, value in per_axis.items():
+            if len(value) != n:
+                raise ValueError(
+                    f"{name}={value} has {len(value)} entries but input_size={input_size} has {n}; expected one per "
+                    f"axis. The defaults are for images only: a video model needs 3-entry q_stride, mask_unit_size "
+                    f"and patch_kernel/stride/padding, as in hiera_base_16x224"
+                )
+        if sep_pos_embed and n != 3:
+            raise ValueError(
+                f"sep_pos_embed=True with input_size={input_size}; expected a video input_size (F, H, W): "
+                f"the separate tables are one over time and one over space"
+            )
         unrolls = len(stages) - 1
         if mask_unit_size != tuple(s**unrolls for s in q_stride):
             raise ValueError(
@@ -540,19 +658,34 @@ class HieraBackbone(nn.Module):
             )
         unit_px = tuple(p * k for p, k in zip(patch_stride, mask_unit_size))
         if any(i % u for i, u in zip(input_size, unit_px)):
+            example = tuple(m * u for m, u in zip((8, 7, 7)[-n:], unit_px))  # 16 x 224 x 224 or 224 x 224
             raise ValueError(
-                f"input_size={input_size} is not a multiple of patch_stride * mask_unit_size = {unit_px} pixels; "
-                f"expected e.g. {tuple(7 * u for u in unit_px)}"
+                f"input_size={input_size} is not a multiple of patch_stride * mask_unit_size = {unit_px} "
+                f"{'(frames, pixels, pixels)' if n == 3 else 'pixels'}; expected e.g. {example}"
             )
-        self.input_size, self.in_chans = input_size, in_chans
+        tokens = tuple(i // p for i, p in zip(input_size, patch_stride))
+        conv_out = tuple((i + 2 * pad - k) // s + 1
+                         for i, k, s, pad in zip(input_size, patch_kernel, patch_stride, patch_padding))
+        if conv_out != tokens:
+            raise ValueError(
+                f"patch_kernel={patch_kernel} with patch_padding={patch_padding} and patch_stride={patch_stride} "
+                f"makes a {conv_out} token grid from input_size={input_size}; expected input_size // patch_stride = "
+                f"{tokens} (an odd kernel with padding (kernel - 1) / 2 does)"
+            )
+        self.input_size, self.in_chans, self.patch_stride = input_size, in_chans, patch_stride
         self.q_pool, self.q_stride, self.mask_unit_size = q_pool, q_stride, mask_unit_size
-        self.tokens_spatial_shape = tuple(i // p for i, p in zip(input_size, patch_stride))  # (h, w) at stage 1
-        self.mask_spatial_shape = tuple(t // k for t, k in zip(self.tokens_spatial_shape, mask_unit_size))  # units
+        self.tokens_spatial_shape = tokens  # ([t,] h, w) at stage 1
+        self.mask_spatial_shape = tuple(t // k for t, k in zip(tokens, mask_unit_size))  # the grid of units
         self.stage_ends = [sum(stages[: i + 1]) - 1 for i in range(len(stages))]
         self.unroll_strides = [q_stride] * unrolls  # one unroll step per stage transition
 
         self.patch_embed = HieraPatchEmbed(in_chans, embed_dim, patch_kernel, patch_stride, patch_padding)
-        self.pos_embed = nn.Parameter(torch.zeros(1, math.prod(self.tokens_spatial_shape), embed_dim))
+        self.sep_pos_embed = sep_pos_embed
+        if sep_pos_embed:  # registered in the official order: spatial, then temporal
+            self.pos_embed_spatial = nn.Parameter(torch.zeros(1, math.prod(tokens[1:]), embed_dim))
+            self.pos_embed_temporal = nn.Parameter(torch.zeros(1, tokens[0], embed_dim))
+        else:
+            self.pos_embed = nn.Parameter(torch.zeros(1, math.prod(tokens), embed_dim))
 
         flat_q = math.prod(q_stride)
         window = math.prod(mask_unit_size)  # tokens per unit, after this block's pooling
@@ -571,7 +704,7 @@ class HieraBackbone(nn.Module):
             dim = dim_out
 
         # Which strides are still unrolled, and the grid, after each block (for reroll).
-        self._layout: list[tuple[tuple[int, int], list[tuple[int, int]]]] = []
+        self._layout: list[tuple[tuple[int, ...], list[tuple[int, ...]]]] = []
         grid, strides = self.tokens_spatial_shape, list(self.unroll_strides)
         for i in range(len(self.blocks)):
             if i in pool_blocks:
@@ -582,7 +715,7 @@ class HieraBackbone(nn.Module):
     @torch.no_grad()
     def _init_hiera(self, module: nn.Module) -> None:
         """Official Hiera init: truncated normal (std 0.02) weights; biases start at 0.02, not 0."""
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
+        if isinstance(module, (nn.Linear, nn.Conv2d, nn.Conv3d)):
             nn.init.trunc_normal_(module.weight, std=0.02)
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.constant_(module.bias, 0.02)
@@ -590,19 +723,48 @@ class HieraBackbone(nn.Module):
             nn.init.constant_(module.bias, 0.02)
             nn.init.ones_(module.weight)
 
+    def _pos_embed_tables(self) -> list[nn.Parameter]:
+        """The learned position tables: ``[pos_embed]``, or ``[pos_embed_spatial, pos_embed_temporal]``."""
+        return [self.pos_embed_spatial, self.pos_embed_temporal] if self.sep_pos_embed else [self.pos_embed]
+
+    def get_pos_embed(self) -> Tensor:
+        """The position embedding of every stage-1 token, raster order, ``(1, L, D)``.
+
+        With ``sep_pos_embed`` (video), token ``(i, j)``, token frame ``i`` and position ``j`` of
+        the ``h x w`` grid, gets ``pos_embed_temporal[i] + pos_embed_spatial[j]``: ``t + h * w``
+        learned vectors instead of ``t * h * w``.
+
+        Returns:
+            ``(1, L, D)``, added to the patch embedding before [`unroll`][refimpl.hiera.unroll].
+        """
+        if not self.sep_pos_embed:
+            return self.pos_embed
+        table = self.pos_embed_temporal[:, :, None] + self.pos_embed_spatial[:, None]  # (1, t, h*w, D)
+        return table.flatten(1, 2)  # (1, L, D): frame by frame, like the tokens
+
     @property
     def num_mask_units(self) -> int:
-        """``U`` at stage 1 (49 for a 224-px input)."""
+        """``U`` at stage 1 (49 for a 224-px image, 392 for a 16 x 224 x 224 clip)."""
         return math.prod(self.mask_spatial_shape)
 
     def _check_images(self, imgs: object) -> Tensor:
+        video = len(self.input_size) == 3
+        layout = "(B, C, F, H, W)" if video else "(B, C, H, W)"
         if not isinstance(imgs, Tensor):
-            raise TypeError(f"imgs must be a torch.Tensor of shape (B, C, H, W), got {type(imgs).__name__}")
+            raise TypeError(f"imgs must be a torch.Tensor of shape {layout}, got {type(imgs).__name__}")
         expected = (self.in_chans, *self.input_size)
-        if imgs.ndim != 4 or tuple(imgs.shape[1:]) != expected:
+        if imgs.ndim != len(expected) + 1 or tuple(imgs.shape[1:]) != expected:
+            hint = ""
+            if video and imgs.ndim == 4:
+                hint = f"; this is a video model: it takes clips {layout} with F={self.input_size[0]} frames"
+            elif not video and imgs.ndim == 5:
+                hint = "; this is an image model: for clips (B, C, F, H, W) build a video one such as hiera_base_16x224"
+            elif video and imgs.ndim == 5 and imgs.shape[2] != self.input_size[0]:
+                hint = (f"; the clip has F={imgs.shape[2]} frames but the model was built for F={self.input_size[0]} "
+                        f"(its temporal position embedding has {self.tokens_spatial_shape[0]} token frames)")
             raise ValueError(
                 f"imgs has shape {tuple(imgs.shape)}; expected (B, {', '.join(map(str, expected))}) for this model "
-                f"(in_chans={self.in_chans}, input_size={self.input_size})"
+                f"(in_chans={self.in_chans}, input_size={self.input_size}){hint}"
             )
         return imgs
 
@@ -613,7 +775,7 @@ class HieraBackbone(nn.Module):
         if tuple(mask.shape) != (batch, U):
             raise ValueError(
                 f"mask has shape {tuple(mask.shape)}; expected (B, U) = ({batch}, {U}): one value per mask unit "
-                f"of the {self.mask_spatial_shape[0]} x {self.mask_spatial_shape[1]} unit grid, 1 = removed"
+                f"of the {' x '.join(map(str, self.mask_spatial_shape))} unit grid, 1 = removed"
             )
         if not bool(((mask == 0) | (mask == 1)).all()):
             raise ValueError("mask holds values other than 0 and 1; expected 1 = removed, 0 = kept")
@@ -628,25 +790,27 @@ class HieraBackbone(nn.Module):
         """Run the encoder, on all tokens or on the kept mask units only.
 
         Args:
-            imgs: ``(B, C, H, W)`` with ``(H, W) == input_size``.
-            mask: optional ``(B, U)`` over the mask units in raster order, **1 = removed**, the
-                same number removed per sample (official Hiera: 1 = keep).
+            imgs: ``(B, C, H, W)`` [``(B, C, F, H, W)``] with ``([F,] H, W) == input_size``.
+            mask: optional ``(B, U)`` over the mask units in raster order (for video: frame by
+                frame), **1 = removed**, the same number removed per sample (official Hiera:
+                1 = keep).
 
         Returns:
             ``HieraFeatures(tokens, stages)``; see [`HieraFeatures`][refimpl.hiera.HieraFeatures].
 
         Raises:
             TypeError: if ``imgs`` or ``mask`` is not a tensor.
-            ValueError: if ``imgs`` is not ``(B, in_chans, *input_size)``, or ``mask`` is not a
-                ``(B, U)`` 0/1 mask removing the same number of units per sample, at least one kept.
+            ValueError: if ``imgs`` is not ``(B, in_chans, *input_size)`` (e.g. an image given to
+                a video model, or a clip of another length), or ``mask`` is not a ``(B, U)`` 0/1
+                mask removing the same number of units per sample, at least one kept.
         """
         imgs = self._check_images(imgs)
         B = imgs.shape[0]
         keep = None
         if mask is not None:
             mask = self._check_mask(mask, B)
-            keep = (1 - mask.to(imgs.dtype)).reshape(B, 1, *self.mask_spatial_shape)  # (B, 1, uh, uw), 1 = kept
-        x = self.patch_embed(imgs, keep) + self.pos_embed  # (B, L, D)
+            keep = (1 - mask.to(imgs.dtype)).reshape(B, 1, *self.mask_spatial_shape)  # (B, 1, [ut,] uy, ux), 1 = kept
+        x = self.patch_embed(imgs, keep) + self.get_pos_embed()  # (B, L, D)
         x = unroll(x, self.tokens_spatial_shape, self.unroll_strides)  # (B, L, D), unit index fastest
         if mask is not None:  # drop removed units: columns of the (T, U) view
             ids_keep = ids_from_mask(mask).ids_keep  # (B, U_keep) ascending
@@ -662,14 +826,16 @@ class HieraBackbone(nn.Module):
             if i in ends:
                 grid, strides = self._layout[i]
                 if mask is None:
-                    stages.append(reroll(x, grid, strides).reshape(B, *grid, x.shape[-1]))  # (B, h, w, D)
+                    stages.append(reroll(x, grid, strides).reshape(B, *grid, x.shape[-1]))  # (B, [t,] h, w, D)
                 else:
-                    stages.append(reroll_units(x, strides))  # (B, U_keep, ku, kv, D)
+                    stages.append(reroll_units(x, strides, len(grid)))  # (B, U_keep, [kt,] ku, kv, D)
         return HieraFeatures(x, stages)
 
 
 class Hiera(HieraBackbone):
-    """Hiera image classifier (Hiera §3, Table 1): the encoder, mean over tokens, LayerNorm, head.
+    """Hiera classifier (Hiera §3, Table 1): the encoder, mean over tokens, LayerNorm, head.
+
+    For images, or for video clips when built with 3-D sizes (the ``*_16x224`` factories).
 
     Args:
         num_classes: classes of the head.
@@ -689,6 +855,13 @@ class Hiera(HieraBackbone):
         [(2, 16, 16, 16), (2, 8, 8, 32), (2, 4, 4, 64), (2, 2, 2, 128)]
         >>> model(imgs).shape
         torch.Size([2, 10])
+        >>> video = hiera_base_16x224(input_size=(4, 64, 64), embed_dim=16, stages=(1, 1, 1, 1),
+        ...                           num_classes=10).eval()  # the video config, tiny
+        >>> clips = torch.randn(2, 3, 4, 64, 64)  # (B, C, F, H, W): 4 frames -> t = 2 token frames
+        >>> [tuple(s.shape) for s in video.forward_features(clips).stages]
+        [(2, 2, 16, 16, 16), (2, 2, 8, 8, 32), (2, 2, 4, 4, 64), (2, 2, 2, 2, 128)]
+        >>> video(clips).shape
+        torch.Size([2, 10])
     """
 
     def __init__(
@@ -698,17 +871,18 @@ class Hiera(HieraBackbone):
         width = self.blocks[-1].dim_out
         self.norm = _LayerNorm(width)
         self.head = Head(width, num_classes, head_dropout)
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        for table in self._pos_embed_tables():
+            nn.init.trunc_normal_(table, std=0.02)
         self.apply(self._init_hiera)
         with torch.no_grad():
             self.head.projection.weight.mul_(head_init_scale)
             self.head.projection.bias.mul_(head_init_scale)
 
     def forward(self, imgs: Tensor) -> Tensor:
-        """Classify a batch of images.
+        """Classify a batch of images (or clips).
 
         Args:
-            imgs: ``(B, C, H, W)`` with ``(H, W) == input_size``.
+            imgs: ``(B, C, H, W)`` [``(B, C, F, H, W)``] with ``([F,] H, W) == input_size``.
 
         Returns:
             Logits ``(B, num_classes)`` (the official model returns softmax probabilities in eval
@@ -732,7 +906,8 @@ class MAEHieraOutput(NamedTuple):
     """Scalar: mean squared error over the removed prediction patches."""
     pred: Tensor
     """``(B, L_pred, C * p * p)`` predicted pixels of every prediction patch, raster order, each patch
-    flattened channels first ``(C, p, p)`` (``L_pred = 14 * 14``, ``p = 16`` at 224 px)."""
+    flattened channels first ``(C, p, p)`` (``L_pred = 14 * 14``, ``p = 16`` at 224 px). Video:
+    ``L_pred = t * 14 * 14`` patches of one frame each, flattened channels last ``(p, p, C)``."""
     target: Tensor
     """``(B, L_pred, C * p * p)`` the pixels, normalised per patch when ``norm_pix_loss``."""
     mask: Tensor
@@ -756,6 +931,12 @@ class MaskedAutoencoderHiera(HieraBackbone):
     4. A linear layer predicts the ``16 x 16`` pixels of each position (``16 = patch_stride *
        q_stride ** q_pool``); the loss is the mean squared error on removed positions against
        per-patch normalised pixels (the official image models always normalise).
+
+    Video (3-D sizes): the same steps on ``t x 14 x 14`` positions, units ``1 x 2 x 2`` at the
+    end, ``Conv3d`` fusion heads. A position still predicts ``16 x 16`` pixels of *one* frame: the
+    first of the ``patch_stride[0] = 2`` frames its token spans (the official "time-strided"
+    target), flattened ``(p, p, C)``, channels last, unlike images; an official quirk kept for
+    checkpoint parity.
 
     Args:
         decoder_embed_dim: decoder width.
@@ -782,16 +963,17 @@ class MaskedAutoencoderHiera(HieraBackbone):
         self.norm_pix_loss = norm_pix_loss
         width = self.blocks[-1].dim_out
         shrink = [s**q_pool for s in self.q_stride]
-        self.mask_unit_size_final = tuple(k // s for k, s in zip(self.mask_unit_size, shrink))  # (2, 2)
-        self.tokens_spatial_shape_final = tuple(t // s for t, s in zip(self.tokens_spatial_shape, shrink))  # (14, 14)
+        self.mask_unit_size_final = tuple(k // s for k, s in zip(self.mask_unit_size, shrink))  # ([1,] 2, 2)
+        self.tokens_spatial_shape_final = tuple(t // s for t, s in zip(self.tokens_spatial_shape, shrink))  # ([t,] 14, 14)
         self.encoder_norm = _LayerNorm(width)
 
         # One strided conv per pooled stage takes its units to the final unit size.
+        conv = _CONV[len(self.input_size)]
         self.multi_scale_fusion_heads = nn.ModuleList()
         unit = self.mask_unit_size
         for end in self.stage_ends[:q_pool]:
             kernel = tuple(k // f for k, f in zip(unit, self.mask_unit_size_final))
-            self.multi_scale_fusion_heads.append(nn.Conv2d(self.blocks[end].dim_out, width, kernel, stride=kernel))
+            self.multi_scale_fusion_heads.append(conv(self.blocks[end].dim_out, width, kernel, stride=kernel))
             unit = tuple(k // s for k, s in zip(unit, self.q_stride))
         self.multi_scale_fusion_heads.append(nn.Identity())  # the last stage is at the final size already
 
@@ -803,37 +985,41 @@ class MaskedAutoencoderHiera(HieraBackbone):
                         fused_attn=kwargs.get("fused_attn", True)) for _ in range(decoder_depth)]
         )
         self.decoder_norm = _LayerNorm(decoder_embed_dim)
-        self.pred_stride = self.patch_embed.proj.stride[-1] * self.q_stride[-1] ** q_pool  # 16 pixels
-        self.decoder_pred = nn.Linear(decoder_embed_dim, self.pred_stride**2 * self.in_chans)
+        self.pred_stride = self.patch_stride[-1] * self.q_stride[-1] ** q_pool  # 16 pixels
+        self.decoder_pred = nn.Linear(decoder_embed_dim, self.pred_stride**2 * self.in_chans)  # one frame for video too
         self.initialize_weights()
 
     @torch.no_grad()
     def initialize_weights(self) -> None:
         """As the official MAE-Hiera: Hiera's init for the encoder, then Xavier-uniform linear maps with
         zero biases everywhere, the patch conv initialised as a linear map, truncated-normal tokens."""
-        for param in (self.pos_embed, self.mask_token, self.decoder_pos_embed):
+        for param in (*self._pos_embed_tables(), self.mask_token, self.decoder_pos_embed):
             nn.init.trunc_normal_(param, std=0.02)
         init_linear_and_norm_(self)
-        w = self.patch_embed.proj.weight  # (D, C, 7, 7)
+        w = self.patch_embed.proj.weight  # (D, C, [3,] 7, 7)
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
 
     def forward_encoder(self, imgs: Tensor, mask: Tensor) -> Tensor:
         """Encode the kept units and fuse the stages (step 1-2).
 
         Args:
-            imgs: ``(B, C, H, W)``.
+            imgs: ``(B, C, H, W)`` [``(B, C, F, H, W)``].
             mask: ``(B, U)``, 1 = removed.
 
         Returns:
-            ``(B, U_keep, ku_f, kv_f, D_last)``: the kept units at the final resolution (2 x 2).
+            ``(B, U_keep, ku_f, kv_f, D_last)`` [``(B, U_keep, 1, ku_f, kv_f, D_last)``]: the kept
+            units at the final resolution (2 x 2).
         """
-        stages = self.forward_features(imgs, mask).stages  # (B, U_keep, ku_s, kv_s, D_s) each
+        stages = self.forward_features(imgs, mask).stages  # (B, U_keep, [kt,] ku_s, kv_s, D_s) each
         fused = 0.0
         for head, units in zip(self.multi_scale_fusion_heads, stages[: self.q_pool] + stages[-1:]):
             if not isinstance(head, nn.Identity):
-                B, U, ku, kv, D = units.shape
-                units = head(units.reshape(B * U, ku, kv, D).permute(0, 3, 1, 2))  # (B*U, D_last, ku_f, kv_f)
-                units = units.permute(0, 2, 3, 1).reshape(B, U, *units.shape[2:], -1)  # (B, U, ku_f, kv_f, D_last)
+                B, U, *unit, D = units.shape
+                n = len(unit)
+                units = units.reshape(B * U, *unit, D).permute(0, n + 1, *range(1, n + 1))  # (B*U, D_s, [kt,] ku, kv)
+                units = head(units)  # (B*U, D_last, [kt,] ku_f, kv_f)
+                units = units.permute(0, *range(2, n + 2), 1)  # (B*U, [kt,] ku_f, kv_f, D_last)
+                units = units.reshape(B, U, *self.mask_unit_size_final, -1)  # (B, U, [kt,] ku_f, kv_f, D_last)
             fused = fused + units
         return self.encoder_norm(fused)
 
@@ -841,20 +1027,21 @@ class MaskedAutoencoderHiera(HieraBackbone):
         """Put mask tokens in the removed units, restore raster order, decode pixels (step 3-4).
 
         Args:
-            latent: ``(B, U_keep, ku_f, kv_f, D_last)`` from the encoder.
+            latent: ``(B, U_keep, ku_f, kv_f, D_last)`` [``(B, U_keep, 1, ku_f, kv_f, D_last)``]
+                from the encoder.
             mask: ``(B, U)``, 1 = removed.
 
         Returns:
             Predicted pixels ``(B, L_pred, C * p * p)``, raster order.
         """
-        x = self.decoder_embed(latent)  # (B, U_keep, ku_f, kv_f, D_dec)
-        B, _, ku, kv, D = x.shape
+        x = self.decoder_embed(latent)  # (B, U_keep, [kt,] ku_f, kv_f, D_dec)
+        B, _, *unit, D = x.shape
+        T = math.prod(unit)  # positions per unit (4)
         ids_restore = ids_from_mask(mask).ids_restore  # (B, U): kept units first, as in x
-        fill = self.mask_token.expand(1, ku * kv, D).reshape(ku * kv * D)  # one mask token per position of a unit
-        x = unshuffle(x.reshape(B, -1, ku * kv * D), ids_restore, fill)  # (B, U, ku*kv*D_dec) raster over units
-        uh, uw = self.mask_spatial_shape
-        x = x.reshape(B, uh, uw, ku, kv, D).permute(0, 1, 3, 2, 4, 5)  # (B, uh, ku, uw, kv, D_dec)
-        x = x.reshape(B, uh * ku * uw * kv, D) + self.decoder_pos_embed  # (B, L_pred, D_dec)
+        fill = self.mask_token.expand(1, T, D).reshape(T * D)  # one mask token per position of a unit
+        x = unshuffle(x.reshape(B, -1, T * D), ids_restore, fill)  # (B, U, T*D_dec) raster over units
+        x = _units_to_raster(x.reshape(B, -1, *unit, D), self.mask_spatial_shape)  # (B, L_pred, D_dec)
+        x = x + self.decoder_pos_embed
         for blk in self.decoder_blocks:
             x = blk(x)
         return self.decoder_pred(self.decoder_norm(x))  # (B, L_pred, C*p*p)
@@ -862,17 +1049,28 @@ class MaskedAutoencoderHiera(HieraBackbone):
     def pixel_target(self, imgs: Tensor) -> Tensor:
         """The prediction target: ``p x p`` patches, ``p = pred_stride``, flattened channels first.
 
+        Video: one frame per token frame, the first of the ``patch_stride[0]`` frames the token
+        spans (``imgs[:, :, ::2]``), and each patch flattened channels *last*, ``(p, p, C)``: the
+        official layout (its code calls it a mistake made during training), kept so that official
+        checkpoints predict what this target expects.
+
         Args:
-            imgs: ``(B, C, H, W)``.
+            imgs: ``(B, C, H, W)`` [``(B, C, F, H, W)``].
 
         Returns:
             ``(B, L_pred, C * p * p)``, normalised per patch when ``norm_pix_loss``. The order
             ``(C, p, p)`` inside a patch is the official one (MAE's ``patchify`` puts channels last).
         """
-        B, C, H, W = imgs.shape
         p = self.pred_stride
-        x = imgs.reshape(B, C, H // p, p, W // p, p).permute(0, 2, 4, 1, 3, 5)  # (B, h, w, C, p, p)
-        x = x.reshape(B, (H // p) * (W // p), C * p * p)  # (B, L_pred, C*p*p)
+        if len(self.input_size) == 3:  # video
+            frames = imgs[:, :, :: self.patch_stride[0]]  # (B, C, t, H, W): first frame of each token frame
+            B, C, t, H, W = frames.shape
+            x = frames.reshape(B, C, t, H // p, p, W // p, p)  # (B, C, t, h, p, w, p)
+            x = x.permute(0, 2, 3, 5, 4, 6, 1)  # (B, t, h, w, p, p, C): channels last
+        else:
+            B, C, H, W = imgs.shape
+            x = imgs.reshape(B, C, H // p, p, W // p, p).permute(0, 2, 4, 1, 3, 5)  # (B, h, w, C, p, p)
+        x = x.reshape(B, -1, C * p * p)  # (B, L_pred, C*p*p)
         if self.norm_pix_loss:
             mean = x.mean(dim=-1, keepdim=True)
             var = x.var(dim=-1, keepdim=True)
@@ -883,9 +1081,9 @@ class MaskedAutoencoderHiera(HieraBackbone):
         """Mask units, encode, decode and score one batch.
 
         Args:
-            imgs: ``(B, C, H, W)`` with ``(H, W) == input_size``.
-            mask_ratio: fraction of mask units removed, in ``[0, 1)`` (Hiera: 0.6); ignored when
-                ``mask`` is given.
+            imgs: ``(B, C, H, W)`` [``(B, C, F, H, W)``] with ``([F,] H, W) == input_size``.
+            mask_ratio: fraction of mask units removed, in ``[0, 1)`` (Hiera images: 0.6; the
+                official code's default for video too); ignored when ``mask`` is given.
             mask: optional ``(B, U)`` over the mask units, **1 = removed** (official: 1 = keep).
                 Default: [`mask_unit_masking`][refimpl.masking.mask_unit_masking] at ``mask_ratio``.
 
@@ -909,12 +1107,15 @@ class MaskedAutoencoderHiera(HieraBackbone):
             if int(U * (1 - mask_ratio)) == 0:
                 raise ValueError(f"mask_ratio={mask_ratio!r} keeps int({U} * (1 - {mask_ratio})) = 0 of {U} mask units")
             noise = torch.rand(B, U, device=imgs.device)
-            mask = mask_unit_masking(B, self.tokens_spatial_shape, self.mask_unit_size, mask_ratio, noise).units
+            # The draw depends only on the U units and the noise; mask_unit_masking takes a 2-D grid, so
+            # hand it the grid of units itself (a clip's token frames stacked as rows), one cell per unit.
+            units_wide = self.mask_spatial_shape[-1]
+            mask = mask_unit_masking(B, (U // units_wide, units_wide), 1, mask_ratio, noise).units  # (B, U)
         mask = self._check_mask(mask, B)
         pred = self.forward_decoder(self.forward_encoder(imgs, mask), mask)  # (B, L_pred, C*p*p)
-        uh, uw = self.mask_spatial_shape
-        ku, kv = self.mask_unit_size_final
-        removed = mask.reshape(B, uh, 1, uw, 1).expand(B, uh, ku, uw, kv).reshape(B, -1)  # (B, L_pred)
+        n = len(self.mask_unit_size_final)
+        removed = mask.reshape(B, -1, *[1] * n, 1).expand(B, -1, *self.mask_unit_size_final, 1)  # (B, U, [1,] 2, 2, 1)
+        removed = _units_to_raster(removed, self.mask_spatial_shape).reshape(B, -1)  # (B, L_pred)
         target = self.pixel_target(imgs)
         hidden = removed.bool()
         loss = ((pred[hidden] - target[hidden]) ** 2).mean()  # mean over removed patches and pixels
@@ -982,3 +1183,58 @@ def mae_hiera_large_224(**kwargs: Any) -> MaskedAutoencoderHiera:
 def mae_hiera_huge_224(**kwargs: Any) -> MaskedAutoencoderHiera:
     """MAE with a Hiera-H encoder (``q_pool=2``), decoder 512-d, 8 blocks, 16 heads."""
     return MaskedAutoencoderHiera(**{**dict(embed_dim=256, num_heads=4, stages=(2, 6, 36, 4)), **kwargs})
+
+
+# The official video configs: 16-frame 224-px clips (Kinetics-400), tokens 8 x 56 x 56.
+_VIDEO_16X224: dict[str, Any] = dict(
+    input_size=(16, 224, 224),
+    q_stride=(1, 2, 2),  # pool space only
+    mask_unit_size=(1, 8, 8),  # one token frame deep
+    patch_kernel=(3, 7, 7),
+    patch_stride=(2, 4, 4),  # a token spans 2 frames
+    patch_padding=(1, 3, 3),
+    sep_pos_embed=True,
+)
+
+
+def hiera_base_16x224(**kwargs: Any) -> Hiera:
+    """Hiera-B for 16-frame 224-px clips: width 96, 1 head, stages (2, 3, 16, 3), 400 classes (Kinetics-400).
+
+    ``kwargs`` override; e.g. ``input_size=(8, 224, 224)`` for 8-frame clips.
+    """
+    return Hiera(**{**_VIDEO_16X224, **dict(num_classes=400, embed_dim=96, num_heads=1, stages=(2, 3, 16, 3)), **kwargs})
+
+
+def hiera_base_plus_16x224(**kwargs: Any) -> Hiera:
+    """Hiera-B+ for 16-frame 224-px clips: width 112, 2 heads, stages (2, 3, 16, 3), 400 classes; ``kwargs`` override."""
+    return hiera_base_16x224(**{**dict(embed_dim=112, num_heads=2, stages=(2, 3, 16, 3)), **kwargs})
+
+
+def hiera_large_16x224(**kwargs: Any) -> Hiera:
+    """Hiera-L for 16-frame 224-px clips: width 144, 2 heads, stages (2, 6, 36, 4), 400 classes; ``kwargs`` override."""
+    return hiera_base_16x224(**{**dict(embed_dim=144, num_heads=2, stages=(2, 6, 36, 4)), **kwargs})
+
+
+def hiera_huge_16x224(**kwargs: Any) -> Hiera:
+    """Hiera-H for 16-frame 224-px clips: width 256, 4 heads, stages (2, 6, 36, 4), 400 classes; ``kwargs`` override."""
+    return hiera_base_16x224(**{**dict(embed_dim=256, num_heads=4, stages=(2, 6, 36, 4)), **kwargs})
+
+
+def mae_hiera_base_16x224(**kwargs: Any) -> MaskedAutoencoderHiera:
+    """MAE with a Hiera-B video encoder (16 x 224 x 224, ``q_pool=2``), decoder 512-d, 8 blocks, 16 heads."""
+    return MaskedAutoencoderHiera(**{**_VIDEO_16X224, **dict(embed_dim=96, num_heads=1, stages=(2, 3, 16, 3)), **kwargs})
+
+
+def mae_hiera_base_plus_16x224(**kwargs: Any) -> MaskedAutoencoderHiera:
+    """MAE with a Hiera-B+ video encoder (16 x 224 x 224, ``q_pool=2``), decoder 512-d, 8 blocks, 16 heads."""
+    return mae_hiera_base_16x224(**{**dict(embed_dim=112, num_heads=2, stages=(2, 3, 16, 3)), **kwargs})
+
+
+def mae_hiera_large_16x224(**kwargs: Any) -> MaskedAutoencoderHiera:
+    """MAE with a Hiera-L video encoder (16 x 224 x 224, ``q_pool=2``), decoder 512-d, 8 blocks, 16 heads."""
+    return mae_hiera_base_16x224(**{**dict(embed_dim=144, num_heads=2, stages=(2, 6, 36, 4)), **kwargs})
+
+
+def mae_hiera_huge_16x224(**kwargs: Any) -> MaskedAutoencoderHiera:
+    """MAE with a Hiera-H video encoder (16 x 224 x 224, ``q_pool=2``), decoder 512-d, 8 blocks, 16 heads."""
+    return mae_hiera_base_16x224(**{**dict(embed_dim=256, num_heads=4, stages=(2, 6, 36, 4)), **kwargs})

@@ -286,3 +286,193 @@ def test_published_sizes_follow_the_stage_schedule():
     assert widths == [16, 32, 32, 64, 128]  # doubles at each stage's first block
     assert [blk.attn.heads for blk in model.blocks] == [1, 2, 2, 4, 8]
     assert math.prod(model.mask_spatial_shape) == model.num_mask_units == 4
+
+
+# --- video (3-D): exactness against the official video models, token order, bad input -------
+
+VIDEO_FACTORIES = ["hiera_base_16x224", "hiera_base_plus_16x224", "hiera_large_16x224", "hiera_huge_16x224"]
+# The official video settings at a tiny size: 4 frames -> 2 token frames of 16 x 24 tokens, a 2 x 2 x 3 grid of
+# 1 x 8 x 8 mask units (height != width != frames, so a swapped axis shows), 4 stages, 2 blocks in stage 2.
+SMALL_VIDEO = dict(input_size=(4, 64, 96), embed_dim=8, num_heads=1, stages=(1, 2, 1, 1), q_stride=(1, 2, 2),
+                   mask_unit_size=(1, 8, 8), patch_kernel=(3, 7, 7), patch_stride=(2, 4, 4), patch_padding=(1, 3, 3),
+                   sep_pos_embed=True)
+SMALL_VIDEO_MAE = dict(**SMALL_VIDEO, decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2)
+
+
+@pytest.fixture(scope="module")
+def clips() -> Tensor:
+    return torch.randn(2, 3, 4, 64, 96, generator=torch.Generator().manual_seed(0))  # (B, C, F, H, W)
+
+
+@pytest.fixture(scope="module")
+def video_pair() -> tuple[Hiera, torch.nn.Module]:
+    torch.manual_seed(0)
+    theirs = official.Hiera(**SMALL_VIDEO, num_classes=5).eval()
+    mine = Hiera(**SMALL_VIDEO, num_classes=5).eval()
+    assert list(mine.state_dict()) == list(theirs.state_dict())  # same names, same order
+    mine.load_state_dict(theirs.state_dict(), strict=True)
+    return mine, theirs
+
+
+def test_video_hiera_loads_official_weights_strictly_and_gives_the_same_logits_and_stage_features(video_pair, clips):
+    mine, theirs = video_pair
+    assert tuple(mine.pos_embed_spatial.shape) == (1, 16 * 24, 8) and tuple(mine.pos_embed_temporal.shape) == (1, 2, 8)
+    with torch.no_grad():
+        features = mine.forward_features(clips)
+        logits = mine(clips)
+        theirs.train()  # no dropout or drop-path: train mode is the same net without the eval-mode softmax
+        their_logits, intermediates = theirs(clips, return_intermediates=True)
+        theirs.eval()
+    assert logits.shape == (2, 5)
+    assert max_abs_diff(logits, their_logits) <= TOL
+    shapes = [(2, 2, 16, 24, 8), (2, 2, 8, 12, 16), (2, 2, 4, 6, 32), (2, 2, 2, 3, 64)]  # t = 2 at every stage
+    assert [tuple(s.shape) for s in features.stages] == shapes
+    for mine_stage, their_stage in zip(features.stages, intermediates, strict=True):
+        assert max_abs_diff(mine_stage, their_stage) <= TOL
+
+
+def test_masked_video_encoder_keeps_the_same_units_and_features_as_official(video_pair, clips):
+    mine, theirs = video_pair
+    torch.manual_seed(1)
+    keep = theirs.get_random_mask(clips, 0.6)  # official: (B, 12) bool, True = KEEP; int(12 * 0.4) = 4 kept
+    with torch.no_grad():
+        _, intermediates = theirs(clips, mask=keep, return_intermediates=True)
+        stages = mine.forward_features(clips, mask=(~keep).float()).stages  # ours: 1 = removed
+    assert [tuple(s.shape) for s in stages] == [(2, 4, 1, 8, 8, 8), (2, 4, 1, 4, 4, 16), (2, 4, 1, 2, 2, 32),
+                                                (2, 4, 1, 1, 1, 64)]  # units one token frame deep
+    for mine_stage, their_stage in zip(stages, intermediates, strict=True):
+        assert max_abs_diff(mine_stage, their_stage) <= TOL
+
+
+@pytest.fixture(scope="module")
+def video_mae_pair() -> tuple[MaskedAutoencoderHiera, torch.nn.Module]:
+    torch.manual_seed(0)
+    theirs = official.MaskedAutoencoderHiera(**SMALL_VIDEO_MAE, q_pool=2).eval()
+    mine = MaskedAutoencoderHiera(**SMALL_VIDEO_MAE).eval()
+    assert list(mine.state_dict()) == list(theirs.state_dict())
+    mine.load_state_dict(theirs.state_dict(), strict=True)
+    return mine, theirs
+
+
+def test_video_mae_hiera_gives_the_official_loss_predictions_and_time_strided_labels(video_mae_pair, clips):
+    mine, theirs = video_mae_pair
+    torch.manual_seed(2)
+    keep = theirs.get_random_mask(clips, 0.6)  # True = KEEP
+    with torch.no_grad():
+        loss, pred, label, _ = theirs(clips, mask=keep)
+        out = mine(clips, mask=(~keep).float())  # the one conversion: ours is 1 = removed
+    removed = out.mask.bool()
+    assert out.pred.shape == out.target.shape == (2, 2 * 4 * 6, 16 * 16 * 3)  # t x 4 x 6 patches of one frame
+    assert int(removed.sum()) == 2 * 8 * 4  # 8 of 12 units removed, 1 x 2 x 2 prediction patches each
+    assert abs(out.loss.item() - loss.item()) <= TOL
+    assert max_abs_diff(out.pred[removed], pred) <= TOL
+    assert max_abs_diff(out.target[removed], label) <= TOL
+
+
+def test_video_mae_hiera_draws_the_official_default_mask_for_the_same_seed(video_mae_pair, clips):
+    mine, theirs = video_mae_pair
+    torch.manual_seed(3)
+    keep = theirs.get_random_mask(clips, 0.6)  # official default draw, True = KEEP
+    torch.manual_seed(3)
+    with torch.no_grad():
+        out = mine(clips)  # default mask_ratio 0.6, drawn inside
+    assert torch.equal(out.units.bool(), ~keep)
+    assert out.units.sum(1).tolist() == [8.0, 8.0]
+
+
+@pytest.mark.parametrize("name", VIDEO_FACTORIES + [f"mae_{n}" for n in VIDEO_FACTORIES])
+def test_every_video_size_has_the_official_keys_shapes_and_schedule(name, official_on_meta):
+    with torch.device("meta"):
+        mine = getattr(ours, name)()
+        theirs = getattr(official, name)()
+    assert {k: tuple(v.shape) for k, v in mine.state_dict().items()} == {
+        k: tuple(v.shape) for k, v in theirs.state_dict().items()
+    }
+    assert mine.tokens_spatial_shape == tuple(theirs.tokens_spatial_shape) == (8, 56, 56)
+    assert mine.mask_spatial_shape == tuple(theirs.mask_spatial_shape) == (8, 7, 7)
+    for a, b in zip(mine.blocks, theirs.blocks, strict=True):
+        assert (a.attn.heads, a.attn.q_stride, a.attn.window_size, a.attn.use_mask_unit_attn) == (
+            b.attn.heads, b.attn.q_stride, b.attn.window_size, b.attn.use_mask_unit_attn)
+
+
+@settings(max_examples=20, deadline=None)
+@given(grid=st.tuples(st.integers(1, 3), st.integers(1, 2), st.integers(1, 3), st.integers(0, 3)), C=st.integers(1, 2))
+def test_reroll_undoes_unroll_exactly_on_a_video_grid(grid, C):
+    t, uh, uw, steps = grid
+    size = (t, uh * 2**steps, uw * 2**steps)
+    strides = [(1, 2, 2)] * steps
+    x = torch.randn(2, math.prod(size), C)
+    assert torch.equal(reroll(unroll(x, size, strides), size, strides), x)
+    assert torch.equal(unroll(reroll(x, size, strides), size, strides), x)
+
+
+@settings(max_examples=20, deadline=None)
+@given(grid=st.tuples(st.integers(1, 3), st.integers(1, 2), st.integers(1, 3), st.integers(1, 3)))
+def test_a_video_mask_unit_is_one_token_frame_deep_and_one_column_and_pooling_is_a_1x2x2_max_pool(grid):
+    t, uh, uw, steps = grid
+    k = 2**steps
+    h, w, U = uh * k, uw * k, t * uh * uw
+    frames, rows, cols = torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij")
+    unit_of_token = (frames * uh * uw + (rows // k) * uw + cols // k).reshape(1, -1, 1)  # raster id of the unit
+    strides = [(1, 2, 2)] * steps
+    order = unroll(unit_of_token, (t, h, w), strides).reshape(k * k, U)  # (T, U)
+    assert torch.equal(order, torch.arange(U).expand(k * k, -1))  # column u holds unit u only
+    x = torch.randn(1, t * h * w, 3)
+    pooled = pool_tokens(unroll(x, (t, h, w), strides), 4)  # reshape (1, 4, N/4, C) + max
+    clip = x.reshape(1, t, h, w, 3).permute(0, 4, 1, 2, 3)  # (1, C, t, h, w)
+    expected = F.max_pool3d(clip, (1, 2, 2)).permute(0, 2, 3, 4, 1).reshape(1, -1, 3)  # raster, frames untouched
+    assert torch.equal(reroll(pooled, (t, h // 2, w // 2), strides[1:]), expected)
+
+
+def test_forward_backward_reaches_every_parameter_of_video_hiera_and_mae_hiera(clips):
+    torch.manual_seed(0)
+    for model in (Hiera(**SMALL_VIDEO, num_classes=5), MaskedAutoencoderHiera(**SMALL_VIDEO_MAE)):
+        model.train()
+        out = model(clips)
+        loss = out.square().mean() if isinstance(out, Tensor) else out.loss
+        loss.backward()
+        for name, param in model.named_parameters():
+            assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize(
+    ("config", "kwargs", "message"),
+    [
+        (SMALL_VIDEO, dict(input_size=(5, 64, 96)),
+         r"input_size=\(5, 64, 96\) is not a multiple of patch_stride \* mask_unit_size = \(2, 32, 32\) \(frames, "),
+        (SMALL_VIDEO, dict(q_stride=(2, 2)), r"q_stride=\(2, 2\) has 2 entries but input_size=\(4, 64, 96\) has 3"),
+        (SMALL_VIDEO, dict(patch_padding=(0, 3, 3)), r"patch_padding=\(0, 3, 3\) .* makes a \(1, 16, 24\) token grid"),
+        (SMALL_VIDEO, dict(input_size=(2, 4, 64, 96)), r"input_size=\(2, 4, 64, 96\); expected \(H, W\) for images"),
+        (SMALL, dict(sep_pos_embed=True), r"sep_pos_embed=True with input_size=\(64, 64\); expected a video input_size"),
+    ],
+)
+def test_video_sizes_that_do_not_fit_are_refused(config, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Hiera(**{**config, **kwargs})
+
+
+@pytest.mark.parametrize(
+    ("config", "imgs", "kwargs", "message"),
+    [
+        (SMALL_VIDEO_MAE, torch.zeros(1, 3, 64, 96), {},
+         r"imgs has shape \(1, 3, 64, 96\); expected \(B, 3, 4, 64, 96\) .*this is a video model"),
+        (SMALL_VIDEO_MAE, torch.zeros(1, 3, 6, 64, 96), {},
+         r"imgs has shape \(1, 3, 6, 64, 96\).* the clip has F=6 frames but the model was built for F=4"),
+        (SMALL_VIDEO_MAE, torch.zeros(1, 3, 4, 64, 96), {"mask": torch.zeros(1, 8)},
+         r"mask has shape \(1, 8\); expected \(B, U\) = \(1, 12\): one value per mask unit of the 2 x 2 x 3 unit grid"),
+        (SMALL_MAE, torch.zeros(1, 3, 4, 64, 64), {}, r"imgs has shape \(1, 3, 4, 64, 64\).* this is an image model"),
+    ],
+)
+def test_a_clip_given_to_an_image_model_or_the_wrong_clip_is_a_value_error(config, imgs, kwargs, message):
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match=message):
+        MaskedAutoencoderHiera(**config)(imgs, **kwargs)
+
+
+def test_video_token_functions_name_a_stride_that_does_not_fit_the_grid():
+    with pytest.raises(ValueError, match=r"strides\[0\]=\(2, 2\) has 2 entries but grid_size=\(2, 8, 8\) has 3 axes"):
+        unroll(torch.zeros(1, 128, 2), (2, 8, 8), [(2, 2)])
+    with pytest.raises(ValueError, match=r"ndim=2 but the strides \[\(1, 2, 2\)\] have 3 entries each"):
+        reroll_units(torch.zeros(1, 8, 2), [(1, 2, 2)], ndim=2)
+    with pytest.raises(TypeError, match=r"imgs must be a torch.Tensor of shape \(B, C, F, H, W\), got list"):
+        Hiera(**SMALL_VIDEO)([0.0])
