@@ -46,6 +46,7 @@ gpu-check: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m gpu
 	$(BIN)/python benchmarks/mae_pretrain.py --device cuda
 	$(BIN)/python benchmarks/hiera.py
+	$(BIN)/python benchmarks/hiera.py --video --warmup 1 --runs 3
 	$(BIN)/python benchmarks/kan.py --device cuda
 
 clean:

@@ -1,10 +1,13 @@
 """Inference speed of refimpl's Hiera vs the official ``hiera`` package vs timm's Hiera, side by side.
 
-Same size (Hiera-T at 224 px by default), same input, warm-up first, then the median of several
-timed runs; images/s and the ratio ours / official and ours / timm. CPU in float32 always; on a
-CUDA machine also float16 and bfloat16 (autocast). Not a test: run it by hand and quote the table::
+Same size (Hiera-T at 224 px by default), same weights, same input, warm-up first, then the
+median of several timed runs; images/s and the ratios ours / official and ours / timm. CPU in
+float32 always; on a CUDA machine also float16 and bfloat16 (autocast). ``--video`` times the
+16-frame video models (Hiera-B by default) against the official package only: timm has no video
+Hiera. Not a test: run it by hand and quote the table::
 
     .venv/bin/python benchmarks/hiera.py --batch 8 --runs 5
+    .venv/bin/python benchmarks/hiera.py --video --batch 1 --runs 3
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import timm
 
 
 def images_per_second(model: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype | None, warmup: int, runs: int) -> float:
-    """Median images/s of ``model(x)`` over ``runs`` timed calls after ``warmup`` untimed ones."""
+    """Median samples (images or clips) per second of ``model(x)`` over ``runs`` timed calls after ``warmup`` untimed ones."""
     def call() -> None:
         with torch.inference_mode(), torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
             model(x)
@@ -48,41 +51,47 @@ def images_per_second(model: torch.nn.Module, x: torch.Tensor, dtype: torch.dtyp
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="tiny", choices=["tiny", "small", "base", "base_plus", "large", "huge"])
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--cuda-batch", type=int, default=64)
+    parser.add_argument("--size", choices=["tiny", "small", "base", "base_plus", "large", "huge"],
+                        help="model size (default: tiny; base with --video)")
+    parser.add_argument("--video", action="store_true", help="16-frame 224-px clips, official video models")
+    parser.add_argument("--batch", type=int, default=None, help="CPU batch (default: 8 images or 1 clip)")
+    parser.add_argument("--cuda-batch", type=int, default=None, help="CUDA batch (default: 64 images or 8 clips)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    size = args.size or ("base" if args.video else "tiny")
+    if args.video and size in ("tiny", "small"):
+        parser.error(f"--size {size} has no video model; expected base, base_plus, large or huge with --video")
+    batch = args.batch or (1 if args.video else 8)
+    cuda_batch = args.cuda_batch or (8 if args.video else 64)
 
-    name = f"hiera_{args.size}_224"
+    name = f"hiera_{size}_16x224" if args.video else f"hiera_{size}_224"
     torch.manual_seed(0)
     theirs = getattr(official, name)().eval()
     mine = getattr(ours, name)().eval()
     mine.load_state_dict(theirs.state_dict(), strict=True)
-    models: dict[str, Callable[[], torch.nn.Module]] = {
-        "refimpl": lambda: mine,
-        "official hiera": lambda: theirs,
-        "timm": lambda: timm.create_model(name, pretrained=False).eval(),
-    }
+    models: dict[str, Callable[[], torch.nn.Module]] = {"refimpl": lambda: mine, "official hiera": lambda: theirs}
+    if not args.video:
+        models["timm"] = lambda: timm.create_model(name, pretrained=False).eval()
+    others = [k for k in models if k != "refimpl"]
 
-    settings = [("cpu", None, args.batch)]
+    settings = [("cpu", None, batch)]
     if torch.cuda.is_available():
-        settings += [("cuda", torch.float16, args.cuda_batch), ("cuda", torch.bfloat16, args.cuda_batch)]
-    print(f"{name}, torch {torch.__version__}, timm {timm.__version__}, threads {torch.get_num_threads()}")
+        settings += [("cuda", torch.float16, cuda_batch), ("cuda", torch.bfloat16, cuda_batch)]
+    unit = "clips" if args.video else "images"
+    print(f"{name}, {unit}/s, torch {torch.__version__}, timm {timm.__version__}, threads {torch.get_num_threads()}")
     print(f"{'device':<6} {'dtype':<9} {'batch':>5} " + " ".join(f"{k:>15}" for k in models) +
-          f" {'ours/official':>14} {'ours/timm':>10}")
-    for device, dtype, batch in settings:
-        x = torch.randn(batch, 3, 224, 224, device=device)
+          " ".join(f" {'ours/' + k.split()[0]:>14}" for k in others))
+    for device, dtype, n in settings:
+        x = torch.randn(n, 3, *mine.input_size, device=device)
         rates = {}
         for key, make in models.items():
             model = make().to(device)
             rates[key] = images_per_second(model, x, dtype, args.warmup, args.runs)
             model.to("cpu")
         dtype_name = "float32" if dtype is None else str(dtype).removeprefix("torch.")
-        print(f"{device:<6} {dtype_name:<9} {batch:>5} " + " ".join(f"{r:>11.1f} i/s" for r in rates.values()) +
-              f" {rates['refimpl'] / rates['official hiera']:>13.2f}x {rates['refimpl'] / rates['timm']:>9.2f}x")
-
+        print(f"{device:<6} {dtype_name:<9} {n:>5} " + " ".join(f"{r:>13.1f}/s" for r in rates.values()) +
+              "".join(f" {rates['refimpl'] / rates[k]:>13.2f}x" for k in others))
 
 if __name__ == "__main__":
     main()

@@ -9,6 +9,8 @@ orders are computed by [`unroll`][refimpl.hiera.unroll], not typed in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from matplotlib import colors as mcolors
@@ -43,14 +45,15 @@ def _order(steps: int) -> np.ndarray:
 
 
 def _cells(ax, ids: np.ndarray, title: str, removed: set[int] = frozenset(), outline: set[int] = frozenset(),
-           fontsize: float = 7) -> None:
-    """Draw a 2-D array of raster ids as coloured cells, row 0 at the top."""
+           fontsize: float = 7, unit_of: Callable[[int], int] = _unit,
+           color_of: Callable[[int], tuple[float, float, float]] = _color) -> None:
+    """Draw a 2-D array of raster ids as coloured cells, row 0 at the top; units in ``removed`` grey."""
     rows, cols = ids.shape
     for r in range(rows):
         for c in range(cols):
             i = int(ids[r, c])
-            gone = _unit(i) in removed
-            face = (0.93, 0.93, 0.93) if gone else _color(i)
+            gone = unit_of(i) in removed
+            face = (0.93, 0.93, 0.93) if gone else color_of(i)
             ax.add_patch(Rectangle((c, rows - 1 - r), 1, 1, facecolor=face, edgecolor="white", linewidth=0.8))
             ax.text(c + 0.5, rows - 0.5 - r, str(i), ha="center", va="center", fontsize=fontsize,
                     color=(0.6, 0.6, 0.6) if gone else "black")
@@ -126,9 +129,44 @@ def masked_unit_disappears() -> Figure:
     return fig
 
 
+FRAMES = 3  # token frames of the video example
+REMOVED_VIDEO = (1, 6, 8, 11)  # units (ut, uy, ux) in raster order: some of every token frame
+
+
+def _video_unit(i: int) -> int:
+    """The unit of raster id ``i`` of a ``FRAMES x 8 x 8`` clip; units ``1 x 4 x 4``, ``(ut, uy, ux)`` order."""
+    t, rest = divmod(i, SIDE * SIDE)
+    return t * UNITS_ACROSS**2 + _unit(rest)
+
+
+def _video_color(i: int) -> tuple[float, float, float]:
+    """Hue: the unit's place in the frame (as in the image figures); shade: the token frame."""
+    t, rest = divmod(i, SIDE * SIDE)
+    base = np.array(mcolors.to_rgb(HUES[_unit(rest)]))
+    mix = [0.0, 0.35, 0.6][t]
+    return tuple(base * (1 - mix) + mix)  # type: ignore[return-value]
+
+
+def video_units() -> Figure:
+    """A clip of 3 token frames: units are 1 x 4 x 4, and after unroll each one is still a column."""
+    fig = Figure(figsize=(10, 7.2))
+    axes = fig.subplot_mosaic([[f"t{t}" for t in range(FRAMES)], ["seq"] * FRAMES], height_ratios=[1, 1.45])
+    ids = np.arange(FRAMES * SIDE * SIDE).reshape(FRAMES, SIDE, SIDE)
+    video = dict(removed=set(REMOVED_VIDEO), fontsize=5, unit_of=_video_unit, color_of=_video_color)
+    for t in range(FRAMES):
+        _cells(axes[f"t{t}"], ids[t], f"token frame {t}: units {4 * t}-{4 * t + 3}", **video)
+    order = unroll(torch.arange(ids.size).reshape(1, -1, 1), (FRAMES, SIDE, SIDE), [(1, 2, 2)] * 2).flatten().numpy()
+    units = FRAMES * UNITS_ACROSS**2
+    _cells(axes["seq"], order.reshape(-1, units),
+           f"after unroll with strides (1, 2, 2) x 2: view(16, {units}); column u = mask unit u "
+           f"(frame-major), units {', '.join(map(str, REMOVED_VIDEO))} removed", **video)
+    return fig
+
+
 FIGURES = {
     "hiera/tokens_and_units.svg": tokens_and_units,
     "hiera/unroll_steps.svg": unroll_steps,
     "hiera/pool_one_window.svg": pool_one_window,
     "hiera/masked_unit.svg": masked_unit_disappears,
+    "hiera/video_units.svg": video_units,
 }
