@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -85,6 +85,8 @@ __all__ = [
     "Hiera",
     "MAEHieraOutput",
     "MaskedAutoencoderHiera",
+    "HIERA_ENCODER_PREFIXES",
+    "hiera_encoder_state",
     "hiera_tiny_224",
     "hiera_small_224",
     "hiera_base_224",
@@ -1077,7 +1079,23 @@ class MaskedAutoencoderHiera(HieraBackbone):
             x = (x - mean) / (var + 1.0e-6) ** 0.5
         return x
 
-    def forward(self, imgs: Tensor, mask_ratio: float = 0.6, mask: Tensor | None = None) -> MAEHieraOutput:
+    def _check_noise(self, noise: object, batch: int, mask: Tensor | None) -> Tensor:
+        U = self.num_mask_units
+        if mask is not None:
+            raise ValueError("noise and mask are both given; expected one: noise draws a mask, mask is the mask")
+        if not isinstance(noise, Tensor):
+            raise TypeError(f"noise must be a torch.Tensor of shape (B, U) = ({batch}, {U}), got {type(noise).__name__}")
+        if tuple(noise.shape) != (batch, U) or not noise.is_floating_point():
+            raise ValueError(
+                f"noise has shape {tuple(noise.shape)} and dtype {noise.dtype}; expected a floating (B, U) = "
+                f"({batch}, {U}) tensor: one value per mask unit of the {' x '.join(map(str, self.mask_spatial_shape))} "
+                f"unit grid"
+            )
+        return noise
+
+    def forward(
+        self, imgs: Tensor, mask_ratio: float = 0.6, mask: Tensor | None = None, noise: Tensor | None = None
+    ) -> MAEHieraOutput:
         """Mask units, encode, decode and score one batch.
 
         Args:
@@ -1086,18 +1104,25 @@ class MaskedAutoencoderHiera(HieraBackbone):
                 official code's default for video too); ignored when ``mask`` is given.
             mask: optional ``(B, U)`` over the mask units, **1 = removed** (official: 1 = keep).
                 Default: [`mask_unit_masking`][refimpl.masking.mask_unit_masking] at ``mask_ratio``.
+            noise: optional ``(B, U)`` floating values, one per mask unit, whose argsort picks the
+                kept units (smallest first) in place of the internal ``torch.rand(B, U)`` draw: the
+                same noise gives the same mask (the trainer draws it per sample, so a resumed run
+                masks exactly as an uninterrupted one). Not together with ``mask``.
 
         Returns:
             ``MAEHieraOutput(loss, pred, target, mask, units)``; ``pred[mask.bool()]`` and
             ``target[mask.bool()]`` are the official ``pred`` and ``label``.
 
         Raises:
-            TypeError: if ``imgs`` or ``mask`` is not a tensor or ``mask_ratio`` not a number.
+            TypeError: if ``imgs``, ``mask`` or ``noise`` is not a tensor or ``mask_ratio`` not a number.
             ValueError: if ``imgs`` has the wrong shape, ``mask_ratio`` is outside ``[0, 1)`` or keeps
-                no unit, or ``mask`` is not a valid ``(B, U)`` 0/1 mask.
+                no unit, ``mask`` is not a valid ``(B, U)`` 0/1 mask, ``noise`` is not a floating
+                ``(B, U)`` tensor, or both ``mask`` and ``noise`` are given.
         """
         imgs = self._check_images(imgs)
         B = imgs.shape[0]
+        if noise is not None:
+            noise = self._check_noise(noise, B, mask)
         if mask is None:
             if isinstance(mask_ratio, bool) or not isinstance(mask_ratio, numbers.Real):
                 raise TypeError(f"mask_ratio must be a real number, got {type(mask_ratio).__name__} {mask_ratio!r}")
@@ -1106,7 +1131,8 @@ class MaskedAutoencoderHiera(HieraBackbone):
             U = self.num_mask_units
             if int(U * (1 - mask_ratio)) == 0:
                 raise ValueError(f"mask_ratio={mask_ratio!r} keeps int({U} * (1 - {mask_ratio})) = 0 of {U} mask units")
-            noise = torch.rand(B, U, device=imgs.device)
+            if noise is None:
+                noise = torch.rand(B, U, device=imgs.device)
             # The draw depends only on the U units and the noise; mask_unit_masking takes a 2-D grid, so
             # hand it the grid of units itself (a clip's token frames stacked as rows), one cell per unit.
             units_wide = self.mask_spatial_shape[-1]
@@ -1120,6 +1146,35 @@ class MaskedAutoencoderHiera(HieraBackbone):
         hidden = removed.bool()
         loss = ((pred[hidden] - target[hidden]) ** 2).mean()  # mean over removed patches and pixels
         return MAEHieraOutput(loss, pred, target, removed.to(pred.dtype), mask)
+
+
+HIERA_ENCODER_PREFIXES = ("patch_embed.", "pos_embed", "blocks.")
+"""Keys an MAE-Hiera shares with a [`Hiera`][refimpl.hiera.Hiera] classifier (``pos_embed`` also
+matches the video tables ``pos_embed_spatial`` and ``pos_embed_temporal``)."""
+
+
+def hiera_encoder_state(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The encoder's entries of an MAE-Hiera state dict: what a ``Hiera`` classifier of the same size takes.
+
+    Kept: ``patch_embed.*``, the position embedding and ``blocks.*``. Left out: the MAE-only parts
+    (``multi_scale_fusion_heads``, ``encoder_norm``, ``mask_token``, ``decoder_*``). The classifier
+    pools three times where the MAE pools twice (``q_pool``), but pooling has no weights, so the
+    blocks load unchanged; only the classifier's ``norm`` and ``head`` start fresh.
+
+    Args:
+        state: a [`MaskedAutoencoderHiera`][refimpl.hiera.MaskedAutoencoderHiera] state dict (official keys).
+
+    Returns:
+        The entries a [`Hiera`][refimpl.hiera.Hiera] takes, the same tensors.
+
+    Examples:
+        >>> mae = mae_hiera_tiny_224(input_size=(64, 64), embed_dim=8, stages=(1, 1, 1, 1), decoder_depth=1)
+        >>> report = Hiera(input_size=(64, 64), embed_dim=8, stages=(1, 1, 1, 1)).load_state_dict(
+        ...     hiera_encoder_state(mae.state_dict()), strict=False)
+        >>> report.missing_keys, report.unexpected_keys
+        (['norm.weight', 'norm.bias', 'head.projection.weight', 'head.projection.bias'], [])
+    """
+    return {k: v for k, v in state.items() if k.startswith(HIERA_ENCODER_PREFIXES)}
 
 
 # --- named configs (Hiera Table 1) ---------------------------------------------------------

@@ -476,3 +476,25 @@ def test_video_token_functions_name_a_stride_that_does_not_fit_the_grid():
         reroll_units(torch.zeros(1, 8, 2), [(1, 2, 2)], ndim=2)
     with pytest.raises(TypeError, match=r"imgs must be a torch.Tensor of shape \(B, C, F, H, W\), got list"):
         Hiera(**SMALL_VIDEO)([0.0])
+
+
+def test_given_noise_fixes_the_mae_hiera_mask_and_equals_the_default_draw_of_the_same_seed():
+    torch.manual_seed(0)
+    model = MaskedAutoencoderHiera(**{**SMALL_MAE, "input_size": (128, 128)})  # 4 x 4 = 16 mask units
+    imgs = torch.randn(2, 3, 128, 128)
+    U = model.num_mask_units
+    noise = torch.rand(2, U)
+    a, b = model(imgs, 0.75, noise=noise), model(imgs, 0.75, noise=noise.clone())
+    assert torch.equal(a.units, b.units) and torch.equal(a.loss, b.loss)  # same noise, same mask, same loss
+    kept = a.units == 0
+    assert kept.sum(1).tolist() == [4, 4]  # int(16 * 0.25) kept per sample: those of the smallest noise
+    assert torch.equal(noise.argsort(1)[:, :4].sort(1).values, kept.nonzero()[:, 1].reshape(2, 4))
+    torch.manual_seed(5)
+    drawn = model(imgs, 0.75)  # the default path draws torch.rand(B, U) itself
+    torch.manual_seed(5)
+    given = model(imgs, 0.75, noise=torch.rand(2, U))
+    assert torch.equal(drawn.units, given.units) and torch.equal(drawn.loss, given.loss)
+    with pytest.raises(ValueError, match=r"noise has shape \(2, 15\) .*expected a floating \(B, U\) = \(2, 16\)"):
+        model(imgs, 0.75, noise=torch.rand(2, 15))
+    with pytest.raises(ValueError, match="noise and mask are both given"):
+        model(imgs, mask=a.units, noise=noise)

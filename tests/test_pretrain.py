@@ -532,3 +532,115 @@ def test_a_second_run_in_the_same_output_dir_at_the_same_time_is_refused(images:
         with pytest.raises(ConfigError, match="another mae-pretrain is running"):
             train(tiny(images, out))
     assert [p.name for p in out.iterdir()] == [".lock"]
+
+
+# --- MAE-Hiera through the same trainer ------------------------------------------------------------
+
+TINY_HIERA = dict(embed_dim=8, num_heads=1, stages=[1, 1, 1, 1], decoder_embed_dim=16, decoder_depth=1,
+                  decoder_num_heads=1)
+
+
+def tiny_hiera(data: Path, out: Path, **overrides: object) -> PretrainConfig:
+    """The ``tiny`` run with a one-block-per-stage MAE-Hiera at 64 px: 2 x 2 mask units of 32 px, one kept."""
+    return tiny(data, out, **{"model": "mae_hiera_tiny_224", "img_size": 64, "patch_size": None,
+                               "model_kwargs": TINY_HIERA, **overrides})
+
+
+@pytest.fixture(scope="module")
+def hiera_run(
+    images: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[PretrainConfig, dict[str, torch.Tensor], Path]:
+    """The uninterrupted tiny Hiera run: its config, final parameters and folder."""
+    out = tmp_path_factory.mktemp("hiera-run")
+    config = tiny_hiera(images, out)
+    return config, train(config).model.state_dict(), out
+
+
+def test_a_hiera_run_killed_after_step_5_and_resumed_ends_bit_identical_to_an_uninterrupted_run(
+    images: Path, tmp_path: Path, hiera_run: tuple[PretrainConfig, dict[str, torch.Tensor], Path]
+) -> None:
+    _, whole, whole_out = hiera_run
+    with pytest.raises(Killed):
+        train(tiny_hiera(images, tmp_path), on_step=stop_at(5))
+    resumed = train(tiny_hiera(images, tmp_path))
+    assert resumed.resumed_from == tmp_path / "checkpoint-00000004.pth" and resumed.step == 8
+    assert_same_parameters(whole, resumed.model.state_dict())
+    assert losses(tmp_path) == losses(whole_out)
+
+
+def test_a_hiera_run_draws_its_figure_from_16_px_prediction_patches_and_its_encoder_loads_into_hiera(
+    hiera_run: tuple[PretrainConfig, dict[str, torch.Tensor], Path]
+) -> None:
+    from refimpl.hiera import Hiera
+    from refimpl.train.data import IMAGENET_MEAN, IMAGENET_STD
+    from refimpl.train.figures import reconstruction_rows
+
+    config, state, out = hiera_run
+    assert (out / "recon-00000008.png").is_file()
+    encoder = torch.load(out / "encoder.pth", weights_only=True)["model"]
+    classifier = Hiera(input_size=(64, 64), num_classes=10,
+                       **{k: v for k, v in TINY_HIERA.items() if not k.startswith("decoder")})
+    report = classifier.load_state_dict(encoder, strict=False)
+    assert sorted(report.missing_keys) == ["head.projection.bias", "head.projection.weight", "norm.bias", "norm.weight"]
+    assert report.unexpected_keys == []
+    assert_same_parameters({k: classifier.state_dict()[k] for k in encoder}, {k: state[k] for k in encoder})
+
+    # The figure's rows: were the prediction the target itself, the reconstruction would be the input, which
+    # holds only if the (C, p, p) patches are reordered right; removed 32 px units are grey in "masked".
+    model = build_model(config)
+    model.load_state_dict(state)
+    forward = model.forward
+    model.forward = lambda *args, **kwargs: (lambda o: o._replace(pred=o.target))(forward(*args, **kwargs))
+    imgs = torch.randn(2, 3, 64, 64)
+    noise = torch.tensor([[0.1, 0.9, 0.8, 0.7], [0.9, 0.8, 0.7, 0.1]])  # keep unit 0, then unit 3
+    rows = reconstruction_rows(model, imgs, noise, config.mask_ratio)
+    std, mean = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    pixels = (imgs * std + mean).clamp(0, 1)
+    torch.testing.assert_close(rows["reconstruction"], pixels, rtol=0, atol=1e-5)
+    assert torch.equal(rows["masked"][0, :, :32, :32], pixels[0, :, :32, :32])  # the kept unit
+    assert bool((rows["masked"][0, :, 32:, :] == 0.5).all()) and bool((rows["masked"][1, :, :32, :] == 0.5).all())
+    assert torch.equal(rows["masked"][1, :, 32:, 32:], pixels[1, :, 32:, 32:])
+
+
+def test_the_command_trains_a_hiera_without_patch_size(images: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--model", "mae_hiera_tiny_224", "--img-size", "64", "--model-kwargs", json.dumps(TINY_HIERA),
+                 "--data", str(images), "--output-dir", str(tmp_path), "--batch-size", "4", "--max-steps", "1",
+                 "--no-progress", "--no-tensorboard"])
+    assert code == 0, capsys.readouterr().err
+    saved = json.loads((tmp_path / "config.json").read_text())["config"]
+    assert (saved["model"], saved["patch_size"]) == ("mae_hiera_tiny_224", None)
+    assert (tmp_path / "checkpoint-00000001.pth").is_file() and (tmp_path / "encoder.pth").is_file()
+
+
+def test_a_patch_size_or_an_img_size_hiera_cannot_use_is_a_one_line_config_error() -> None:
+    for config, message in [
+        (PretrainConfig(model="mae_hiera_tiny_224", patch_size=8),
+         r"patch_size=8 with model='mae_hiera_tiny_224'; Hiera's patch embedding is fixed .*use patch_size=None"),
+        (PretrainConfig(model="mae_hiera_tiny_224", patch_size=None, img_size=48),
+         r"img_size=48 with model='mae_hiera_tiny_224'; expected a multiple of 32"),
+    ]:
+        with pytest.raises(ConfigError, match=message) as error:
+            config.validate()
+        assert "\n" not in str(error.value)
+    with pytest.raises(ConfigError, match="patch_size=16 with model='mae_hiera_tiny_224'"):
+        resolve_config({}, {"model": "mae_hiera_tiny_224", "patch_size": 16})  # given explicitly: not overridden
+    assert resolve_config({"model": "mae_hiera_base_224", "img_size": 224}).patch_size is None
+
+
+def test_a_vit_runs_output_dir_is_refused_to_a_hiera_config_and_the_reverse_and_left_untouched(
+    images: Path, tmp_path: Path, hiera_run: tuple[PretrainConfig, dict[str, torch.Tensor], Path]
+) -> None:
+    import shutil
+
+    vit_out, hiera_out = tmp_path / "vit", tmp_path / "hiera"
+    train(tiny(images, vit_out, epochs=1))
+    shutil.copytree(hiera_run[2], hiera_out)
+    before = snapshot(vit_out), snapshot(hiera_out)
+    with pytest.raises(ConfigError, match="belongs to another run: model='mae_vit_tiny_patch16' there, "
+                                          "'mae_hiera_tiny_224' now; nothing was written"):
+        train(tiny_hiera(images, vit_out, epochs=1))
+    with pytest.raises(ConfigError, match="belongs to another run: model='mae_hiera_tiny_224' there, "
+                                          "'mae_vit_tiny_patch16' now"):
+        train(tiny(images, hiera_out))
+    assert (snapshot(vit_out), snapshot(hiera_out)) == before

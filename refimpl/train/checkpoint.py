@@ -27,7 +27,7 @@ import os
 import random
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -198,18 +198,26 @@ def restore_rng(rng: Mapping[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def export_encoder(state: Mapping[str, torch.Tensor], path: str | PathLike[str]) -> None:
-    """Save the encoder part of an MAE state dict as ``{"model": state}``, loadable into ``VisionTransformer``.
+def export_encoder(
+    state: Mapping[str, torch.Tensor],
+    path: str | PathLike[str],
+    select: Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]] = encoder_state,
+) -> None:
+    """Save the encoder part of an MAE state dict as ``{"model": state}``, loadable into the classifier.
 
-    The keys are timm's / the official encoder's (no decoder, no mask token), as in the official
+    ViT (the default ``select``, [`encoder_state`][refimpl.mae.encoder_state]): the keys are
+    timm's / the official encoder's (no decoder, no mask token), as in the official
     ``mae_pretrain_vit_*.pth`` release files, so
     [`load_checkpoint`][refimpl.checkpoints.load_checkpoint]`(VisionTransformer(...), path)`
-    fills everything but the new head.
+    fills everything but the new head. Hiera
+    (``select=``[`hiera_encoder_state`][refimpl.hiera.hiera_encoder_state]): the patch embedding,
+    position embedding and blocks, which a [`Hiera`][refimpl.hiera.Hiera] of the same size loads
+    with ``strict=False``, missing only its ``norm`` and ``head``.
 
     Args:
-        state: a full [`MaskedAutoencoderViT`][refimpl.mae.MaskedAutoencoderViT] state dict
-            (under FSDP: the gathered one, as saved in the checkpoint).
+        state: a full MAE state dict (under FSDP: the gathered one, as saved in the checkpoint).
         path: the destination file.
+        select: picks the encoder's entries from ``state``.
     """
-    encoder = {k: v.detach().cpu().clone() for k, v in encoder_state(state).items()}
+    encoder = {k: v.detach().cpu().clone() for k, v in select(state).items()}
     atomic_save({"model": encoder}, path)

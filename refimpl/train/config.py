@@ -9,6 +9,11 @@ schedule after a linear warmup, ``norm_pix_loss``, mask ratio 0.75. The *scale* 
 minutes: ``mae_vit_tiny_patch16`` at 64 px with 8 px patches, batch 64, 20 epochs of random crops
 from scikit-image's photographs. The paper's scale is a config file away (see the guide).
 
+``model`` may also name an image MAE-Hiera of [`refimpl.hiera`][refimpl.hiera] (``HIERA_MODELS``):
+the same recipe and trainer, with the mask drawn over 32 x 32-pixel mask units. Its patch
+embedding is fixed, so ``patch_size`` must be ``None`` (the command line sets that for you) and
+``img_size`` a multiple of 32.
+
 Precedence, lowest first: the dataclass defaults, a config file (JSON or YAML, keys = field
 names), command-line flags. [`resolve_config`][refimpl.train.config.resolve_config] does the
 merge and checks every value once, here at the boundary.
@@ -24,10 +29,32 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MODELS", "PRECISIONS", "RESUME_KEYS", "ConfigError", "PretrainConfig", "load_config_file", "resolve_config"]
+__all__ = [
+    "HIERA_MODELS",
+    "HIERA_UNIT_PX",
+    "MODELS",
+    "PRECISIONS",
+    "RESUME_KEYS",
+    "VIT_MODELS",
+    "ConfigError",
+    "PretrainConfig",
+    "load_config_file",
+    "resolve_config",
+]
 
-MODELS = ("mae_vit_tiny_patch16", "mae_vit_base_patch16", "mae_vit_large_patch16", "mae_vit_huge_patch14")
-"""Factory names in [`refimpl.mae`][refimpl.mae] that ``model`` may name."""
+VIT_MODELS = ("mae_vit_tiny_patch16", "mae_vit_base_patch16", "mae_vit_large_patch16", "mae_vit_huge_patch14")
+"""Factory names in [`refimpl.mae`][refimpl.mae]: MAE with a plain ViT encoder."""
+
+HIERA_MODELS = ("mae_hiera_tiny_224", "mae_hiera_small_224", "mae_hiera_base_224", "mae_hiera_base_plus_224",
+                "mae_hiera_large_224", "mae_hiera_huge_224")
+"""Factory names in [`refimpl.hiera`][refimpl.hiera]: image MAE-Hiera (the video ``*_16x224`` ones are not
+trained here)."""
+
+MODELS = VIT_MODELS + HIERA_MODELS
+"""Every name ``model`` may take."""
+
+HIERA_UNIT_PX = 32
+"""Side of a Hiera mask unit in pixels (patch stride 4 x 8 tokens): ``img_size`` must be a multiple of it."""
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 """Values of ``precision``: the dtype the forward pass autocasts to (parameters stay float32)."""
@@ -54,17 +81,17 @@ class PretrainConfig:
 
     # Model.
     model: str = "mae_vit_tiny_patch16"
-    """A factory of [`refimpl.mae`][refimpl.mae], one of ``MODELS``."""
+    """A factory of [`refimpl.mae`][refimpl.mae] (ViT) or an image MAE-Hiera of [`refimpl.hiera`][refimpl.hiera], one of ``MODELS``."""
     img_size: int = 64
-    """Input side in pixels (the paper: 224). 64 px keeps the CPU demo fast."""
+    """Input side in pixels (the paper: 224). 64 px keeps the CPU demo fast. Hiera: a multiple of 32."""
     patch_size: int | None = 8
-    """Patch side; ``None`` keeps the factory's (16, or 14 for huge). 8 px gives the 64 px demo 64 patches."""
+    """ViT only: patch side; ``None`` keeps the factory's (16, or 14 for huge). 8 px gives the 64 px demo 64 patches. Hiera: must be ``None`` (the command line sets it when not given)."""
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments for the factory, e.g. ``{"depth": 1, "embed_dim": 32}`` for tests."""
     norm_pix_loss: bool = True
     """Reconstruct per-patch normalised pixels (MAE §4; the official recipe turns it on)."""
     mask_ratio: float = 0.75
-    """Fraction of patches removed."""
+    """Fraction of patches (Hiera: mask units) removed; the Hiera paper uses 0.6."""
 
     # Data.
     data: str | None = None
@@ -140,6 +167,10 @@ class PretrainConfig:
         """
         if self.model not in MODELS:
             raise ConfigError(f"model={self.model!r}; expected one of {', '.join(MODELS)}")
+        hiera = self.model in HIERA_MODELS
+        if hiera and self.patch_size is not None:
+            raise ConfigError(f"patch_size={self.patch_size!r} with model={self.model!r}; Hiera's patch embedding is "
+                              f"fixed (stride 4), use patch_size=None")
         for name in ("img_size", "batch_size", "accum_steps", "epochs", "crops_per_photo", "save_every",
                      "keep_last", "log_every", "figure_images"):
             _positive_int(getattr(self, name), name)
@@ -165,9 +196,15 @@ class PretrainConfig:
             raise ConfigError(f"betas={self.betas!r}; expected two numbers in [0, 1), e.g. (0.9, 0.95)")
         if not isinstance(self.model_kwargs, dict) or not all(isinstance(k, str) for k in self.model_kwargs):
             raise ConfigError(f"model_kwargs={self.model_kwargs!r}; expected a dict of keyword arguments")
-        reserved = {"img_size", "patch_size", "norm_pix_loss"} & set(self.model_kwargs)
+        reserved = {"img_size", "input_size", "patch_size", "norm_pix_loss"} & set(self.model_kwargs)
         if reserved:
-            raise ConfigError(f"model_kwargs sets {sorted(reserved)}; use the config fields of the same name instead")
+            raise ConfigError(f"model_kwargs sets {sorted(reserved)}; use the config fields img_size, patch_size, "
+                              f"norm_pix_loss instead")
+        # A changed patch_stride or mask_unit_size changes the unit: the model's own check applies at build time.
+        if (hiera and self.img_size % HIERA_UNIT_PX
+                and not {"patch_stride", "mask_unit_size"} & set(self.model_kwargs)):
+            raise ConfigError(f"img_size={self.img_size} with model={self.model!r}; expected a multiple of "
+                              f"{HIERA_UNIT_PX} (patch stride 4 x mask unit 8 tokens), e.g. 224")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device={self.device!r}; expected 'auto', 'cpu' or 'cuda'")
         if self.precision not in PRECISIONS:
@@ -283,8 +320,12 @@ def resolve_config(file_values: dict[str, Any] | None = None, overrides: dict[st
     Examples:
         >>> resolve_config({"batch_size": 128, "epochs": 5}, {"epochs": 7}).epochs
         7
+        >>> resolve_config({}, {"model": "mae_hiera_tiny_224", "img_size": 224}).patch_size is None
+        True
     """
     merged = {**(file_values or {}), **(overrides or {})}
+    if merged.get("model") in HIERA_MODELS and "patch_size" not in merged:
+        merged["patch_size"] = None  # the ViT demo's default 8 means nothing to Hiera
     config = PretrainConfig.from_dict(merged)
     config.validate()
     return config

@@ -246,15 +246,15 @@ class MAEPretrainDataset(Dataset):
 
     ``dataset[(epoch, index)]`` returns ``(image (3, S, S), noise (L,))``. Both are drawn from a
     generator seeded by [`sample_seed`][refimpl.train.data.sample_seed]; the noise's argsort is the
-    sample's shuffle in [`random_masking`][refimpl.masking.random_masking], so the mask is fixed
-    by the sample too.
+    sample's shuffle in [`random_masking`][refimpl.masking.random_masking] (for MAE-Hiera: of its
+    mask units, ``L = U``), so the mask is fixed by the sample too.
 
     Args:
         source: ``len`` and ``[i] -> uint8 (3, H, W)``; an
             [`EmbeddedPhotos`][refimpl.train.data.EmbeddedPhotos] or
             [`FolderImages`][refimpl.train.data.FolderImages].
         img_size: output side ``S``.
-        num_patches: ``L``, the length of the noise.
+        num_patches: ``L``, the length of the noise: the patches of a ViT MAE, the mask units of a Hiera one.
         seed: the run's seed.
     """
 

@@ -9,6 +9,11 @@ pixels. With ``norm_pix_loss`` that mapping borrows each removed patch's true me
 deviation (the model never predicts them), as Hugging Face's ViTMAE visualisation does: the
 average colour of a removed patch in this row is the answer, not the model's guess; its texture
 is the model's.
+
+MAE-Hiera draws the same rows. Its "patches" are those of the prediction, ``pred_stride`` pixels
+on a side (16 at any input size), so a removed 32 x 32 mask unit shows as 2 x 2 grey or predicted
+patches; it flattens a patch channels first ``(C, p, p)``, and the rows are built from MAE's
+channels-last layout once the prediction is reordered.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..hiera import MaskedAutoencoderHiera
 from ..mae import MaskedAutoencoderViT
 from ..masking import patchify, unpatchify
 from .data import IMAGENET_MEAN, IMAGENET_STD
@@ -29,21 +35,30 @@ ROWS = ("input", "masked", "prediction", "target", "reconstruction")
 
 
 @torch.no_grad()
-def reconstruction_rows(model: MaskedAutoencoderViT, imgs: Tensor, noise: Tensor, mask_ratio: float) -> dict[str, Tensor]:
+def reconstruction_rows(
+    model: MaskedAutoencoderViT | MaskedAutoencoderHiera, imgs: Tensor, noise: Tensor, mask_ratio: float
+) -> dict[str, Tensor]:
     """Run the MAE on a fixed batch and return every row of the figure as displayable images.
 
     Args:
-        model: the MAE (its mode is left unchanged; MAE has no dropout).
+        model: the MAE, ViT or Hiera (its mode is left unchanged; neither uses dropout here).
         imgs: normalised images ``(B, 3, S, S)``.
-        noise: ``(B, L)`` masking noise, fixed so figures of different steps are comparable.
-        mask_ratio: fraction of patches removed.
+        noise: ``(B, L)`` masking noise (Hiera: ``(B, U)``, one value per mask unit), fixed so
+            figures of different steps are comparable.
+        mask_ratio: fraction of patches (Hiera: mask units) removed.
 
     Returns:
         ``{row: (B, 3, S, S) float in [0, 1]}`` for each of ``ROWS``.
     """
-    p = model.patch_size
-    out = model(imgs, mask_ratio, noise)
-    pred, mask = out.pred.float(), out.mask.float()  # (B, L, p*p*3), (B, L)
+    out = model(imgs, mask_ratio, noise=noise)
+    pred, mask = out.pred.float(), out.mask.float()  # (B, L, p*p*3), (B, L); Hiera: (B, L_pred, 3*p*p)
+    if isinstance(model, MaskedAutoencoderHiera):
+        p = model.pred_stride
+        B, L, _ = pred.shape
+        C = imgs.shape[1]
+        pred = pred.reshape(B, L, C, p, p).permute(0, 1, 3, 4, 2).reshape(B, L, p * p * C)  # (C, p, p) -> (p, p, C)
+    else:
+        p = model.patch_size
     std = torch.tensor(IMAGENET_STD, device=imgs.device).view(1, 3, 1, 1)
     mean = torch.tensor(IMAGENET_MEAN, device=imgs.device).view(1, 3, 1, 1)
     pixels = (imgs.float() * std + mean).clamp(0, 1)  # (B, 3, S, S)

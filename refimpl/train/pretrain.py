@@ -9,9 +9,10 @@ and [`main`][refimpl.train.pretrain.main] is the command line around it. A run, 
    ([`plan_run`][refimpl.train.pretrain.plan_run]);
 3. look in ``output_dir``: the latest checkpoint of the *same* run is resumed, one of another
    run is refused before anything is written;
-4. build [`MaskedAutoencoderViT`][refimpl.mae.MaskedAutoencoderViT], AdamW and the cosine
-   schedule ([`refimpl.train.schedule`][refimpl.train.schedule]); with several processes, wrap
-   the model in ``DistributedDataParallel`` or, with ``--fsdp``, shard it with FSDP2
+4. build the MAE ([`MaskedAutoencoderViT`][refimpl.mae.MaskedAutoencoderViT], or
+   [`MaskedAutoencoderHiera`][refimpl.hiera.MaskedAutoencoderHiera] for a ``mae_hiera_*`` model),
+   AdamW and the cosine schedule ([`refimpl.train.schedule`][refimpl.train.schedule]); with
+   several processes, wrap the model in ``DistributedDataParallel`` or, with ``--fsdp``, shard it with FSDP2
    ([`refimpl.train.distributed`][refimpl.train.distributed]);
 5. loop: ``accum_steps`` forward/backward passes (gradients synchronised on the last one only),
    one optimizer step, then metrics, figures and checkpoints on rank 0;
@@ -48,6 +49,7 @@ import re
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,8 +58,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .. import hiera as hiera_lib
 from .. import mae as mae_lib
-from ..mae import MaskedAutoencoderViT
+from ..hiera import MaskedAutoencoderHiera, hiera_encoder_state
+from ..mae import MaskedAutoencoderViT, encoder_state
 from .checkpoint import (
     CHECKPOINT_FORMAT,
     atomic_save,
@@ -70,7 +74,7 @@ from .checkpoint import (
     prune_checkpoints,
     restore_rng,
 )
-from .config import MODELS, RESUME_KEYS, ConfigError, PretrainConfig, load_config_file, resolve_config
+from .config import HIERA_MODELS, MODELS, RESUME_KEYS, ConfigError, PretrainConfig, load_config_file, resolve_config
 from .data import DataError, EmbeddedPhotos, FolderImages, MAEPretrainDataset, ResumableSampler, scan_image_folder
 from .distributed import (
     DistInfo,
@@ -85,9 +89,15 @@ from .distributed import (
 from .schedule import make_optimizer, make_scheduler
 from .signals import STOP_SIGNALS, StopOnSignal, ignore_stop_signals
 
-__all__ = ["RunPlan", "TrainResult", "build_model", "build_parser", "main", "plan_run", "resolve_precision", "train"]
+__all__ = [
+    "MAEModel", "RunPlan", "TrainResult", "build_model", "build_parser", "main", "plan_run", "resolve_precision", "train",
+]
 
 log = logging.getLogger(__name__)
+
+MAEModel = MaskedAutoencoderViT | MaskedAutoencoderHiera
+"""The models ``mae-pretrain`` trains; both take ``(imgs, mask_ratio, noise=...)`` and return ``loss``, ``pred``,
+``mask``."""
 
 FIGURE_EPOCH = 2**31 - 1
 """The epoch key of the fixed figure batch: its crops and masks never change during a run."""
@@ -160,8 +170,12 @@ def plan_run(config: PretrainConfig, dataset_size: int, world_size: int) -> RunP
     return RunPlan(dataset_size, world_size, micro, steps_per_epoch, total, warmup, config.peak_lr())
 
 
-def build_model(config: PretrainConfig) -> MaskedAutoencoderViT:
+def build_model(config: PretrainConfig) -> MAEModel:
     """The MAE that ``config`` names, seeded by ``config.seed`` (same initial weights on every rank).
+
+    A ``mae_vit_*`` name is a factory of [`refimpl.mae`][refimpl.mae] (given ``img_size`` and
+    ``patch_size``), a ``mae_hiera_*`` name one of [`refimpl.hiera`][refimpl.hiera] (given
+    ``input_size=(img_size, img_size)``).
 
     Args:
         config: a validated config.
@@ -172,12 +186,18 @@ def build_model(config: PretrainConfig) -> MaskedAutoencoderViT:
     Raises:
         ConfigError: if ``model_kwargs`` is not accepted by the factory.
     """
-    kwargs: dict[str, Any] = {"img_size": config.img_size, "norm_pix_loss": config.norm_pix_loss, **config.model_kwargs}
-    if config.patch_size is not None:
-        kwargs["patch_size"] = config.patch_size
+    kwargs: dict[str, Any] = {"norm_pix_loss": config.norm_pix_loss, **config.model_kwargs}
+    if config.model in HIERA_MODELS:
+        factory = getattr(hiera_lib, config.model)
+        kwargs["input_size"] = (config.img_size, config.img_size)
+    else:
+        factory = getattr(mae_lib, config.model)
+        kwargs["img_size"] = config.img_size
+        if config.patch_size is not None:
+            kwargs["patch_size"] = config.patch_size
     torch.manual_seed(config.seed)
     try:
-        return getattr(mae_lib, config.model)(**kwargs).train()
+        return factory(**kwargs).train()
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"model={config.model!r} with {kwargs}: {exc}") from None
 
@@ -186,7 +206,7 @@ def build_model(config: PretrainConfig) -> MaskedAutoencoderViT:
 class TrainResult:
     """What [`train`][refimpl.train.pretrain.train] returns (on every rank)."""
 
-    model: MaskedAutoencoderViT
+    model: MAEModel
     """The trained model (not wrapped, not compiled). Under FSDP its parameters are this rank's
     shards (``DTensor``); the last checkpoint holds the full weights."""
     step: int
@@ -323,7 +343,12 @@ def _figure_batch(dataset: MAEPretrainDataset, n: int) -> tuple[Tensor, Tensor]:
     return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
 
-def _save_figure(model: MaskedAutoencoderViT, batch: tuple[Tensor, Tensor], config: PretrainConfig,
+def _noise_length(model: MAEModel) -> int:
+    """Values of masking noise per sample: one per patch (ViT) or per mask unit (Hiera)."""
+    return model.num_mask_units if isinstance(model, MaskedAutoencoderHiera) else model.num_patches
+
+
+def _save_figure(model: MAEModel, batch: tuple[Tensor, Tensor], config: PretrainConfig,
                  device: torch.device, autocast: Callable[[], Any], path: Path, step: int, draw: bool = True) -> None:
     """Run the model on the figure batch and, if ``draw``, save the figure (FSDP: every rank runs it)."""
     import matplotlib
@@ -382,6 +407,11 @@ def _train(config: PretrainConfig, device: torch.device, info: DistInfo,
         if info.is_main:
             out.mkdir(parents=True, exist_ok=True)
             stack.enter_context(_exclusive(out))
+        if config.fsdp and info.distributed and config.model in HIERA_MODELS:
+            # MAE-Hiera returns views (pred is a Linear's output, the mask a reshape); FSDP2 warns that an
+            # in-place op on one would skip its backward hook. The trainer only reads them: no such op.
+            stack.enter_context(warnings.catch_warnings())
+            warnings.filterwarnings("ignore", message=r"FSDP2-wrapped module \(\w+\) returned a view tensor")
         return _run(config, device, info, on_step, signals, source, data_text, plan, out, resume_path, state)
 
 
@@ -398,7 +428,7 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
             raise ConfigError(f"fsdp=True on {torch.cuda.get_device_name(device)} (no bf16): "
                               f"expected --precision fp32 with FSDP, or DDP (--no-fsdp) with fp16")
         shard_model(model, [*model.blocks, *model.decoder_blocks])  # before the optimizer: it sees the shards
-    dataset = MAEPretrainDataset(source, config.img_size, model.num_patches, config.seed)
+    dataset = MAEPretrainDataset(source, config.img_size, _noise_length(model), config.seed)
     optimizer = make_optimizer(model, plan.peak_lr, config.weight_decay, config.betas, fused=cuda)
     scheduler = make_scheduler(optimizer, plan.warmup_steps, plan.total_steps,
                                config.min_lr / plan.peak_lr if plan.peak_lr else 0.0)
@@ -463,6 +493,7 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
         bar = tqdm(total=stop, initial=step, desc="mae-pretrain", unit="step", dynamic_ncols=True)
     gathers = info.is_main or sharded  # ranks that take part in checkpoints and figures (FSDP: all)
     figure_batch = _figure_batch(dataset, config.figure_images) if gathers else None
+    encoder_keys = hiera_encoder_state if isinstance(model, MaskedAutoencoderHiera) else encoder_state
     metrics: list[dict[str, float]] = []
 
     def save(step: int) -> dict[str, Tensor]:
@@ -503,7 +534,7 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
                     model.set_requires_gradient_sync(sync)
                 with (ddp.no_sync() if ddp is not None and not sync else contextlib.nullcontext()):
                     with autocast():
-                        loss = net(imgs, config.mask_ratio, noise).loss
+                        loss = net(imgs, config.mask_ratio, noise=noise).loss
                     scaler.scale(loss / config.accum_steps).backward()
                 loss_sum += loss.detach().float() / config.accum_steps
             lr = optimizer.param_groups[0]["lr"]
@@ -541,7 +572,7 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
                 if step % config.save_every == 0 or step == stop:
                     model_state = save(step)
                     if step == stop and info.is_main:
-                        export_encoder(model_state, out / ENCODER_FILE)
+                        export_encoder(model_state, out / ENCODER_FILE, encoder_keys)
             if bar is not None:
                 bar.update(1)
             if on_step is not None:
@@ -595,7 +626,8 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(
         prog="mae-pretrain",
-        description="Pretrain a Masked Autoencoder (MAE). Without --data it learns from crops of the photographs "
+        description="Pretrain a Masked Autoencoder (MAE) with a ViT or (--model mae_hiera_*) a Hiera encoder. "
+                    "Without --data it learns from crops of the photographs "
                     "bundled with scikit-image, on a CPU in minutes. Several processes: "
                     "torchrun --nproc_per_node=N -m refimpl.train.pretrain [flags].",
         argument_default=argparse.SUPPRESS,

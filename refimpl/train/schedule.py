@@ -27,13 +27,19 @@ from torch import nn
 __all__ = ["cosine_factor", "make_optimizer", "make_scheduler", "param_groups"]
 
 
+_NO_DECAY_NAMES = ("cls_token", "mask_token", "pos_embed", "pos_embed_spatial", "pos_embed_temporal")
+
+
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Two AdamW groups: weight matrices with ``weight_decay``, everything else without.
 
     Biases, LayerNorm weights (all 1-D parameters) and the learned tokens (``cls_token``,
-    ``mask_token``) are not decayed; the fixed position embeddings are not trained at all. The
-    official MAE code (timm's ``add_weight_decay``) also exempts 1-D parameters and biases but
-    does decay the two tokens; we follow the common rule of leaving tokens alone.
+    ``mask_token``) are not decayed; the fixed position embeddings of the ViT MAE are not trained
+    at all. The official MAE code (timm's ``add_weight_decay``) also exempts 1-D parameters and
+    biases but does decay the two tokens; we follow the common rule of leaving tokens alone.
+    MAE-Hiera learns its position embeddings (``pos_embed``, ``decoder_pos_embed``; video:
+    ``pos_embed_spatial``, ``pos_embed_temporal``); they are not decayed either (official
+    Hiera's ``no_weight_decay`` lists the encoder's).
 
     Args:
         model: the MAE.
@@ -52,7 +58,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        if param.ndim <= 1 or name.endswith(".bias") or name.endswith(("cls_token", "mask_token")):
+        if param.ndim <= 1 or name.endswith(".bias") or name.endswith(_NO_DECAY_NAMES):
             no_decay.append(param)
         else:
             decay.append(param)
