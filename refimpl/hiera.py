@@ -68,7 +68,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .masking import ids_from_mask, mask_unit_masking, unshuffle
+from .masking import MaskIds, ids_from_mask, mask_unit_masking, unshuffle
 from .vit import LN_EPS, DropPath, Mlp, init_linear_and_norm_
 
 __all__ = [
@@ -230,7 +230,7 @@ def reroll_units(x: Tensor, strides: Sequence[tuple[int, ...]], ndim: int | None
         n = 2 if ndim is None else ndim  # nothing left to read the axes from: images unless told
     B, N, C = x.shape
     k = len(strides)
-    unit = tuple(math.prod(s[a] for s in strides) for a in range(n))  # ([kt,] ku, kv)
+    unit = tuple([math.prod([s[a] for s in strides]) for a in range(n)])  # ([kt,] ku, kv); lists: dynamo traces them
     digits = [d for s in strides for d in s]  # [[st1,] sy1, sx1, [st2,] sy2, ...]
     x = x.reshape(B, *digits, N // math.prod(unit), C)  # (B, [st1,] sy1, sx1, ..., U, C)
     per_axis = [1 + n * i + a for a in range(n) for i in reversed(range(k))]  # digit axes, axis by axis, coarse first
@@ -326,7 +326,7 @@ def _check_tokens(
         raise ValueError(
             f"{name} has L={x.shape[1]} tokens but grid_size={size} has {math.prod(size)}; expected L == {product}"
         )
-    unit = tuple(math.prod(s[a] for s in strides) for a in range(len(size)))
+    unit = tuple([math.prod([s[a] for s in strides]) for a in range(len(size))])  # lists: dynamo traces them
     if any(g % k for g, k in zip(size, unit)):
         raise ValueError(
             f"grid_size={size} is not divisible by the strides {list(strides)} (product {unit}); "
@@ -779,6 +779,8 @@ class HieraBackbone(nn.Module):
                 f"mask has shape {tuple(mask.shape)}; expected (B, U) = ({batch}, {U}): one value per mask unit "
                 f"of the {' x '.join(map(str, self.mask_spatial_shape))} unit grid, 1 = removed"
             )
+        if torch.compiler.is_compiling():  # the checks below read values: eager only
+            return mask
         if not bool(((mask == 0) | (mask == 1)).all()):
             raise ValueError("mask holds values other than 0 and 1; expected 1 = removed, 0 = kept")
         removed = mask.sum(dim=1)
@@ -788,7 +790,7 @@ class HieraBackbone(nn.Module):
             raise ValueError(f"mask removes all {U} mask units; expected at least one kept unit")
         return mask
 
-    def forward_features(self, imgs: Tensor, mask: Tensor | None = None) -> HieraFeatures:
+    def forward_features(self, imgs: Tensor, mask: Tensor | None = None, ids: MaskIds | None = None) -> HieraFeatures:
         """Run the encoder, on all tokens or on the kept mask units only.
 
         Args:
@@ -796,6 +798,9 @@ class HieraBackbone(nn.Module):
             mask: optional ``(B, U)`` over the mask units in raster order (for video: frame by
                 frame), **1 = removed**, the same number removed per sample (official Hiera:
                 1 = keep).
+            ids: ``ids_from_mask(mask)`` if the caller has it already (the MAE computes it once
+                for the encoder and the decoder, from a count it knows, so ``torch.compile``
+                traces the masked path without reading the mask).
 
         Returns:
             ``HieraFeatures(tokens, stages)``; see [`HieraFeatures`][refimpl.hiera.HieraFeatures].
@@ -815,7 +820,7 @@ class HieraBackbone(nn.Module):
         x = self.patch_embed(imgs, keep) + self.get_pos_embed()  # (B, L, D)
         x = unroll(x, self.tokens_spatial_shape, self.unroll_strides)  # (B, L, D), unit index fastest
         if mask is not None:  # drop removed units: columns of the (T, U) view
-            ids_keep = ids_from_mask(mask).ids_keep  # (B, U_keep) ascending
+            ids_keep = (ids or ids_from_mask(mask)).ids_keep  # (B, U_keep) ascending
             T, D = x.shape[1] // self.num_mask_units, x.shape[2]
             x = x.reshape(B, T, self.num_mask_units, D)  # (B, T, U, D)
             index = ids_keep[:, None, :, None].expand(B, T, ids_keep.shape[1], D)  # (B, T, U_keep, D)
@@ -1001,18 +1006,19 @@ class MaskedAutoencoderHiera(HieraBackbone):
         w = self.patch_embed.proj.weight  # (D, C, [3,] 7, 7)
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
 
-    def forward_encoder(self, imgs: Tensor, mask: Tensor) -> Tensor:
+    def forward_encoder(self, imgs: Tensor, mask: Tensor, ids: MaskIds | None = None) -> Tensor:
         """Encode the kept units and fuse the stages (step 1-2).
 
         Args:
             imgs: ``(B, C, H, W)`` [``(B, C, F, H, W)``].
             mask: ``(B, U)``, 1 = removed.
+            ids: ``ids_from_mask(mask)``, if already computed.
 
         Returns:
             ``(B, U_keep, ku_f, kv_f, D_last)`` [``(B, U_keep, 1, ku_f, kv_f, D_last)``]: the kept
             units at the final resolution (2 x 2).
         """
-        stages = self.forward_features(imgs, mask).stages  # (B, U_keep, [kt,] ku_s, kv_s, D_s) each
+        stages = self.forward_features(imgs, mask, ids).stages  # (B, U_keep, [kt,] ku_s, kv_s, D_s) each
         fused = 0.0
         for head, units in zip(self.multi_scale_fusion_heads, stages[: self.q_pool] + stages[-1:]):
             if not isinstance(head, nn.Identity):
@@ -1025,13 +1031,14 @@ class MaskedAutoencoderHiera(HieraBackbone):
             fused = fused + units
         return self.encoder_norm(fused)
 
-    def forward_decoder(self, latent: Tensor, mask: Tensor) -> Tensor:
+    def forward_decoder(self, latent: Tensor, mask: Tensor, ids: MaskIds | None = None) -> Tensor:
         """Put mask tokens in the removed units, restore raster order, decode pixels (step 3-4).
 
         Args:
             latent: ``(B, U_keep, ku_f, kv_f, D_last)`` [``(B, U_keep, 1, ku_f, kv_f, D_last)``]
                 from the encoder.
             mask: ``(B, U)``, 1 = removed.
+            ids: ``ids_from_mask(mask)``, if already computed.
 
         Returns:
             Predicted pixels ``(B, L_pred, C * p * p)``, raster order.
@@ -1039,7 +1046,7 @@ class MaskedAutoencoderHiera(HieraBackbone):
         x = self.decoder_embed(latent)  # (B, U_keep, [kt,] ku_f, kv_f, D_dec)
         B, _, *unit, D = x.shape
         T = math.prod(unit)  # positions per unit (4)
-        ids_restore = ids_from_mask(mask).ids_restore  # (B, U): kept units first, as in x
+        ids_restore = (ids or ids_from_mask(mask)).ids_restore  # (B, U): kept units first, as in x
         fill = self.mask_token.expand(1, T, D).reshape(T * D)  # one mask token per position of a unit
         x = unshuffle(x.reshape(B, -1, T * D), ids_restore, fill)  # (B, U, T*D_dec) raster over units
         x = _units_to_raster(x.reshape(B, -1, *unit, D), self.mask_spatial_shape)  # (B, L_pred, D_dec)
@@ -1123,6 +1130,7 @@ class MaskedAutoencoderHiera(HieraBackbone):
         B = imgs.shape[0]
         if noise is not None:
             noise = self._check_noise(noise, B, mask)
+        num_removed = None  # per sample; known here only when the mask is drawn from mask_ratio
         if mask is None:
             if isinstance(mask_ratio, bool) or not isinstance(mask_ratio, numbers.Real):
                 raise TypeError(f"mask_ratio must be a real number, got {type(mask_ratio).__name__} {mask_ratio!r}")
@@ -1137,14 +1145,17 @@ class MaskedAutoencoderHiera(HieraBackbone):
             # hand it the grid of units itself (a clip's token frames stacked as rows), one cell per unit.
             units_wide = self.mask_spatial_shape[-1]
             mask = mask_unit_masking(B, (U // units_wide, units_wide), 1, mask_ratio, noise).units  # (B, U)
+            num_removed = U - int(U * (1 - mask_ratio))
         mask = self._check_mask(mask, B)
-        pred = self.forward_decoder(self.forward_encoder(imgs, mask), mask)  # (B, L_pred, C*p*p)
+        ids = ids_from_mask(mask, num_removed)  # once for the encoder and the decoder
+        pred = self.forward_decoder(self.forward_encoder(imgs, mask, ids), mask, ids)  # (B, L_pred, C*p*p)
         n = len(self.mask_unit_size_final)
         removed = mask.reshape(B, -1, *[1] * n, 1).expand(B, -1, *self.mask_unit_size_final, 1)  # (B, U, [1,] 2, 2, 1)
         removed = _units_to_raster(removed, self.mask_spatial_shape).reshape(B, -1)  # (B, L_pred)
         target = self.pixel_target(imgs)
-        hidden = removed.bool()
-        loss = ((pred[hidden] - target[hidden]) ** 2).mean()  # mean over removed patches and pixels
+        # Mean over removed patches and their pixels; a weighted sum, not pred[removed.bool()], whose
+        # data-dependent shape would stop torch.compile.
+        loss = (((pred - target) ** 2).mean(dim=-1) * removed).sum() / removed.sum()
         return MAEHieraOutput(loss, pred, target, removed.to(pred.dtype), mask)
 
 

@@ -620,7 +620,7 @@ def unshuffle(x: Tensor, ids_restore: Tensor, mask_token: Tensor) -> Tensor:
     return _gather(shuffled, ids_restore)  # (B, L, D): original order
 
 
-def ids_from_mask(mask: Tensor) -> MaskIds:
+def ids_from_mask(mask: Tensor, num_removed: int | None = None) -> MaskIds:
     """Indices for a given mask, so block and unit masks feed the same gather/unshuffle.
 
     A stable sort of the mask puts the kept tokens (0) first, in their original order,
@@ -632,6 +632,10 @@ def ids_from_mask(mask: Tensor) -> MaskIds:
 
     Args:
         mask: ``(B, L)`` with values 0/1 (any real dtype or bool); 1 = removed.
+        num_removed: how many tokens every row removes, when the caller knows it (e.g. from
+            the mask ratio it drew the mask with). Then ``L_keep`` comes from it, not from the
+            mask's values, so ``torch.compile`` can trace the call without a graph break; under
+            ``torch.compile`` the checks of the values are skipped too (they read the tensor).
 
     Returns:
         ``MaskIds(ids_keep (B, L_keep), ids_restore (B, L))``, both ``torch.long``.
@@ -639,7 +643,7 @@ def ids_from_mask(mask: Tensor) -> MaskIds:
     Raises:
         TypeError: if ``mask`` is not a tensor.
         ValueError: if ``mask`` is not 2-D, holds values other than 0 and 1, or its rows
-            remove different numbers of tokens.
+            remove different numbers of tokens (or not ``num_removed``).
 
     Examples:
         >>> import torch
@@ -651,17 +655,26 @@ def ids_from_mask(mask: Tensor) -> MaskIds:
         tensor([[2, 0, 3, 4, 1, 5, 6, 7]])
     """
     mask = _check_tensor(mask, "mask", 2, "(B, L)")
-    if not bool(((mask == 0) | (mask == 1)).all()):
-        raise ValueError("mask holds values other than 0 and 1; expected 1 = removed, 0 = kept")
-    removed = mask.to(torch.int64)  # (B, L), 1 = removed
-    counts = removed.sum(dim=1)  # (B,)
-    if counts.numel() > 0 and bool((counts != counts[0]).any()):
-        raise ValueError(
-            f"mask removes {counts.tolist()} tokens per sample; expected the same number "
-            f"in every row so the kept tokens form one (B, L_keep, D) tensor"
-        )
     L = mask.shape[1]
-    len_keep = L - int(counts[0]) if counts.numel() > 0 else L
+    if num_removed is not None and (isinstance(num_removed, bool) or not isinstance(num_removed, int)
+                                    or not 0 <= num_removed <= L):
+        raise ValueError(f"num_removed={num_removed!r}; expected an int in [0, L] = [0, {L}]")
+    removed = mask.to(torch.int64)  # (B, L), 1 = removed
+    if not torch.compiler.is_compiling():  # the checks read values: eager only
+        if not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError("mask holds values other than 0 and 1; expected 1 = removed, 0 = kept")
+        counts = removed.sum(dim=1)  # (B,)
+        expected = int(counts[0]) if num_removed is None and counts.numel() > 0 else num_removed
+        if counts.numel() > 0 and bool((counts != expected).any()):
+            raise ValueError(
+                f"mask removes {counts.tolist()} tokens per sample; expected the same number "
+                f"in every row so the kept tokens form one (B, L_keep, D) tensor"
+                + (f", num_removed={num_removed}" if num_removed is not None else "")
+            )
+        num_removed = expected if expected is not None else 0
+    elif num_removed is None:
+        num_removed = int(removed[0].sum())  # reads the mask: torch.compile breaks the graph here
+    len_keep = L - num_removed
     ids_shuffle = torch.argsort(removed, dim=1, stable=True)  # (B, L): kept first, in order
     ids_restore = torch.argsort(ids_shuffle, dim=1)  # (B, L) inverse permutation
     return MaskIds(ids_shuffle[:, :len_keep], ids_restore)

@@ -675,3 +675,13 @@ def test_mask_unit_masking_rejects_bad_arguments():
         mask_unit_masking(2, (14, 14), 2, 0.6, noise=torch.rand(2, 196))
     with pytest.raises(ValueError, match=r"batch_size=-1 is not positive"):
         mask_unit_masking(-1, (14, 14), 2, 0.6)
+
+
+def test_ids_from_mask_takes_a_known_count_and_still_checks_it_in_eager():
+    mask = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.0]])
+    ids = ids_from_mask(mask, num_removed=2)
+    assert ids.ids_keep.tolist() == [[1, 3], [0, 3]] and torch.equal(ids.ids_restore, ids_from_mask(mask).ids_restore)
+    with pytest.raises(ValueError, match=r"mask removes \[2, 2\] tokens per sample.*num_removed=1"):
+        ids_from_mask(mask, num_removed=1)
+    with pytest.raises(ValueError, match=r"num_removed=5; expected an int in \[0, L\] = \[0, 4\]"):
+        ids_from_mask(mask, num_removed=5)
