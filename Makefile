@@ -45,6 +45,7 @@ gpu-check: $(VENV)/.installed-test
 	@$(BIN)/python -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else "make gpu-check needs a CUDA device; torch.cuda.is_available() is False")'
 	$(BIN)/python -m pytest -m gpu
 	$(BIN)/python benchmarks/mae_pretrain.py --device cuda
+	$(BIN)/python benchmarks/mae_pretrain.py --model hiera --device cuda
 	$(BIN)/python benchmarks/hiera.py
 	$(BIN)/python benchmarks/hiera.py --video --warmup 1 --runs 3
 	$(BIN)/python benchmarks/kan.py --device cuda

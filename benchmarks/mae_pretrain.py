@@ -1,5 +1,9 @@
 """Training-step speed of our MAE against Hugging Face ``ViTMAEForPreTraining``, side by side.
 
+``--model hiera`` compares our MAE-Hiera with the official ``hiera`` package's instead (same
+weights, loaded from ours; the same mask, given to the official model as its ``mask``); MFU is
+then not printed (only the ViT count is written out and checked).
+
 One training step = forward + backward + AdamW step, on a fixed batch with fixed masking noise,
 timed after warm-up. Both models have the same configuration and the same weights (our state
 dict converted by ``to_hf_vitmae``), the same optimiser settings, and on CUDA the
@@ -18,6 +22,7 @@ dense bf16 tensor-core peak).
 
     .venv/bin/python benchmarks/mae_pretrain.py                      # CPU: tiny, 1 thread and all threads
     .venv/bin/python benchmarks/mae_pretrain.py --device cuda        # CUDA: ViT-B/16, batch 256, bf16
+    .venv/bin/python benchmarks/mae_pretrain.py --model hiera --device cuda   # MAE-Hiera-B vs official
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ CONFIGS = {  # name -> (factory, img_size)
     "tiny": ("mae_vit_tiny_patch16", 224),
     "base": ("mae_vit_base_patch16", 224),
 }
+HIERA_CONFIGS = {"tiny": "mae_hiera_tiny_224", "base": "mae_hiera_base_224"}  # 224 px, mask ratio 0.6
+ANCHOR = {"vit": "HF", "hiera": "official"}
 
 
 def train_flops_per_image(model: mae_lib.MaskedAutoencoderViT, mask_ratio: float) -> float:
@@ -70,6 +77,48 @@ def train_flops_per_image(model: mae_lib.MaskedAutoencoderViT, mask_ratio: float
     rest = (len(model.blocks) * block(d, keep) + 2 * keep * d * dd
             + len(model.decoder_blocks) * block(dd, 1 + L) + 2 * (1 + L) * dd * pix)
     return 2 * patch_embed + 3 * rest
+
+
+def build_hiera_step(impl: str, config: str, device: str, compile_: bool, batch: int,
+                     mask_ratio: float = 0.6) -> tuple[Callable[[], None], float]:
+    """A MAE-Hiera training step, ours or the official one, on a fixed batch and mask; FLOPs not counted (NaN)."""
+    import warnings
+
+    from refimpl import hiera as hiera_lib
+
+    sys.path[:] = [p for p in sys.path if not p.endswith("benchmarks")]  # "import hiera": the package, not ./hiera.py
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import hiera as official
+
+    name = HIERA_CONFIGS[config]
+    torch.manual_seed(0)
+    ours = getattr(hiera_lib, name)()
+    model = ours if impl == "ours" else getattr(official, name)()
+    if impl != "ours":
+        model.load_state_dict(ours.state_dict(), strict=True)
+    model = model.to(device).train()
+    cuda = device == "cuda"
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05,
+                                  fused=True if cuda else None)
+    generator = torch.Generator().manual_seed(1)
+    imgs = torch.randn(batch, 3, 224, 224, generator=generator).to(device)
+    noise = torch.rand(batch, ours.num_mask_units, generator=generator).to(device)
+    keep = torch.zeros_like(noise, dtype=torch.bool)  # the official mask convention: True = keep
+    keep.scatter_(1, noise.argsort(dim=1)[:, : int(ours.num_mask_units * (1 - mask_ratio))], True)
+    step_model = torch.compile(model) if compile_ else model
+
+    def step() -> None:
+        with torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext():
+            if impl == "ours":
+                loss = step_model(imgs, mask_ratio, noise=noise).loss
+            else:
+                loss = step_model(imgs, mask_ratio, mask=keep)[0]
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step, float("nan")
 
 
 def build_step(impl: str, config: str, device: str, compile_: bool, batch: int,
@@ -110,16 +159,17 @@ def timed(step: Callable[[], None], cuda: bool) -> float:
 
 
 def measure(mode: str, config: str, batch: int, device: str, threads: int, steps: int, warmup: int,
-            compile_: bool) -> dict:
-    """Run in a child process: ``mode`` ``"ours"``/``"hf"`` gives one model's peak memory,
-    ``"pair"`` times both models' steps alternately (one of each per round)."""
+            compile_: bool, model: str = "vit") -> dict:
+    """Run in a child process: ``mode`` ``"ours"``/``"hf"`` (the anchor, HF or official Hiera) gives one
+    model's peak memory, ``"pair"`` times both models' steps alternately (one of each per round)."""
     import transformers  # noqa: F401 - in every child, so the CPU peak memory counts the same libraries
 
     if threads:
         torch.set_num_threads(threads)
     cuda = device == "cuda"
     impls = ("ours", "hf") if mode == "pair" else (mode,)
-    steps_of = {impl: build_step(impl, config, device, compile_, batch) for impl in impls}
+    build = build_hiera_step if model == "hiera" else build_step
+    steps_of = {impl: build(impl, config, device, compile_, batch) for impl in impls}
     for impl in impls:
         for _ in range(warmup):
             timed(steps_of[impl][0], cuda)
@@ -144,7 +194,8 @@ def measure(mode: str, config: str, batch: int, device: str, threads: int, steps
 
 
 def run_child(args: argparse.Namespace, mode: str, threads: int) -> dict:
-    command = [sys.executable, __file__, "--child", mode, "--config", args.config, "--batch", str(args.batch),
+    command = [sys.executable, __file__, "--child", mode, "--model", args.model, "--config", args.config,
+               "--batch", str(args.batch),
                "--device", args.device, "--threads", str(threads), "--steps", str(args.steps),
                "--warmup", str(args.warmup)] + (["--compile"] if args.compile else ["--no-compile"])
     result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -156,6 +207,8 @@ def run_child(args: argparse.Namespace, mode: str, threads: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--model", default="vit", choices=sorted(ANCHOR),
+                        help="vit: ours vs Hugging Face ViTMAE; hiera: our MAE-Hiera vs the official one")
     parser.add_argument("--config", default=None, choices=sorted(CONFIGS), help="tiny on CPU, base on CUDA")
     parser.add_argument("--batch", type=int, default=None, help="8 on CPU, 256 on CUDA")
     parser.add_argument("--steps", type=int, default=None,
@@ -177,14 +230,16 @@ def main() -> None:
     if args.child:
         threads = args.threads[0] if args.threads else 0
         print(json.dumps(measure(args.child, args.config, args.batch, args.device, threads, args.steps,
-                                 args.warmup, args.compile)))
+                                 args.warmup, args.compile, args.model)))
         return
     thread_options = args.threads if args.threads is not None else ([0] if cuda else [1, os.cpu_count() or 1])
     device_name = torch.cuda.get_device_name() if cuda else f"CPU ({os.cpu_count()} cores)"
-    print(f"# MAE training step, config={args.config}, batch={args.batch}, device={device_name}, "
+    anchor = ANCHOR[args.model]
+    mfu = cuda and args.model == "vit"
+    print(f"# MAE ({args.model}) training step, config={args.config}, batch={args.batch}, device={device_name}, "
           f"torch {torch.__version__}, compile={args.compile}, median of {args.steps} alternating rounds "
           f"after {args.warmup} warm-up steps")
-    header = "| impl | threads | images/s | ms/step | peak memory (MiB) |" + (" MFU |" if cuda else "")
+    header = "| impl | threads | images/s | ms/step | peak memory (MiB) |" + (" MFU |" if mfu else "")
     print(header)
     print("|" + " --- |" * (header.count("|") - 1))
     for threads in thread_options:
@@ -192,14 +247,15 @@ def main() -> None:
         peaks = {impl: run_child(args, impl, threads)["peak_bytes"] for impl in ("ours", "hf")}
         for impl in ("ours", "hf"):
             row = pair[impl]
-            line = (f"| {impl} | {pair['threads']} | {row['images_per_s']:.1f} | {row['step_ms']:.0f} | "
+            label = "ours" if impl == "ours" else anchor.lower()
+            line = (f"| {label} | {pair['threads']} | {row['images_per_s']:.1f} | {row['step_ms']:.0f} | "
                     f"{peaks[impl] / 2**20:.0f} |")
-            if cuda:
+            if mfu:
                 line += f" {100 * row['tflops'] / args.peak_tflops:.1f} % |"
             print(line)
         ratio = pair["ours"]["images_per_s"] / pair["hf"]["images_per_s"]
-        print(f"| ours/HF | {pair['threads']} | {ratio:.2f}x | | {peaks['ours'] / peaks['hf']:.2f}x |"
-              + (" |" if cuda else ""))
+        print(f"| ours/{anchor} | {pair['threads']} | {ratio:.2f}x | | {peaks['ours'] / peaks['hf']:.2f}x |"
+              + (" |" if mfu else ""))
 
 
 if __name__ == "__main__":
