@@ -79,6 +79,25 @@ def train_flops_per_image(model: mae_lib.MaskedAutoencoderViT, mask_ratio: float
     return 2 * patch_embed + 3 * rest
 
 
+def training_step(model: torch.nn.Module, loss_of: Callable[[torch.nn.Module], torch.Tensor], device: str,
+                  compile_: bool) -> Callable[[], None]:
+    """Forward + backward + AdamW step of ``model`` (on ``device``, compiled if asked): the loop body both
+    implementations share. ``loss_of(model)`` runs the forward pass on the fixed batch."""
+    cuda = device == "cuda"
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05,
+                                  fused=True if cuda else None)
+    step_model = torch.compile(model) if compile_ else model
+
+    def step() -> None:
+        with torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext():
+            loss = loss_of(step_model)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
 def build_hiera_step(impl: str, config: str, device: str, compile_: bool, batch: int,
                      mask_ratio: float = 0.6) -> tuple[Callable[[], None], float]:
     """A MAE-Hiera training step, ours or the official one, on a fixed batch and mask; FLOPs not counted (NaN)."""
@@ -98,26 +117,15 @@ def build_hiera_step(impl: str, config: str, device: str, compile_: bool, batch:
     if impl != "ours":
         model.load_state_dict(ours.state_dict(), strict=True)
     model = model.to(device).train()
-    cuda = device == "cuda"
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05,
-                                  fused=True if cuda else None)
     generator = torch.Generator().manual_seed(1)
     imgs = torch.randn(batch, 3, 224, 224, generator=generator).to(device)
     noise = torch.rand(batch, ours.num_mask_units, generator=generator).to(device)
     keep = torch.zeros_like(noise, dtype=torch.bool)  # the official mask convention: True = keep
     keep.scatter_(1, noise.argsort(dim=1)[:, : int(ours.num_mask_units * (1 - mask_ratio))], True)
-    step_model = torch.compile(model) if compile_ else model
-
-    def step() -> None:
-        with torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext():
-            if impl == "ours":
-                loss = step_model(imgs, mask_ratio, noise=noise).loss
-            else:
-                loss = step_model(imgs, mask_ratio, mask=keep)[0]
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
+    if impl == "ours":
+        step = training_step(model, lambda m: m(imgs, mask_ratio, noise=noise).loss, device, compile_)
+    else:
+        step = training_step(model, lambda m: m(imgs, mask_ratio, mask=keep)[0], device, compile_)
     return step, float("nan")
 
 
@@ -128,24 +136,13 @@ def build_step(impl: str, config: str, device: str, compile_: bool, batch: int,
     torch.manual_seed(0)
     ours = getattr(mae_lib, factory)(img_size=img_size, norm_pix_loss=True)
     model = (ours if impl == "ours" else to_hf_vitmae(ours, mask_ratio)).to(device).train()
-    cuda = device == "cuda"
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05,
-                                  fused=True if cuda else None)
     generator = torch.Generator().manual_seed(1)
     imgs = torch.randn(batch, 3, img_size, img_size, generator=generator).to(device)
     noise = torch.rand(batch, ours.num_patches, generator=generator).to(device)
-    step_model = torch.compile(model) if compile_ else model
-
-    def step() -> None:
-        with torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext():
-            if impl == "ours":
-                loss = step_model(imgs, mask_ratio, noise).loss
-            else:
-                loss = step_model(pixel_values=imgs, noise=noise).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
+    if impl == "ours":
+        step = training_step(model, lambda m: m(imgs, mask_ratio, noise).loss, device, compile_)
+    else:
+        step = training_step(model, lambda m: m(pixel_values=imgs, noise=noise).loss, device, compile_)
     return step, train_flops_per_image(ours, mask_ratio)
 
 
