@@ -2,13 +2,14 @@
 
 Same size (Hiera-T at 224 px by default), same weights, same input, warm-up first, then the
 median of several rounds that call every model once, alternating the order; images/s and the
-ratios ours / official and ours / timm. CPU in float32 always; on a CUDA machine also float16
-and bfloat16 (autocast). ``--video`` times the 16-frame video models (Hiera-B by default)
-against the official package only: timm has no video
-Hiera. Not a test: run it by hand and quote the table::
+ratios ours / official and ours / timm. The CPU in float32 and, on a CUDA machine, the GPU in
+float16 and bfloat16 (autocast); ``--device`` picks one. ``--video`` times the 16-frame video
+models (Hiera-B by default) against the official package only: timm has no video Hiera. Not a
+test: run it by hand and quote the table::
 
     .venv/bin/python benchmarks/hiera.py --batch 8 --runs 5
     .venv/bin/python benchmarks/hiera.py --video --batch 1 --runs 3
+    .venv/bin/python benchmarks/hiera.py --device cuda              # GPU only
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def main() -> None:
     parser.add_argument("--video", action="store_true", help="16-frame 224-px clips, official video models")
     parser.add_argument("--batch", type=int, default=None, help="CPU batch (default: 8 images or 1 clip)")
     parser.add_argument("--cuda-batch", type=int, default=None, help="CUDA batch (default: 64 images or 8 clips)")
+    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
+                        help="cpu, cuda, or all: the CPU and, when there is one, the GPU (default)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
@@ -84,8 +87,10 @@ def main() -> None:
         models["timm"] = timm.create_model(name, pretrained=False).eval()
     others = [k for k in models if k != "refimpl"]
 
-    settings = [("cpu", None, batch)]
-    if torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch.cuda.is_available() is False")
+    settings = [("cpu", None, batch)] if args.device in ("cpu", "all") else []
+    if args.device in ("cuda", "all") and torch.cuda.is_available():
         settings += [("cuda", torch.float16, cuda_batch), ("cuda", torch.bfloat16, cuda_batch)]
     unit = "clips" if args.video else "images"
     print(f"{name}, {unit}/s, torch {torch.__version__}, timm {timm.__version__}, threads {torch.get_num_threads()}")

@@ -11,8 +11,13 @@ same bf16 autocast, fused AdamW and (with ``--compile``) ``torch.compile``.
 
 Speed is timed in one process holding both models, one step of each per round, alternating who
 goes first; the table gives each one's median step and their ratio. A shared machine's load
-spikes then fall on both models alike instead of on whichever happened to be running. Peak memory comes from a separate process per model (CUDA: ``max_memory_allocated`` of
-a step; CPU: the process's peak resident set, ``ru_maxrss``, with the same libraries imported).
+spikes then fall on both models alike instead of on whichever happened to be running.
+
+Peak memory is one model's alone. On CUDA it comes from the same process: ``max_memory_allocated``
+during one step of a model, less what the other model holds between steps (its weights, AdamW
+state and batch, measured when it was built and warmed up), so each model is compiled once. On
+the CPU a separate process per model gives its peak resident set (``ru_maxrss``, with the same
+libraries imported).
 
 MFU (CUDA only) divides the model FLOPs of a training step (forward + backward: the encoder on
 the ``1 + L_keep`` visible tokens, the decoder on all ``1 + L`` tokens, the patch embedding on
@@ -157,8 +162,9 @@ def timed(step: Callable[[], None], cuda: bool) -> float:
 
 def measure(mode: str, config: str, batch: int, device: str, threads: int, steps: int, warmup: int,
             compile_: bool, model: str = "vit") -> dict:
-    """Run in a child process: ``mode`` ``"ours"``/``"hf"`` (the anchor, HF or official Hiera) gives one
-    model's peak memory, ``"pair"`` times both models' steps alternately (one of each per round)."""
+    """Run in a child process: ``mode`` ``"pair"`` times both models' steps alternately (one of each
+    per round), and on CUDA also gives each one's peak memory; ``"ours"``/``"hf"`` (the anchor, HF or
+    official Hiera) gives one model's peak resident set on the CPU."""
     import transformers  # noqa: F401 - in every child, so the CPU peak memory counts the same libraries
 
     if threads:
@@ -166,18 +172,15 @@ def measure(mode: str, config: str, batch: int, device: str, threads: int, steps
     cuda = device == "cuda"
     impls = ("ours", "hf") if mode == "pair" else (mode,)
     build = build_hiera_step if model == "hiera" else build_step
-    steps_of = {impl: build(impl, config, device, compile_, batch) for impl in impls}
+    steps_of, held = {}, {}
     for impl in impls:
+        before = torch.cuda.memory_allocated() if cuda else 0
+        steps_of[impl] = build(impl, config, device, compile_, batch)
         for _ in range(warmup):
             timed(steps_of[impl][0], cuda)
-    if mode != "pair":
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-            timed(steps_of[mode][0], cuda)
-            peak = torch.cuda.max_memory_allocated()
-        else:  # the process's peak resident set: warm-up steps included, nothing else ran here
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        return {"impl": mode, "peak_bytes": peak}
+        held[impl] = torch.cuda.memory_allocated() - before if cuda else 0  # kept between steps
+    if mode != "pair":  # the process's peak resident set: warm-up steps included, nothing else ran here
+        return {"impl": mode, "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
     times: dict[str, list[float]] = {impl: [] for impl in impls}
     for round_ in range(steps):
         for impl in (impls if round_ % 2 == 0 else impls[::-1]):  # alternate who goes first
@@ -187,6 +190,11 @@ def measure(mode: str, config: str, batch: int, device: str, threads: int, steps
         seconds = statistics.median(times[impl])
         result[impl] = {"images_per_s": batch / seconds, "step_ms": 1000 * seconds,
                         "tflops": steps_of[impl][1] * batch / seconds / 1e12}
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+            timed(steps_of[impl][0], cuda)
+            others = sum(held[other] for other in impls if other != impl)
+            result[impl]["peak_bytes"] = torch.cuda.max_memory_allocated() - others
     return result
 
 
@@ -241,7 +249,8 @@ def main() -> None:
     print("|" + " --- |" * (header.count("|") - 1))
     for threads in thread_options:
         pair = run_child(args, "pair", threads)
-        peaks = {impl: run_child(args, impl, threads)["peak_bytes"] for impl in ("ours", "hf")}
+        peaks = {impl: pair[impl]["peak_bytes"] if cuda else run_child(args, impl, threads)["peak_bytes"]
+                 for impl in ("ours", "hf")}
         for impl in ("ours", "hf"):
             row = pair[impl]
             label = "ours" if impl == "ours" else anchor.lower()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -35,3 +37,45 @@ def test_the_mfu_flop_count_equals_pytorchs_flop_counter(factory: str, img_size:
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         model(imgs, mask_ratio, noise).loss.backward()
     assert counter.get_total_flops() == pytest.approx(bench.train_flops_per_image(model, mask_ratio), rel=1e-6)
+
+
+# --- scripts/gpu-check.sh --------------------------------------------------------------------
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+if [[ $1 == - ]]; then cat >/dev/null; exit 0; fi  # the preflight: CUDA and the imports are there
+echo "ran: $*"
+[[ $* == *kan* ]] && exit 3
+exit 0
+"""
+
+
+def gpu_check(python: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k not in ("OUT", "LOG_DIR", "STEPS", "BUDGET_S", "WHEELS")}
+    return subprocess.run(["bash", str(ROOT / "scripts" / "gpu-check.sh"), python], cwd=tmp_path,
+                          env={**environ, **env}, capture_output=True, text=True, timeout=120)
+
+
+def test_gpu_check_refuses_a_machine_without_cuda(tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = gpu_check(sys.executable, tmp_path)
+    assert result.returncode == 2
+    assert "gpu-check needs a CUDA device; torch.cuda.is_available() is False" in result.stderr
+
+
+def test_gpu_check_runs_each_step_logs_it_and_reports_failures_and_the_budget(tmp_path: Path) -> None:
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    logs = tmp_path / "logs"
+    result = gpu_check(str(fake), tmp_path, LOG_DIR=str(logs), STEPS="mae-vit kan")
+    assert result.returncode == 1  # kan's step failed
+    assert "ran: benchmarks/mae_pretrain.py --device cuda" in result.stdout
+    assert "| mae-vit | ok |" in result.stdout and "| kan | failed (3) |" in result.stdout
+    assert "| tests |" not in result.stdout  # not in STEPS
+    assert sorted(p.name for p in logs.iterdir()) == ["kan.log", "mae-vit.log", "summary.md"]
+    assert (logs / "mae-vit.log").read_text() == "ran: benchmarks/mae_pretrain.py --device cuda\n"
+    assert "| kan | failed (3) |" in (logs / "summary.md").read_text()
+    spent = gpu_check(str(fake), tmp_path, BUDGET_S="10", STEPS="mae-vit")
+    assert spent.returncode == 1 and "| mae-vit | skipped: budget spent | 0 |" in spent.stdout
+    assert "ran:" not in spent.stdout

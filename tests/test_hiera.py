@@ -107,6 +107,25 @@ def test_mae_hiera_tiny_gives_the_official_loss_predictions_and_labels_for_the_s
     assert max_abs_diff(out.target[removed], label) <= TOL
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_on_cuda_mae_hiera_gives_the_official_loss_and_predictions(dtype, images):
+    torch.manual_seed(0)
+    theirs = official.mae_hiera_tiny_224().cuda().eval()
+    mine = ours.mae_hiera_tiny_224().cuda().eval()
+    mine.load_state_dict(theirs.state_dict(), strict=True)
+    x = images.cuda()
+    keep = theirs.get_random_mask(x, 0.6)  # True = KEEP
+    with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+        loss, pred, label, _ = theirs(x, mask=keep)
+        out = mine(x, mask=(~keep).float())
+    removed = out.mask.bool()
+    tol = 1e-4 if dtype == torch.float32 else 5e-2
+    torch.testing.assert_close(out.loss.float(), loss.float(), rtol=tol, atol=tol)
+    torch.testing.assert_close(out.pred[removed].float(), pred.float(), rtol=tol, atol=tol)
+    torch.testing.assert_close(out.target[removed].float(), label.float(), rtol=tol, atol=tol)
+
+
 @pytest.fixture
 def official_on_meta(monkeypatch: pytest.MonkeyPatch) -> None:
     """The official constructor calls ``.item()`` on ``torch.linspace``; keep that one tensor on the CPU."""
@@ -529,3 +548,23 @@ def test_the_mae_hiera_training_step_compiles_to_one_graph_with_the_same_loss_an
         assert q.grad is not None, name
         torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=TOL, msg=name)
 
+
+
+@pytest.mark.gpu
+def test_on_cuda_inductor_compiles_the_mae_hiera_step_to_the_eager_loss_and_gradients():
+    """What ``mae-pretrain`` runs by default on CUDA: the whole step compiled by Inductor, in one graph."""
+    torch.manual_seed(0)
+    eager = MaskedAutoencoderHiera(**SMALL_MAE).cuda().train()
+    compiled_copy = MaskedAutoencoderHiera(**SMALL_MAE).cuda().train()
+    compiled_copy.load_state_dict(eager.state_dict())
+    compiled = torch.compile(compiled_copy, fullgraph=True)
+    imgs = torch.randn(4, 3, *SMALL_MAE["input_size"], device="cuda")
+    noise = torch.rand(4, eager.num_mask_units, device="cuda")
+    loss = eager(imgs, 0.6, noise=noise).loss
+    loss.backward()
+    compiled_loss = compiled(imgs, 0.6, noise=noise).loss
+    compiled_loss.backward()
+    torch.testing.assert_close(compiled_loss, loss, rtol=1e-4, atol=1e-5)
+    for (name, p), q in zip(eager.named_parameters(), compiled_copy.parameters(), strict=True):
+        assert q.grad is not None, name
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-3, atol=1e-4, msg=name)

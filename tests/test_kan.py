@@ -55,6 +55,7 @@ def max_diff(a: Tensor, b: Tensor) -> float:
 def compare_with_pykan(theirs: KANLayer, ours: KANLinear, x: Tensor) -> dict[str, float]:
     """Max abs differences of outputs and of every gradient, for a mean loss with random weights."""
     weights = torch.randn(x.shape[0], ours.out_features, generator=torch.Generator().manual_seed(2), dtype=x.dtype)
+    weights = weights.to(x.device)
     x_theirs, x_ours = x.clone().requires_grad_(), x.clone().requires_grad_()
     y_theirs, y_ours = theirs(x_theirs)[0], ours(x_ours)
     (y_theirs * weights).mean().backward()
@@ -111,6 +112,27 @@ def test_update_grid_matches_pykan_knots_coefficients_outputs_and_gradients(dtyp
     assert max_diff(theirs.coef, ours.coef) <= TOL[dtype]
     diffs = compare_with_pykan(theirs, ours, samples(dtype, 96, seed=5))  # non-uniform knots now
     assert max(diffs.values()) <= TOL[dtype], diffs
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_on_cuda_layer_and_grid_update_match_pykan(dtype: torch.dtype) -> None:
+    """The comparisons above on a GPU: outputs and gradients, then knots and coefficients after a grid update."""
+    theirs = pykan_layer(dtype)
+    ours = KANLinear.from_pykan(theirs)
+    theirs.to("cuda")  # pykan's own .to also records the device it builds helper tensors on
+    ours.to("cuda")
+    diffs = compare_with_pykan(theirs, ours, samples(dtype, 96).cuda())
+    assert max(diffs.values()) <= TOL[dtype], diffs
+    x = samples(dtype, 203, scale=0.7).cuda()
+    with default_dtype(dtype):
+        theirs.update_grid_from_samples(x)
+    ours.update_grid(x)
+    assert ours.grid.is_cuda and ours.coef.is_cuda
+    assert max_diff(theirs.grid, ours.grid) <= TOL[dtype]
+    # Both fit by least squares, pykan on the curve values and ours on the basis change; CUDA's
+    # lstsq (QR only) rounds differently from the CPU's, hence the looser bound.
+    assert max_diff(theirs.coef, ours.coef) <= 10 * TOL[dtype]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

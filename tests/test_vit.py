@@ -68,6 +68,23 @@ def test_sincos_model_loads_into_timm_and_gives_the_same_logits(images):
         assert max_abs_diff(ours.forward_head(ours_features), theirs.forward_head(theirs_features)) <= TOL
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_on_cuda_features_and_logits_match_timm(dtype, images):
+    """On a GPU the fused attention is a flash / memory-efficient kernel: still timm's numbers."""
+    torch.manual_seed(0)
+    theirs = timm.create_model("vit_tiny_patch16_224", pretrained=False).cuda().eval()
+    ours = vit_tiny_patch16_224().cuda().eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    x = images.cuda()
+    with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+        ours_features, theirs_features = ours.forward_features(x), theirs.forward_features(x)
+        logits, their_logits = ours.forward_head(ours_features), theirs.forward_head(theirs_features)
+    tol = 1e-4 if dtype == torch.float32 else 5e-2
+    torch.testing.assert_close(ours_features.float(), theirs_features.float(), rtol=tol, atol=tol)
+    torch.testing.assert_close(logits.float(), their_logits.float(), rtol=tol, atol=tol)
+
+
 def test_explicit_softmax_attention_equals_the_fused_kernel(images):
     torch.manual_seed(0)
     fused = vit_tiny_patch16_224(fused_attn=True).eval()
