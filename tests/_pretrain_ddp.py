@@ -2,7 +2,9 @@
 
 Usage: ``python -m torch.distributed.run --standalone --nproc_per_node=2 tests/_pretrain_ddp.py CONFIG OUT [STEP]``.
 With ``STEP``, rank 1 alone sends itself SIGTERM during that step; every rank must stop after it.
-Each rank writes ``rank<R>.json`` (its last step and stop signal) and, without FSDP, ``rank<R>.pt``.
+Each rank writes ``rank<R>.json`` (its last step and stop signal; under FSDP also the dtypes that
+the first block's weights and the masking noise had inside the forward pass) and, without FSDP,
+``rank<R>.pt``.
 """
 
 from __future__ import annotations
@@ -16,8 +18,23 @@ from pathlib import Path
 import torch
 from torch.distributed.tensor import DTensor
 
+from refimpl.train import pretrain
 from refimpl.train.config import PretrainConfig
 from refimpl.train.pretrain import train
+
+seen: dict[str, str] = {}
+
+
+def shard_and_watch(model: torch.nn.Module, blocks: list[torch.nn.Module], **kwargs: object) -> None:
+    """``shard_model``, then hooks that run after FSDP's own: what the forward pass really gets."""
+    shard_model(model, blocks, **kwargs)
+    linear = next(m for m in blocks[0].modules() if isinstance(m, torch.nn.Linear))
+    linear.register_forward_hook(lambda module, args, output: seen.update(param_dtype=str(module.weight.dtype)))
+    model.register_forward_pre_hook(lambda module, args, kw: seen.update(noise_dtype=str(kw["noise"].dtype)),
+                                    with_kwargs=True)
+
+
+shard_model, pretrain.shard_model = pretrain.shard_model, shard_and_watch
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
@@ -35,4 +52,4 @@ if __name__ == "__main__":
         torch.save({k: v.detach().clone() for k, v in result.model.state_dict().items()}, out / f"rank{rank}.pt")
     sharded = isinstance(next(result.model.parameters()), DTensor)
     (out / f"rank{rank}.json").write_text(json.dumps({"step": result.step, "stopped_by": result.stopped_by,
-                                                      "sharded": sharded}))
+                                                      "sharded": sharded, **seen}))

@@ -510,7 +510,8 @@ def test_fsdp_on_two_gloo_processes_continues_a_one_process_run_and_one_process_
     train(dataclasses.replace(config, max_steps=2))
     stderr = torchrun_two(dataclasses.replace(config, max_steps=3, fsdp=True), tmp_path)
     assert "Warning" not in stderr, stderr[-3000:]  # e.g. FSDP2's about a view returned by the model
-    assert json.loads((tmp_path / "rank1.json").read_text()) == {"step": 3, "stopped_by": None, "sharded": True}
+    assert json.loads((tmp_path / "rank1.json").read_text()) == {
+        "step": 3, "stopped_by": None, "sharded": True, "param_dtype": "torch.float32", "noise_dtype": "torch.float32"}
     sharded = load_training_checkpoint(tmp_path / "run" / "checkpoint-00000003.pth")
     assert (tmp_path / "run" / "recon-00000003.png").is_file()  # the figure forward ran on both ranks
     encoder = torch.load(tmp_path / "run" / "encoder.pth", weights_only=True)["model"]
@@ -521,6 +522,25 @@ def test_fsdp_on_two_gloo_processes_continues_a_one_process_run_and_one_process_
     assert sharded["model"].keys() == whole.model.state_dict().keys()  # full weights, official names
     for key, value in whole.model.state_dict().items():
         torch.testing.assert_close(last.model.state_dict()[key], value, rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_fsdp_in_bf16_gathers_bf16_weights_keeps_the_noise_float32_and_tracks_a_one_process_run(
+    images: Path, tmp_path: Path
+) -> None:
+    """Under bf16, FSDP gathers the weights in bf16 (half the traffic) while shards, optimizer and
+    noise stay float32, and the losses follow a one-process bf16 autocast run to bf16 precision."""
+    config = tiny(images, tmp_path / "fsdp", batch_size=8, epochs=2, save_every=100, precision="bf16", fsdp=True)
+    torchrun_two(config, tmp_path)
+    for rank in (0, 1):
+        assert json.loads((tmp_path / f"rank{rank}.json").read_text()) == {
+            "step": 4, "stopped_by": None, "sharded": True, "param_dtype": "torch.bfloat16",
+            "noise_dtype": "torch.float32"}
+    saved = load_training_checkpoint(tmp_path / "fsdp" / "checkpoint-00000004.pth")
+    assert {value.dtype for value in saved["model"].values()} == {torch.float32}
+    single = train(dataclasses.replace(config, fsdp=False, output_dir=str(tmp_path / "single")))
+    sharded_losses, single_losses = losses(tmp_path / "fsdp"), losses(tmp_path / "single")
+    assert [s for s, _ in sharded_losses] == [s for s, _ in single_losses] == [1, 2, 3, 4]
+    assert [v for _, v in sharded_losses] == pytest.approx([v for _, v in single_losses], rel=2e-3)
 
 
 def test_a_second_run_in_the_same_output_dir_at_the_same_time_is_refused(images: Path, tmp_path: Path) -> None:

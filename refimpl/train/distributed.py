@@ -108,7 +108,7 @@ def any_rank(flag: bool, info: DistInfo) -> bool:
     return bool(value.item())
 
 
-def shard_model(model: nn.Module, blocks: list[nn.Module]) -> None:
+def shard_model(model: nn.Module, blocks: list[nn.Module], param_dtype: torch.dtype | None = None) -> None:
     """Shard ``model`` in place with FSDP2: one unit per block in ``blocks``, the rest in the root unit.
 
     Each block's weights are all-gathered just before it runs and freed after, so a rank holds
@@ -118,12 +118,18 @@ def shard_model(model: nn.Module, blocks: list[nn.Module]) -> None:
     Args:
         model: the model (on its device).
         blocks: the submodules to shard separately, in execution order (MAE: encoder then decoder blocks).
+        param_dtype: the dtype weights are gathered and used in (``torch.bfloat16`` under bf16
+            autocast: half the traffic, and autocast finds its matmul weights already cast). The
+            shards, the optimizer and the reduce-scatter of gradients stay float32. ``None``: as stored.
     """
-    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
+    # Inputs are left as they are: the masking noise must keep its float32 values (bf16 would
+    # round them into ties and change the mask), and autocast picks each op's dtype as without FSDP.
+    policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32, cast_forward_inputs=False)
     for block in blocks:
-        fully_shard(block)
-    fully_shard(model)
+        fully_shard(block, mp_policy=policy)
+    fully_shard(model, mp_policy=policy)
 
 
 def full_state_dicts(model: nn.Module, optimizer: torch.optim.Optimizer, sharded: bool) -> tuple[dict, dict]:

@@ -427,7 +427,8 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
         if precision == "fp16":  # validate() refuses an explicit fp16; this is "auto" on an old GPU
             raise ConfigError(f"fsdp=True on {torch.cuda.get_device_name(device)} (no bf16): "
                               f"expected --precision fp32 with FSDP, or DDP (--no-fsdp) with fp16")
-        shard_model(model, [*model.blocks, *model.decoder_blocks])  # before the optimizer: it sees the shards
+        # Before the optimizer: it sees the shards. Weights are gathered in the autocast dtype.
+        shard_model(model, [*model.blocks, *model.decoder_blocks], param_dtype=amp_dtype)
     dataset = MAEPretrainDataset(source, config.img_size, _noise_length(model), config.seed)
     optimizer = make_optimizer(model, plan.peak_lr, config.weight_decay, config.betas, fused=cuda)
     scheduler = make_scheduler(optimizer, plan.warmup_steps, plan.total_steps,
