@@ -7,10 +7,12 @@ then not printed (only the ViT count is written out and checked).
 One training step = forward + backward + AdamW step, on a fixed batch with fixed masking noise,
 timed after warm-up. Both models have the same configuration and the same weights (our state
 dict converted by ``to_hf_vitmae``), the same optimiser settings, and on CUDA the
-same bf16 autocast, fused AdamW and (with ``--compile``) ``torch.compile``.
+same bf16 autocast, fused AdamW and (with ``--compile``) ``torch.compile``. With ``--compile`` the
+anchor is also timed uncompiled ("eager"), as its users get it out of the box, so the table shows
+both ratios: ours against the anchor compiled the same way, and against the anchor as shipped.
 
-Speed is timed in one process holding both models, one step of each per round, alternating who
-goes first; the table gives each one's median step and their ratio. A shared machine's load
+Speed is timed in one process holding all the models, one step of each per round, taking turns
+at going first; the table gives each one's median step and the ratios. A shared machine's load
 spikes then fall on both models alike instead of on whichever happened to be running.
 
 Peak memory is one model's alone. On CUDA it comes from the same process: ``max_memory_allocated``
@@ -58,6 +60,13 @@ CONFIGS = {  # name -> (factory, img_size)
 }
 HIERA_CONFIGS = {"tiny": "mae_hiera_tiny_224", "base": "mae_hiera_base_224"}  # 224 px, mask ratio 0.6
 ANCHOR = {"vit": "HF", "hiera": "official"}
+EAGER_ANCHOR = "hf_eager"  # the anchor uncompiled, as its users run it out of the box
+
+
+def implementations(compile_: bool) -> tuple[str, ...]:
+    """What is timed: ours and the anchor with the same settings, and with ``--compile`` also the
+    anchor uncompiled, so the table says what compiling buys each side."""
+    return ("ours", "hf", EAGER_ANCHOR) if compile_ else ("ours", "hf")
 
 
 def train_flops_per_image(model: mae_lib.MaskedAutoencoderViT, mask_ratio: float) -> float:
@@ -162,20 +171,22 @@ def timed(step: Callable[[], None], cuda: bool) -> float:
 
 def measure(mode: str, config: str, batch: int, device: str, threads: int, steps: int, warmup: int,
             compile_: bool, model: str = "vit") -> dict:
-    """Run in a child process: ``mode`` ``"pair"`` times both models' steps alternately (one of each
-    per round), and on CUDA also gives each one's peak memory; ``"ours"``/``"hf"`` (the anchor, HF or
-    official Hiera) gives one model's peak resident set on the CPU."""
+    """Run in a child process: ``mode`` ``"pair"`` times the models' steps in turns (one of each per
+    round; see ``implementations``), and on CUDA also gives each one's peak memory; ``"ours"``,
+    ``"hf"`` (the anchor, HF or official Hiera) or ``"hf_eager"`` gives one model's peak resident set
+    on the CPU."""
     import transformers  # noqa: F401 - in every child, so the CPU peak memory counts the same libraries
 
     if threads:
         torch.set_num_threads(threads)
     cuda = device == "cuda"
-    impls = ("ours", "hf") if mode == "pair" else (mode,)
+    impls = implementations(compile_) if mode == "pair" else (mode,)
     build = build_hiera_step if model == "hiera" else build_step
     steps_of, held = {}, {}
     for impl in impls:
         before = torch.cuda.memory_allocated() if cuda else 0
-        steps_of[impl] = build(impl, config, device, compile_, batch)
+        eager = impl == EAGER_ANCHOR
+        steps_of[impl] = build("hf" if eager else impl, config, device, compile_ and not eager, batch)
         for _ in range(warmup):
             timed(steps_of[impl][0], cuda)
         held[impl] = torch.cuda.memory_allocated() - before if cuda else 0  # kept between steps
@@ -183,7 +194,8 @@ def measure(mode: str, config: str, batch: int, device: str, threads: int, steps
         return {"impl": mode, "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
     times: dict[str, list[float]] = {impl: [] for impl in impls}
     for round_ in range(steps):
-        for impl in (impls if round_ % 2 == 0 else impls[::-1]):  # alternate who goes first
+        first = round_ % len(impls)  # take turns at going first
+        for impl in impls[first:] + impls[:first]:
             times[impl].append(timed(steps_of[impl][0], cuda))
     result = {"threads": torch.get_num_threads()}
     for impl in impls:
@@ -222,9 +234,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="*", default=None,
                         help="CPU threads to try (default: 1 and all); 0 = leave torch's default")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="torch.compile both models (default: on for CUDA)")
+                        help="torch.compile both models, and time the anchor eager too (default: on for CUDA)")
     parser.add_argument("--peak-tflops", type=float, default=989.4, help="GPU peak for MFU (H100 SXM dense bf16)")
-    parser.add_argument("--child", choices=["ours", "hf", "pair"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["ours", "hf", EAGER_ANCHOR, "pair"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     cuda = args.device == "cuda"
     args.config = args.config or ("base" if cuda else "tiny")
@@ -249,19 +261,23 @@ def main() -> None:
     print("|" + " --- |" * (header.count("|") - 1))
     for threads in thread_options:
         pair = run_child(args, "pair", threads)
+        impls = implementations(args.compile)
         peaks = {impl: pair[impl]["peak_bytes"] if cuda else run_child(args, impl, threads)["peak_bytes"]
-                 for impl in ("ours", "hf")}
-        for impl in ("ours", "hf"):
+                 for impl in impls}
+        for impl in impls:
             row = pair[impl]
-            label = "ours" if impl == "ours" else anchor.lower()
+            label = {"ours": "ours", "hf": anchor.lower() + (", compiled" if args.compile else ""),
+                     EAGER_ANCHOR: f"{anchor.lower()}, eager"}[impl]
             line = (f"| {label} | {pair['threads']} | {row['images_per_s']:.1f} | {row['step_ms']:.0f} | "
                     f"{peaks[impl] / 2**20:.0f} |")
             if mfu:
                 line += f" {100 * row['tflops'] / args.peak_tflops:.1f} % |"
             print(line)
-        ratio = pair["ours"]["images_per_s"] / pair["hf"]["images_per_s"]
-        print(f"| ours/{anchor} | {pair['threads']} | {ratio:.2f}x | | {peaks['ours'] / peaks['hf']:.2f}x |"
-              + (" |" if mfu else ""))
+        for impl in impls[1:]:
+            ratio = pair["ours"]["images_per_s"] / pair[impl]["images_per_s"]
+            name = anchor + {"hf": ", compiled" if args.compile else "", EAGER_ANCHOR: ", eager"}[impl]
+            print(f"| ours/{name} | {pair['threads']} | {ratio:.2f}x | | {peaks['ours'] / peaks[impl]:.2f}x |"
+                  + (" |" if mfu else ""))
 
 
 if __name__ == "__main__":
