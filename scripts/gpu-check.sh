@@ -12,8 +12,8 @@
 #
 # Environment:
 #   WHEELS=DIR     install DIR/*.whl first (--no-index --no-deps)
-#   LOG_DIR=DIR    also write each step's output to DIR/<step>.log and the table to DIR/summary.md
-#                  (default: $OUT when it is set)
+#   LOG_DIR=DIR    where each step's output goes (DIR/<step>.log) and the table (DIR/summary.md)
+#                  (default: $OUT when it is set, else a new temporary folder)
 #   BUDGET_S=N     start no step after N seconds, and cut each step's limit to what is left (default 540)
 #   STEPS="a b"    run only these steps (names as in the table below)
 set -uo pipefail
@@ -43,10 +43,10 @@ PY=${1:-}
 if [[ -z $PY ]]; then
     if [[ -x .venv/bin/python ]]; then PY=.venv/bin/python; else PY=python3; fi
 fi
-LOG_DIR=${LOG_DIR:-${OUT:-}}
+LOG_DIR=${LOG_DIR:-${OUT:-$(mktemp -d)}}
 BUDGET_S=${BUDGET_S:-540}
 export PYTHONUNBUFFERED=1 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-[[ -n $LOG_DIR ]] && mkdir -p "$LOG_DIR"
+mkdir -p "$LOG_DIR"
 
 if [[ -n ${WHEELS:-} ]]; then
     site=$(mktemp -d)
@@ -86,6 +86,7 @@ STEP_TABLE=(
 start=$SECONDS
 summary=("| step | result | seconds |" "| --- | --- | --- |")
 failed=0
+ran=()
 for entry in "${STEP_TABLE[@]}"; do
     IFS='|' read -r name limit command <<<"$entry"
     if [[ -n ${STEPS:-} && " $STEPS " != *" $name "* ]]; then continue; fi
@@ -99,9 +100,9 @@ for entry in "${STEP_TABLE[@]}"; do
     echo
     echo "=== $name (limit ${limit} s): $command"
     step_start=$SECONDS
-    log=${LOG_DIR:+$LOG_DIR/$name.log}
+    ran+=("$name")
     # shellcheck disable=SC2086 - the command is a plain word list
-    timeout --kill-after=10 "$limit" $command 2>&1 | tee ${log:-/dev/null}
+    timeout --kill-after=10 "$limit" $command 2>&1 | tee "$LOG_DIR/$name.log"
     rc=${PIPESTATUS[0]}
     case $rc in
         0) result=ok ;;
@@ -111,7 +112,15 @@ for entry in "${STEP_TABLE[@]}"; do
     summary+=("| $name | $result | $((SECONDS - step_start)) |")
 done
 
+# The end of each step's output again (the benchmark tables, pytest's last lines), then the table:
+# whoever reads only the tail of a long log still gets every result.
 echo
-printf '%s\n' "${summary[@]}" | tee ${LOG_DIR:+$LOG_DIR/summary.md}
+echo "=== results (the last lines of each step; full logs in $LOG_DIR)"
+for name in "${ran[@]}"; do
+    echo "--- $name"
+    tail -n 12 "$LOG_DIR/$name.log"
+done
+echo
+printf '%s\n' "${summary[@]}" | tee "$LOG_DIR/summary.md"
 echo "total: $((SECONDS - start)) s"
 exit $failed

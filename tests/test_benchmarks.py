@@ -73,6 +73,8 @@ def test_gpu_check_runs_each_step_logs_it_and_reports_failures_and_the_budget(tm
     assert "ran: benchmarks/mae_pretrain.py --device cuda" in result.stdout
     assert "| mae-vit | ok |" in result.stdout and "| kan | failed (3) |" in result.stdout
     assert "| tests |" not in result.stdout  # not in STEPS
+    results = result.stdout.split("=== results")[1]  # each step's last lines again, before the table
+    assert results.index("--- mae-vit\nran: benchmarks/mae_pretrain.py") < results.index("--- kan\nran:")
     assert sorted(p.name for p in logs.iterdir()) == ["kan.log", "mae-vit.log", "summary.md"]
     assert (logs / "mae-vit.log").read_text() == "ran: benchmarks/mae_pretrain.py --device cuda\n"
     assert "| kan | failed (3) |" in (logs / "summary.md").read_text()
