@@ -13,11 +13,11 @@ both ratios: ours against the anchor compiled the same way, and against the anch
 
 Speed is timed in one process holding all the models, one step of each per round, taking turns
 at going first; the table gives each one's median step and the ratios. A shared machine's load
-spikes then fall on both models alike instead of on whichever happened to be running.
+spikes then fall on all of them alike instead of on whichever happened to be running.
 
 Peak memory is one model's alone. On CUDA it comes from the same process: ``max_memory_allocated``
-during one step of a model, less what the other model holds between steps (its weights, AdamW
-state and batch, measured when it was built and warmed up), so each model is compiled once. On
+during one step of a model, less what the other models hold between steps (weights, AdamW
+state and batch, measured when each was built and warmed up), so each model is compiled once. On
 the CPU a separate process per model gives its peak resident set (``ru_maxrss``, with the same
 libraries imported).
 
