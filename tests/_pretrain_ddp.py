@@ -30,8 +30,12 @@ def shard_and_watch(model: torch.nn.Module, blocks: list[torch.nn.Module], **kwa
     shard_model(model, blocks, **kwargs)
     linear = next(m for m in blocks[0].modules() if isinstance(m, torch.nn.Linear))
     linear.register_forward_hook(lambda module, args, output: seen.update(param_dtype=str(module.weight.dtype)))
-    model.register_forward_pre_hook(lambda module, args, kw: seen.update(noise_dtype=str(kw["noise"].dtype)),
-                                    with_kwargs=True)
+
+    def watch_noise(module: torch.nn.Module, args: tuple, kw: dict) -> None:
+        if "noise" in kw:  # the trainer passes it by name
+            seen["noise_dtype"] = str(kw["noise"].dtype)
+
+    model.register_forward_pre_hook(watch_noise, with_kwargs=True)
 
 
 shard_model, pretrain.shard_model = pretrain.shard_model, shard_and_watch
