@@ -68,7 +68,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .masking import MaskIds, ids_from_mask, mask_unit_masking, unshuffle
+from .masking import MaskIds, _ids_of_valid_mask, ids_from_mask, mask_unit_masking, unshuffle
 from .vit import LN_EPS, DropPath, Mlp, init_linear_and_norm_
 
 __all__ = [
@@ -770,7 +770,9 @@ class HieraBackbone(nn.Module):
             )
         return imgs
 
-    def _check_mask(self, mask: object, batch: int) -> Tensor:
+    def _check_mask(self, mask: object, batch: int, values: bool = True) -> Tensor:
+        """Check a ``(B, U)`` mask's type and shape, and (``values``, eager only) that it is a 0/1 mask
+        removing the same number of units per sample, at least one kept: reading values waits for the GPU."""
         U = self.num_mask_units
         if not isinstance(mask, Tensor):
             raise TypeError(f"mask must be a torch.Tensor of shape (B, U) = ({batch}, {U}), got {type(mask).__name__}")
@@ -779,7 +781,7 @@ class HieraBackbone(nn.Module):
                 f"mask has shape {tuple(mask.shape)}; expected (B, U) = ({batch}, {U}): one value per mask unit "
                 f"of the {' x '.join(map(str, self.mask_spatial_shape))} unit grid, 1 = removed"
             )
-        if torch.compiler.is_compiling():  # the checks below read values: eager only
+        if not values or torch.compiler.is_compiling():  # the checks below read values: eager only
             return mask
         if not bool(((mask == 0) | (mask == 1)).all()):
             raise ValueError("mask holds values other than 0 and 1; expected 1 = removed, 0 = kept")
@@ -800,7 +802,8 @@ class HieraBackbone(nn.Module):
                 1 = keep).
             ids: ``ids_from_mask(mask)`` if the caller has it already (the MAE computes it once
                 for the encoder and the decoder, from a count it knows, so ``torch.compile``
-                traces the masked path without reading the mask).
+                traces the masked path without reading the mask). The mask's values are then
+                taken as checked: only its type and shape are.
 
         Returns:
             ``HieraFeatures(tokens, stages)``; see [`HieraFeatures`][refimpl.hiera.HieraFeatures].
@@ -814,13 +817,13 @@ class HieraBackbone(nn.Module):
         imgs = self._check_images(imgs)
         B = imgs.shape[0]
         keep = None
-        if mask is not None:
-            mask = self._check_mask(mask, B)
+        if mask is not None:  # given ids, the caller made them from a valid mask: no value is read
+            mask = self._check_mask(mask, B, values=ids is None)
             keep = (1 - mask.to(imgs.dtype)).reshape(B, 1, *self.mask_spatial_shape)  # (B, 1, [ut,] uy, ux), 1 = kept
         x = self.patch_embed(imgs, keep) + self.get_pos_embed()  # (B, L, D)
         x = unroll(x, self.tokens_spatial_shape, self.unroll_strides)  # (B, L, D), unit index fastest
         if mask is not None:  # drop removed units: columns of the (T, U) view
-            ids_keep = (ids or ids_from_mask(mask)).ids_keep  # (B, U_keep) ascending
+            ids_keep = (ids or _ids_of_valid_mask(mask, int(mask[0].sum()))).ids_keep  # (B, U_keep) ascending
             T, D = x.shape[1] // self.num_mask_units, x.shape[2]
             x = x.reshape(B, T, self.num_mask_units, D)  # (B, T, U, D)
             index = ids_keep[:, None, :, None].expand(B, T, ids_keep.shape[1], D)  # (B, T, U_keep, D)
@@ -1130,7 +1133,6 @@ class MaskedAutoencoderHiera(HieraBackbone):
         B = imgs.shape[0]
         if noise is not None:
             noise = self._check_noise(noise, B, mask)
-        num_removed = None  # per sample; known here only when the mask is drawn from mask_ratio
         if mask is None:
             if isinstance(mask_ratio, bool) or not isinstance(mask_ratio, numbers.Real):
                 raise TypeError(f"mask_ratio must be a real number, got {type(mask_ratio).__name__} {mask_ratio!r}")
@@ -1146,8 +1148,13 @@ class MaskedAutoencoderHiera(HieraBackbone):
             units_wide = self.mask_spatial_shape[-1]
             mask = mask_unit_masking(B, (U // units_wide, units_wide), 1, mask_ratio, noise).units  # (B, U)
             num_removed = U - int(U * (1 - mask_ratio))
-        mask = self._check_mask(mask, B)
-        ids = ids_from_mask(mask, num_removed)  # once for the encoder and the decoder
+        else:
+            mask = self._check_mask(mask, B)
+            # One read of the checked mask (eager); under torch.compile this breaks the graph, which
+            # the training path, with its drawn mask and known count, never does.
+            num_removed = int(mask[0].sum())
+        # Once for the encoder and the decoder; the mask is valid here (drawn, or checked above).
+        ids = _ids_of_valid_mask(mask, num_removed)
         pred = self.forward_decoder(self.forward_encoder(imgs, mask, ids), mask, ids)  # (B, L_pred, C*p*p)
         n = len(self.mask_unit_size_final)
         removed = mask.reshape(B, -1, *[1] * n, 1).expand(B, -1, *self.mask_unit_size_final, 1)  # (B, U, [1,] 2, 2, 1)

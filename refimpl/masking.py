@@ -674,10 +674,17 @@ def ids_from_mask(mask: Tensor, num_removed: int | None = None) -> MaskIds:
         num_removed = expected if expected is not None else 0
     elif num_removed is None:
         num_removed = int(removed[0].sum())  # reads the mask: torch.compile breaks the graph here
-    len_keep = L - num_removed
+    return _ids_of_valid_mask(removed, num_removed)
+
+
+def _ids_of_valid_mask(mask: Tensor, num_removed: int) -> MaskIds:
+    """[`ids_from_mask`][refimpl.masking.ids_from_mask] without its checks, for a ``(B, L)`` 0/1 mask
+    known to remove ``num_removed`` tokens in every row (one the caller drew or already checked):
+    no value is read, so on a GPU nothing waits for the device."""
+    removed = mask.to(torch.int64)  # (B, L), 1 = removed
     ids_shuffle = torch.argsort(removed, dim=1, stable=True)  # (B, L): kept first, in order
     ids_restore = torch.argsort(ids_shuffle, dim=1)  # (B, L) inverse permutation
-    return MaskIds(ids_shuffle[:, :len_keep], ids_restore)
+    return MaskIds(ids_shuffle[:, : mask.shape[1] - num_removed], ids_restore)
 
 
 def block_masking(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -568,3 +570,38 @@ def test_on_cuda_inductor_compiles_the_mae_hiera_step_to_the_eager_loss_and_grad
     for (name, p), q in zip(eager.named_parameters(), compiled_copy.parameters(), strict=True):
         assert q.grad is not None, name
         torch.testing.assert_close(q.grad, p.grad, rtol=1e-3, atol=1e-4, msg=name)
+
+
+
+@contextlib.contextmanager
+def value_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The names of the tensor methods that read a value (on a GPU: wait for it) called inside."""
+    reads: list[str] = []
+    with monkeypatch.context() as patch:
+        for name in ("__bool__", "__int__", "__float__", "__index__", "item", "tolist"):
+            def counted(self, *args, _original=getattr(torch.Tensor, name), _name=name, **kwargs):
+                reads.append(_name)
+                return _original(self, *args, **kwargs)
+
+            patch.setattr(torch.Tensor, name, counted)
+        yield reads
+
+
+def test_the_training_forward_reads_no_tensor_value_and_a_given_mask_is_checked_once(monkeypatch):
+    """Reading a value (``bool(t)``, ``int(t)``, ``t.item()``) makes the host wait for the GPU.
+
+    With a drawn mask (what the trainer runs, eager or compiled) the forward pass reads none; a
+    given mask is checked once, by ``forward``, not again by ``forward_features`` or ``ids_from_mask``.
+    """
+    torch.manual_seed(0)
+    model = MaskedAutoencoderHiera(**SMALL_MAE)
+    imgs, noise = torch.randn(2, 3, *SMALL_MAE["input_size"]), torch.rand(2, model.num_mask_units)
+    mask = model(imgs, 0.6, noise=noise).units
+    with value_reads(monkeypatch) as drawn:
+        model(imgs, 0.6, noise=noise)
+    with value_reads(monkeypatch) as one_check:
+        model._check_mask(mask, 2)
+    with value_reads(monkeypatch) as given:
+        model(imgs, mask=mask)
+    assert drawn == []
+    assert len(one_check) > 0 and len(given) == len(one_check) + 1  # the check, then the count
