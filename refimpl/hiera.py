@@ -1056,7 +1056,9 @@ class MaskedAutoencoderHiera(HieraBackbone):
         x = x + self.decoder_pos_embed
         for blk in self.decoder_blocks:
             x = blk(x)
-        return self.decoder_pred(self.decoder_norm(x))  # (B, L_pred, C*p*p)
+        # A copy: a Linear on (B, L, D) returns a view of its 2-D product, and FSDP2 warns when a
+        # sharded model returns a view (an in-place op on it would skip the backward hook).
+        return self.decoder_pred(self.decoder_norm(x)).clone()  # (B, L_pred, C*p*p)
 
     def pixel_target(self, imgs: Tensor) -> Tensor:
         """The prediction target: ``p x p`` patches, ``p = pred_stride``, flattened channels first.

@@ -588,6 +588,19 @@ def test_a_hiera_run_killed_after_step_5_and_resumed_ends_bit_identical_to_an_un
     assert losses(tmp_path) == losses(whole_out)
 
 
+def test_a_hiera_run_sharded_over_two_gloo_processes_warns_nothing_and_ends_as_the_one_process_run(
+    images: Path, tmp_path: Path, hiera_run: tuple[PretrainConfig, dict[str, torch.Tensor], Path]
+) -> None:
+    config, whole, _ = hiera_run
+    stderr = torchrun_two(dataclasses.replace(config, output_dir=str(tmp_path / "fsdp"), fsdp=True), tmp_path)
+    assert "Warning" not in stderr, stderr[-3000:]  # FSDP2's about a returned view, for one
+    assert json.loads((tmp_path / "rank1.json").read_text())["sharded"] is True
+    sharded = load_training_checkpoint(tmp_path / "fsdp" / "checkpoint-00000008.pth")["model"]
+    assert sharded.keys() == whole.keys()
+    for key, value in whole.items():  # FSDP sums gradients in another order: equal up to rounding
+        torch.testing.assert_close(sharded[key], value, rtol=1e-4, atol=1e-5, msg=key)
+
+
 def test_a_hiera_run_draws_its_figure_from_16_px_prediction_patches_and_its_encoder_loads_into_hiera(
     hiera_run: tuple[PretrainConfig, dict[str, torch.Tensor], Path]
 ) -> None:

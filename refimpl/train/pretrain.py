@@ -49,7 +49,6 @@ import re
 import signal
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -407,11 +406,6 @@ def _train(config: PretrainConfig, device: torch.device, info: DistInfo,
         if info.is_main:
             out.mkdir(parents=True, exist_ok=True)
             stack.enter_context(_exclusive(out))
-        if config.fsdp and info.distributed and config.model in HIERA_MODELS:
-            # MAE-Hiera returns views (pred is a Linear's output, the mask a reshape); FSDP2 warns that an
-            # in-place op on one would skip its backward hook. The trainer only reads them: no such op.
-            stack.enter_context(warnings.catch_warnings())
-            warnings.filterwarnings("ignore", message=r"FSDP2-wrapped module \(\w+\) returned a view tensor")
         return _run(config, device, info, on_step, signals, source, data_text, plan, out, resume_path, state)
 
 
