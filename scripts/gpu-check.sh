@@ -73,6 +73,11 @@ if missing:
     sys.exit("gpu-check: cannot import " + ", ".join(missing) + "; see scripts/gpu-check.sh --fetch-wheels")
 EOF
 
+# The card as found (a read-only query): the report names the driver and the clocks it ran at.
+if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,power.limit --format=csv
+fi
+
 # name | limit in seconds | command. The headline numbers first, in case the budget runs out.
 STEP_TABLE=(
     "mae-vit|240|$PY benchmarks/mae_pretrain.py --device cuda"
