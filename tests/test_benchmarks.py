@@ -81,3 +81,23 @@ def test_gpu_check_runs_each_step_logs_it_and_reports_failures_and_the_budget(tm
     spent = gpu_check(str(fake), tmp_path, BUDGET_S="10", STEPS="mae-vit")
     assert spent.returncode == 1 and "| mae-vit | skipped: budget spent | 0 |" in spent.stdout
     assert "ran:" not in spent.stdout
+
+
+def test_the_meta_device_count_equals_the_written_out_vit_count_and_the_real_hiera_count() -> None:
+    """MAE-Hiera's MFU uses PyTorch's count on the meta device (no formula is written out for it):
+    that count must be the ViT formula's for the ViT, and the real tensors' count for MAE-Hiera."""
+    bench = load_benchmark("mae_pretrain")
+    vit = mae_lib.mae_vit_tiny_patch16(img_size=112, norm_pix_loss=True)
+    on_meta = bench.counted_train_flops_per_image(
+        vit, lambda m, d: m(torch.zeros(1, 3, 112, 112, device=d), 0.75, torch.zeros(1, m.num_patches, device=d)).loss)
+    assert on_meta == pytest.approx(bench.train_flops_per_image(vit, 0.75), rel=1e-9)
+    hiera = importlib.import_module("refimpl.hiera").MaskedAutoencoderHiera(
+        input_size=(64, 64), embed_dim=16, num_heads=1, stages=(1, 2, 1, 1), decoder_embed_dim=32, decoder_depth=1,
+        decoder_num_heads=2)
+
+    def loss_of(m: torch.nn.Module, device: torch.device) -> torch.Tensor:
+        return m(torch.zeros(1, 3, 64, 64, device=device), 0.6, noise=torch.zeros(1, 4, device=device)).loss
+
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        loss_of(hiera, torch.device("cpu")).backward()
+    assert bench.counted_train_flops_per_image(hiera, loss_of) == counter.get_total_flops() > 0
