@@ -14,6 +14,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from refimpl import mae as mae_lib
+from refimpl.hiera import MaskedAutoencoderHiera
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,7 +92,7 @@ def test_the_meta_device_count_equals_the_written_out_vit_count_and_the_real_hie
     on_meta = bench.counted_train_flops_per_image(
         vit, lambda m, d: m(torch.zeros(1, 3, 112, 112, device=d), 0.75, torch.zeros(1, m.num_patches, device=d)).loss)
     assert on_meta == pytest.approx(bench.train_flops_per_image(vit, 0.75), rel=1e-9)
-    hiera = importlib.import_module("refimpl.hiera").MaskedAutoencoderHiera(
+    hiera = MaskedAutoencoderHiera(
         input_size=(64, 64), embed_dim=16, num_heads=1, stages=(1, 2, 1, 1), decoder_embed_dim=32, decoder_depth=1,
         decoder_num_heads=2)
 
