@@ -530,47 +530,43 @@ def test_the_mae_hiera_training_step_compiles_to_one_graph_with_the_same_loss_an
     ``fullgraph=True`` lets a data-dependent shape through); ``aot_eager`` then traces forward and
     backward like Inductor, with eager kernels. (Video takes the same code with 3-entry sizes.)
     """
-    config = SMALL_MAE
-    torch.manual_seed(0)
-    eager = MaskedAutoencoderHiera(**config).train()
-    compiled_copy = MaskedAutoencoderHiera(**config).train()
-    compiled_copy.load_state_dict(eager.state_dict())
-    imgs = torch.randn(2, 3, *config["input_size"])
-    noise = torch.rand(2, eager.num_mask_units)
+    eager, compiled_copy, imgs, noise = twin_mae_hieras("cpu", batch=2)
     report = torch._dynamo.explain(compiled_copy)(imgs, 0.6, noise=noise)
     assert report.graph_break_count == 0, [b.reason.splitlines()[0] for b in report.break_reasons]
     torch._dynamo.reset()
     compiled = torch.compile(compiled_copy, backend="aot_eager", fullgraph=True)
+    assert_same_step(eager, compiled, compiled_copy, imgs, noise, loss_tol=(0, TOL), grad_tol=(1e-4, TOL))
+
+
+def twin_mae_hieras(device: str, batch: int) -> tuple[MaskedAutoencoderHiera, MaskedAutoencoderHiera, Tensor, Tensor]:
+    """Two ``SMALL_MAE`` models with the same weights on ``device``, a batch of images and its noise."""
+    torch.manual_seed(0)
+    eager = MaskedAutoencoderHiera(**SMALL_MAE).to(device).train()
+    copy = MaskedAutoencoderHiera(**SMALL_MAE).to(device).train()
+    copy.load_state_dict(eager.state_dict())
+    imgs = torch.randn(batch, 3, *SMALL_MAE["input_size"], device=device)
+    return eager, copy, imgs, torch.rand(batch, eager.num_mask_units, device=device)
+
+
+def assert_same_step(eager: torch.nn.Module, compiled: torch.nn.Module, compiled_copy: torch.nn.Module,
+                     imgs: Tensor, noise: Tensor, loss_tol: tuple[float, float], grad_tol: tuple[float, float]) -> None:
+    """One forward and backward of each: the same loss and every parameter's gradient, ``(rtol, atol)``."""
     loss = eager(imgs, 0.6, noise=noise).loss
     loss.backward()
     compiled_loss = compiled(imgs, 0.6, noise=noise).loss
     compiled_loss.backward()
-    torch.testing.assert_close(compiled_loss, loss, rtol=0, atol=TOL)
+    torch.testing.assert_close(compiled_loss, loss, rtol=loss_tol[0], atol=loss_tol[1])
     for (name, p), q in zip(eager.named_parameters(), compiled_copy.parameters(), strict=True):
         assert q.grad is not None, name
-        torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=TOL, msg=name)
-
+        torch.testing.assert_close(q.grad, p.grad, rtol=grad_tol[0], atol=grad_tol[1], msg=name)
 
 
 @pytest.mark.gpu
 def test_on_cuda_inductor_compiles_the_mae_hiera_step_to_the_eager_loss_and_gradients():
     """What ``mae-pretrain`` runs by default on CUDA: the whole step compiled by Inductor, in one graph."""
-    torch.manual_seed(0)
-    eager = MaskedAutoencoderHiera(**SMALL_MAE).cuda().train()
-    compiled_copy = MaskedAutoencoderHiera(**SMALL_MAE).cuda().train()
-    compiled_copy.load_state_dict(eager.state_dict())
+    eager, compiled_copy, imgs, noise = twin_mae_hieras("cuda", batch=4)
     compiled = torch.compile(compiled_copy, fullgraph=True)
-    imgs = torch.randn(4, 3, *SMALL_MAE["input_size"], device="cuda")
-    noise = torch.rand(4, eager.num_mask_units, device="cuda")
-    loss = eager(imgs, 0.6, noise=noise).loss
-    loss.backward()
-    compiled_loss = compiled(imgs, 0.6, noise=noise).loss
-    compiled_loss.backward()
-    torch.testing.assert_close(compiled_loss, loss, rtol=1e-4, atol=1e-5)
-    for (name, p), q in zip(eager.named_parameters(), compiled_copy.parameters(), strict=True):
-        assert q.grad is not None, name
-        torch.testing.assert_close(q.grad, p.grad, rtol=1e-3, atol=1e-4, msg=name)
-
+    assert_same_step(eager, compiled, compiled_copy, imgs, noise, loss_tol=(1e-4, 1e-5), grad_tol=(1e-3, 1e-4))
 
 
 @contextlib.contextmanager
