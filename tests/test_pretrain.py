@@ -24,8 +24,18 @@ from refimpl.mae import encoder_state, vit_from_mae
 from refimpl.train import pretrain as pretrain_module
 from refimpl.train.checkpoint import checkpoint_name, list_checkpoints, load_training_checkpoint
 from refimpl.train.config import ConfigError, PretrainConfig, load_config_file, resolve_config
-from refimpl.train.data import DataError, ResumableSampler
-from refimpl.train.pretrain import build_model, main, train
+from refimpl.train.data import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DataError,
+    FolderImages,
+    MAEPretrainDataset,
+    ResumableSampler,
+    normalize_images,
+    sample_seed,
+    scan_image_folder,
+)
+from refimpl.train.pretrain import build_model, default_workers, main, train
 from refimpl.train.signals import FORCE_AFTER_S, StopOnSignal
 from refimpl.vit import VisionTransformer
 
@@ -441,6 +451,61 @@ def test_the_sampler_splits_one_permutation_across_ranks() -> None:
     whole = [i for _, i in ResumableSampler(12, 1, 0, seed=3)]
     ranks = [[i for _, i in ResumableSampler(12, 2, r, seed=3)] for r in range(2)]
     assert sorted(ranks[0][:2] + ranks[1][:2]) == sorted(whole[:4])  # one step of 4 = the same images
+
+
+def official_augmentation(img_size: int) -> object:
+    """Official ``main_pretrain.py``'s augmentation on PIL images, with torchvision's v1 transforms as it has them."""
+    from torchvision import transforms
+
+    return transforms.Compose([
+        transforms.RandomResizedCrop(img_size, scale=(0.2, 1.0), interpolation=transforms.InterpolationMode.BICUBIC),
+        transforms.RandomHorizontalFlip(),
+        transforms.ToTensor(),
+        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])
+
+
+def test_the_first_step_trains_on_the_official_augmentation_bit_for_bit_normalised_after_the_copy(
+    images: Path, tmp_path: Path
+) -> None:
+    config = tiny(images, tmp_path, max_steps=1)
+    train(config)
+    model = build_model(config)  # the run's initial weights
+    dataset = MAEPretrainDataset(FolderImages(scan_image_folder(images).files), 32, model.num_patches, config.seed)
+    keys = list(ResumableSampler(len(dataset), seed=config.seed))[: config.batch_size]
+    augment = official_augmentation(32)
+    expected_imgs = []
+    for epoch, index in keys:
+        torch.manual_seed(sample_seed(config.seed, epoch, index))  # the crop the dataset draws for this sample
+        expected_imgs.append(augment(dataset.source[index]))
+    loaded = [dataset[key] for key in keys]
+    assert all(img.dtype == torch.uint8 and img.shape == (3, 32, 32) for img, _ in loaded)  # a quarter of float's bytes
+    imgs = normalize_images(torch.stack([img for img, _ in loaded]))
+    assert torch.equal(imgs, torch.stack(expected_imgs))  # the official crops and values, bit for bit
+    noise = torch.stack([n for _, n in loaded])
+    with torch.no_grad():
+        loss = model(imgs, config.mask_ratio, noise=noise).loss.item()
+    assert losses(tmp_path)[0] == (1, pytest.approx(loss, abs=1e-6))  # the log rounds to 6 decimals
+
+
+def test_normalize_images_refuses_float_images_and_a_wrong_channel_count() -> None:
+    with pytest.raises(TypeError, match=r"imgs must be a uint8 tensor .* got a torch.float32 tensor"):
+        normalize_images(torch.zeros(2, 3, 8, 8))
+    with pytest.raises(TypeError, match="got ndarray"):
+        normalize_images(np.zeros((3, 8, 8), np.uint8))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"3 channels; got \(2, 4, 8, 8\)"):
+        normalize_images(torch.zeros(2, 4, 8, 8, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize(("cores", "local", "expected"), [(16, 1, 15), (16, 8, 1), (96, 8, 11), (64, 1, 16), (2, 4, 1)])
+def test_default_workers_share_this_process_cores_among_the_nodes_ranks(
+    monkeypatch: pytest.MonkeyPatch, cores: int, local: int, expected: int
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4 * cores)  # the machine's count is not what this process may use
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local))
+    assert default_workers(torch.device("cuda", 0)) == expected
+    assert default_workers(torch.device("cpu")) == 0
 
 
 # --- the default path and several processes ---------------------------------------------------------

@@ -157,7 +157,7 @@ class PretrainConfig:
     fsdp: bool = False
     """With several processes, shard parameters, gradients and AdamW state across them (FSDP2, one unit per block) instead of replicating them (DDP): for models too large for DDP. Not with fp16."""
     num_workers: int | None = None
-    """Data-loading processes per rank; ``None`` = 0 on CPU, ``min(8, cpus per rank)`` on CUDA."""
+    """Data-loading processes per rank; ``None`` = 0 on CPU, and on CUDA the cores this process may use divided among the node's ranks, less one for the training loop, at most 16."""
 
     def validate(self) -> None:
         """Check every field once; raise a [`ConfigError`][refimpl.train.config.ConfigError] naming the first bad one.

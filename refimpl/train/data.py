@@ -19,11 +19,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = [
     "EMBEDDED_PHOTOS",
@@ -36,6 +40,7 @@ __all__ = [
     "ImageScan",
     "MAEPretrainDataset",
     "ResumableSampler",
+    "normalize_images",
     "pretrain_transform",
     "sample_seed",
     "scan_image_folder",
@@ -136,14 +141,8 @@ def _header_ok(path: Path) -> bool:
         return False
 
 
-def _to_uint8_chw(image: object) -> Tensor:
-    """A PIL image as an RGB ``uint8`` tensor ``(3, H, W)``."""
-    array = np.asarray(image.convert("RGB"))  # (H, W, 3)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()  # (3, H, W)
-
-
 class FolderImages:
-    """Images of a folder scan, decoded on demand as ``uint8`` tensors ``(3, H, W)``.
+    """Images of a folder scan, decoded on demand as RGB PIL images (as torchvision's ``ImageFolder``).
 
     Args:
         files: the image paths (see [`scan_image_folder`][refimpl.train.data.scan_image_folder]).
@@ -155,13 +154,13 @@ class FolderImages:
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> Tensor:
+    def __getitem__(self, index: int) -> Image.Image:
         from PIL import Image
 
         path = self.files[index]
         try:
             with Image.open(path) as image:
-                return _to_uint8_chw(image)
+                return image.convert("RGB")  # decodes the whole file before it is closed
         except (OSError, ValueError, SyntaxError) as exc:
             raise DataError(f"image {str(path)!r} cannot be decoded: {exc}") from None
 
@@ -191,44 +190,79 @@ class EmbeddedPhotos:
         self.names = tuple(n for n in EMBEDDED_PHOTOS if (folder / n).is_file())
         if not self.names:
             raise DataError(f"scikit-image's photographs are missing from {str(folder)!r}; pass --data DIR")
-        self.photos: list[Tensor] = []
+        self.photos: list[Image.Image] = []
         for name in self.names:
             with Image.open(folder / name) as image:
+                image = image.convert("RGB")
                 scale = max_side / min(image.size)
                 if scale < 1:
                     size = (round(image.size[0] * scale), round(image.size[1] * scale))
-                    image = image.convert("RGB").resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
-                self.photos.append(_to_uint8_chw(image))
+                    image = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+                self.photos.append(image)
         self.crops_per_photo = crops_per_photo
 
     def __len__(self) -> int:
         return len(self.photos) * self.crops_per_photo
 
-    def __getitem__(self, index: int) -> Tensor:
+    def __getitem__(self, index: int) -> Image.Image:
         return self.photos[index % len(self.photos)]
 
 
 def pretrain_transform(img_size: int) -> object:
-    """MAE's pretraining augmentation, as torchvision transforms v2 on ``uint8`` tensors.
+    """MAE's pretraining augmentation, as torchvision transforms v2 on an RGB PIL image.
 
-    ``RandomResizedCrop(img_size, scale=(0.2, 1.0), bicubic)``, horizontal flip, scale to
-    ``[0, 1]``, ImageNet normalisation (official ``main_pretrain.py``). No colour jitter: MAE
-    needs none.
+    ``RandomResizedCrop(img_size, scale=(0.2, 1.0), bicubic)`` and a horizontal flip, then the
+    pixels as a ``uint8`` tensor. These are official ``main_pretrain.py``'s transforms, run by PIL
+    as there and drawing the same random numbers, so a seed gives the official crop to the pixel.
+    No colour jitter: MAE needs none. The conversion to float and the ImageNet normalisation are
+    [`normalize_images`][refimpl.train.data.normalize_images], which the trainer applies on the
+    device: data-loader workers, shared memory, pinned memory and the host-to-device copy then move
+    a quarter of the bytes of a ``float32`` batch.
 
     Args:
         img_size: output side ``S``.
 
     Returns:
-        A callable ``uint8 (3, H, W) -> float32 (3, S, S)``.
+        A callable ``PIL image (H, W) -> uint8 (3, S, S)``.
     """
     from torchvision.transforms import v2
 
     return v2.Compose([
-        v2.RandomResizedCrop(img_size, scale=(0.2, 1.0), interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
+        v2.RandomResizedCrop(img_size, scale=(0.2, 1.0), interpolation=v2.InterpolationMode.BICUBIC),
         v2.RandomHorizontalFlip(),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        v2.PILToTensor(),
     ])
+
+
+def normalize_images(imgs: Tensor) -> Tensor:
+    """``uint8`` images to the model's input: scale to ``[0, 1]``, then ImageNet normalisation.
+
+    The same float operations as torchvision's ``ToTensor`` and ``Normalize`` in official
+    ``main_pretrain.py`` (divide by 255, subtract the mean, divide by the standard deviation), so
+    the values are bit-identical; the trainer runs it after the batch reaches the device.
+
+    Args:
+        imgs: ``uint8`` images ``(..., 3, S, S)``, e.g. a batch ``(B, 3, S, S)``.
+
+    Returns:
+        ``float32`` images of the same shape, on the same device.
+
+    Raises:
+        TypeError: if ``imgs`` is not a ``uint8`` tensor.
+        ValueError: if its third-last dimension is not 3 channels.
+
+    Examples:
+        >>> normalize_images(torch.full((1, 3, 2, 2), 255, dtype=torch.uint8))[0, :, 0, 0]
+        tensor([2.2489, 2.4286, 2.6400])
+    """
+    if not isinstance(imgs, Tensor) or imgs.dtype != torch.uint8:
+        got = f"a {imgs.dtype} tensor" if isinstance(imgs, Tensor) else type(imgs).__name__
+        raise TypeError(f"imgs must be a uint8 tensor (..., 3, S, S); got {got}")
+    if imgs.ndim < 3 or imgs.shape[-3] != 3:
+        raise ValueError(f"imgs must have shape (..., 3, S, S) with 3 channels; got {tuple(imgs.shape)}")
+    mean = torch.tensor(IMAGENET_MEAN, device=imgs.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=imgs.device).view(3, 1, 1)
+    return imgs.to(torch.float32).div_(255).sub_(mean).div_(std)  # in place on the new float copy
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -244,13 +278,14 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
 class MAEPretrainDataset(Dataset):
     """Augmented images and their masking noise, keyed by ``(epoch, index)``.
 
-    ``dataset[(epoch, index)]`` returns ``(image (3, S, S), noise (L,))``. Both are drawn from a
+    ``dataset[(epoch, index)]`` returns ``(image uint8 (3, S, S), noise (L,))``; the image becomes the
+    model's input through [`normalize_images`][refimpl.train.data.normalize_images]. Both are drawn from a
     generator seeded by [`sample_seed`][refimpl.train.data.sample_seed]; the noise's argsort is the
     sample's shuffle in [`random_masking`][refimpl.masking.random_masking] (for MAE-Hiera: of its
     mask units, ``L = U``), so the mask is fixed by the sample too.
 
     Args:
-        source: ``len`` and ``[i] -> uint8 (3, H, W)``; an
+        source: ``len`` and ``[i] -> RGB PIL image``; an
             [`EmbeddedPhotos`][refimpl.train.data.EmbeddedPhotos] or
             [`FolderImages`][refimpl.train.data.FolderImages].
         img_size: output side ``S``.
@@ -270,10 +305,12 @@ class MAEPretrainDataset(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, Tensor]:
         epoch, index = key
         image = self.source[index]
-        # torchvision's transforms draw from the global generator: seed a private copy of it.
+        # torchvision's transforms draw from the global CPU generator: seed a private copy of it.
+        # (Not torch.manual_seed: it also queues a seed for every accelerator, formatting a stack
+        # trace each time, which made every sample 10 % slower.)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sample_seed(self.seed, epoch, index))
-            out = self.transform(image)  # (3, S, S)
+            torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
+            out = self.transform(image)  # uint8 (3, S, S)
             noise = torch.rand(self.num_patches)  # (L,)
         return out, noise
 

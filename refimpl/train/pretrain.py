@@ -22,7 +22,8 @@ and [`main`][refimpl.train.pretrain.main] is the command line around it. A run, 
 
 On CUDA the forward pass runs under bf16 autocast (fp16 with a gradient scaler on GPUs without
 bf16), AdamW is fused, the model is compiled with ``torch.compile`` (``--no-compile`` to skip),
-batches come from pinned memory with non-blocking copies, and attention uses
+batches come from pinned memory with non-blocking copies (as ``uint8``, normalised on the GPU:
+a quarter of the bytes), and attention uses
 ``F.scaled_dot_product_attention`` (FlashAttention where available). On CPU everything is
 float32 unless ``--precision`` says otherwise. The tests run the CPU path in every precision;
 the CUDA-only parts (fused AdamW, NCCL, compiling by default) are covered by GPU-marked tests
@@ -74,7 +75,15 @@ from .checkpoint import (
     restore_rng,
 )
 from .config import HIERA_MODELS, MODELS, RESUME_KEYS, ConfigError, PretrainConfig, load_config_file, resolve_config
-from .data import DataError, EmbeddedPhotos, FolderImages, MAEPretrainDataset, ResumableSampler, scan_image_folder
+from .data import (
+    DataError,
+    EmbeddedPhotos,
+    FolderImages,
+    MAEPretrainDataset,
+    ResumableSampler,
+    normalize_images,
+    scan_image_folder,
+)
 from .distributed import (
     DistInfo,
     all_reduce_mean,
@@ -89,7 +98,8 @@ from .schedule import make_optimizer, make_scheduler
 from .signals import STOP_SIGNALS, StopOnSignal, ignore_stop_signals
 
 __all__ = [
-    "MAEModel", "RunPlan", "TrainResult", "build_model", "build_parser", "main", "plan_run", "resolve_precision", "train",
+    "MAEModel", "RunPlan", "TrainResult", "build_model", "build_parser", "default_workers", "main", "plan_run",
+    "resolve_precision", "train",
 ]
 
 log = logging.getLogger(__name__)
@@ -335,6 +345,22 @@ def _metric_step(line: str) -> float:
         return math.inf
 
 
+def default_workers(device: torch.device) -> int:
+    """Data-loader workers per process when the config leaves ``num_workers`` unset.
+
+    On the CPU none: the model's step is far slower than loading. On CUDA the cores this process
+    may run on (its affinity, which ``taskset`` and Slurm's ``--cpus-per-task`` set, not the
+    machine's count), shared among the node's ``LOCAL_WORLD_SIZE`` ranks, less one for the
+    training loop, at least 1 and at most 16. One worker decodes and crops about 300 ImageNet-sized
+    JPEGs a second (``benchmarks/pretrain_data.py``), and ViT-B/16 MAE on a fast GPU wants thousands.
+    """
+    if device.type != "cuda":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return min(16, max(1, cores // local - 1))
+
+
 def _figure_batch(dataset: MAEPretrainDataset, n: int) -> tuple[Tensor, Tensor]:
     count = min(n, len(dataset))
     indices = [round(i * (len(dataset) - 1) / max(1, count - 1)) for i in range(count)]
@@ -355,7 +381,8 @@ def _save_figure(model: MAEModel, batch: tuple[Tensor, Tensor], config: Pretrain
     matplotlib.use("Agg")
     from .figures import reconstruction_figure, reconstruction_rows
 
-    imgs, noise = (t.to(device) for t in batch)
+    imgs, noise = batch[0].to(device), batch[1].to(device)
+    imgs = normalize_images(imgs)
     with autocast():
         rows = reconstruction_rows(model, imgs, noise, config.mask_ratio)
     if not draw:
@@ -461,15 +488,11 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
     def autocast() -> Any:
         return torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
 
-    workers = config.num_workers
-    if workers is None:
-        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-        workers = min(8, (os.cpu_count() or 1) // local) if cuda else 0
+    workers = config.num_workers if config.num_workers is not None else default_workers(device)
     sampler = ResumableSampler(len(dataset), info.world_size, info.rank, config.seed)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=plan.micro_batch, sampler=sampler, num_workers=workers, pin_memory=cuda,
-        drop_last=True, persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
-        worker_init_fn=ignore_stop_signals if workers > 0 else None,
+        drop_last=True, persistent_workers=workers > 0, worker_init_fn=ignore_stop_signals if workers > 0 else None,
     )
 
     stop = min(plan.total_steps, config.max_steps or plan.total_steps)
@@ -520,8 +543,8 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
         batches = iter(loader)
         for _ in range(plan.steps_per_epoch - step % plan.steps_per_epoch):
             for micro in range(config.accum_steps):
-                imgs, noise = next(batches)
-                imgs = imgs.to(device, non_blocking=True)
+                imgs, noise = next(batches)  # uint8 (B, 3, S, S), (B, L)
+                imgs = normalize_images(imgs.to(device, non_blocking=True))
                 noise = noise.to(device, non_blocking=True)
                 # Synchronise gradients across processes only on the last micro-batch.
                 sync = micro == config.accum_steps - 1
