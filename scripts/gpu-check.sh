@@ -83,6 +83,7 @@ STEP_TABLE=(
     "mae-vit|240|$PY benchmarks/mae_pretrain.py --device cuda"
     "tests|200|$PY -m pytest -m gpu -p no:cacheprovider -q --durations=5"
     "mae-hiera|200|$PY benchmarks/mae_pretrain.py --model hiera --device cuda"
+    "data|60|$PY benchmarks/pretrain_data.py --device cuda"
     "hiera|90|$PY benchmarks/hiera.py --device cuda"
     "hiera-video|90|$PY benchmarks/hiera.py --video --device cuda --warmup 1 --runs 3"
     "kan|60|$PY benchmarks/kan.py --device cuda"

@@ -40,6 +40,17 @@ def test_the_mfu_flop_count_equals_pytorchs_flop_counter(factory: str, img_size:
     assert counter.get_total_flops() == pytest.approx(bench.train_flops_per_image(model, mask_ratio), rel=1e-6)
 
 
+def test_the_input_pipeline_benchmark_times_both_pipelines_and_ours_moves_a_quarter_of_the_bytes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bench = load_benchmark("pretrain_data")
+    bench.main(["--images", "4", "--img-size", "32", "--batch", "2", "--batches", "1", "--warmup", "1",
+                "--workers", "0", "--repeats", "1"])
+    table = capsys.readouterr().out.splitlines()
+    assert [line.split(" | ")[0] for line in table[3:]] == ["| ours", "| official", "| ours/official"]
+    assert table[-1].endswith("| 0.25x |")  # uint8 images (and the noise) against float32 images
+
+
 # --- scripts/gpu-check.sh --------------------------------------------------------------------
 
 FAKE_PYTHON = """#!/usr/bin/env bash
@@ -82,6 +93,9 @@ def test_gpu_check_runs_each_step_logs_it_and_reports_failures_and_the_budget(tm
     spent = gpu_check(str(fake), tmp_path, BUDGET_S="10", STEPS="mae-vit")
     assert spent.returncode == 1 and "| mae-vit | skipped: budget spent | 0 |" in spent.stdout
     assert "ran:" not in spent.stdout
+    every = gpu_check(str(fake), tmp_path, LOG_DIR=str(tmp_path / "all"))
+    assert "ran: benchmarks/pretrain_data.py --device cuda" in every.stdout
+    assert len(list((tmp_path / "all").iterdir())) <= 8  # what a lent GPU machine sends back from $OUT
 
 
 def test_the_meta_device_count_equals_the_written_out_vit_count_and_the_real_hiera_count() -> None:
