@@ -341,6 +341,19 @@ def test_on_cuda_fp16_scales_the_loss_and_saves_the_scaler(images: Path, tmp_pat
     assert scaler["scale"] > 0 and all("loss_scale" in line for line in result.metrics)
 
 
+@pytest.mark.gpu
+def test_on_cuda_normalize_images_gives_the_cpus_bits_without_making_the_host_wait() -> None:
+    imgs = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    on_device = imgs.cuda()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any host-device synchronisation raises
+    try:
+        out = normalize_images(on_device)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.equal(out.cpu(), normalize_images(imgs))
+
+
 # --- bad inputs ---------------------------------------------------------------------------------
 
 

@@ -239,7 +239,8 @@ def normalize_images(imgs: Tensor) -> Tensor:
 
     The same float operations as torchvision's ``ToTensor`` and ``Normalize`` in official
     ``main_pretrain.py`` (divide by 255, subtract the mean, divide by the standard deviation), so
-    the values are bit-identical; the trainer runs it after the batch reaches the device.
+    the values are bit-identical, on the CPU or a GPU; the trainer runs it after the batch reaches
+    the device. It never makes the host wait for the device.
 
     Args:
         imgs: ``uint8`` images ``(..., 3, S, S)``, e.g. a batch ``(B, 3, S, S)``.
@@ -260,9 +261,20 @@ def normalize_images(imgs: Tensor) -> Tensor:
         raise TypeError(f"imgs must be a uint8 tensor (..., 3, S, S); got {got}")
     if imgs.ndim < 3 or imgs.shape[-3] != 3:
         raise ValueError(f"imgs must have shape (..., 3, S, S) with 3 channels; got {tuple(imgs.shape)}")
-    mean = torch.tensor(IMAGENET_MEAN, device=imgs.device).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=imgs.device).view(3, 1, 1)
-    return imgs.to(torch.float32).div_(255).sub_(mean).div_(std)  # in place on the new float copy
+    # The constants are filled on the device: a tensor made from a Python list would be copied
+    # from the host and make the host wait for the GPU at every batch. 255 is a tensor too:
+    # CUDA divides by a plain number through its reciprocal, which can change the last bit.
+    scale = torch.full((), 255.0, device=imgs.device)
+    mean, std = _per_channel(IMAGENET_MEAN, imgs.device), _per_channel(IMAGENET_STD, imgs.device)
+    return imgs.to(torch.float32).div_(scale).sub_(mean).div_(std)  # in place on the new float copy
+
+
+def _per_channel(values: Sequence[float], device: torch.device) -> Tensor:
+    """``float32 (C, 1, 1)`` holding ``values``, written by the device itself (no host-to-device copy)."""
+    out = torch.empty(len(values), 1, 1, device=device)
+    for channel, value in enumerate(values):
+        out[channel].fill_(value)
+    return out
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
