@@ -521,6 +521,28 @@ def test_default_workers_share_this_process_cores_among_the_nodes_ranks(
     assert default_workers(torch.device("cpu")) == 0
 
 
+def test_the_guides_run_is_recorded_from_a_run_folder_and_never_over_a_recorded_one(images: Path, tmp_path: Path) -> None:
+    from paper_notes.figures.pretrain import record_run
+
+    train(tiny(images, tmp_path / "run", figure_images=2))  # keeps checkpoints 6 and 8
+    dest = tmp_path / "runs"
+    dest.mkdir()
+    written = record_run(tmp_path / "run", steps=(0, 8), dest=dest)
+    assert [p.name for p in written] == ["mae-tiny-cpu-recon-000000.png", "mae-tiny-cpu-recon-000008.png",
+                                         "mae-tiny-cpu.jsonl"]
+    assert (dest / "mae-tiny-cpu.jsonl").read_text() == (tmp_path / "run" / "metrics.jsonl").read_text()
+    first, last = (np.asarray(Image.open(p)) for p in written[:2])
+    assert first.shape == last.shape == (5 * 32 + 4 * 2, 2 * 32 + 2, 3)  # 5 rows, 2 images, 2-px gaps
+    assert np.array_equal(first[:32], last[:32]) and not np.array_equal(first[64:], last[64:])  # same input, new model
+    with pytest.raises(FileExistsError, match="already holds a recorded run"):
+        record_run(tmp_path / "run", steps=(0, 8), dest=dest)
+    with pytest.raises(FileNotFoundError, match="checkpoint-00000004.pth"):
+        record_run(tmp_path / "run", steps=(4,), dest=dest, force=True)
+    assert snapshot(dest).keys() == {p.name for p in written}  # a refused call wrote nothing
+    record_run(tmp_path / "run", steps=(0,), dest=dest, force=True)
+    assert sorted(snapshot(dest)) == ["mae-tiny-cpu-recon-000000.png", "mae-tiny-cpu.jsonl"]  # step 8's grid is gone
+
+
 # --- the default path and several processes ---------------------------------------------------------
 
 

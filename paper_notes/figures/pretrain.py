@@ -1,14 +1,23 @@
 """Figures for the MAE pretraining guide (docs/guides/mae-pretraining.md), drawn from a committed run.
 
 The run is a short ``mae-pretrain`` on the embedded photographs (CPU); its metrics log and a few
-reconstruction grids live in ``docs/guides/runs/``. The grids were written by
-``refimpl.train.figures.reconstruction_rows`` from the run's checkpoints and saved as one PNG each
-(rows: input, masked, prediction, target, reconstruction; one column per image).
+reconstruction grids live in ``docs/guides/runs/``. ``record_run`` writes them from a finished
+run's folder: the grids come from ``refimpl.train.figures.reconstruction_rows`` on the run's own
+figure images, with the weights of step 0 (rebuilt from ``config.json``) and of the run's
+checkpoints, one PNG each (rows: input, masked, prediction, target, reconstruction; one column
+per image). To record a new run::
+
+    .venv/bin/mae-pretrain --output-dir /tmp/run
+    .venv/bin/python -m paper_notes.figures.pretrain /tmp/run --force
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 RUNS = Path(__file__).resolve().parents[2] / "docs" / "guides" / "runs"
@@ -51,11 +60,12 @@ def reconstructions() -> object:
     from PIL import Image
     import numpy as np
 
-    grids = sorted(RUNS.glob("mae-tiny-cpu-recon-*.png"))
-    fig = Figure(figsize=(3.3 * len(grids), 4.6))
+    paths = sorted(RUNS.glob("mae-tiny-cpu-recon-*.png"))
+    grids = [np.asarray(Image.open(path).convert("RGB")) for path in paths]
+    height, width = grids[0].shape[:2]
+    fig = Figure(figsize=(3.3 * len(grids), 3.3 * height / width + 0.6))  # room for the titles
     axes = fig.subplots(1, len(grids), squeeze=False)[0]
-    for ax, path in zip(axes, grids):
-        grid = np.asarray(Image.open(path).convert("RGB"))
+    for ax, path, grid in zip(axes, paths, grids):
         ax.imshow(grid, interpolation="nearest")
         step = int(path.stem.rsplit("-", 1)[1])
         ax.set_title(f"step {step}", fontsize=10)
@@ -68,3 +78,104 @@ def reconstructions() -> object:
 
 
 FIGURES = {"pretrain/loss.svg": loss_curve, "pretrain/reconstructions.svg": reconstructions}
+
+GAP = 2
+"""White pixels between the images of a grid."""
+
+
+def reconstruction_grid(rows: dict[str, object]) -> object:
+    """``reconstruction_rows``'s rows as one ``uint8`` picture ``(5 S + 4 GAP, B S + (B - 1) GAP, 3)``, white between."""
+    import numpy as np
+    import torch
+
+    B, _, S, _ = rows[ROWS[0]].shape
+    grid = np.full((len(ROWS) * (S + GAP) - GAP, B * (S + GAP) - GAP, 3), 255, dtype=np.uint8)
+    for i, name in enumerate(ROWS):
+        images = (rows[name].float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()  # (B, 3, S, S)
+        for j in range(B):
+            y, x = i * (S + GAP), j * (S + GAP)
+            grid[y : y + S, x : x + S] = images[j].permute(1, 2, 0).numpy()  # (S, S, 3)
+    return grid
+
+
+def record_run(run: str | os.PathLike[str], steps: Sequence[int] = (0, 200, 360), dest: Path = RUNS,
+               force: bool = False) -> list[Path]:
+    """Write the guide's committed run from a finished ``mae-pretrain`` folder: its log and a grid per step.
+
+    Args:
+        run: the run's ``output_dir`` (``config.json``, ``metrics.jsonl`` and ``checkpoint-<step>.pth``
+            for every step in ``steps`` but 0, whose weights are rebuilt from the config's seed).
+        steps: the steps to draw.
+        dest: where the log and the grids go.
+        force: replace a recorded run that is already there (its grids of other steps are removed).
+
+    Returns:
+        The files written.
+
+    Raises:
+        FileNotFoundError: if the run lacks one of those files.
+        FileExistsError: if ``dest`` already holds a run and ``force`` is not set.
+    """
+    from PIL import Image
+
+    from refimpl.hiera import MaskedAutoencoderHiera
+    from refimpl.train.checkpoint import checkpoint_name, load_training_checkpoint
+    from refimpl.train.config import PretrainConfig
+    from refimpl.train.data import MAEPretrainDataset, normalize_images
+    from refimpl.train.figures import reconstruction_rows
+    from refimpl.train.pretrain import build_model, figure_batch, open_data
+
+    run = Path(run)
+    needed = [run / "config.json", run / "metrics.jsonl"] + [run / checkpoint_name(s) for s in steps if s]
+    missing = [str(path) for path in needed if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"run {str(run)!r} lacks {', '.join(missing)}; expected a finished mae-pretrain folder")
+    recorded = sorted(p for p in (dest / LOG.name, *dest.glob(f"{LOG.stem}-recon-*.png")) if p.exists())
+    if recorded and not force:
+        raise FileExistsError(f"{str(dest)!r} already holds a recorded run ({recorded[0].name}); "
+                              "pass --force (force=True) to replace it")
+
+    config = PretrainConfig.from_dict(json.loads((run / "config.json").read_text(encoding="utf-8"))["config"])
+    model = build_model(config).eval()
+    noise_length = model.num_mask_units if isinstance(model, MaskedAutoencoderHiera) else model.num_patches
+    dataset = MAEPretrainDataset(open_data(config)[0], config.img_size, noise_length, config.seed)
+    imgs, noise = figure_batch(dataset, config.figure_images)
+    imgs = normalize_images(imgs)
+    written = []
+    for step in steps:
+        if step:
+            model.load_state_dict(load_training_checkpoint(run / checkpoint_name(step))["model"])
+        grid = reconstruction_grid(reconstruction_rows(model, imgs, noise, config.mask_ratio))
+        path = dest / f"{LOG.stem}-recon-{step:06d}.png"
+        tmp = path.with_name(f".{path.name}.tmp")
+        Image.fromarray(grid).save(tmp, format="PNG")
+        os.replace(tmp, path)
+        written.append(path)
+    tmp = dest / f".{LOG.name}.tmp"
+    shutil.copyfile(run / "metrics.jsonl", tmp)
+    os.replace(tmp, dest / LOG.name)
+    written.append(dest / LOG.name)
+    for stale in set(dest.glob(f"{LOG.stem}-recon-*.png")) - set(written):
+        stale.unlink()
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m paper_notes.figures.pretrain RUN [--steps ...] [--force]``: see ``record_run``."""
+    parser = argparse.ArgumentParser(prog="python -m paper_notes.figures.pretrain",
+                                     description="Record a finished mae-pretrain run for the pretraining guide.")
+    parser.add_argument("run", help="the run's output folder")
+    parser.add_argument("--steps", type=int, nargs="+", default=[0, 200, 360], help="steps to draw (default: 0 200 360)")
+    parser.add_argument("--force", action="store_true", help="replace the run recorded in docs/guides/runs/")
+    args = parser.parse_args(argv)
+    try:
+        written = record_run(args.run, args.steps, force=args.force)
+    except (FileNotFoundError, FileExistsError) as exc:
+        parser.exit(2, f"{parser.prog}: {exc}\n")
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

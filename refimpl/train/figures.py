@@ -50,7 +50,8 @@ def reconstruction_rows(
     Returns:
         ``{row: (B, 3, S, S) float in [0, 1]}`` for each of ``ROWS``.
     """
-    out = model(imgs, mask_ratio, noise=noise)
+    with torch.no_grad():  # a figure needs no gradients
+        out = model(imgs, mask_ratio, noise=noise)
     pred, mask = out.pred.float(), out.mask.float()  # (B, L, p*p*3), (B, L); Hiera: (B, L_pred, 3*p*p)
     if isinstance(model, MaskedAutoencoderHiera):
         p = model.pred_stride

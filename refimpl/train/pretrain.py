@@ -98,8 +98,8 @@ from .schedule import make_optimizer, make_scheduler
 from .signals import STOP_SIGNALS, StopOnSignal, ignore_stop_signals
 
 __all__ = [
-    "MAEModel", "RunPlan", "TrainResult", "build_model", "build_parser", "default_workers", "main", "plan_run",
-    "resolve_precision", "train",
+    "MAEModel", "RunPlan", "TrainResult", "build_model", "build_parser", "default_workers", "figure_batch", "main",
+    "open_data", "plan_run", "resolve_precision", "train",
 ]
 
 log = logging.getLogger(__name__)
@@ -262,7 +262,18 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
 
 
-def _open_data(config: PretrainConfig) -> tuple[object, str]:
+def open_data(config: PretrainConfig) -> tuple[EmbeddedPhotos | FolderImages, str]:
+    """The images a run reads: its ``data`` folder, or the embedded photographs without one.
+
+    Args:
+        config: the run's config.
+
+    Returns:
+        The source (``len`` and ``[i] -> RGB PIL image``) and a one-line description for the log.
+
+    Raises:
+        DataError: for a missing, empty or unreadable data folder.
+    """
     if config.data is None:
         source = EmbeddedPhotos(config.crops_per_photo)
         return source, f"{len(source.photos)} scikit-image photographs x {config.crops_per_photo} random crops"
@@ -361,7 +372,16 @@ def default_workers(device: torch.device) -> int:
     return min(16, max(1, cores // local - 1))
 
 
-def _figure_batch(dataset: MAEPretrainDataset, n: int) -> tuple[Tensor, Tensor]:
+def figure_batch(dataset: MAEPretrainDataset, n: int) -> tuple[Tensor, Tensor]:
+    """The fixed images of a run's reconstruction figures: ``n`` samples spread over the dataset.
+
+    Their crops and masks use the epoch key ``FIGURE_EPOCH``, so every figure of a run (and any
+    figure drawn later from its checkpoints) shows the same crops with the same patches removed.
+
+    Returns:
+        ``uint8`` images ``(n, 3, S, S)`` (see [`normalize_images`][refimpl.train.data.normalize_images])
+        and their masking noise ``(n, L)``.
+    """
     count = min(n, len(dataset))
     indices = [round(i * (len(dataset) - 1) / max(1, count - 1)) for i in range(count)]
     pairs = [dataset[(FIGURE_EPOCH, i)] for i in indices]
@@ -423,7 +443,7 @@ def train(config: PretrainConfig, *, on_step: Callable[[int], None] | None = Non
 
 def _train(config: PretrainConfig, device: torch.device, info: DistInfo,
            on_step: Callable[[int], None] | None, signals: StopOnSignal) -> TrainResult:
-    source, data_text = _open_data(config)
+    source, data_text = open_data(config)
     plan = plan_run(config, len(source), info.world_size)
     out = Path(config.output_dir)
     resume_path = _find_resume(config, out)
@@ -510,7 +530,7 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
 
         bar = tqdm(total=stop, initial=step, desc="mae-pretrain", unit="step", dynamic_ncols=True)
     gathers = info.is_main or sharded  # ranks that take part in checkpoints and figures (FSDP: all)
-    figure_batch = _figure_batch(dataset, config.figure_images) if gathers else None
+    figure_images = figure_batch(dataset, config.figure_images) if gathers else None
     encoder_keys = hiera_encoder_state if isinstance(model, MaskedAutoencoderHiera) else encoder_state
     metrics: list[dict[str, float]] = []
 
@@ -585,7 +605,7 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
                 interval_steps, interval_start = 0, time.perf_counter()
             if gathers:
                 if (config.figure_every and step % config.figure_every == 0) or step == stop:
-                    _save_figure(model, figure_batch, config, device, autocast, out / f"recon-{step:08d}.png", step,
+                    _save_figure(model, figure_images, config, device, autocast, out / f"recon-{step:08d}.png", step,
                                  draw=info.is_main)
                 if step % config.save_every == 0 or step == stop:
                     model_state = save(step)
