@@ -12,8 +12,7 @@ read, decoded, cropped and copied to the device first. This times that part alon
   and ``Normalize`` in the worker, so ``float32`` batches (four times the bytes) go through shared
   memory, pinned memory and the copy.
 
-Both use the same ``DataLoader`` settings (workers, batch, ``prefetch_factor``, ``pin_memory`` on
-CUDA) and the same loop: take a batch, copy it to the device without blocking (ours: normalise it
+Both use ``mae-pretrain``'s ``DataLoader`` settings (workers, batch, ``pin_memory`` on CUDA) and the same loop: take a batch, copy it to the device without blocking (ours: normalise it
 there). The first ``--warmup`` batches (workers starting) are not timed; the GPU is synchronised
 before the clock stops. The pipelines take turns over ``--repeats`` rounds and the table gives the
 median images/s of each.
@@ -22,7 +21,7 @@ Without ``--data`` it writes ``--images`` JPEGs of 500 x 375 pixels (ImageNet's 
 quality 90) cut from scikit-image's photographs into a temporary folder.
 
     .venv/bin/python benchmarks/pretrain_data.py                       # CPU: 0 workers and all cores
-    .venv/bin/python benchmarks/pretrain_data.py --device cuda       # 1 worker and mae-pretrain's default
+    .venv/bin/python benchmarks/pretrain_data.py --device cuda       # mae-pretrain's default workers
     .venv/bin/python benchmarks/pretrain_data.py --data /data/imagenet/train --workers 8
 """
 
@@ -120,8 +119,7 @@ def loader_and_step(pipeline: str, files: list[Path], img_size: int, batch: int,
     else:
         dataset, sampler = OfficialImages(files, img_size), order[:count]
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers,
-                                         pin_memory=cuda, drop_last=True,
-                                         prefetch_factor=4 if workers else None)
+                                         pin_memory=cuda, drop_last=True)  # mae-pretrain's settings
 
     def ours(item: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         imgs, noise = item  # uint8 (B, 3, S, S), (B, L)
@@ -162,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, default=None, help="timed batches (16 on CPU, 10 on CUDA)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed batches first (workers starting)")
     parser.add_argument("--workers", type=int, nargs="+", default=None,
-                        help="DataLoader workers to try (default: 0 and all cores on CPU; on CUDA 1 and "
+                        help="DataLoader workers to try (default: 0 and all cores on CPU; on CUDA "
                              "mae-pretrain's default)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="rounds, the two pipelines taking turns at going first (5 on CPU, 3 on CUDA)")
@@ -175,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     batch = args.batch or (256 if cuda else 64)
     batches = args.batches or (10 if cuda else 16)
     repeats = args.repeats or (3 if cuda else 5)
-    worker_options = args.workers or ([1, default_workers(device)] if cuda else [0, cores])
+    worker_options = args.workers or ([default_workers(device)] if cuda else [0, cores])
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.data:

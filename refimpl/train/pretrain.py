@@ -401,8 +401,7 @@ def _save_figure(model: MAEModel, batch: tuple[Tensor, Tensor], config: Pretrain
     matplotlib.use("Agg")
     from .figures import reconstruction_figure, reconstruction_rows
 
-    imgs, noise = batch[0].to(device), batch[1].to(device)
-    imgs = normalize_images(imgs)
+    imgs, noise = normalize_images(batch[0].to(device)), batch[1].to(device)
     with autocast():
         rows = reconstruction_rows(model, imgs, noise, config.mask_ratio)
     if not draw:
