@@ -42,9 +42,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from refimpl.train.data import (  # noqa: E402
-    EMBEDDED_PHOTOS,
     IMAGENET_MEAN,
     IMAGENET_STD,
+    EmbeddedPhotos,
     FolderImages,
     MAEPretrainDataset,
     normalize_images,
@@ -58,15 +58,9 @@ PIPELINES = ("ours", "official")
 def write_jpegs(folder: Path, n: int, size: tuple[int, int] = (500, 375), quality: int = 90) -> list[Path]:
     """``n`` JPEGs of ``size`` (W, H) in ``folder``: crops of scikit-image's photographs, resized."""
     import numpy as np
-    import skimage.data
     from PIL import Image
 
-    source = Path(skimage.data.__file__).parent
-    photos = []
-    for name in EMBEDDED_PHOTOS:
-        if (source / name).is_file():
-            with Image.open(source / name) as image:
-                photos.append(image.convert("RGB"))
+    photos = EmbeddedPhotos(crops_per_photo=1, max_side=2**16).photos  # RGB, full size
     rng = np.random.default_rng(0)
     paths = []
     for i in range(n):

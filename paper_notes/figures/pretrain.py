@@ -118,12 +118,11 @@ def record_run(run: str | os.PathLike[str], steps: Sequence[int] = (0, 200, 360)
     """
     from PIL import Image
 
-    from refimpl.hiera import MaskedAutoencoderHiera
     from refimpl.train.checkpoint import checkpoint_name, load_training_checkpoint
     from refimpl.train.config import PretrainConfig
     from refimpl.train.data import MAEPretrainDataset, normalize_images
     from refimpl.train.figures import reconstruction_rows
-    from refimpl.train.pretrain import build_model, figure_batch, open_data
+    from refimpl.train.pretrain import build_model, figure_batch, noise_length, open_data
 
     run = Path(run)
     needed = [run / "config.json", run / "metrics.jsonl"] + [run / checkpoint_name(s) for s in steps if s]
@@ -137,8 +136,7 @@ def record_run(run: str | os.PathLike[str], steps: Sequence[int] = (0, 200, 360)
 
     config = PretrainConfig.from_dict(json.loads((run / "config.json").read_text(encoding="utf-8"))["config"])
     model = build_model(config).eval()
-    noise_length = model.num_mask_units if isinstance(model, MaskedAutoencoderHiera) else model.num_patches
-    dataset = MAEPretrainDataset(open_data(config)[0], config.img_size, noise_length, config.seed)
+    dataset = MAEPretrainDataset(open_data(config)[0], config.img_size, noise_length(model), config.seed)
     imgs, noise = figure_batch(dataset, config.figure_images)
     imgs = normalize_images(imgs)
     written = []

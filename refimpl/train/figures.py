@@ -26,7 +26,7 @@ from torch import Tensor
 from ..hiera import MaskedAutoencoderHiera
 from ..mae import MaskedAutoencoderViT
 from ..masking import patchify, unpatchify
-from .data import IMAGENET_MEAN, IMAGENET_STD
+from .data import IMAGENET_MEAN, IMAGENET_STD, _per_channel
 
 __all__ = ["ROWS", "reconstruction_figure", "reconstruction_rows"]
 
@@ -60,8 +60,7 @@ def reconstruction_rows(
         pred = pred.reshape(B, L, C, p, p).permute(0, 1, 3, 4, 2).reshape(B, L, p * p * C)  # (C, p, p) -> (p, p, C)
     else:
         p = model.patch_size
-    std = torch.tensor(IMAGENET_STD, device=imgs.device).view(1, 3, 1, 1)
-    mean = torch.tensor(IMAGENET_MEAN, device=imgs.device).view(1, 3, 1, 1)
+    std, mean = _per_channel(IMAGENET_STD, imgs.device), _per_channel(IMAGENET_MEAN, imgs.device)  # (3, 1, 1)
     pixels = (imgs.float() * std + mean).clamp(0, 1)  # (B, 3, S, S)
     target = patchify(imgs.float(), p)  # (B, L, p*p*3)
     if model.norm_pix_loss:

@@ -99,7 +99,7 @@ from .signals import STOP_SIGNALS, StopOnSignal, ignore_stop_signals
 
 __all__ = [
     "MAEModel", "RunPlan", "TrainResult", "build_model", "build_parser", "default_workers", "figure_batch", "main",
-    "open_data", "plan_run", "resolve_precision", "train",
+    "noise_length", "open_data", "plan_run", "resolve_precision", "train",
 ]
 
 log = logging.getLogger(__name__)
@@ -388,7 +388,7 @@ def figure_batch(dataset: MAEPretrainDataset, n: int) -> tuple[Tensor, Tensor]:
     return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
 
-def _noise_length(model: MAEModel) -> int:
+def noise_length(model: MAEModel) -> int:
     """Values of masking noise per sample: one per patch (ViT) or per mask unit (Hiera)."""
     return model.num_mask_units if isinstance(model, MaskedAutoencoderHiera) else model.num_patches
 
@@ -469,7 +469,7 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
                               f"expected --precision fp32 with FSDP, or DDP (--no-fsdp) with fp16")
         # Before the optimizer: it sees the shards. Weights are gathered in the autocast dtype.
         shard_model(model, [*model.blocks, *model.decoder_blocks], param_dtype=amp_dtype)
-    dataset = MAEPretrainDataset(source, config.img_size, _noise_length(model), config.seed)
+    dataset = MAEPretrainDataset(source, config.img_size, noise_length(model), config.seed)
     optimizer = make_optimizer(model, plan.peak_lr, config.weight_decay, config.betas, fused=cuda)
     scheduler = make_scheduler(optimizer, plan.warmup_steps, plan.total_steps,
                                config.min_lr / plan.peak_lr if plan.peak_lr else 0.0)
