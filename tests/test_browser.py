@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -127,6 +129,99 @@ def test_searching_a_chinese_word_finds_the_entry(visit: Visit) -> None:
     assert any("journal/" in href for href in search(page, "编码"))
     assert any("journal/" in href for href in search(page, "解码"))
     assert any("glossary/" in href for href in search(page, "decoder"))
+
+
+# Query -> pages (site paths) any of which may come first; lunr ranks them, these are the pages
+# that explain the word. Two- to four-character Chinese words, English terms, code identifiers
+# (split at "_" and at camel case like the index) and mixed queries.
+QUERIES = {
+    "掩码": ("journal/2026-11-25-hiera-figure4-understood/", "journal/2024-10-24-hiera-figure4/",
+             "journal/2024-10-26-mae-figure1/", "concepts/masking/"),
+    "解码器": ("journal/2024-10-26-mae-figure1/", "concepts/mae/", "glossary/"),
+    "编码器": ("journal/2024-10-26-mae-figure1/", "concepts/mae/", "journal/2024-10-27-mae-implementation/"),
+    "掩码单元": ("journal/2026-11-25-hiera-figure4-understood/", "concepts/masking/", "journal/2024-10-24-hiera-figure4/",
+                 "concepts/hiera/"),
+    "网格扩展": ("concepts/kan/",),
+    "线性探测": ("journal/2024-10-27-mae-implementation/", "glossary/", "concepts/mae/"),
+    "样条": ("concepts/kan/",),
+    "打乱": ("notebooks/mae_shuffle_unshuffle/", "concepts/masking/", "concepts/mae/"),
+    "unroll": ("notebooks/hiera_unroll/", "concepts/hiera/", "journal/2024-10-24-hiera-figure4/"),
+    "decoder": ("reference/refimpl/hiera/", "reference/refimpl/mae/", "concepts/mae/", "glossary/"),
+    "linear probing": ("glossary/", "concepts/mae/"),
+    "patchify": ("reference/refimpl/masking/", "notebooks/vit_background/", "concepts/vit/"),
+    "ids_restore": ("reference/refimpl/mae/", "reference/refimpl/masking/", "concepts/masking/"),
+    "random_masking": ("reference/refimpl/masking/", "concepts/masking/", "notebooks/mae_shuffle_unshuffle/"),
+    "mask_unit_masking": ("reference/refimpl/masking/", "concepts/masking/"),
+    "KANLinear": ("reference/refimpl/kan/", "concepts/kan/"),
+    "bspline_basis": ("reference/refimpl/kan/", "concepts/kan/"),
+    "MAE 掩码": ("journal/2024-10-24-hiera-figure4/", "journal/2024-10-26-mae-figure1/", "concepts/mae/",
+                 "concepts/masking/"),
+    "Hiera 掩码单元": ("journal/2026-11-25-hiera-figure4-understood/", "journal/2024-10-24-hiera-figure4/",
+                     "concepts/hiera/", "concepts/masking/"),
+    "Hiera的unroll": ("notebooks/hiera_unroll/", "concepts/hiera/", "journal/2024-10-24-hiera-figure4/"),
+    "pykan 网格": ("notebooks/kan_fit/", "concepts/kan/"),
+    "token 打乱": ("notebooks/mae_shuffle_unshuffle/", "concepts/masking/", "journal/2024-10-27-mae-implementation/"),
+}
+
+
+def _index_tokens(site: Path) -> dict[str, set[str]]:
+    """Search-index location -> its lower-case tokens, split as the index splits them (tags removed)."""
+    index = json.loads((site / "search/search_index.json").read_text(encoding="utf-8"))
+    separator = re.compile(index["config"]["separator"])
+    tokens = {}
+    for doc in index["docs"]:
+        text = re.sub(r"<[^>]+>", " ", doc["title"] + " " + doc["text"])
+        tokens[doc["location"]] = {t.lower() for t in separator.split(text) if t}
+    return tokens
+
+
+def test_search_queries_find_their_page_and_claim_no_word_missing_that_is_there(visit: Visit, built_site: Build) -> None:
+    tokens = _index_tokens(built_site.site)
+    page = visit.open("")
+    box = page.locator("input.md-search__input")
+    box.click()
+    problems = []
+    for query, expected in QUERIES.items():
+        box.fill("")
+        page.locator(".md-search-result__item").first.wait_for(state="detached", timeout=5_000)
+        box.fill(query)
+        box.press("End")  # Material queries on key events
+        page.locator(".md-search-result__item").first.wait_for(timeout=15_000)
+        results = page.evaluate("""() => [...document.querySelectorAll('.md-search-result__link')].map(a => ({
+            href: a.getAttribute('href'),
+            missing: [...a.querySelectorAll('.md-search-result__terms del')].map(d => d.textContent)}))""")
+        first = urlsplit(results[0]["href"]).path.removeprefix(urlsplit(visit.base_url).path)
+        if first not in expected:
+            problems.append(f"{query!r}: first result {first!r}, expected one of {expected}")
+        for result in results:
+            parts = urlsplit(result["href"])
+            location = unquote(parts.path.removeprefix(urlsplit(visit.base_url).path)
+                               + (f"#{parts.fragment}" if parts.fragment else ""))
+            words = tokens[location]
+            for missing in result["missing"]:
+                if any(token.startswith(missing.lower()) for token in words):
+                    problems.append(f"{query!r}: {location} is said to miss {missing!r}, which it contains")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_browser_cuts_chinese_exactly_as_the_index_was_cut(visit: Visit, built_site: Build) -> None:
+    """Every run of Han characters in the index, cut in the browser, gives the index's own words."""
+    index = json.loads((built_site.site / "search/search_index.json").read_text(encoding="utf-8"))
+    # Material wrote each run as its jieba words joined by U+200B (and U+200B on both ends).
+    cut = {}
+    for doc in index["docs"]:
+        for field in (doc["title"], doc["text"]):
+            for run in re.findall(r"[\u200b\u3400-\u4dbf\u4e00-\u9fff]+", field):
+                words = [w for w in run.split("\u200b") if w]
+                if words:
+                    cut["".join(words)] = words
+    assert len(cut) > 1000 and "掩码单元" in [w for words in cut.values() for w in words]
+    page = visit.open("")
+    page.add_script_tag(url=visit.base_url + "assets/javascripts/paper-notes-segment.js")
+    runs = sorted(cut)
+    got = page.evaluate("runs => runs.map(run => self.paperNotesSegment(run))", runs)
+    differ = [(run, cut[run], words) for run, words in zip(runs, got) if words != cut[run]]
+    assert not differ, f"{len(differ)} of {len(runs)} runs cut differently, e.g. {differ[:5]}"
 
 
 def test_math_is_rendered_by_the_local_mathjax(visit: Visit) -> None:

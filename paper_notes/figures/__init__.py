@@ -9,10 +9,18 @@ English (the build machine may have no CJK font); captions on the pages are Chin
 
 from __future__ import annotations
 
+import ast
 import importlib
 import io
+import json
+import logging
 import pkgutil
+import shutil
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
+
+log = logging.getLogger("mkdocs.plugins.paper_notes.figures")
 
 
 def iter_figures() -> Iterator[tuple[str, Callable[[], object]]]:
@@ -25,6 +33,78 @@ def iter_figures() -> Iterator[tuple[str, Callable[[], object]]]:
                 raise ValueError(f"figure name {name!r} is defined twice (second time in {module.__name__})")
             found[name] = make
     yield from sorted(found.items())
+
+
+def figure_modules() -> list[tuple[str, Path]]:
+    """``(module name, source file)`` of every module in this package, sorted by name, without importing them."""
+    return sorted((f"{__name__}.{info.name}", Path(__path__[0]) / f"{info.name}.py")
+                  for info in pkgutil.iter_modules(__path__) if not info.ispkg)
+
+
+def declared_inputs(path: Path) -> tuple[str, ...]:
+    """A module's ``INPUTS``: a tuple of project-relative paths (string literals) its figures read.
+
+    Read from the source without importing it, so a cache hit costs no import of torch or matplotlib.
+    """
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "INPUTS" for t in node.targets):
+            value = ast.literal_eval(node.value)
+            if not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
+                raise ValueError(f"{path}: INPUTS must be a tuple of path strings, got {value!r}")
+            return value
+    return ()
+
+
+def _forget_project_modules() -> None:
+    """Drop ``refimpl`` and this package's modules from ``sys.modules``, so the next import reads
+    the files as they are now (``mkdocs serve`` keeps one process across rebuilds)."""
+    for name in [n for n in sys.modules if n.partition(".")[0] == "refimpl" or n.startswith(f"{__name__}.")]:
+        del sys.modules[name]
+
+
+def cached_figures(root: Path) -> Iterator[tuple[str, bytes]]:
+    """``(name, svg)`` for every figure, sorted by name, drawn only where the cache has no current copy.
+
+    Each figure module is keyed by :func:`paper_notes.buildcache.fingerprint` (its source, the
+    project modules it imports, its ``INPUTS`` and the versions of the packages that draw it); a
+    module whose key is in ``root/.cache/site/figures`` is not even imported.
+
+    Raises:
+        ValueError: if two modules define the same figure name.
+    """
+    from paper_notes.buildcache import FIGURE_RENDERERS, cache_dir, fingerprint, write_atomic
+
+    cache = cache_dir(root, "figures")
+    found: dict[str, tuple[str, bytes]] = {}
+    forgotten = False
+    for module_name, path in figure_modules():
+        inputs = [root / p for p in declared_inputs(path)]
+        key = fingerprint(path, root, renderers=FIGURE_RENDERERS, inputs=inputs)
+        short = module_name.rpartition(".")[2]
+        entry = cache / f"{short}-{key}"
+        manifest = entry / "manifest.json"
+        if manifest.is_file():
+            names = json.loads(manifest.read_text(encoding="utf-8"))
+            drawn = {name: (entry / name).read_bytes() for name in names}
+        else:
+            if not forgotten:
+                _forget_project_modules()
+                forgotten = True
+            module = importlib.import_module(module_name)
+            drawn = {name: render_svg(make) for name, make in sorted(getattr(module, "FIGURES", {}).items())}
+            for old in cache.glob(f"{short}-*"):
+                shutil.rmtree(old, ignore_errors=True)
+            for name, svg in drawn.items():
+                write_atomic(entry / name, svg)
+            write_atomic(manifest, json.dumps(sorted(drawn)).encode())  # last: marks the entry complete
+            if drawn:
+                log.info("paper-notes: drew %d figure(s) of %s (changed since the cached copy)", len(drawn), module_name)
+        for name, svg in drawn.items():
+            if name in found:
+                raise ValueError(f"figure name {name!r} is defined twice (second time in {module_name})")
+            found[name] = (module_name, svg)
+    for name in sorted(found):
+        yield name, found[name][1]
 
 
 def render_svg(make_figure: Callable[[], object]) -> bytes:
