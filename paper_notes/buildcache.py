@@ -119,6 +119,13 @@ def dependencies(path: Path, root: Path) -> tuple[list[Path], set[str]]:
     seen = {path}
     external: set[str] = set()
     todo = [path]
+    own = _module_name(path, root)
+    for parent in _with_parents(own)[:-1] if own else []:  # importing a module runs its packages first
+        found = module_path(parent, root)
+        if found is not None and found.resolve() not in seen:
+            seen.add(found.resolve())
+            files.append(found.resolve())
+            todo.append(found.resolve())
     while todo:
         current = todo.pop()
         name = _module_name(current, root)
