@@ -101,6 +101,19 @@ def imported_names(source: str, module: str | None = None, is_package: bool = Fa
     return names
 
 
+_IMPORTS: dict[tuple[str, int, int, str | None], set[str]] = {}
+
+
+def _imports_of_file(path: Path, name: str | None) -> set[str]:
+    """:func:`imported_names` of a file, parsed once per version of it (``mkdocs serve`` keys every
+    notebook and figure module at every rebuild)."""
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size, name)
+    if key not in _IMPORTS:
+        _IMPORTS[key] = imported_names(path.read_text(encoding="utf-8"), name, path.name == "__init__.py")
+    return _IMPORTS[key]
+
+
 def _with_parents(name: str) -> list[str]:
     """``a.b.c`` -> ``[a, a.b, a.b.c]``: importing a submodule runs its packages' ``__init__`` first."""
     parts = name.split(".")
@@ -129,7 +142,7 @@ def dependencies(path: Path, root: Path) -> tuple[list[Path], set[str]]:
     while todo:
         current = todo.pop()
         name = _module_name(current, root)
-        for imported in sorted(imported_names(current.read_text(encoding="utf-8"), name, current.name == "__init__.py")):
+        for imported in sorted(_imports_of_file(current, name)):
             top = imported.partition(".")[0]
             if top not in PROJECT_PACKAGES:
                 external.add(top)
@@ -160,13 +173,15 @@ def versions(top_level_names: Iterable[str], distributions: Iterable[str] = ()) 
         if top in sys.stdlib_module_names:
             continue
         names.update(by_module.get(top, ()))
-    found: dict[str, str] = {}
-    for dist in sorted(names):
-        try:
-            found[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            found[dist] = "not installed"
-    return found
+    return {dist: _version(dist) for dist in sorted(names)}
+
+
+@lru_cache(maxsize=None)
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def _hash_inputs(hasher: hashlib._Hash, inputs: Sequence[Path], root: Path) -> None:

@@ -10,6 +10,8 @@
   ``assets/mathjax/``, so math renders with no request to another host.
 - ``on_page_markdown``: ``[@id]`` citations become links to the reading list plus a reference list.
 - ``on_files``: also the diary's Atom feed, ``journal/feed.xml``, built from the validated entries.
+- ``on_startup``: under ``mkdocs serve``, rebuilds reuse unchanged API blocks and search entries
+  (``paper_notes.rebuild_memo``).
 - ``on_post_build``: the search worker cuts a query's Chinese into words as jieba cut the index
   (``paper_notes.search``).
 - ``on_page_content``: notebook pages lose nbconvert's MathJax 2 and mermaid loaders (they point
@@ -33,7 +35,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
 
-from paper_notes import search
+from paper_notes import rebuild_memo, search
 from paper_notes.buildcache import NOTEBOOK_RENDERERS, cache_dir, fingerprint
 from paper_notes.journal import EXCERPT_SEPARATOR, Entry
 from paper_notes.project import Project, load_project
@@ -53,6 +55,12 @@ def _project() -> Project:
     return _state["project"]
 
 
+def on_startup(command: str, dirty: bool) -> None:
+    """``mkdocs serve``: rebuilds reuse what did not change (``paper_notes.rebuild_memo``)."""
+    if command == "serve":
+        rebuild_memo.enable()
+
+
 @event_priority(100)  # before the blog and search plugins read their configuration
 def on_config(config: Any) -> Any:
     root = Path(config.config_file_path).resolve().parent
@@ -63,6 +71,7 @@ def on_config(config: Any) -> Any:
     _state.clear()
     _state.update(project=project, root=root)
     _use_this_checkout(root)
+    rebuild_memo.new_build(root)
     jupyter = config.plugins.get("mkdocs-jupyter")
     if jupyter is not None and jupyter.config.get("cache"):
         jupyter.config["cache_dir"] = str(cache_dir(root, "notebooks"))

@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from conftest import Build
+from conftest import ROOT, Build
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -65,10 +65,10 @@ def browser() -> Iterator[object]:
 class Visit:
     """A browser page that records console errors and refuses every request to another host."""
 
-    def __init__(self, browser: object, base_url: str) -> None:
+    def __init__(self, browser: object, base_url: str, **context: object) -> None:
         self.host = urlsplit(base_url).netloc
         self.base_url = base_url
-        self.context = browser.new_context(locale="zh-CN")
+        self.context = browser.new_context(locale="zh-CN", **context)
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.foreign: list[str] = []
@@ -257,3 +257,77 @@ def test_concept_page_shows_the_tested_code_expanded(visit: Visit) -> None:
     assert all(sources.nth(i).get_attribute("open") is not None for i in range(sources.count()))
     assert page.locator("text=def forward_encoder").first.is_visible()
     page.wait_for_selector("mjx-container svg", timeout=20_000)
+
+
+SCREENSHOT_DIR = ROOT / "test-artifacts" / "screenshots"
+"""Where the screenshot test leaves its pictures (ignored by git; emptied at each run)."""
+
+SCREENSHOT_PAGES = {
+    "home": "",
+    "journal-entry": ENTRY,
+    "concepts": "concepts/",
+    **{f"concept-{name}": f"concepts/{name}/" for name in ("vit", "mae", "masking", "hiera", "kan")},
+    "reading-list": "reading-list/",
+}
+
+_LAYOUT_PROBLEMS = """() => {
+    const column = document.querySelector("article.md-content__inner").getBoundingClientRect()
+    const problems = []
+    const describe = (el) => el.tagName.toLowerCase() + (el.getAttribute("src") || "").slice(0, 60)
+    for (const img of document.querySelectorAll("article img, article figure")) {
+        const box = img.getBoundingClientRect()
+        if (box.width > column.width + 1 || box.left < column.left - 1 || box.right > column.right + 1)
+            problems.push(`figure wider than the column (${Math.round(box.width)} > ${Math.round(column.width)} px): ${describe(img)}`)
+    }
+    for (const cell of document.querySelectorAll("article td, article th")) {
+        if (cell.scrollWidth > cell.clientWidth + 1)
+            problems.push(`text overflows a table cell (${cell.scrollWidth} > ${cell.clientWidth} px): ${cell.textContent.trim().slice(0, 60)}`)
+    }
+    return problems
+}"""
+
+
+def _wait_for_math(page: object) -> list[str]:
+    """Wait until MathJax has typeset every formula of the page; return what did not render."""
+    formulas = page.locator("article .arithmatex").count()
+    if not formulas:
+        return []
+    page.wait_for_function("n => document.querySelectorAll('article .arithmatex mjx-container svg').length >= n",
+                           arg=formulas, timeout=30_000)
+    problems = [f"MathJax error: {t}" for t in page.locator("article mjx-merror").all_inner_texts()]
+    text = page.evaluate("""() => { const a = document.querySelector("article").cloneNode(true)
+        a.querySelectorAll("pre, code, script").forEach((e) => e.remove()); return a.textContent }""")
+    problems += [f"raw TeX left in the text: {m!r}" for m in re.findall(r"\\\(.{0,30}|\\\[.{0,30}|\$\$.{0,30}", text)]
+    return problems
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_screenshots_light_and_dark_with_figures_inside_the_column_math_rendered_and_no_table_overflow(
+        browser: object, base_url: str, scheme: str, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = SCREENSHOT_DIR / scheme
+    if folder.exists():
+        for old in folder.glob("*.jpg"):
+            old.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    visit = Visit(browser, base_url, viewport={"width": 1400, "height": 1000}, color_scheme=scheme)
+    problems: list[str] = []
+    try:
+        for name, path in SCREENSHOT_PAGES.items():
+            page = visit.open(path)
+            expected = "slate" if scheme == "dark" else "default"
+            assert page.locator("body").get_attribute("data-md-color-scheme") == expected
+            problems += [f"{path or '/'}: {p}" for p in _wait_for_math(page) + page.evaluate(_LAYOUT_PROBLEMS)]
+            page.screenshot(path=str(folder / f"{name}.jpg"), full_page=True, type="jpeg", quality=80)
+        page = visit.open("")
+        box = page.locator("input.md-search__input")
+        box.click()
+        box.fill("掩码单元")
+        box.press("End")
+        page.locator(".md-search-result__item").first.wait_for(timeout=15_000)
+        page.screenshot(path=str(folder / "search.jpg"), full_page=True, type="jpeg", quality=80)
+    finally:
+        visit.context.close()
+    with capsys.disabled():
+        print(f"\nscreenshots ({scheme}): {folder}")
+    assert visit.errors == [] and visit.foreign == []
+    assert not problems, "\n".join(problems)
