@@ -105,7 +105,7 @@ class Server:
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return None
 
-    def wait_for_page(self, path: str, marker: str, timeout: float = 600) -> float:
+    def wait_for_page(self, path: str, marker: str, timeout: float = 300) -> float:
         """Poll until the page contains ``marker``; return the moment it did."""
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
@@ -114,6 +114,8 @@ class Server:
             text = self.get(path)
             if text is not None and marker in text:
                 return time.perf_counter()
+            if any("Aborted" in line or "ERROR" in line for _, line in list(self.lines)):
+                sys.exit("mkdocs serve reported an error:\n" + "\n".join(line for _, line in self.lines[-40:]))
             time.sleep(0.05)
         sys.exit(f"no {marker!r} on /{path} after {timeout} s")
 

@@ -6,9 +6,10 @@ page whose input did not change:
 
 - mkdocstrings rendering a ``::: identifier`` block (the API pages and the concept pages' embedded
   code): remembered per block, keyed on the identifier, its options, the source of every module
-  under ``refimpl/`` and ``paper_notes/``, ``glossary.yaml`` and ``mkdocs.yml``. A hit gives the
-  same HTML and replays the headings the rendering produced, so the table of contents and
-  cross-references are registered as after a real rendering.
+  under ``refimpl/`` and ``paper_notes/``, ``glossary.yaml`` and ``mkdocs.yml``. A hit still
+  collects the object (so aliases resolve), gives the same HTML and replays the headings the
+  rendering produced, so the table of contents, cross-references and inventory are registered as
+  after a real rendering.
 - Material's search plugin turning a page into index entries (an HTML parse and jieba over every
   page): remembered per page, keyed on the page's HTML, title, table of contents and metadata and
   on jieba's dictionary.
@@ -31,6 +32,7 @@ log = logging.getLogger("mkdocs.plugins.paper_notes.rebuild_memo")
 _inputs = {"key": ""}
 _rendered: dict[tuple[str, str, int, str], tuple[str, list[Any]]] = {}
 _indexed: dict[str, tuple[tuple[Any, ...], list[dict[str, Any]]]] = {}
+_aliases: dict[tuple[str, str], tuple[str, ...]] = {}
 _enabled: list[str] = []
 
 
@@ -44,6 +46,7 @@ def new_build(root: Path) -> None:
     key = hasher.hexdigest()
     if key != _inputs["key"]:
         _rendered.clear()
+        _aliases.clear()
     _inputs["key"] = key
 
 
@@ -60,11 +63,18 @@ def _memoize_mkdocstrings() -> bool:
         import yaml
 
         key = (identifier, yaml_block, heading_level, _inputs["key"])
-        handler = self._handlers.get_handler(self._handlers.get_handler_name(yaml.safe_load(yaml_block) or {}))
+        local = yaml.safe_load(yaml_block) or {}
+        handler = self._handlers.get_handler(self._handlers.get_handler_name(local))
         if key in _rendered and handler.outer_layer:
+            # Collect as a rendering would (griffe loads the package once per build): the headings'
+            # aliases, registered for cross-references and the inventory, come from the collection.
+            options = dict(local.get("options", {}))
+            if heading_level:
+                options["heading_level"] = heading_level
+            data = handler.collect(identifier, handler.get_options(options))
             html, headings = _rendered[key]
             handler._headings.extend(copy.deepcopy(headings))
-            return html, handler, None
+            return html, handler, data
         rendered, handler, data = original(self, identifier, yaml_block, heading_level)
         if handler.outer_layer and _inputs["key"]:
             _rendered[key] = (rendered, copy.deepcopy(list(handler._headings)))
@@ -72,6 +82,35 @@ def _memoize_mkdocstrings() -> bool:
 
     _process_block.paper_notes_memo = True  # type: ignore[attr-defined]
     AutoDocProcessor._process_block = _process_block
+    return _remember_aliases()
+
+
+def _remember_aliases() -> bool:
+    """Give an object the aliases a full rendering found for it.
+
+    griffe learns an object's aliases as rendering resolves them (the checkpoints page renders
+    ``refimpl.checkpoints.MaskedAutoencoderViT``, an alias of ``refimpl.mae.MaskedAutoencoderViT``);
+    a block served from the memo renders nothing, so the aliases seen for an identifier under the
+    same inputs are remembered and added back (cross-references and ``objects.inv`` stay the same).
+    """
+    try:
+        from mkdocstrings_handlers.python import PythonHandler
+    except ImportError:
+        return False
+    original = getattr(PythonHandler, "get_aliases", None)
+    if original is None:
+        return False
+    if getattr(original, "paper_notes_memo", False):
+        return True
+
+    def get_aliases(self: Any, identifier: str) -> tuple[str, ...]:
+        key = (_inputs["key"], identifier)
+        merged = tuple(dict.fromkeys((*original(self, identifier), *_aliases.get(key, ()))))
+        _aliases[key] = merged
+        return merged
+
+    get_aliases.paper_notes_memo = True  # type: ignore[attr-defined]
+    PythonHandler.get_aliases = get_aliases
     return True
 
 
