@@ -42,7 +42,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-PROJECT_PARTS = ("mkdocs.yml", "glossary.yaml", "papers", "docs", "scripts", "refimpl", "paper_notes")
+from paper_notes.project import copy_site_sources
+
 ENV = {**os.environ, "DISABLE_MKDOCS_2_WARNING": "true", "NO_MKDOCS_2_WARNING": "1"}
 JOURNAL_ENTRY = ("docs/journal/posts/2024-10-26-mae-figure1.md", "journal/2024-10-26-mae-figure1/")
 CONCEPT_PAGE = ("docs/concepts/mae.md", "concepts/mae/")
@@ -50,15 +51,6 @@ REFIMPL_MODULE = ("refimpl/kan.py", "reference/refimpl/kan/")
 NOTEBOOK_RUN = re.compile(r"Converting notebook \(execute=True\): .*?([\w-]+)\.py")
 FIGURES_DRAWN = re.compile(r"drew (\d+) figure\(s\) of paper_notes\.figures\.(\w+)")
 NOTEBOOK_CACHE = re.compile(r"Cache (hit|miss)")
-
-
-def copy_project(root: Path, dest: Path) -> None:
-    for part in PROJECT_PARTS:
-        source = root / part
-        if source.is_dir():
-            shutil.copytree(source, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, dest / part)
 
 
 def children_cpu() -> float:
@@ -175,7 +167,7 @@ def main() -> None:
     print(f"measuring {args.root} on {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="site-bench-") as tmp:
         project = Path(tmp)
-        copy_project(args.root.resolve(), project)
+        copy_site_sources(args.root.resolve(), project)
 
         wall, cpu, log = strict_build(project)
         rows.append(("strict build, empty cache (first make build)", wall, f"{cpu:.0f} s CPU; {reruns(log)}"))

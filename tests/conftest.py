@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from paper_notes.project import copy_site_sources
+
 ROOT = Path(__file__).resolve().parents[1]
 MKDOCS = [sys.executable, "-m", "mkdocs"]
 ENV = {**os.environ, "DISABLE_MKDOCS_2_WARNING": "true", "NO_MKDOCS_2_WARNING": "1"}
 
-# What a scratch copy of the project needs in order to build.
-PROJECT_PARTS = ("mkdocs.yml", "glossary.yaml", "papers", "docs", "scripts", "refimpl", "paper_notes")
 
 
 @dataclass
@@ -75,12 +75,7 @@ def built_site(_site_build: tuple[subprocess.Popen[bytes], Path, Path] | None) -
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Path:
     """A scratch copy of the project (papers, glossary, docs, code) that a test may break."""
-    for part in PROJECT_PARTS:
-        source = ROOT / part
-        if source.is_dir():
-            shutil.copytree(source, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, tmp_path / part)
+    copy_site_sources(ROOT, tmp_path)
     # Figures drawn by an earlier build of the checkout (keyed on their code, so a test that edits
     # the copy's code gets them redrawn): saves ~10 s per build of a copy.
     figures = ROOT / ".cache/site/figures"

@@ -224,6 +224,37 @@ def test_the_browser_cuts_chinese_exactly_as_the_index_was_cut(visit: Visit, bui
     assert not differ, f"{len(differ)} of {len(runs)} runs cut differently, e.g. {differ[:5]}"
 
 
+def test_reading_list_fits_a_screen_and_filters_by_status_and_tag(browser: object, base_url: str) -> None:
+    from paper_notes.registry import STATUS_LABELS, load_papers
+
+    papers = load_papers(ROOT / "papers")
+    visit = Visit(browser, base_url, viewport={"width": 1400, "height": 1000})
+    try:
+        page = visit.open("reading-list/")
+        table = page.locator(".reading-list table")
+        rows = table.locator("tbody tr")
+        assert rows.count() == len(papers)
+        box = table.bounding_box()
+        assert box["y"] + box["height"] <= 1000, f"the table ends at {box['y'] + box['height']} px"
+
+        def shown() -> list[str]:
+            return [row.locator("td").first.inner_text() for row in rows.all() if row.is_visible()]
+
+        filters = page.locator(".reading-list__filters")
+        for status, label in STATUS_LABELS.items():
+            filters.locator("button", has_text=label).click()
+            assert shown() == [p.display_title for p in papers.values() if p.status == status], label
+        filters.locator("button[data-kind=status]", has_text="全部").click()
+        filters.locator("button", has_text="分割").click()
+        assert shown() == [p.display_title for p in papers.values() if "分割" in p.tags]
+        filters.locator("button", has_text="待读").click()  # both filters at once
+        assert shown() == [p.display_title for p in papers.values() if "分割" in p.tags and p.status == "to-read"]
+        assert f"/ {len(papers)} 篇" in filters.inner_text()
+    finally:
+        visit.context.close()
+    assert visit.errors == [] and visit.foreign == []
+
+
 def test_math_is_rendered_by_the_local_mathjax(visit: Visit) -> None:
     page = visit.open(ENTRY)
     page.wait_for_selector("mjx-container svg", timeout=20_000)
