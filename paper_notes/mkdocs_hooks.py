@@ -85,6 +85,8 @@ def on_config(config: Any) -> Any:
         import jieba
     except ImportError:  # search then indexes Chinese runs as whole words; still builds
         jieba = None
+    if not any(name in config.plugins for name in ("search", "material/search")):
+        jieba = None  # nothing to segment for (a small test site): skip loading jieba's dictionary
     if jieba is not None:
         jieba.setLogLevel(logging.WARNING)
         words = {form for term in project.glossary for form in term.surface_forms}

@@ -81,16 +81,16 @@ def test_every_figure_module_can_be_keyed_without_importing_it() -> None:
         assert len(fingerprint(path, ROOT, inputs=[ROOT / p for p in declared_inputs(path)])) == 64
 
 
-# Two probe notebooks: one calls refimpl.kan, one draws with refimpl.masking.
+# Two probe notebooks: one calls refimpl.kan; one imports only the refimpl package (not torch, to
+# keep the test short) and draws a figure.
 _HEADER = ("# ---\n# jupyter:\n#   jupytext:\n#     text_representation:\n#       extension: .py\n"
            "#       format_name: percent\n#   kernelspec:\n#     display_name: Python 3\n#     language: python\n"
            "#     name: python3\n# ---\n\n")
 _PROBE_KAN = _HEADER + ("# %% [markdown]\n# # Probe of refimpl.kan\n#\n# Knots: $t_j$.\n\n# %%\n"
                         "from refimpl.kan import uniform_grid\n\nprint(uniform_grid(1, 4, 1))\n")
-_PROBE_MASKING = _HEADER + ("# %% [markdown]\n# # Probe of refimpl.masking\n\n# %%\nimport matplotlib.pyplot as plt\n"
-                            "import torch\n\nfrom refimpl.masking import patchify\n\n"
-                            "patches = patchify(torch.arange(2 * 8 * 8, dtype=torch.float32).reshape(1, 2, 8, 8), 4)\n"
-                            "print(patches.shape)\nplt.imshow(patches[0].numpy())\nplt.show()\n")
+_PROBE_PLOT = _HEADER + ("# %% [markdown]\n# # Probe of the refimpl package\n\n# %%\nimport matplotlib.pyplot as plt\n"
+                         "import numpy as np\n\nimport refimpl\n\nprint(refimpl.__version__)\n"
+                         "plt.imshow(np.arange(64.0).reshape(8, 8))\nplt.show()\n")
 
 
 def _probe_project(tmp_path: Path) -> Path:
@@ -103,7 +103,7 @@ def _probe_project(tmp_path: Path) -> Path:
     (project / "docs/notebooks").mkdir()
     (project / "docs/index.md").write_text("# probe\n", encoding="utf-8")
     (project / "docs/notebooks/probe_kan.py").write_text(_PROBE_KAN, encoding="utf-8")
-    (project / "docs/notebooks/probe_masking.py").write_text(_PROBE_MASKING, encoding="utf-8")
+    (project / "docs/notebooks/probe_plot.py").write_text(_PROBE_PLOT, encoding="utf-8")
     real = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     jupyter = re.search(r"^  - mkdocs-jupyter:\n(?:      .*\n|\s*#.*\n)+", real, flags=re.M)
     assert jupyter and "cache: true" in jupyter.group(0), "mkdocs.yml: mkdocs-jupyter should cache"
@@ -134,11 +134,11 @@ def test_a_cache_hit_gives_the_same_page_and_a_refimpl_edit_reruns_exactly_its_n
     kan.write_text(edited, encoding="utf-8")
     log = _build(project, tmp_path / "after")
 
-    # The masking probe does not import refimpl.kan: served from the cache, the same bytes as run fresh.
-    assert re.search(r"Cache hit: .*probe_masking\.py", log)
-    fresh = (tmp_path / "fresh/notebooks/probe_masking/index.html").read_text(encoding="utf-8")
-    cached = (tmp_path / "after/notebooks/probe_masking/index.html").read_text(encoding="utf-8")
-    assert "torch.Size([1, 4, 32])" in fresh and 'src="data:image/png;base64,' in fresh
+    # The plot probe does not import refimpl.kan: served from the cache, the same bytes as run fresh.
+    assert re.search(r"Cache hit: .*probe_plot\.py", log)
+    fresh = (tmp_path / "fresh/notebooks/probe_plot/index.html").read_text(encoding="utf-8")
+    cached = (tmp_path / "after/notebooks/probe_plot/index.html").read_text(encoding="utf-8")
+    assert "0.1.0" in fresh and 'src="data:image/png;base64,' in fresh
     assert cached == fresh
     # The kan probe calls the edited function: executed again, and its output shows the edit.
     assert re.search(r"Cache miss, writing: .*probe_kan\.py", log)
