@@ -236,6 +236,8 @@ def test_reading_list_fits_a_screen_and_filters_by_status_and_tag(browser: objec
         assert rows.count() == len(papers)
         box = table.bounding_box()
         assert box["y"] + box["height"] <= 1000, f"the table ends at {box['y'] + box['height']} px"
+        column = page.locator("article.md-content__inner").bounding_box()
+        assert box["x"] + box["width"] <= column["x"] + column["width"] + 1, "the table is wider than the page"
 
         def shown() -> list[str]:
             return [row.locator("td").first.inner_text() for row in rows.all() if row.is_visible()]
