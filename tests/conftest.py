@@ -78,9 +78,12 @@ def project_copy(tmp_path: Path) -> Path:
     copy_site_sources(ROOT, tmp_path)
     # Figures drawn by an earlier build of the checkout (keyed on their code, so a test that edits
     # the copy's code gets them redrawn): saves ~10 s per build of a copy.
+    # Temporary files are skipped: the session's build may be writing (then renaming) one right now.
     figures = ROOT / ".cache/site/figures"
-    if figures.is_dir():
-        shutil.copytree(figures, tmp_path / ".cache/site/figures")
+    try:
+        shutil.copytree(figures, tmp_path / ".cache/site/figures", ignore=shutil.ignore_patterns(".*.tmp"))
+    except (FileNotFoundError, shutil.Error):  # none yet, or an entry replaced while copying: a miss there
+        pass
     # Tests on a copy are about validation and links, not notebooks: skip executing them (saves
     # ~20 s per build). The real site is built with execution by `built_site`.
     config = tmp_path / "mkdocs.yml"
@@ -92,10 +95,13 @@ def project_copy(tmp_path: Path) -> Path:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run the tests of the built site last; skip ``gpu``-marked tests without CUDA (CI runs on CPUs)."""
+    """Run the tests of the built site last, other slow ones just before them; skip ``gpu``-marked
+    tests without CUDA (CI runs on CPUs)."""
     import torch
 
-    items.sort(key=uses_built_site)  # stable: the order within each part stays
+    # Stable sort: the order within each part stays. Other slow tests (builds of small sites) go
+    # after the quick ones, so they do not compete with the background build of the real site.
+    items.sort(key=lambda item: (uses_built_site(item), item.get_closest_marker("slow") is not None))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device")

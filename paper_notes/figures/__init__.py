@@ -5,6 +5,10 @@ to a function that takes no arguments and returns a ``matplotlib.figure.Figure``
 (``scripts/gen_pages.py``) writes every figure to ``docs/figures/<name>`` in the built site, so a
 page shows it with ``![caption](../figures/masking/random.svg)``. Labels inside figures are in
 English (the build machine may have no CJK font); captions on the pages are Chinese.
+
+A module's figures are drawn again only when its key changes (:func:`cached_figures`): its source,
+the project modules it imports, the files named in its ``INPUTS`` and the versions of the packages
+that draw them; otherwise the SVG files come from ``.cache/site/figures``.
 """
 
 from __future__ import annotations
@@ -62,6 +66,15 @@ def _forget_project_modules() -> None:
         del sys.modules[name]
 
 
+def _read_entry(manifest: Path) -> dict[str, bytes] | None:
+    """The figures of a complete cache entry, or ``None`` (no entry, or a file of it is gone)."""
+    try:
+        names = json.loads(manifest.read_text(encoding="utf-8"))
+        return {name: (manifest.parent / name).read_bytes() for name in names}
+    except FileNotFoundError:
+        return None
+
+
 def cached_figures(root: Path) -> Iterator[tuple[str, bytes]]:
     """``(name, svg)`` for every figure, sorted by name, drawn only where the cache has no current copy.
 
@@ -75,7 +88,7 @@ def cached_figures(root: Path) -> Iterator[tuple[str, bytes]]:
     from paper_notes.buildcache import FIGURE_RENDERERS, cache_dir, fingerprint, write_atomic
 
     cache = cache_dir(root, "figures")
-    found: dict[str, tuple[str, bytes]] = {}
+    found: dict[str, bytes] = {}
     forgotten = False
     for module_name, path in figure_modules():
         inputs = [root / p for p in declared_inputs(path)]
@@ -83,10 +96,8 @@ def cached_figures(root: Path) -> Iterator[tuple[str, bytes]]:
         short = module_name.rpartition(".")[2]
         entry = cache / f"{short}-{key}"
         manifest = entry / "manifest.json"
-        if manifest.is_file():
-            names = json.loads(manifest.read_text(encoding="utf-8"))
-            drawn = {name: (entry / name).read_bytes() for name in names}
-        else:
+        drawn = _read_entry(manifest)
+        if drawn is None:
             if not forgotten:
                 _forget_project_modules()
                 forgotten = True
@@ -102,9 +113,9 @@ def cached_figures(root: Path) -> Iterator[tuple[str, bytes]]:
         for name, svg in drawn.items():
             if name in found:
                 raise ValueError(f"figure name {name!r} is defined twice (second time in {module_name})")
-            found[name] = (module_name, svg)
+            found[name] = svg
     for name in sorted(found):
-        yield name, found[name][1]
+        yield name, found[name]
 
 
 def render_svg(make_figure: Callable[[], object]) -> bytes:
