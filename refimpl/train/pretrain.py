@@ -93,6 +93,7 @@ from .distributed import (
     load_state_dicts,
     setup_distributed,
     shard_model,
+    unshard_model,
 )
 from .schedule import make_optimizer, make_scheduler
 from .signals import STOP_SIGNALS, StopOnSignal, ignore_stop_signals
@@ -216,8 +217,8 @@ class TrainResult:
     """What [`train`][refimpl.train.pretrain.train] returns (on every rank)."""
 
     model: MAEModel
-    """The trained model (not wrapped, not compiled). Under FSDP its parameters are this rank's
-    shards (``DTensor``); the last checkpoint holds the full weights."""
+    """The trained model (not wrapped, not compiled), with all its weights on every rank; under
+    FSDP a plain copy gathered from the shards after the last step."""
     step: int
     """Optimizer steps done."""
     plan: RunPlan
@@ -629,6 +630,9 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
         bar.close()
     if writer is not None:
         writer.close()
+    if sharded:  # hand back a plain model: nothing that outlives the run may hold the process group
+        with torch.random.fork_rng(devices=[]):
+            model = unshard_model(model, build_model(config).to(device))
     if info.distributed:
         torch.distributed.barrier()
     return TrainResult(model=model, step=step, plan=plan, output_dir=out,
