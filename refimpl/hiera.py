@@ -59,7 +59,6 @@ video, load with ``strict=True`` through
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any, NamedTuple
@@ -68,6 +67,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import checks
 from .masking import MaskIds, _ids_of_valid_mask, ids_from_mask, mask_unit_masking, unshuffle
 from .vit import LN_EPS, DropPath, Mlp, init_linear_and_norm_
 
@@ -628,12 +628,21 @@ class HieraBackbone(nn.Module):
         sep_pos_embed: bool = False,
     ) -> None:
         super().__init__()
+        if not isinstance(input_size, (tuple, list, torch.Size)):
+            raise TypeError(f"input_size must be a tuple, (H, W) for images or (F, H, W) for video, got "
+                            f"{type(input_size).__name__} {input_size!r}; expected e.g. (224, 224)")
+        for name, value in (("in_chans", in_chans), ("embed_dim", embed_dim), ("num_heads", num_heads)):
+            checks.integer(value, name, example="96" if name == "embed_dim" else "3")
+        stages = tuple(checks.integer(v, f"stages[{i}]", example="2") for i, v in enumerate(stages))
+        checks.real(mlp_ratio, "mlp_ratio", 0.0, low_open=True, example="4.0")
+        checks.real(drop_path_rate, "drop_path_rate", 0.0, 1.0, high_open=True, example="0.1")
         input_size, q_stride = tuple(input_size), tuple(q_stride)
         mask_unit_size, patch_stride = tuple(mask_unit_size), tuple(patch_stride)
         patch_kernel, patch_padding = tuple(patch_kernel), tuple(patch_padding)
         n = len(input_size)
         if n not in _CONV:
             raise ValueError(f"input_size={input_size}; expected (H, W) for images or (F, H, W) for video")
+        input_size = checks.sizes(input_size, "input_size", n, example="(224, 224)")
         if not 0 <= q_pool < len(stages):
             raise ValueError(f"q_pool={q_pool}; expected 0 <= q_pool < len(stages) = {len(stages)}")
         if len(mask_unit_attn) != len(stages):
@@ -749,11 +758,10 @@ class HieraBackbone(nn.Module):
         """``U`` at stage 1 (49 for a 224-px image, 392 for a 16 x 224 x 224 clip)."""
         return math.prod(self.mask_spatial_shape)
 
-    def _check_images(self, imgs: object) -> Tensor:
+    def _check_images(self, imgs: object, nonempty: bool = False) -> Tensor:
         video = len(self.input_size) == 3
         layout = "(B, C, F, H, W)" if video else "(B, C, H, W)"
-        if not isinstance(imgs, Tensor):
-            raise TypeError(f"imgs must be a torch.Tensor of shape {layout}, got {type(imgs).__name__}")
+        imgs = checks.images(imgs, "imgs", layout, None, self.patch_embed.proj.weight.dtype, nonempty)
         expected = (self.in_chans, *self.input_size)
         if imgs.ndim != len(expected) + 1 or tuple(imgs.shape[1:]) != expected:
             hint = ""
@@ -790,6 +798,9 @@ class HieraBackbone(nn.Module):
             raise ValueError(f"mask removes {removed.int().tolist()} units per sample; expected the same number in every row")
         if int(removed[0]) == U:
             raise ValueError(f"mask removes all {U} mask units; expected at least one kept unit")
+        if int(removed[0]) == 0:
+            raise ValueError(f"mask removes none of the {U} mask units, so the loss (a mean over the removed "
+                             f"patches) is undefined; expected at least one removed unit")
         return mask
 
     def forward_features(self, imgs: Tensor, mask: Tensor | None = None, ids: MaskIds | None = None) -> HieraFeatures:
@@ -1103,7 +1114,7 @@ class MaskedAutoencoderHiera(HieraBackbone):
                 f"({batch}, {U}) tensor: one value per mask unit of the {' x '.join(map(str, self.mask_spatial_shape))} "
                 f"unit grid"
             )
-        return noise
+        return checks.finite(noise, "noise")
 
     def forward(
         self, imgs: Tensor, mask_ratio: float = 0.6, mask: Tensor | None = None, noise: Tensor | None = None
@@ -1131,18 +1142,18 @@ class MaskedAutoencoderHiera(HieraBackbone):
                 no unit, ``mask`` is not a valid ``(B, U)`` 0/1 mask, ``noise`` is not a floating
                 ``(B, U)`` tensor, or both ``mask`` and ``noise`` are given.
         """
-        imgs = self._check_images(imgs)
+        imgs = self._check_images(imgs, nonempty=True)
         B = imgs.shape[0]
         if noise is not None:
             noise = self._check_noise(noise, B, mask)
         if mask is None:
-            if isinstance(mask_ratio, bool) or not isinstance(mask_ratio, numbers.Real):
-                raise TypeError(f"mask_ratio must be a real number, got {type(mask_ratio).__name__} {mask_ratio!r}")
-            if not 0.0 <= mask_ratio < 1.0:
-                raise ValueError(f"mask_ratio={mask_ratio!r} is outside [0, 1); expected a fraction such as 0.6")
+            mask_ratio = checks.fraction(mask_ratio, "mask_ratio", example="0.6")
             U = self.num_mask_units
             if int(U * (1 - mask_ratio)) == 0:
                 raise ValueError(f"mask_ratio={mask_ratio!r} keeps int({U} * (1 - {mask_ratio})) = 0 of {U} mask units")
+            if int(U * (1 - mask_ratio)) == U:
+                raise ValueError(f"mask_ratio={mask_ratio!r} removes none of the {U} mask units, so the loss (a mean "
+                                 f"over the removed patches) is undefined; expected a ratio such as 0.6")
             if noise is None:
                 noise = torch.rand(B, U, device=imgs.device)
             # The draw depends only on the U units and the noise; mask_unit_masking takes a 2-D grid, so

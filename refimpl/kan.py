@@ -58,6 +58,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import checks
+
 __all__ = [
     "uniform_grid",
     "extend_grid",
@@ -71,15 +73,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # Argument checks (at the public entry points only)
 # --------------------------------------------------------------------------------------------
-
-
-def _check_int(value: object, name: str, minimum: int, example: str) -> int:
-    """Return ``value`` if it is an ``int >= minimum``; raise a clear error otherwise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}; expected e.g. {example}")
-    if value < minimum:
-        raise ValueError(f"{name}={value!r} is below {minimum}; expected an int >= {minimum} such as {example}")
-    return int(value)
 
 
 def _check_range(grid_range: object) -> tuple[float, float]:
@@ -181,9 +174,9 @@ def uniform_grid(
         >>> uniform_grid(1, 4, 1)
         tensor([[-1.5000, -1.0000, -0.5000,  0.0000,  0.5000,  1.0000,  1.5000]])
     """
-    in_features = _check_int(in_features, "in_features", 1, "64")
-    G = _check_int(grid_size, "grid_size", 1, "5")
-    k = _check_int(spline_order, "spline_order", 0, "3")
+    in_features = checks.integer(in_features, "in_features", 1, "64")
+    G = checks.integer(grid_size, "grid_size", 1, "5")
+    k = checks.integer(spline_order, "spline_order", 0, "3")
     lo, hi = _check_range(grid_range)
     interior = torch.linspace(lo, hi, G + 1, dtype=dtype).expand(in_features, G + 1)  # (in, G + 1)
     return extend_grid(interior, k)
@@ -524,10 +517,10 @@ class KANLinear(nn.Module):
         sp_trainable: bool = True,
     ) -> None:
         super().__init__()
-        self.in_features = _check_int(in_features, "in_features", 1, "64")
-        self.out_features = _check_int(out_features, "out_features", 1, "64")
-        self.grid_size = _check_int(grid_size, "grid_size", 1, "5")
-        self.spline_order = _check_int(spline_order, "spline_order", 0, "3")
+        self.in_features = checks.integer(in_features, "in_features", 1, "64")
+        self.out_features = checks.integer(out_features, "out_features", 1, "64")
+        self.grid_size = checks.integer(grid_size, "grid_size", 1, "5")
+        self.spline_order = checks.integer(spline_order, "spline_order", 0, "3")
         self.grid_range = _check_range(grid_range)
         if not (isinstance(base_activation, type) and issubclass(base_activation, nn.Module)):
             raise TypeError(
@@ -739,7 +732,7 @@ class KANLinear(nn.Module):
             TypeError, ValueError: for a bad ``new_grid_size`` or ``x`` (see
                 ``KANLinear.update_grid``).
         """
-        G_new = _check_int(new_grid_size, "new_grid_size", 1, "10")
+        G_new = checks.integer(new_grid_size, "new_grid_size", 1, "10")
         x = _check_input(x, self).reshape(-1, self.in_features)  # (N, in)
         _check_samples(x, "x", distinct=False)
         G, k = self.grid_size, self.spline_order
@@ -825,7 +818,7 @@ class KAN(nn.Module):
         super().__init__()
         if not isinstance(widths, Sequence) or len(widths) < 2:
             raise TypeError(f"widths must be a list of at least two ints, got {widths!r}; expected e.g. [2, 5, 1]")
-        self.widths = [_check_int(w, f"widths[{j}]", 1, "5") for j, w in enumerate(widths)]
+        self.widths = [checks.integer(w, f"widths[{j}]", 1, "5") for j, w in enumerate(widths)]
         self.layers = nn.ModuleList(
             KANLinear(a, b, grid_size, spline_order, grid_range, **layer_kwargs)
             for a, b in zip(self.widths[:-1], self.widths[1:])

@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from . import checks
 from .masking import patchify, random_masking, unshuffle
 from .pos_embed import get_2d_sincos_pos_embed
 from .vit import LN_EPS, Block, PatchEmbed, VisionTransformer, init_linear_and_norm_
@@ -83,7 +84,8 @@ class MaskedAutoencoderViT(nn.Module):
         fused_attn: use ``F.scaled_dot_product_attention`` (else the explicit softmax path).
 
     Raises:
-        ValueError: if ``img_size`` is not a multiple of ``patch_size``.
+        TypeError: if a size, depth or head count is not an ``int``.
+        ValueError: if one is not positive, or ``img_size`` is not a multiple of ``patch_size``.
     """
 
     def __init__(
@@ -102,8 +104,13 @@ class MaskedAutoencoderViT(nn.Module):
         fused_attn: bool = True,
     ) -> None:
         super().__init__()
+        img_size, patch_size = checks.integer(img_size, "img_size", example="224"), checks.integer(patch_size, "patch_size")
         if img_size % patch_size:
             raise ValueError(f"img_size={img_size} is not a multiple of patch_size={patch_size}")
+        for name, value in (("depth", depth), ("num_heads", num_heads), ("decoder_embed_dim", decoder_embed_dim),
+                            ("decoder_depth", decoder_depth), ("decoder_num_heads", decoder_num_heads)):
+            checks.integer(value, name, example="8")
+        checks.real(mlp_ratio, "mlp_ratio", 0.0, low_open=True, example="4.0")
         self.patch_size, self.in_chans, self.norm_pix_loss = patch_size, in_chans, norm_pix_loss
 
         # Encoder: a ViT whose position embedding is fixed sin-cos (not trained).
@@ -144,23 +151,16 @@ class MaskedAutoencoderViT(nn.Module):
         nn.init.normal_(self.mask_token, std=0.02)
         init_linear_and_norm_(self)
 
-    def _check_inputs(self, imgs: Tensor, mask_ratio: float, noise: Tensor | None) -> None:
-        if not isinstance(imgs, Tensor):
-            raise TypeError(f"imgs must be a torch.Tensor of shape (B, C, H, W), got {type(imgs).__name__}")
-        if imgs.ndim != 4:
-            raise ValueError(f"imgs must be 4-D (B, C, H, W), got shape {tuple(imgs.shape)}")
+    def _check_images(self, imgs: object, nonempty: bool = False) -> Tensor:
         size = self.patch_embed.img_size
+        layout = f"(B, {self.in_chans}, {size}, {size})"
+        imgs = checks.images(imgs, "imgs", layout, 4, self.patch_embed.proj.weight.dtype, nonempty)
         if tuple(imgs.shape[1:]) != (self.in_chans, size, size):
             raise ValueError(
-                f"imgs has shape {tuple(imgs.shape)}; expected (B, {self.in_chans}, {size}, {size}) "
+                f"imgs has shape {tuple(imgs.shape)}; expected {layout} "
                 f"for this model (in_chans={self.in_chans}, img_size={size})"
             )
-        if isinstance(mask_ratio, bool) or not isinstance(mask_ratio, (int, float)) or not 0 <= mask_ratio < 1:
-            raise ValueError(f"mask_ratio={mask_ratio!r}; expected a number in [0, 1)")
-        if noise is not None and tuple(noise.shape) != (imgs.shape[0], self.num_patches):
-            raise ValueError(
-                f"noise has shape {tuple(noise.shape)}; expected (B, L) = ({imgs.shape[0]}, {self.num_patches})"
-            )
+        return imgs
 
     def forward_encoder(self, imgs: Tensor, mask_ratio: float, noise: Tensor | None = None) -> EncoderOutput:
         """Embed, mask, and encode the kept patches (Figure 1, left).
@@ -174,10 +174,12 @@ class MaskedAutoencoderViT(nn.Module):
             ``EncoderOutput(latent (B, 1 + L_keep, D), mask (B, L), ids_restore (B, L))``.
 
         Raises:
+            TypeError: for images that are not floating point in the model's dtype (outside
+                autocast), or ``noise`` that is not a floating tensor.
             ValueError: for images of the wrong shape, ``mask_ratio`` outside ``[0, 1)`` or
-                ``noise`` that is not ``(B, L)``.
+                ``noise`` that is not ``(B, L)`` or not finite.
         """
-        self._check_inputs(imgs, mask_ratio, noise)
+        imgs = self._check_images(imgs)
         x = self.patch_embed(imgs)  # (B, L, D)
         x = x + self.pos_embed[:, 1:, :]  # position first, so shuffled tokens still know their place
         kept, mask, ids_restore, _ = random_masking(x, mask_ratio, noise)  # kept: (B, L_keep, D)
@@ -244,9 +246,18 @@ class MaskedAutoencoderViT(nn.Module):
             ``MAEOutput(loss, pred (B, L, p*p*C), mask (B, L))``.
 
         Raises:
-            ValueError: for images of the wrong shape, ``mask_ratio`` outside ``[0, 1)`` or
-                ``noise`` that is not ``(B, L)``.
+            TypeError: as [`forward_encoder`][refimpl.mae.MaskedAutoencoderViT.forward_encoder].
+            ValueError: as [`forward_encoder`][refimpl.mae.MaskedAutoencoderViT.forward_encoder], and
+                for an empty batch or a ``mask_ratio`` that removes no patch: the loss is a mean
+                over the removed patches, so it would be 0/0.
         """
+        imgs = self._check_images(imgs, nonempty=True)
+        removed = self.num_patches - int(self.num_patches * (1 - checks.fraction(mask_ratio, "mask_ratio")))
+        if removed == 0:
+            raise ValueError(
+                f"mask_ratio={mask_ratio!r} removes no patch of {self.num_patches}, so the loss (a mean over the "
+                f"removed patches) is undefined; expected a ratio that removes at least one, such as 0.75"
+            )
         latent, mask, ids_restore = self.forward_encoder(imgs, mask_ratio, noise)
         pred = self.forward_decoder(latent, ids_restore)
         return MAEOutput(self.forward_loss(imgs, pred, mask), pred, mask)

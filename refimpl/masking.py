@@ -47,11 +47,12 @@ indices for a mask not made by shuffling.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+from . import checks
 
 __all__ = [
     "Masked",
@@ -68,59 +69,6 @@ __all__ = [
     "unpatchify",
     "unshuffle",
 ]
-
-
-def _check_positive_int(value: object, name: str) -> int:
-    """Return ``value`` if it is a positive ``int``; raise a clear error otherwise.
-
-    Args:
-        value: the argument to check.
-        name: the argument's name, used in the error message.
-
-    Returns:
-        ``value`` unchanged.
-
-    Raises:
-        TypeError: if ``value`` is not an ``int`` (``bool`` is rejected too).
-        ValueError: if ``value`` is not positive.
-    """
-    # bool is a subclass of int; patch_size=True is surely a mistake.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(
-            f"{name} must be an int, got {type(value).__name__} {value!r}; "
-            f"expected a positive integer such as 16"
-        )
-    if value <= 0:
-        raise ValueError(f"{name}={value} is not positive; expected an integer >= 1")
-    return value
-
-
-def _check_tensor(value: object, name: str, ndim: int, layout: str) -> Tensor:
-    """Return ``value`` if it is a tensor with ``ndim`` dimensions; raise otherwise.
-
-    Args:
-        value: the argument to check.
-        name: the argument's name, used in the error message.
-        ndim: the expected number of dimensions.
-        layout: the expected shape in words, e.g. ``"(B, C, H, W)"``.
-
-    Returns:
-        ``value`` unchanged.
-
-    Raises:
-        TypeError: if ``value`` is not a ``torch.Tensor``.
-        ValueError: if ``value`` does not have ``ndim`` dimensions.
-    """
-    if not isinstance(value, Tensor):
-        raise TypeError(
-            f"{name} must be a torch.Tensor of shape {layout}, got {type(value).__name__}"
-        )
-    if value.ndim != ndim:
-        raise ValueError(
-            f"{name} has shape {tuple(value.shape)} ({value.ndim}-D); "
-            f"expected a {ndim}-D tensor of shape {layout}"
-        )
-    return value
 
 
 def patchify(imgs: Tensor, patch_size: int) -> Tensor:
@@ -156,8 +104,8 @@ def patchify(imgs: Tensor, patch_size: int) -> Tensor:
                  [ 8.,  9., 12., 13.],
                  [10., 11., 14., 15.]]])
     """
-    imgs = _check_tensor(imgs, "imgs", 4, "(B, C, H, W)")
-    p = _check_positive_int(patch_size, "patch_size")
+    imgs = checks.tensor(imgs, "imgs", "(B, C, H, W)", ndim=4)
+    p = checks.integer(patch_size, "patch_size")
     B, C, H, W = imgs.shape
     for side, size in (("height", H), ("width", W)):
         if size % p != 0:
@@ -210,9 +158,9 @@ def unpatchify(
         >>> unpatchify(torch.zeros(1, 196, 768), 16).shape
         torch.Size([1, 3, 224, 224])
     """
-    x = _check_tensor(x, "x", 3, "(B, L, D)")
-    p = _check_positive_int(patch_size, "patch_size")
-    C = _check_positive_int(channels, "channels")
+    x = checks.tensor(x, "x", "(B, L, D)", ndim=3)
+    p = checks.integer(patch_size, "patch_size")
+    C = checks.integer(channels, "channels", example="3")
     B, L, D = x.shape
 
     if grid_size is None:
@@ -224,12 +172,7 @@ def unpatchify(
             )
         w = h
     else:
-        if not isinstance(grid_size, (tuple, list, torch.Size)) or len(grid_size) != 2:
-            raise ValueError(
-                f"grid_size={grid_size!r} is not a pair; expected (h, w) with h * w == {L}"
-            )
-        h = _check_positive_int(grid_size[0], "grid_size[0]")
-        w = _check_positive_int(grid_size[1], "grid_size[1]")
+        h, w = checks.pair(grid_size, "grid_size")
         if h * w != L:
             raise ValueError(
                 f"grid_size={tuple(grid_size)} has {h * w} cells but x has L={L} tokens; "
@@ -306,106 +249,6 @@ class UnitMask(NamedTuple):
     mask: Tensor
 
 
-def _check_ratio(value: object, name: str) -> float:
-    """Return ``value`` as a float if it is a real number in ``[0, 1)``; raise otherwise.
-
-    Args:
-        value: the argument to check.
-        name: the argument's name, used in the error message.
-
-    Returns:
-        ``float(value)``.
-
-    Raises:
-        TypeError: if ``value`` is not a real number (``bool`` is rejected too).
-        ValueError: if ``value`` is outside ``[0, 1)`` (NaN included).
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"{name} must be a real number, got {type(value).__name__} {value!r}; "
-            f"expected a fraction in [0, 1) such as 0.75"
-        )
-    if not 0.0 <= value < 1.0:  # NaN fails this too
-        raise ValueError(f"{name}={value!r} is outside [0, 1); expected a fraction such as 0.75")
-    return float(value)
-
-
-def _check_grid(grid_size: object, name: str, example: str = "(14, 14)") -> tuple[int, int]:
-    """Return ``grid_size`` as ``(h, w)`` if it is a pair of positive ints; raise otherwise.
-
-    Args:
-        grid_size: the argument to check.
-        name: the argument's name, used in the error message.
-        example: a valid value, shown in the error message.
-
-    Returns:
-        ``(h, w)`` as a tuple of two ints.
-
-    Raises:
-        TypeError: if an entry is not an ``int``.
-        ValueError: if ``grid_size`` is not a pair or an entry is not positive.
-    """
-    if not isinstance(grid_size, (tuple, list, torch.Size)) or len(grid_size) != 2:
-        raise ValueError(f"{name}={grid_size!r} is not a pair; expected (h, w) such as {example}")
-    return (
-        _check_positive_int(grid_size[0], f"{name}[0]"),
-        _check_positive_int(grid_size[1], f"{name}[1]"),
-    )
-
-
-def _check_noise(noise: object, name: str, shape: tuple[int, int], layout: str) -> Tensor:
-    """Return ``noise`` if it is a floating tensor of the given 2-D shape; raise otherwise.
-
-    Args:
-        noise: the argument to check.
-        name: the argument's name, used in the error message.
-        shape: the expected shape, e.g. ``(B, L)`` as numbers.
-        layout: the expected shape in words, e.g. ``"(B, L)"``.
-
-    Returns:
-        ``noise`` unchanged.
-
-    Raises:
-        TypeError: if ``noise`` is not a tensor or not floating point.
-        ValueError: if ``noise`` does not have shape ``shape``.
-    """
-    if not isinstance(noise, Tensor):
-        raise TypeError(
-            f"{name} must be a torch.Tensor of shape {layout}, got {type(noise).__name__}"
-        )
-    if not noise.is_floating_point():
-        raise TypeError(
-            f"{name} has dtype {noise.dtype}; expected a floating-point tensor "
-            f"(e.g. torch.rand) whose argsort defines the shuffle"
-        )
-    if tuple(noise.shape) != tuple(shape):
-        raise ValueError(
-            f"{name} has shape {tuple(noise.shape)}; expected {layout} = {tuple(shape)}"
-        )
-    return noise
-
-
-def _check_ids(ids: object, name: str, layout: str) -> Tensor:
-    """Return ``ids`` if it is a 2-D integer tensor; raise otherwise.
-
-    Args:
-        ids: the argument to check.
-        name: the argument's name, used in the error message.
-        layout: the expected shape in words, e.g. ``"(B, K)"``.
-
-    Returns:
-        ``ids`` unchanged.
-
-    Raises:
-        TypeError: if ``ids`` is not a tensor or does not have an integer dtype.
-        ValueError: if ``ids`` is not 2-D.
-    """
-    ids = _check_tensor(ids, name, 2, layout)
-    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-        raise TypeError(f"{name} has dtype {ids.dtype}; expected integer indices (torch.long)")
-    return ids
-
-
 def _removed_in_original_order(ids_restore: Tensor, len_keep: int) -> Tensor:
     """The 1 = removed mask, given a shuffle that keeps its first ``len_keep`` positions.
 
@@ -459,11 +302,22 @@ def shuffle_order(noise: Tensor) -> ShuffleOrder:
         >>> order.ids_restore
         tensor([[4, 1, 6, 3, 0, 7, 5, 2]])
     """
-    noise = _check_tensor(noise, "noise", 2, "(B, L)")
-    _check_noise(noise, "noise", tuple(noise.shape), "(B, L)")
+    return _order(_check_noise(noise, "noise", None, "(B, L)"))
+
+
+def _order(noise: Tensor) -> ShuffleOrder:
+    """Unchecked [`shuffle_order`][refimpl.masking.shuffle_order]."""
     ids_shuffle = torch.argsort(noise, dim=1)  # (B, L) ascend: small is keep, large is remove
     ids_restore = torch.argsort(ids_shuffle, dim=1)  # (B, L) inverse permutation
     return ShuffleOrder(ids_shuffle, ids_restore)
+
+
+def _check_noise(noise: object, name: str, shape: tuple[int, int] | None, layout: str) -> Tensor:
+    """Masking noise: a finite floating ``(B, L)`` tensor (NaN has no place in a sort order)."""
+    noise = checks.floating(noise, name, layout, ndim=2, why=" (e.g. torch.rand) whose argsort defines the shuffle")
+    if shape is not None and tuple(noise.shape) != tuple(shape):
+        raise ValueError(f"{name} has shape {tuple(noise.shape)}; expected {layout} = {tuple(shape)}")
+    return checks.finite(noise, name)
 
 
 def gather_tokens(x: Tensor, ids: Tensor) -> Tensor:
@@ -491,8 +345,8 @@ def gather_tokens(x: Tensor, ids: Tensor) -> Tensor:
         tensor([[[6., 7.],
                  [0., 1.]]])
     """
-    x = _check_tensor(x, "x", 3, "(B, L, D)")
-    ids = _check_ids(ids, "ids", "(B, K)")
+    x = checks.tensor(x, "x", "(B, L, D)", ndim=3)
+    ids = checks.integer_tensor(ids, "ids", "(B, K)", ndim=2)
     if ids.shape[0] != x.shape[0]:
         raise ValueError(
             f"ids has shape {tuple(ids.shape)} but x has shape {tuple(x.shape)}; "
@@ -545,8 +399,8 @@ def random_masking(x: Tensor, mask_ratio: float, noise: Tensor | None = None) ->
         >>> out.ids_restore
         tensor([[4, 1, 6, 3, 0, 7, 5, 2]])
     """
-    x = _check_tensor(x, "x", 3, "(B, L, D)")
-    ratio = _check_ratio(mask_ratio, "mask_ratio")
+    x = checks.tensor(x, "x", "(B, L, D)", ndim=3)
+    ratio = checks.fraction(mask_ratio, "mask_ratio")
     B, L, _ = x.shape
     if noise is None:
         noise = torch.rand(B, L, device=x.device)
@@ -554,7 +408,7 @@ def random_masking(x: Tensor, mask_ratio: float, noise: Tensor | None = None) ->
         noise = _check_noise(noise, "noise", (B, L), "(B, L)")
     len_keep = int(L * (1 - ratio))
 
-    ids_shuffle, ids_restore = shuffle_order(noise)
+    ids_shuffle, ids_restore = _order(noise)
     ids_shuffle, ids_restore = ids_shuffle.to(x.device), ids_restore.to(x.device)
     ids_keep = ids_shuffle[:, :len_keep]  # (B, L_keep)
     kept = _gather(x, ids_keep)  # (B, L_keep, D)
@@ -596,13 +450,9 @@ def unshuffle(x: Tensor, ids_restore: Tensor, mask_token: Tensor) -> Tensor:
         >>> unshuffle(encoded, ids_restore, torch.tensor([-1.0])).flatten()
         tensor([-1.,  1., -1., -1.,  4., -1., -1., -1.])
     """
-    x = _check_tensor(x, "x", 3, "(B, L_keep, D)")
-    ids_restore = _check_ids(ids_restore, "ids_restore", "(B, L)")
-    if not isinstance(mask_token, Tensor):
-        raise TypeError(
-            f"mask_token must be a torch.Tensor of shape (1, 1, D) or (D,), "
-            f"got {type(mask_token).__name__}"
-        )
+    x = checks.tensor(x, "x", "(B, L_keep, D)", ndim=3)
+    ids_restore = checks.integer_tensor(ids_restore, "ids_restore", "(B, L)", ndim=2)
+    mask_token = checks.tensor(mask_token, "mask_token", "(1, 1, D) or (D,)")
     B, K, D = x.shape
     L = ids_restore.shape[1]
     if ids_restore.shape[0] != B or L < K:
@@ -654,7 +504,7 @@ def ids_from_mask(mask: Tensor, num_removed: int | None = None) -> MaskIds:
         >>> ids.ids_restore
         tensor([[2, 0, 3, 4, 1, 5, 6, 7]])
     """
-    mask = _check_tensor(mask, "mask", 2, "(B, L)")
+    mask = checks.tensor(mask, "mask", "(B, L)", ndim=2)
     L = mask.shape[1]
     if num_removed is not None and (isinstance(num_removed, bool) or not isinstance(num_removed, int)
                                     or not 0 <= num_removed <= L):
@@ -744,17 +594,11 @@ def block_masking(
                 [1, 1, 1, 1, 1, 0],
                 [1, 1, 0, 1, 1, 0]], dtype=torch.int32)
     """
-    B = _check_positive_int(batch_size, "batch_size")
-    h, w = _check_grid(grid_size, "grid_size")
-    ratio = _check_ratio(mask_ratio, "mask_ratio")
-    min_area = _check_positive_int(min_block, "min_block")
-    if isinstance(max_aspect, bool) or not isinstance(max_aspect, numbers.Real):
-        raise TypeError(
-            f"max_aspect must be a real number, got {type(max_aspect).__name__} "
-            f"{max_aspect!r}; expected a ratio >= 1 such as 3.0"
-        )
-    if not max_aspect >= 1.0:
-        raise ValueError(f"max_aspect={max_aspect!r} is below 1; expected a ratio >= 1 such as 3.0")
+    B = checks.integer(batch_size, "batch_size", example="8")
+    h, w = checks.pair(grid_size, "grid_size")
+    ratio = checks.fraction(mask_ratio, "mask_ratio")
+    min_area = checks.integer(min_block, "min_block")
+    max_aspect = checks.real(max_aspect, "max_aspect", 1.0, example="3.0")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(
             f"generator must be a torch.Generator or None, got {type(generator).__name__}"
@@ -848,18 +692,18 @@ def mask_unit_masking(
                 [1., 1., 1., 1.],
                 [1., 1., 1., 1.]])
     """
-    B = _check_positive_int(batch_size, "batch_size")
-    h, w = _check_grid(grid_size, "grid_size")
+    B = checks.integer(batch_size, "batch_size", example="8")
+    h, w = checks.pair(grid_size, "grid_size")
     if not isinstance(unit_size, (tuple, list, torch.Size)):
-        side = _check_positive_int(unit_size, "unit_size")  # one int: square units
+        side = checks.integer(unit_size, "unit_size", example="8")  # one int: square units
         unit_size = (side, side)
-    ku, kv = _check_grid(unit_size, "unit_size", example="(8, 8)")
+    ku, kv = checks.pair(unit_size, "unit_size", example="(8, 8)")
     if h % ku != 0 or w % kv != 0:
         raise ValueError(
             f"grid_size={(h, w)} is not divisible by unit_size={(ku, kv)}; "
             f"expected h and w to be multiples of the unit's sides"
         )
-    ratio = _check_ratio(mask_ratio, "mask_ratio")
+    ratio = checks.fraction(mask_ratio, "mask_ratio")
     uh, uw = h // ku, w // kv
     U = uh * uw
     if noise is None:
@@ -868,7 +712,7 @@ def mask_unit_masking(
         noise = _check_noise(noise, "noise", (B, U), "(B, U)")
     len_keep = int(U * (1 - ratio))
 
-    _, ids_restore = shuffle_order(noise)
+    _, ids_restore = _order(noise)
     units = _removed_in_original_order(ids_restore, len_keep)  # (B, U)
     mask = units.reshape(B, uh, 1, uw, 1)  # (B, uh, 1, uw, 1)
     mask = mask.expand(B, uh, ku, uw, kv)  # (B, uh, ku, uw, kv): copy over each unit
