@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
 from markdown import Extension
 from markdown.treeprocessors import Treeprocessor
 
-from .registry import PAPER_ID, SchemaError
+from .registry import PAPER_ID
+from .yamlio import SchemaError, load_yaml, read_text
 
 _FIELDS = {"id", "term", "en", "aliases", "short", "detail", "papers"}
 _SKIP_TAGS = {"code", "pre", "a", "abbr", "h1", "h2", "h3", "h4", "h5", "h6", "script", "style", "kbd"}
@@ -57,10 +57,7 @@ def load_glossary(path: Path | str, known_papers: Iterable[str] | None = None) -
             duplicate id or spelling, or a paper id that is not in ``known_papers``.
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SchemaError(path, None, f"is not valid YAML: {exc}") from None
+    data = load_yaml(read_text(path), path)
     if not isinstance(data, list):
         raise SchemaError(path, None, "expected a YAML list of terms")
     known = set(known_papers) if known_papers is not None else None

@@ -55,8 +55,8 @@ def check_project(root: Path) -> list[str]:
     """Every problem the site build would reject, one message per invalid file (empty if none)."""
     problems: list[str] = []
     try:
-        papers = load_papers(root / "papers")
-    except (SchemaError, FileNotFoundError) as exc:
+        papers = load_papers(root / "papers", problems)  # every bad file, not only the first
+    except FileNotFoundError as exc:
         return [str(exc)]
     try:
         load_glossary(root / "glossary.yaml", papers)

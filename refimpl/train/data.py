@@ -185,7 +185,8 @@ class EmbeddedPhotos:
             import skimage.data
             from PIL import Image
         except ImportError as exc:
-            raise DataError(f"the embedded default data needs scikit-image and Pillow ({exc}); pass --data DIR") from None
+            raise DataError(f"the default data (scikit-image's photographs) needs scikit-image ({exc}): "
+                            f"pip install 'paper-notes[train]', or pass --data DIR") from None
         folder = Path(skimage.data.__file__).parent
         self.names = tuple(n for n in EMBEDDED_PHOTOS if (folder / n).is_file())
         if not self.names:

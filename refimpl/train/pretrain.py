@@ -64,6 +64,7 @@ from ..hiera import MaskedAutoencoderHiera, hiera_encoder_state
 from ..mae import MaskedAutoencoderViT, encoder_state
 from .checkpoint import (
     CHECKPOINT_FORMAT,
+    UnreadableCheckpoint,
     atomic_save,
     capture_rng,
     check_compatible,
@@ -282,19 +283,47 @@ def open_data(config: PretrainConfig) -> tuple[EmbeddedPhotos | FolderImages, st
     return FolderImages(scan.files), f"{len(scan.files)} images in {config.data} ({scan.skipped} files skipped)"
 
 
-def _find_resume(config: PretrainConfig, out: Path) -> Path | None:
+def _find_resume(config: PretrainConfig, out: Path, is_main: bool) -> tuple[Path | None, dict | None]:
+    """The checkpoint to resume and its contents: ``config.resume``, else the newest readable one in ``out``.
+
+    Unreadable checkpoints (empty, cut short, not a checkpoint) newer than that one are skipped
+    and renamed aside by rank 0 (``<name>.unreadable``; never deleted), with a warning, when there
+    is a readable one to resume or ``config.json`` says that ``out`` holds this run (then it
+    restarts); otherwise the first one is the error, and nothing is renamed.
+    """
     if config.resume is not None:
-        return Path(config.resume)
-    found = list_checkpoints(out)
-    return found[-1] if found else None
+        return Path(config.resume), load_training_checkpoint(config.resume)
+    skipped: list[tuple[Path, UnreadableCheckpoint]] = []
+    found: tuple[Path | None, dict | None] = (None, None)
+    for path in reversed(list_checkpoints(out)):
+        try:
+            found = (path, load_training_checkpoint(path))
+            break
+        except UnreadableCheckpoint as exc:
+            skipped.append((path, exc))
+        except ConfigError:
+            if path.exists():
+                raise
+            # rank 0 has just renamed it aside: skip it as rank 0 does
+    if skipped and found[1] is None and not (out / CONFIG_FILE).is_file():
+        raise skipped[0][1]
+    for path, exc in skipped if is_main else ():
+        aside = path.with_name(f"{path.name}.unreadable")
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = path.with_name(f"{path.name}.unreadable-{n}")
+        os.replace(path, aside)
+        log.warning("skipped %s: %s; renamed it to %s", path.name, str(exc).split("; move it away")[0], aside.name)
+    return found
 
 
-def _check_output_dir(config: PretrainConfig, out: Path, resume: Path | None, dataset_size: int) -> dict | None:
-    """Load the checkpoint to resume, or make sure ``out`` holds no other run; raise before writing."""
-    if resume is not None:
-        state = load_training_checkpoint(resume)
+def _check_output_dir(config: PretrainConfig, out: Path, resume: Path | None, state: dict | None,
+                      dataset_size: int) -> None:
+    """Make sure ``out`` can take this run: its checkpoint is of the same run, or it holds no other run; raise before writing."""
+    if state is not None:
         check_compatible(state, config.to_dict(), dataset_size, resume)
-        return state
+        return
     saved = out / CONFIG_FILE
     if saved.is_file():  # a run killed before its first checkpoint: same run may restart, another may not
         try:
@@ -308,7 +337,6 @@ def _check_output_dir(config: PretrainConfig, out: Path, resume: Path | None, da
                     f"{str(out)!r} holds another run ({key}={previous.get(key)!r} there, {now.get(key)!r} now); "
                     f"nothing was written; use another output_dir"
                 )
-    return None
 
 
 @contextlib.contextmanager
@@ -332,11 +360,15 @@ def _exclusive(out: Path) -> Any:
 
 def _write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _trim_metrics(path: Path, step: int) -> None:
@@ -446,13 +478,19 @@ def _train(config: PretrainConfig, device: torch.device, info: DistInfo,
     source, data_text = open_data(config)
     plan = plan_run(config, len(source), info.world_size)
     out = Path(config.output_dir)
-    resume_path = _find_resume(config, out)
-    state = _check_output_dir(config, out, resume_path, plan.dataset_size)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output_dir {str(out)!r} is a file; expected a folder (new, or holding this run)")
+    resume_path, state = _find_resume(config, out, info.is_main)
+    _check_output_dir(config, out, resume_path, state, plan.dataset_size)
 
     with contextlib.ExitStack() as stack:
         if info.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-            stack.enter_context(_exclusive(out))
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                stack.enter_context(_exclusive(out))
+            except OSError as exc:  # a read-only file system, no permission, ...
+                raise ConfigError(f"cannot write in output_dir {str(out)!r} ({exc.strerror or exc}); "
+                                  f"nothing was written; choose another output_dir") from None
         return _run(config, device, info, on_step, signals, source, data_text, plan, out, resume_path, state)
 
 
@@ -591,7 +629,10 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
                 if scaler.is_enabled():
                     line["loss_scale"] = scaler.get_scale()
                 if not math.isfinite(mean_loss):
-                    raise FloatingPointError(f"loss is {mean_loss} at step {step}; lower the learning rate")
+                    kept = list_checkpoints(out) if info.is_main else []
+                    raise FloatingPointError(
+                        f"training diverged: the loss is {mean_loss} at step {step} (lr {lr:.3g}); lower the "
+                        f"learning rate (--blr or --lr){f', then resume from {kept[-1].name}' if kept else ''}")
                 if info.is_main:
                     metrics.append(line)
                     with open(out / METRICS_FILE, "a", encoding="utf-8") as handle:
@@ -702,7 +743,9 @@ def main(argv: list[str] | None = None) -> int:
         argv: arguments without the program name; ``sys.argv[1:]`` when ``None``.
 
     Returns:
-        The exit status: 0 on success, 2 for a bad config or data (one line on stderr), 143 when
+        The exit status: 0 on success, 2 for a bad config or data (one line on stderr, nothing
+        written), 1 when the run failed after it started (the loss diverged, a write failed; one
+        line; the checkpoints written before are kept), 143 when
         SIGTERM and 130 when Ctrl-C stopped it after writing a checkpoint, also 130 when a second
         Ctrl-C interrupted it at once (the last checkpoint written stays); in every case rerun the
         same command to resume.
@@ -721,6 +764,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError) as exc:
         print(f"mae-pretrain: error: {exc}", file=sys.stderr)
         return 2
+    except FloatingPointError as exc:
+        print(f"mae-pretrain: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the disk filled up, the folder was removed, ... during the run
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"mae-pretrain: error: {where}{exc.strerror or exc}; the checkpoints written before are kept; "
+              f"fix the cause and run the same command to resume", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("mae-pretrain: interrupted; run the same command again to resume from the last checkpoint",
               file=sys.stderr)
