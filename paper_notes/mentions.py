@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from .references import BRACKET, UnresolvedReference, expand_references, has_locator, named_references, resolve
+from .references import (
+    BRACKET, UnresolvedReference, expand_references, has_locator, named_locators, named_references, resolve,
+)
 
 if TYPE_CHECKING:
     from .registry import Paper
@@ -44,13 +46,14 @@ EXEMPT_CLASSES = frozenset({"paper-outline", "pn-own"})
 NAMED_CLASSES = frozenset({"doc"})
 """mkdocstrings' blocks: docstrings, where the named form (``Hiera Fig. 4``) stands for a reference."""
 
-_CJK_BARE = re.compile(r"(图|表)\s*[0-9]")
+_NUM = r"(?:[0-9]+|[A-Z])(?:\.[0-9]+)*[a-z]?"
+_CJK_BARE = re.compile(r"(图|表)\s*[0-9]+(?:\.[0-9]+)?[a-z]?")
 _OTHER_BARE = re.compile(
     r"第\s*[0-9]+(?:\.[0-9]+)*\s*节"
-    r"|附录\s*[A-Z](?![A-Za-z])"
-    r"|§\s*[0-9A-Z]"
-    r"|(?<![A-Za-z])(?:Fig(?:ure)?s?|Tab(?:le)?s?|Sec(?:tion)?s?|App(?:endix)?)\.?\s*(?:[0-9]|[A-Z](?:\.[0-9]|(?![A-Za-z])))",
-    re.I,
+    r"|附录\s*[A-Z](?:\.[0-9]+)*(?![A-Za-z])"
+    rf"|§\s*{_NUM}"
+    r"|(?<![A-Za-z])(?i:fig(?:ure)?s?|tab(?:le)?s?|sec(?:tion)?s?|app(?:endix)?)\.?\s*"
+    r"(?:[0-9]+(?:\.[0-9]+)*[a-z]?|[A-Z](?:\.[0-9]+)+|[A-Z](?![A-Za-z]))"
 )
 COMPOUNDS = (
     "代表", "列表", "发表", "时间表", "课表", "阶段表", "术语表", "对照表", "统计表", "图表", "附表",
@@ -67,7 +70,7 @@ class Mention:
     where: str
     text: str
     context: str
-    reason: str = "bare mention; write it as a reference, e.g. [@hiera, 图 4]"
+    reason: str = "bare mention; write it as a reference such as [@paper, 图 4] (in titles and docstrings: 'Hiera 图 4')"
 
     def __str__(self) -> str:
         return f"{self.where}: {self.reason}: {self.text!r} in “{self.context}”"
@@ -108,12 +111,13 @@ def scan_text(text: str, where: str, papers: dict[str, Paper], *, named_ok: bool
     if named_ok:
         for match, pid in named_references(text, papers):
             covered.append(match.span())
-            try:
-                ref = resolve(pid, match.group("loc"), papers, where)
-            except UnresolvedReference as exc:
-                problems.append(Mention(where, match.group(0), _context(text, *match.span()), exc.reason))
-            else:
-                checked.append((pid, ref.item.kind))
+            for locator in named_locators(match):
+                try:
+                    ref = resolve(pid, locator, papers, where)
+                except UnresolvedReference as exc:
+                    problems.append(Mention(where, f"{match.group('name')} {locator}", _context(text, *match.span()), exc.reason))
+                else:
+                    checked.append((pid, ref.item.kind))
     for start, end in bare_spans(text):
         if any(a <= start < b for a, b in covered):
             continue

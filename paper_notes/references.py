@@ -102,7 +102,7 @@ class Resolved:
         """Hover text: where, the paper's title of the item, our gist."""
         panel = f"，小图 ({self.locator.panel})" if self.locator.panel else ""
         name = paper_name(self.paper)
-        text = f"{name} {self.item.label}{panel}：{self.item.title} {self.item.gist}"
+        text = f"{name} {self.item.label}{panel}：{self.item.title} —— {self.item.gist}"
         return text.replace('"', "”").replace("\n", " ")
 
 
@@ -254,10 +254,26 @@ def paper_names(papers: dict[str, Paper]) -> dict[str, str]:
 
 
 def named_pattern(names: dict[str, str]) -> re.Pattern[str]:
-    """Regex for the named form ``Hiera Fig. 4``, ``MAE 的图 1``, ``(KAN §2.4)``; groups ``name`` and ``loc``."""
+    """Regex for the named form ``Hiera Fig. 4``, ``MAE 的图 1``, ``(MAE §4.1, Tab. 1c)``.
+
+    Groups: ``name``, ``loc`` (the first locator) and ``more`` (further locators of the same paper,
+    after ``,``, ``;``, ``and``, ``、`` or ``和``).
+    """
     alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) or "(?!)"
     locator = "|".join(f"(?:{p})" for _, p in LOCATOR_PATTERNS).replace("?P<n>", "?:").replace("?P<panel>", "?:")
-    return re.compile(rf"(?<![A-Za-z0-9])(?P<name>{alternatives})(?:'s)?\s*(?:的)?\s*(?P<loc>{locator})(?![0-9])")
+    locator = f"(?:{locator})(?![0-9])"
+    return re.compile(
+        rf"(?<![A-Za-z0-9])(?P<name>{alternatives})(?:'s)?\s*(?:的)?\s*(?P<loc>{locator})"
+        rf"(?P<more>(?:\s*(?:,|;|、|和|\band\b)\s*{locator})*)"
+    )
+
+
+_LOCATOR_ANY = re.compile("|".join(f"(?:{p})" for _, p in LOCATOR_PATTERNS).replace("?P<n>", "?:").replace("?P<panel>", "?:"))
+
+
+def named_locators(match: re.Match[str]) -> list[str]:
+    """Every locator of a :func:`named_pattern` match: the first, then those in ``more``."""
+    return [match.group("loc")] + [m.group(0) for m in _LOCATOR_ANY.finditer(match.group("more") or "")]
 
 
 def named_references(text: str, papers: dict[str, Paper]) -> Iterator[tuple[re.Match[str], str]]:
