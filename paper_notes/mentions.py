@@ -24,6 +24,7 @@ mentions.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import sys
 from collections import Counter
@@ -59,6 +60,7 @@ COMPOUNDS = (
     "代表", "列表", "发表", "时间表", "课表", "阶段表", "术语表", "对照表", "统计表", "图表", "附表",
     "意图", "试图", "地图", "企图", "视图", "草图", "截图", "热图", "子图", "小图", "插图", "原图", "构图", "配图",
     "示意图", "流程图", "架构图", "曲线图", "柱状图", "散点图", "框图", "大图", "上图", "下图", "左图", "右图",
+    "张图", "幅图", "张表", "份表",
 )
 """Words ending in 图/表 followed by a number that are not a paper's figure or table ("64 张小图 1 行")."""
 
@@ -132,6 +134,7 @@ _INLINE_CODE = re.compile(r"`[^`\n]*`")
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
 _OWN = re.compile(r'<(span|div)\s+class="pn-own"[^>]*>.*?</\1>', re.S)
 _LINK_TARGET = re.compile(r"\]\([^)]*\)")
+_LINK = re.compile(r"\[([^\[\]\n]*)\]\([^)\n]*\)")
 _ATTRS = re.compile(r"\{\s*[:#.][^}\n]*\}")
 _AUTODOC = re.compile(r"^:::.*(?:\n[ \t]+.*)*", re.M)
 _FRONTMATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
@@ -170,6 +173,12 @@ def check_markdown(markdown: str, where: str, papers: dict[str, Paper]) -> tuple
             else:
                 checked.update((r.paper.id, r.item.kind) for r in refs)
     text = BRACKET.sub(" ", text)
+    # A link's text names a page (a diary entry by its title): the named form is allowed there.
+    for match in _LINK.finditer(text):
+        found, named = scan_text(match.group(1), where, papers, named_ok=True)
+        problems += [str(m) for m in found]
+        checked.update(named)
+    text = _LINK.sub(" ", text)
     text = _ATTRS.sub(" ", _LINK_TARGET.sub("]", text))
     pieces = [(title, True)] if title else []
     pieces += [(line, bool(_HEADING.match(line))) for line in text.split("\n")]
@@ -273,7 +282,8 @@ class _PageParser(HTMLParser):
             self._flush()
         if tag == "a" and "paper-ref" in classes:
             parts = urlsplit(values.get("href") or "")
-            paper = unquote(parts.path).rstrip("/").split("/")[-1].removesuffix(".html")
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(self.where), unquote(parts.path)))
+            paper = target.rstrip("/").split("/")[-1].removesuffix(".html")
             kind = {"sec": "section", "fig": "figure", "tab": "table"}.get(parts.fragment.split("-")[0], "?")
             self.result.references[(paper, kind)] += 1
             self.buffer.append(" ")
@@ -285,10 +295,12 @@ class _PageParser(HTMLParser):
             role = "content"
         elif classes & NAMED_CLASSES:
             role = "named"
-        elif tag in _HEADINGS:
+        elif tag in _HEADINGS or tag == "a":  # a title, or a link naming a page by its title
             role = "heading"
         else:
             role = ""
+        if role in ("heading", "named") and tag not in _BLOCK:
+            self._flush()  # text before an inline title-like element is not part of it
         if tag not in _VOID:
             self.stack.append((tag, role))
 
@@ -297,7 +309,7 @@ class _PageParser(HTMLParser):
             return
         for i in range(len(self.stack) - 1, -1, -1):  # tolerate unclosed inline tags
             if self.stack[i][0] == tag:
-                if tag in _BLOCK or self.stack[i][1] in ("heading", "named"):
+                if tag in _BLOCK or tag in _HEADINGS or self.stack[i][1] in ("heading", "named"):
                     self._flush()
                 del self.stack[i:]
                 return
