@@ -205,13 +205,13 @@ def notebook_markdown(source: str) -> str:
     for line in source.splitlines():
         if line.startswith("# %%"):
             if in_markdown:
-                cells.append("\n".join(current))
+                cells.append("\n".join(current).strip())
             current, in_markdown = [], "[markdown]" in line
             continue
         if in_markdown:
             current.append(line[2:] if line.startswith("# ") else line.lstrip("#"))
     if in_markdown:
-        cells.append("\n".join(current))
+        cells.append("\n".join(current).strip())
     return "\n\n".join(cells)
 
 
