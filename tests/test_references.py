@@ -3,7 +3,6 @@ and refused (naming page, paper and item) when the outline lacks the item."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -124,18 +123,8 @@ def test_the_named_form_of_titles_and_docstrings() -> None:
     ]
 
 
-def copy_project(tmp_path: Path) -> Path:
-    for part in ("mkdocs.yml", "glossary.yaml", "papers", "docs", "refimpl"):
-        source = ROOT / part
-        if source.is_dir():
-            shutil.copytree(source, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, tmp_path / part)
-    return tmp_path
-
-
-def test_notes_check_fails_on_an_unknown_item_naming_page_paper_and_item(tmp_path: Path) -> None:
-    root = copy_project(tmp_path)
+def test_notes_check_fails_on_an_unknown_item_naming_page_paper_and_item(project_copy: Path) -> None:
+    root = project_copy
     page = root / "docs/concepts/kan.md"
     page.write_text(page.read_text(encoding="utf-8") + "\n网格扩展见 [@kan, §2.6]，还有 [@hiera, 图 4f]。\n",
                     encoding="utf-8")

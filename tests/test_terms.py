@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,17 +55,11 @@ def test_a_bad_avoid_list_fails_naming_the_file_and_the_term(tmp_path: Path, ent
     assert message in str(error.value)
 
 
-def test_notes_check_flags_a_variant(tmp_path: Path) -> None:
-    for part in ("mkdocs.yml", "glossary.yaml", "papers", "docs"):
-        source = ROOT / part
-        if source.is_dir():
-            shutil.copytree(source, tmp_path / part)
-        else:
-            shutil.copy2(source, tmp_path / part)
-    page = tmp_path / "docs/concepts/vit.md"
+def test_notes_check_flags_a_variant(project_copy: Path) -> None:
+    page = project_copy / "docs/concepts/vit.md"
     page.write_text(page.read_text(encoding="utf-8") + "\n每个图块加上位置编码。\n", encoding="utf-8")
     notes = Path(sys.executable).parent / "notes"
-    result = subprocess.run([str(notes), "--root", str(tmp_path), "check"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([str(notes), "--root", str(project_copy), "check"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "docs/concepts/vit.md:" in result.stderr
     assert "'图块' is a variant of the glossary term '图像块' (patch)" in result.stderr
