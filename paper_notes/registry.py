@@ -17,6 +17,8 @@ from typing import Any
 
 from .yamlio import LINE_BREAK, SchemaError, load_yaml, read_text
 
+from .outline import Outline, outline_field
+
 STATUSES = ("to-read", "reading", "read")
 """Reading status, in the order a paper moves through them."""
 
@@ -68,6 +70,7 @@ class Paper:
     limitations: str = ""
     group_direction: str = ""
     headline_results: tuple[Result, ...] = ()
+    outline: Outline | None = None
     path: Path = field(default=Path(), compare=False)
 
     @property
@@ -116,12 +119,14 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "unconfirmed": ((list,), False),
     **{name: ((str,), False) for name in FREE_TEXT_FIELDS},
     "headline_results": ((list,), False),
+    "outline": ((dict, type(None)), False),  # paper_notes.outline validates its inside
 }
 
 _TYPE_NAMES = {
     str: "a string",
     int: "an integer",
     list: "a list",
+    dict: "a mapping",
     dt.date: "a date (YYYY-MM-DD)",
     type(None): "null",
 }
@@ -182,6 +187,8 @@ def parse_paper(data: Any, path: Path) -> Paper:
             raise SchemaError(path, name, "must not be empty")
         if name == "headline_results":
             value = tuple(_parse_result(path, i, item) for i, item in enumerate(value))
+        elif name == "outline":
+            value = outline_field(value, path)
         elif isinstance(value, list) and not all(isinstance(v, str) and v for v in value):
             raise SchemaError(path, name, f"got {value!r}; expected a list of non-empty strings")
         values[name] = value

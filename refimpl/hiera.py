@@ -1,18 +1,23 @@
 r"""Hiera (Ryali et al., ICML 2023): a hierarchical ViT with nothing but plain blocks, and its MAE.
 
-Hiera takes a multi-stage ("hierarchical") vision transformer such as MViTv2 and removes every
-vision-specific extra (relative position bias, convolutions in attention, overlapping pooling
-windows); MAE pretraining is supposed to teach the spatial bias those parts used to give. What is
-left is four stages of ordinary pre-norm transformer blocks. Between stages the token grid is
-halved in each direction by a 2x2 **max-pool of the queries** (and of the residual), while the
-width and the number of heads double.
+Hiera starts from a multi-stage ("hierarchical") vision transformer, MViTv2-L, and removes its
+vision-specific extras one step at a time under MAE pretraining (Hiera Table 1): relative
+position embeddings become absolute ones, convolutions become max-pools, stride-1 pools go,
+kernels shrink to their stride, the attention's query residual goes, and KV pooling becomes
+mask unit attention (Hiera Fig. 5b). MAE pretraining is supposed to teach the spatial bias those
+parts used to give. What is left is four stages of ordinary pre-norm transformer blocks
+(Hiera Fig. 2). At each stage transition the token grid is halved in each direction by a 2x2 **max-pool
+of the queries** (and of the residual), while the width and the number of heads double.
 
-Two ideas make this run fast and make it work on MAE's sparse input (§3, Figure 4):
+Two things make it work on MAE's sparse input (Hiera Fig. 4), the first from the paper, the second
+the official code's way of doing what Hiera Fig. 4e asks:
 
-- **Mask units.** The mask is drawn over units of ``ku x kv`` tokens (8 x 8 tokens = 32 x 32 pixels
-  at 224 px), never single tokens. A whole unit is kept or removed, so every 2x2 pooling window of
-  every stage lies inside one unit and the pooling never needs a token that is not there.
-- **Unroll.** [`unroll`][refimpl.hiera.unroll] reorders the tokens once, right after the patch
+- **Mask units** (Hiera Fig. 4a). The mask is drawn over units of ``ku x kv`` tokens (8 x 8 tokens
+  = 32 x 32 pixels at 224 px), never single tokens. A whole unit is kept or removed, and every
+  pooling kernel equals its stride (Hiera Fig. 4e), so every 2x2 pooling window of every stage lies
+  inside one unit and the pooling never needs a token that is not there.
+- **Unroll** (a name from the official code; the paper does not use the word).
+  [`unroll`][refimpl.hiera.unroll] reorders the tokens once, right after the patch
   embedding, so that (a) the members of every 2x2 pooling window of every stage are the same
   position in ``q`` equal slices of the sequence: pooling is ``view(B, 4, N // 4, C).max(1)``;
   and (b) the mask unit is the fastest-running index: the tokens of unit ``u`` are
@@ -113,11 +118,15 @@ _LayerNorm = partial(nn.LayerNorm, eps=LN_EPS)  # official Hiera: eps 1e-6
 _CONV: dict[int, type[nn.Module]] = {2: nn.Conv2d, 3: nn.Conv3d}  # by the number of grid axes
 
 
-# --- the token order: unroll and reroll (Figure 4) ----------------------------------------
+# --- the token order: unroll and reroll (official code; it implements Hiera Fig. 4e) ------
 
 
 def unroll(x: Tensor, grid_size: tuple[int, ...], strides: Sequence[tuple[int, ...]]) -> Tensor:
-    """Reorder raster-order tokens so that every later pooling is a reshape + max (Hiera Fig. 4).
+    """Reorder raster-order tokens so that every later pooling is a reshape + max (official Hiera code).
+
+    The paper asks for pooling whose kernel equals its stride, so that no kernel crosses a mask
+    unit (Hiera Fig. 4e); ``Unroll`` is how the official code makes that a reshape + max on a
+    sequence from which whole units may be missing. The word is the code's, not the paper's.
 
     One step with stride ``(sy, sx)`` cuts the grid ``(h, w)`` into ``sy x sx`` windows and
     moves the offset inside the window to the front: the sequence becomes ``q = sy * sx``
@@ -339,12 +348,13 @@ def _check_tokens(
 
 
 class MaskUnitAttention(nn.Module):
-    r"""Attention within mask units or over all tokens, with max-pooled queries (Hiera §3, Fig. 4).
+    r"""Attention within mask units or over all tokens, with max-pooled queries (Hiera §3.2, Fig. 5b).
 
     The sequence is unrolled, so the unit is the fastest index: ``reshape(B, T, U, ...)`` gives
     each unit its own column, and attention runs per unit (``use_mask_unit_attn``, stages 1-2)
-    or over everything (``U = 1`` as far as this layer is concerned, stages 3-4). At the first
-    block of a stage the queries are max-pooled over their ``q_stride`` slices
+    or over everything (``U = 1`` as far as this layer is concerned, stages 3-4). At a stage
+    transition (the first block of stages 2-4, when that transition pools) the queries are
+    max-pooled over their ``q_stride`` slices
     ([`pool_tokens`][refimpl.hiera.pool_tokens] done per unit), so the output has
     ``N / q_stride`` tokens, while keys and values keep the full resolution. Each head computes
     $\mathrm{softmax}(Q K^\top / \sqrt{d_h}) V$.
@@ -409,10 +419,10 @@ class MaskUnitAttention(nn.Module):
 
 
 class HieraBlock(nn.Module):
-    """A pre-norm transformer block whose first instance in a stage pools and widens (Hiera §3).
+    """A pre-norm transformer block; the first block after a stage transition widens and pools (Hiera Fig. 2).
 
-    ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))``. When the width changes (first block of a
-    stage), the residual becomes ``pool(proj(norm1(x)))``: a linear map of the *normalised*
+    ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))``. When the width changes (the first block
+    of stages 2-4), the residual becomes ``pool(proj(norm1(x)))``: a linear map of the *normalised*
     input, max-pooled like the queries; a quirk of the official code kept for checkpoint parity.
 
     Args:
@@ -466,7 +476,7 @@ class HieraBlock(nn.Module):
 
 
 class HieraPatchEmbed(nn.Module):
-    """Overlapping patch embedding (Hiera §3): a 7x7 convolution, stride 4, padding 3, for images;
+    """Overlapping patch embedding, as in the official code: a 7x7 convolution, stride 4, padding 3, for images;
     a 3x7x7 one, stride ``(2, 4, 4)``, padding ``(1, 3, 3)``, for video (a token spans 2 frames).
 
     With a mask, the pixels of removed units are set to zero first, so the overlapping kernel
@@ -854,7 +864,7 @@ class HieraBackbone(nn.Module):
 
 
 class Hiera(HieraBackbone):
-    """Hiera classifier (Hiera §3, Table 1): the encoder, mean over tokens, LayerNorm, head.
+    """Hiera classifier (Hiera Fig. 2; the sizes are Hiera Table 2): the encoder, mean over tokens, LayerNorm, head.
 
     For images, or for video clips when built with 3-D sizes (the ``*_16x224`` factories).
 
@@ -938,14 +948,17 @@ class MAEHieraOutput(NamedTuple):
 
 
 class MaskedAutoencoderHiera(HieraBackbone):
-    """MAE with a Hiera encoder (Hiera §3 "MAE", Appendix): masked mask units, fused stages, decoder.
+    """MAE with a Hiera encoder (Hiera Fig. 4, §4, App. A): masked mask units, fused stages, decoder.
 
-    1. Mask whole mask units (60 % by default), blank their pixels and drop their tokens: the
-       encoder runs on the kept units only.
-    2. The encoder pools only ``q_pool = 2`` times, so its last stages run at 1/16 of the image
+    1. Mask whole mask units (by default 0.6 of them for images and 0.9 for video, the best
+       ratios of Hiera Table 3b), blank their pixels and drop their tokens: the encoder runs on
+       the kept units only.
+    2. The encoder pools only ``q_pool = 2`` times (the pooling before the last stage is left out
+       for MAE pretraining, Hiera App. A), so its last stages run at 1/16 of the image
        side (14 x 14 tokens, 2 x 2 per unit at 224 px). The outputs of stage 1 and 2 are brought to
        that resolution by a strided convolution each (``multi_scale_fusion_heads``), added to the
-       last stage's output, and normalised (``encoder_norm``). Stage 3 is not fused (official code).
+       last stage's output, and normalised (``encoder_norm``): the multi-scale decoder input of
+       Hiera Table 3a. Stage 3 is not fused (official code).
     3. The decoder, plain global-attention blocks, sees every position: encoded tokens for kept
        units, the learned ``mask_token`` for removed ones, in raster order, plus a learned position
        embedding.
@@ -1116,15 +1129,27 @@ class MaskedAutoencoderHiera(HieraBackbone):
             )
         return checks.finite(noise, "noise")
 
+    @property
+    def default_mask_ratio(self) -> float:
+        """The mask ratio ``forward`` uses when given none: 0.6 for images, 0.9 for video.
+
+        These are the best ratios of Hiera Table 3b, and the pretraining settings of
+        Hiera Table 14 (images) and Hiera Table 11 (video). The official ``forward`` defaults to
+        0.6 for both, so a video model called without a ratio would train at one the paper found
+        worse; here the default follows the model.
+        """
+        return 0.9 if len(self.input_size) == 3 else 0.6
+
     def forward(
-        self, imgs: Tensor, mask_ratio: float = 0.6, mask: Tensor | None = None, noise: Tensor | None = None
+        self, imgs: Tensor, mask_ratio: float | None = None, mask: Tensor | None = None, noise: Tensor | None = None
     ) -> MAEHieraOutput:
         """Mask units, encode, decode and score one batch.
 
         Args:
             imgs: ``(B, C, H, W)`` [``(B, C, F, H, W)``] with ``([F,] H, W) == input_size``.
-            mask_ratio: fraction of mask units removed, in ``[0, 1)`` (Hiera images: 0.6; the
-                official code's default for video too); ignored when ``mask`` is given.
+            mask_ratio: fraction of mask units removed, in ``[0, 1)``; ``None`` (default) means
+                [`default_mask_ratio`][refimpl.hiera.MaskedAutoencoderHiera.default_mask_ratio]:
+                0.6 for images, 0.9 for video (Hiera Table 3b). Ignored when ``mask`` is given.
             mask: optional ``(B, U)`` over the mask units, **1 = removed** (official: 1 = keep).
                 Default: [`mask_unit_masking`][refimpl.masking.mask_unit_masking] at ``mask_ratio``.
             noise: optional ``(B, U)`` floating values, one per mask unit, whose argsort picks the
@@ -1147,7 +1172,9 @@ class MaskedAutoencoderHiera(HieraBackbone):
         if noise is not None:
             noise = self._check_noise(noise, B, mask)
         if mask is None:
-            mask_ratio = checks.fraction(mask_ratio, "mask_ratio", example="0.6")
+            if mask_ratio is None:
+                mask_ratio = self.default_mask_ratio
+            mask_ratio = checks.fraction(mask_ratio, "mask_ratio", example=str(self.default_mask_ratio))
             U = self.num_mask_units
             if int(U * (1 - mask_ratio)) == 0:
                 raise ValueError(f"mask_ratio={mask_ratio!r} keeps int({U} * (1 - {mask_ratio})) = 0 of {U} mask units")
@@ -1208,7 +1235,7 @@ def hiera_encoder_state(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return {k: v for k, v in state.items() if k.startswith(HIERA_ENCODER_PREFIXES)}
 
 
-# --- named configs (Hiera Table 1) ---------------------------------------------------------
+# --- named configs (Hiera Table 2) ---------------------------------------------------------
 
 
 def hiera_tiny_224(**kwargs: Any) -> Hiera:

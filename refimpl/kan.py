@@ -1,9 +1,9 @@
 r"""Kolmogorov–Arnold Networks (KAN): learnable 1-D functions on edges, sums on nodes.
 
-Liu et al., "KAN: Kolmogorov-Arnold Networks" (ICLR 2025, arXiv 2404.19756), §2. A KAN layer
+Liu et al., "KAN: Kolmogorov-Arnold Networks" (ICLR 2025, arXiv 2404.19756), KAN §2. A KAN layer
 with ``in`` inputs and ``out`` outputs holds one learnable function $\phi_{i,o}$ per edge
 and sums on the nodes (paper Eq. 2.5–2.6); every function is a residual SiLU plus a B-spline
-(§2.2, "Implementation details"):
+(KAN §2.2, "Implementation details"):
 
 $$
 y_o = \sum_{i=1}^{\text{in}} \phi_{i,o}(x_i), \qquad
@@ -128,7 +128,7 @@ def _check_samples(x: Tensor, name: str, distinct: bool) -> None:
 
 
 def extend_grid(interior: Tensor, spline_order: int) -> Tensor:
-    """Add ``k`` knots on each side of a grid, spaced like the grid on average (paper §2.2).
+    """Add ``k`` knots on each side of a grid, spaced like the grid on average (KAN §2.2).
 
     The spacing is ``(t_G - t_0) / G``, as pykan's ``extend_grid``; the extension lets the
     ``G + k`` bases cover the whole of ``[t_0, t_G]`` with a partition of unity.
@@ -189,7 +189,7 @@ def _safe_div(num: Tensor, den: Tensor) -> Tensor:
 
 
 def bspline_basis(x: Tensor, grid: Tensor, spline_order: int) -> Tensor:
-    r"""All B-spline bases of order ``k`` at ``x``, by the Cox–de Boor recursion (paper §2.2).
+    r"""All B-spline bases of order ``k`` at ``x``, by the Cox–de Boor recursion (KAN §2.2).
 
     Order 0 is the indicator of a half-open interval, and each order mixes two of the
     previous one with weights that rise and fall linearly across their support:
@@ -460,7 +460,7 @@ def _fit_transfer(x_sorted: Tensor, new_grid: Tensor, old_basis: Tensor, k: int)
 
 
 class KANLinear(nn.Module):
-    r"""One KAN layer: a learnable 1-D function on every edge ``i -> o``, summed at ``o`` (§2.2).
+    r"""One KAN layer: a learnable 1-D function on every edge ``i -> o``, summed at ``o`` (KAN §2.2).
 
     $y_o = \sum_i m_{i,o}\,\big(w^b_{i,o}\,\mathrm{silu}(x_i) + w^s_{i,o}\sum_c c_{i,o,c} B_c(x_i)\big)$;
     see the module docstring. Parameters and their initialisation follow pykan's ``KANLayer``:
@@ -675,11 +675,11 @@ class KANLinear(nn.Module):
         std = torch.where(positive, torch.where(positive, var, 1.0).sqrt(), 0.0)  # no inf slope at 0
         return y, std / (x.std(dim=0) + 0.1)
 
-    # --- grid update and extension (paper §2.5) ---------------------------------------------
+    # --- grid update (KAN §2.2) and grid extension (KAN §2.4) --------------------------------
 
     @torch.no_grad()
     def update_grid(self, x: Tensor) -> None:
-        r"""Move the knots to where the inputs are, keeping every edge's spline (paper §2.5).
+        r"""Grid update: move the knots to where the inputs are, keeping every edge's spline (KAN §2.2).
 
         As pykan's ``update_grid_from_samples``: sort each input's samples; the adaptive grid
         takes the samples at positions ``int(N / G * j)`` for ``j < G`` and the largest one;
@@ -713,13 +713,21 @@ class KANLinear(nn.Module):
 
     @torch.no_grad()
     def refine(self, new_grid_size: int, x: Tensor) -> KANLinear:
-        r"""Grid extension (paper §2.5): a copy of this layer on a finer grid, fitted to it.
+        r"""Grid extension (KAN §2.4): a copy of this layer on a finer grid, fitted to it.
 
         As pykan's ``initialize_grid_from_parent``: the new interior knots interpolate the
         current ones piecewise-linearly at ``G_new + 1`` evenly spaced positions (so a uniform
         grid stays uniform and an updated one keeps its shape); ``coef`` is the least-squares
         fit of the current spline at the samples ``x``; ``scale_base``, ``scale_sp`` and
         ``mask`` are copied. This layer is left unchanged.
+
+        Exact or approximate (our reasoning; the paper states only the least-squares fit)? When
+        every old knot is also a new knot (nested grids: on a uniform grid, ``G_new`` a multiple
+        of ``G``, e.g. 3 -> 12), each old spline is a piecewise polynomial whose breaks are new
+        knots, so it lies in the new spline space: the fit reproduces it exactly on the samples
+        inside the grid, up to rounding. Otherwise (3 -> 5) the old spline has breaks the new
+        one cannot bend at, and the fit is the closest new spline, an approximation.
+        ``tests/test_kan.py`` measures both.
 
         Args:
             new_grid_size: ``G_new >= 1`` (usually larger than ``G``).
@@ -775,7 +783,7 @@ class KANForward(NamedTuple):
 
 
 class KAN(nn.Module):
-    r"""A KAN: layers of [`KANLinear`][refimpl.kan.KANLinear], ``widths = [n_0, n_1, ..., n_L]`` (§2.2).
+    r"""A KAN: layers of [`KANLinear`][refimpl.kan.KANLinear], ``widths = [n_0, n_1, ..., n_L]`` (KAN §2.2).
 
     The paper's ``[2, 5, 1]`` is ``KAN([2, 5, 1])``: two inputs, five hidden nodes, one
     output. As pykan's ``MultKAN`` without multiplication nodes and symbolic branch (its
@@ -863,7 +871,7 @@ class KAN(nn.Module):
         lamb_coef: float = 0.0,
         lamb_coefdiff: float = 0.0,
     ) -> Tensor:
-        r"""The sparsity penalty of paper §2.5.1, as pykan's ``MultKAN.reg`` computes it.
+        r"""The sparsity penalty of KAN §2.5.1, as pykan's ``MultKAN.reg`` computes it.
 
         Per layer, with ``s`` the ``(out, in)`` edge scales: the L1 term ``sum(s)``, plus the
         entropy of each row and each column of ``s`` normalised by its sum plus 1,
@@ -896,7 +904,7 @@ class KAN(nn.Module):
 
     @torch.no_grad()
     def update_grid(self, x: Tensor) -> None:
-        """Update every layer's grid to the inputs it sees, first layer first (paper §2.5).
+        """Grid update of every layer to the inputs it sees, first layer first (KAN §2.2).
 
         Args:
             x: inputs, shape ``(N, n_0)``; see ``KANLinear.update_grid``.
@@ -907,7 +915,7 @@ class KAN(nn.Module):
 
     @torch.no_grad()
     def refine(self, new_grid_size: int, x: Tensor) -> KAN:
-        """A copy of the network on finer grids, each layer fitted to this one (paper §2.5).
+        """Grid extension: a copy of the network on finer grids, each layer fitted to this one (KAN §2.4).
 
         Args:
             new_grid_size: ``G_new`` of every layer.
@@ -926,7 +934,7 @@ class KAN(nn.Module):
 
     @torch.no_grad()
     def prune(self, x: Tensor, threshold: float = 1e-2) -> list[Tensor]:
-        """Switch off hidden nodes whose edges are all small (paper §2.5.1, "Pruning").
+        """Switch off hidden nodes whose edges are all small (KAN §2.5.1, "Pruning").
 
         A hidden node is kept if its largest incoming and its largest outgoing edge scale
         both exceed ``threshold``; the edges of every other hidden node get ``mask = 0``, so

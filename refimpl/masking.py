@@ -542,16 +542,17 @@ def block_masking(
     grid_size: tuple[int, int],
     mask_ratio: float,
     *,
-    min_block: int = 4,
-    max_aspect: float = 3.0,
+    min_block: int = 16,
+    max_aspect: float = 1 / 0.3,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Mask random rectangles of tokens until the target is reached (BEiT, Algorithm 1).
 
     BEiT (Bao et al., 2021) masks blocks rather than single tokens: repeatedly draw a
-    rectangle of area ``s`` uniform in ``[min_block, remaining]`` with aspect ratio
-    ``r`` log-uniform in ``[1 / max_aspect, max_aspect]`` (height ``round(sqrt(s * r))``,
-    width ``round(sqrt(s / r))``, clipped to the grid), place it at a random position and
+    rectangle of at least 16 patches, area ``s`` uniform in ``[min_block, remaining]``, with
+    aspect ratio ``r`` drawn from ``(0.3, 1/0.3)`` (log-uniform here, as BEiT's code draws it;
+    ``1 / max_aspect`` to ``max_aspect`` in general), height ``round(sqrt(s * r))``,
+    width ``round(sqrt(s / r))``, clipped to the grid, place it at a random position and
     mask it, until at least the target count is masked. Departure from BEiT: the count is
     made exact, ``L - int(L * (1 - mask_ratio))`` in every sample (the count
     [`random_masking`][refimpl.masking.random_masking] removes at the same ratio), by
@@ -564,8 +565,9 @@ def block_masking(
         batch_size: number of masks ``B`` to draw.
         grid_size: ``(h, w)``, the token grid; ``L = h * w``.
         mask_ratio: fraction of tokens removed, in ``[0, 1)``; BEiT uses 0.4.
-        min_block: smallest rectangle area, in tokens (BEiT: 16).
-        max_aspect: largest height/width (and width/height) ratio, at least 1 (BEiT: 3).
+        min_block: smallest rectangle area, in tokens (default BEiT's 16).
+        max_aspect: largest height/width (and width/height) ratio, at least 1 (default BEiT's
+            ``1 / 0.3``, so the ratio is drawn from ``(0.3, 1/0.3)``).
         generator: optional CPU ``torch.Generator``; the same seed gives the same masks.
 
     Returns:
@@ -583,22 +585,24 @@ def block_masking(
     Examples:
         >>> import torch
         >>> g = torch.Generator().manual_seed(0)
-        >>> mask = block_masking(2, (6, 6), 0.5, generator=g)
+        >>> mask = block_masking(2, (8, 8), 0.5, generator=g)
         >>> mask.shape, mask.sum(dim=1)
-        (torch.Size([2, 36]), tensor([18., 18.]))
-        >>> mask[0].reshape(6, 6).int()
-        tensor([[0, 0, 0, 0, 0, 0],
-                [0, 1, 1, 0, 0, 0],
-                [1, 1, 1, 0, 0, 0],
-                [1, 1, 0, 1, 1, 0],
-                [1, 1, 1, 1, 1, 0],
-                [1, 1, 0, 1, 1, 0]], dtype=torch.int32)
+        (torch.Size([2, 64]), tensor([32., 32.]))
+        >>> mask[0].reshape(8, 8).int()  # rectangles of at least 16 tokens
+        tensor([[0, 0, 0, 0, 0, 0, 0, 0],
+                [1, 1, 1, 1, 1, 0, 0, 0],
+                [1, 1, 1, 1, 1, 0, 0, 0],
+                [1, 1, 1, 1, 1, 0, 0, 0],
+                [1, 1, 1, 1, 1, 0, 0, 0],
+                [1, 1, 1, 1, 0, 0, 0, 0],
+                [1, 1, 1, 1, 0, 0, 0, 0],
+                [1, 1, 1, 1, 0, 0, 0, 0]], dtype=torch.int32)
     """
     B = checks.integer(batch_size, "batch_size", example="8")
     h, w = checks.pair(grid_size, "grid_size")
     ratio = checks.fraction(mask_ratio, "mask_ratio")
     min_area = checks.integer(min_block, "min_block")
-    max_aspect = checks.real(max_aspect, "max_aspect", 1.0, example="3.0")
+    max_aspect = checks.real(max_aspect, "max_aspect", 1.0, example="1 / 0.3")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(
             f"generator must be a torch.Generator or None, got {type(generator).__name__}"
@@ -650,7 +654,7 @@ def mask_unit_masking(
     mask_ratio: float,
     noise: Tensor | None = None,
 ) -> UnitMask:
-    """Mask whole ``ku x kv`` units of tokens at random (Hiera §3, Fig. 3-4).
+    """Mask whole ``ku x kv`` units of tokens at random (Hiera Fig. 4a).
 
     The token grid ``(h, w)`` is cut into a ``(h / ku) x (w / kv)`` grid of ``U`` mask
     units; ``int(U * (1 - mask_ratio))`` units are kept, chosen by sorting ``noise`` as
@@ -664,7 +668,8 @@ def mask_unit_masking(
         grid_size: ``(h, w)``, the token grid; ``L = h * w``.
         unit_size: ``(ku, kv)`` tokens per unit, or one int for square units; must
             divide ``grid_size``. Hiera at 224 px: ``(56, 56)`` tokens, units ``(8, 8)``.
-        mask_ratio: fraction of units removed, in ``[0, 1)``; Hiera uses 0.6.
+        mask_ratio: fraction of units removed, in ``[0, 1)``; Hiera uses 0.6 for images and
+            0.9 for video (Hiera Table 3b).
         noise: optional ``(B, U)`` floating values whose argsort picks the kept units
             (smallest first); defaults to ``torch.rand(B, U)``.
 

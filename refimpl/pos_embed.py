@@ -2,9 +2,9 @@ r"""Fixed sine-cosine position embeddings, built exactly as the official MAE cod
 
 A Transformer treats its input as a set: without extra information it cannot tell which
 patch came from where. A position embedding is one ``D``-vector per grid cell, added to the
-token of that cell. ViT learns it (ViT §3.1); MAE (He et al. 2022, §3 and its official
-``util/pos_embed.py``) fixes it to sines and cosines of the cell's column and row, so that
-it needs no training and treats every position alike.
+token of that cell. ViT learns it (ViT §3.1); MAE (He et al. 2022, MAE App. A.1, and its
+official ``util/pos_embed.py``) fixes it to sines and cosines of the cell's column and row, so
+that it needs no training and treats every position alike.
 
 Shape letters, used in every docstring of this module:
 
@@ -52,7 +52,7 @@ def _sincos(embed_dim: int, positions: Tensor) -> Tensor:
 
 
 def get_1d_sincos_pos_embed(embed_dim: int, positions: Tensor) -> Tensor:
-    r"""Sine-cosine embedding of scalar positions (Transformer §3.5, as in MAE's code).
+    r"""Sine-cosine embedding of scalar positions (the original Transformer's sinusoids, as in MAE's code).
 
     With $K = D/2$ and $\omega_k = 1 / 10000^{k/K}$ for $k = 0, \dots, K-1$:
 

@@ -1,6 +1,6 @@
 r"""Vision Transformer (ViT): a plain Transformer encoder on a sequence of image patches.
 
-Dosovitskiy et al., "An Image is Worth 16x16 Words" (ICLR 2021), §3.1. The image is cut into
+Dosovitskiy et al., "An Image is Worth 16x16 Words" (ICLR 2021), ViT §3.1. The image is cut into
 ``p x p`` patches, each patch is flattened and mapped linearly to a ``D``-vector (a token), a
 learnable class token is put in front, a position embedding is added, and a stack of
 identical pre-norm Transformer blocks processes the sequence (Eq. 1–4 of the paper):
@@ -141,7 +141,7 @@ class PatchEmbed(nn.Module):
 
 
 class Attention(nn.Module):
-    r"""Multi-head self-attention, MSA in ViT Eq. 2 (Transformer §3.2.2).
+    r"""Multi-head self-attention, MSA in ViT Eq. 2 (written out in ViT App. A).
 
     One linear map gives queries, keys and values for all heads at once (``qkv``), each
     head attends with $\mathrm{softmax}(Q K^\top / \sqrt{d_h})\, V$, and ``proj`` mixes the

@@ -1,7 +1,7 @@
 """The pretraining config: one dataclass that travels from the command line to the checkpoint.
 
 [`PretrainConfig`][refimpl.train.config.PretrainConfig] holds every choice of a run. Its defaults
-are the MAE recipe (He et al., 2022, Appendix A.1, and the official ``PRETRAIN.md``) for
+are the MAE recipe (MAE App. A.1 and Table 8, and the official ``PRETRAIN.md``) for
 everything that does not depend on the scale of the run: AdamW with ``betas=(0.9, 0.95)``,
 weight decay 0.05, base learning rate 1.5e-4 scaled by ``effective batch / 256``, a cosine
 schedule after a linear warmup, ``norm_pix_loss``, mask ratio 0.75. The *scale* of the run
@@ -90,9 +90,9 @@ class PretrainConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments for the factory, e.g. ``{"depth": 1, "embed_dim": 32}`` for tests."""
     norm_pix_loss: bool = True
-    """Reconstruct per-patch normalised pixels (MAE §4; the official recipe turns it on)."""
+    """Reconstruct per-patch normalised pixels (MAE §3, Table 1d; the official recipe turns it on)."""
     mask_ratio: float = 0.75
-    """Fraction of patches (Hiera: mask units) removed; the Hiera paper uses 0.6."""
+    """Fraction of patches (Hiera: mask units) removed; MAE uses 0.75, Hiera 0.6 for images (Hiera Table 3b)."""
 
     # Data.
     data: str | None = None
