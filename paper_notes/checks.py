@@ -13,6 +13,8 @@ the glossary's definitions, and ``refimpl/**/*.py``.
 
 from __future__ import annotations
 
+import contextlib
+
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,9 +54,11 @@ def check_prose(root: Path, papers: dict[str, Paper], terms: list[Term]) -> Pros
     docs = root / "docs"
     sources: list[tuple[str, str]] = []
     for path in sorted(docs.rglob("*.md")):
-        sources.append((_rel(path, root), path.read_text(encoding="utf-8")))
+        with contextlib.suppress(UnicodeDecodeError):  # reported by the schema check, by file
+            sources.append((_rel(path, root), path.read_text(encoding="utf-8")))
     for path in sorted((docs / "notebooks").glob("*.py")):
-        sources.append((_rel(path, root), notebook_markdown(path.read_text(encoding="utf-8"))))
+        with contextlib.suppress(UnicodeDecodeError):
+            sources.append((_rel(path, root), notebook_markdown(path.read_text(encoding="utf-8"))))
     for paper in papers.values():
         where = _rel(paper.path, root)
         for name, text in _paper_texts(paper):

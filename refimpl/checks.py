@@ -180,9 +180,10 @@ def finite(x: Tensor, name: str) -> Tensor:
 
     The check never makes the host wait for a GPU: it is ``torch._assert_async``, which on the
     CPU fails at once (raised as this ``ValueError``) and on a GPU fails the device later, as
-    PyTorch's own index checks do. Skipped while ``torch.compile`` traces.
+    PyTorch's own index checks do. Skipped while ``torch.compile`` traces, and for tensors on
+    the ``meta`` device, which have no values.
     """
-    if torch.compiler.is_compiling() or x.numel() == 0:
+    if torch.compiler.is_compiling() or x.numel() == 0 or x.is_meta:
         return x
     message = f"{name} holds NaN or infinite values; expected finite values"
     if x.device.type != "cpu":
@@ -217,8 +218,14 @@ def images(value: object, name: str, layout: str, ndim: int | None, dtype: torch
     if not x.is_floating_point():
         raise TypeError(f"{name} has dtype {x.dtype}; expected floating-point images (normalise integer "
                         f"pixels first, e.g. with refimpl.train.data.normalize_images)")
-    autocast = torch.is_autocast_enabled(x.device.type) and x.dtype != torch.float64  # it leaves float64 alone
-    if x.dtype != dtype and not autocast:
+    if x.dtype != dtype and not (_autocast_on(x.device.type) and x.dtype != torch.float64):  # it leaves float64 alone
         raise TypeError(f"{name} has dtype {x.dtype} but the model's parameters are {dtype}; expected "
                         f"{name}.to({dtype}) (or a forward pass under torch.autocast)")
     return x
+
+
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except RuntimeError:  # a device without autocast (e.g. "meta", for counting FLOPs)
+        return False

@@ -44,7 +44,8 @@ def shard_and_watch(model: torch.nn.Module, blocks: list[torch.nn.Module], **kwa
     model.register_forward_pre_hook(watch_noise, with_kwargs=True)
 
 
-shard_model, pretrain.shard_model = pretrain.shard_model, shard_and_watch
+shard_model = pretrain.shard_model
+setup_distributed = pretrain.setup_distributed
 groups: list[weakref.ref] = []
 
 
@@ -55,9 +56,8 @@ def setup_and_watch(device_type: str) -> object:
     return info
 
 
-setup_distributed, pretrain.setup_distributed = pretrain.setup_distributed, setup_and_watch
-
-if __name__ == "__main__":
+if __name__ == "__main__":  # (pytest imports this file for doctests: patch only when run)
+    pretrain.shard_model, pretrain.setup_distributed = shard_and_watch, setup_and_watch
     torch.set_num_threads(1)
     config_path, out = Path(sys.argv[1]), Path(sys.argv[2])
     term_at = int(sys.argv[3]) if len(sys.argv) > 3 else None

@@ -229,7 +229,6 @@ def make_project(root: Path) -> Path:
     (root / "docs/journal/posts").mkdir(parents=True)
     for pid in ("mae", "vit"):
         data = yaml.safe_load((ROOT / "papers" / f"{pid}.yaml").read_text(encoding="utf-8"))
-        data = {k: v for k, v in data.items() if k != "outline"}
         data["related"] = []  # so that one bad paper is one problem, not also a dangling link
         (root / "papers" / f"{pid}.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return root
