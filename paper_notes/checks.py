@@ -1,10 +1,10 @@
 """The prose checks of ``notes check``: references, bare mentions, terms; over every source.
 
 - Every ``[@paper, 图 4]`` reference resolves against the paper's outline
-  (:mod:`paper_notes.references`).
-- No bare mention of a paper's figure, table or section (:mod:`paper_notes.mentions`).
+  ([`references`][paper_notes.references]).
+- No bare mention of a paper's figure, table or section ([`mentions`][paper_notes.mentions]).
 - Docstrings and comments of ``refimpl/`` (what mkdocstrings renders) name their paper and resolve.
-- No variant the glossary avoids (:mod:`paper_notes.terms`).
+- No variant the glossary avoids ([`terms`][paper_notes.terms]).
 
 Sources: ``docs/**/*.md``, the Markdown cells of ``docs/notebooks/*.py``, the reading list's notes
 and results in ``papers/*.yaml``, the outlines' gists (terms only: the outline defines its numbers),

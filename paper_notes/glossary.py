@@ -1,7 +1,7 @@
 """The glossary (术语表): ``glossary.yaml`` at the project root, one source for two things.
 
-1. The glossary page, generated at build time (:func:`render_glossary_page`).
-2. Hover definitions on every page: :class:`GlossaryExtension` is a Python-Markdown extension
+1. The glossary page, generated at build time ([`render_glossary_page`][paper_notes.glossary.render_glossary_page]).
+2. Hover definitions on every page: [`GlossaryExtension`][paper_notes.glossary.GlossaryExtension] is a Python-Markdown extension
    that wraps the first occurrence of each term on a page in ``<abbr title="...">``, which
    Material shows as a tooltip (``content.tooltips``). Later occurrences stay plain text, as a
    first mention carries the link in an encyclopedia: a paragraph where every third word is
@@ -43,7 +43,7 @@ class Term:
     detail: str
     papers: tuple[str, ...]
     avoid: tuple[str, ...] = ()
-    """Variants not to write in prose (``词元`` for token); ``notes check`` flags them (:mod:`paper_notes.terms`)."""
+    """Variants not to write in prose (``词元`` for token); ``notes check`` flags them ([`terms`][paper_notes.terms])."""
 
     @property
     def surface_forms(self) -> tuple[str, ...]:

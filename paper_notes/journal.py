@@ -5,7 +5,7 @@ An entry is a Markdown file whose YAML front matter names its date, the papers i
 ``YYYY-MM-DD-<slug>.md``; the blog plugin builds each post's URL from the file name, so URLs are
 stable and unique even though titles are Chinese.
 
-:func:`new_entry` is what ``notes new`` runs; :func:`load_entries` is what the site build and
+[`new_entry`][paper_notes.journal.new_entry] is what ``notes new`` runs; [`load_entries`][paper_notes.journal.load_entries] is what the site build and
 ``notes check`` run.
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .files import write_new_file
+from .registry import READING_LIST
 from .yamlio import LINE_BREAK, SchemaError, load_yaml, read_text
 
 POSTS_DIR = Path("docs/journal/posts")
@@ -167,7 +168,7 @@ def render_entry(title: str, date: dt.date, papers: list[str], tags: list[str], 
         lines += [f"  - {json.dumps(t, ensure_ascii=False)}" for t in tags]
     lines += ["---", "", f"# {title}", "", "（一两句话：今天读了什么、最重要的收获。这一段是日记列表里的摘要。）", "",
               EXCERPT_SEPARATOR, "", "## 读了什么", "", "## 哪里不懂", "", "## 弄懂了什么", "", "## 相关论文", ""]
-    lines += [f"- [{paper_titles.get(p, p)}](../../reading-list/{p}.md)" for p in papers]
+    lines += [f"- [{paper_titles.get(p, p)}](../../{READING_LIST}/{p}.md)" for p in papers]  # from journal/posts/
     return "\n".join(lines) + "\n"
 
 

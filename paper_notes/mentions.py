@@ -4,7 +4,7 @@ Every mention of a paper's figure, table or section must be checkable. Where it 
 
 - **Prose** (concept pages, diary entries, notebooks' Markdown cells, the reading list's notes):
   only as a reference, ``[@hiera, 图 4]``, which the build resolves against the paper's outline
-  and renders as ``<a class="paper-ref">`` (:mod:`paper_notes.references`).
+  and renders as ``<a class="paper-ref">`` ([`references`][paper_notes.references]).
 - **Titles and headings** (a diary entry's title also shows in the navigation and the blog's
   listings, where a link cannot go) and **docstrings** (rendered by mkdocstrings): in the named
   form, ``Hiera 图 4``, ``Hiera Fig. 4``, ``(KAN §2.4)``, which names the paper and is resolved

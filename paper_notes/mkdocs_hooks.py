@@ -11,7 +11,7 @@
 - ``on_page_content``: notebook pages lose nbconvert's MathJax 2 and mermaid loaders (they point
   at a CDN); their Markdown cells are typeset by the site's own MathJax instead.
 - References to a paper's items (``[@hiera, 图 4]``) are resolved against ``outline`` in
-  ``papers/<id>.yaml`` with the citations (:mod:`paper_notes.references`); one that does not
+  ``papers/<id>.yaml`` with the citations ([`references`][paper_notes.references]); one that does not
   resolve fails the build, naming the page, the paper and the item.
 """
 

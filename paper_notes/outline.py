@@ -3,7 +3,7 @@
 The outline lists a paper's sections, figures and tables with their numbers as printed in the
 version named by ``outline.version``, their titles as in the paper, and a short gist in our own
 Chinese. It is what a reference such as ``[@hiera, 图 4]`` is checked against
-(:mod:`paper_notes.references`), and the paper's reading-list page shows it, one anchor per item::
+([`references`][paper_notes.references]), and the paper's reading-list page shows it, one anchor per item::
 
     outline:
       version: "arXiv v1"
@@ -46,7 +46,7 @@ _PANEL = re.compile(r"^[a-z]$")
 
 
 class OutlineError(ValueError):
-    """Raised by :func:`parse_outline`; ``field`` is the dotted path inside the paper file."""
+    """Raised by [`parse_outline`][paper_notes.outline.parse_outline]; ``field`` is the dotted path inside the paper file."""
 
     def __init__(self, field: str, message: str) -> None:
         self.field = field
@@ -219,7 +219,7 @@ def outline_markdown(outline: Outline, paper_id: str) -> str:
     """The outline on the paper page: one anchored line per item, inside ``<div class="paper-outline">``.
 
     The block is where references point; it is the definition of each number, so the bare-mention
-    scan leaves it alone (:data:`paper_notes.mentions.EXEMPT_CLASSES`).
+    scan leaves it alone ([`EXEMPT_CLASSES`][paper_notes.mentions.EXEMPT_CLASSES]).
     """
     lines = [
         "## 论文结构 { #outline }",

@@ -54,7 +54,7 @@ def load_project(root: Path) -> Project:
 
 def check_project(root: Path) -> list[str]:
     """Every problem the site build would reject, one message per invalid file (empty if none),
-    then the prose checks of :func:`paper_notes.checks.check_prose`."""
+    then the prose checks of [`check_prose`][paper_notes.checks.check_prose]."""
     problems: list[str] = []
     try:
         papers = load_papers(root / "papers", problems)  # every bad file, not only the first

@@ -11,16 +11,16 @@ reading list's notes)::
 
 English forms are accepted as well: ``Fig. 4``, ``Figure 4``, ``Table 1c``, ``Tab. 1c``,
 ``Sec. 2.4``, ``Section 2.4``, ``App. A.1``. A plain ``[@mae]`` stays a citation
-(:func:`paper_notes.site.cite`).
+([`cite`][paper_notes.site.cite]).
 
 A reference renders as a link to the item's anchor on the paper's reading-list page
-(``reading-list/<id>.md#fig-4``, see :func:`paper_notes.outline.outline_markdown`), with the
+(``reading-list/<id>.md#fig-4``, see [`outline_markdown`][paper_notes.outline.outline_markdown]), with the
 item's title and gist as its hover text, and puts the paper in the page's reference list. A
-reference to an item the outline lacks is an :class:`UnresolvedReference`, which fails the strict
+reference to an item the outline lacks is an [`UnresolvedReference`][paper_notes.references.UnresolvedReference], which fails the strict
 build and ``notes check`` with the page, the paper and the item.
 
 Docstrings and titles (where a link cannot go) use the *named form*: the paper's name then the
-item, ``Hiera Fig. 4``, ``MAE §A.1``, ``KAN §2.4``, ``Hiera 图 4``. :func:`named_references` finds
+item, ``Hiera Fig. 4``, ``MAE §A.1``, ``KAN §2.4``, ``Hiera 图 4``. [`named_references`][paper_notes.references.named_references] finds
 them, and the same resolution checks them.
 """
 
@@ -31,6 +31,8 @@ import posixpath
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
+
+from .registry import READING_LIST
 
 if TYPE_CHECKING:
     from .outline import OutlineItem
@@ -49,7 +51,7 @@ LOCATOR_PATTERNS: tuple[tuple[str, str], ...] = (
 _LOCATORS = [(kind, re.compile(rf"^{pattern}$")) for kind, pattern in LOCATOR_PATTERNS]
 
 BRACKET = re.compile(r"\[(@[a-z0-9-]+(?:[^\[\]\n])*)\]")
-"""Any ``[@...]`` bracket; :func:`expand_references` handles those with at least one locator."""
+"""Any ``[@...]`` bracket; [`expand_references`][paper_notes.references.expand_references] handles those with at least one locator."""
 
 _PART = re.compile(r"^(?:@(?P<id>[a-z0-9-]+)\s*(?:,\s*(?P<loc1>.+))?|(?P<loc2>[^@].*))$")
 
@@ -185,7 +187,6 @@ def has_locator(body: str) -> bool:
 
 def reading_list_link(page_src: str, paper_id: str, anchor: str = "") -> str:
     """Relative Markdown link from ``page_src`` to the paper page (``../reading-list/mae.md#tab-1c``)."""
-    from .site import READING_LIST
 
     target = posixpath.relpath(f"{READING_LIST}/{paper_id}.md", posixpath.dirname(page_src) or ".")
     return target + (f"#{anchor}" if anchor else "")
@@ -272,7 +273,7 @@ _LOCATOR_ANY = re.compile("|".join(f"(?:{p})" for _, p in LOCATOR_PATTERNS).repl
 
 
 def named_locators(match: re.Match[str]) -> list[str]:
-    """Every locator of a :func:`named_pattern` match: the first, then those in ``more``."""
+    """Every locator of a [`named_pattern`][paper_notes.references.named_pattern] match: the first, then those in ``more``."""
     return [match.group("loc")] + [m.group(0) for m in _LOCATOR_ANY.finditer(match.group("more") or "")]
 
 
@@ -318,7 +319,7 @@ def references_in_html(content: str, papers: dict[str, Paper], page_file: Any, f
         files: the build's ``Files``, to find each paper page's URL.
 
     Raises:
-        UnresolvedReference: as :func:`expand_references`.
+        UnresolvedReference: as [`expand_references`][paper_notes.references.expand_references].
     """
 
     def to_html(markdown: str) -> str:

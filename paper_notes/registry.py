@@ -2,7 +2,7 @@
 
 ``papers/`` is the single source for citations, reading status and the links between papers,
 diary entries and concept pages. Every consumer (the site build, ``notes check``, the BibTeX
-export) goes through :func:`load_papers`, so a file the schema rejects fails everywhere with the
+export) goes through [`load_papers`][paper_notes.registry.load_papers], so a file the schema rejects fails everywhere with the
 same message: the file, the field, the value and what was expected.
 """
 
@@ -18,6 +18,9 @@ from typing import Any
 from .yamlio import LINE_BREAK, SchemaError, load_yaml, read_text
 
 from .outline import Outline, outline_field
+
+READING_LIST = "reading-list"
+"""The reading list's folder on the site (``reading-list/<id>.md`` per paper)."""
 
 STATUSES = ("to-read", "reading", "read")
 """Reading status, in the order a paper moves through them."""
@@ -152,7 +155,7 @@ def _parse_result(path: Path, index: int, item: Any) -> Result:
 
 
 def parse_paper(data: Any, path: Path) -> Paper:
-    """Validate one paper's YAML mapping and return it as a :class:`Paper`.
+    """Validate one paper's YAML mapping and return it as a [`Paper`][paper_notes.registry.Paper].
 
     Raises:
         SchemaError: naming ``path`` and the field, for a missing or unknown field, a value of the

@@ -17,9 +17,8 @@ from .journal import Entry
 from .outline import outline_markdown
 from .project import Project
 from .references import expand_references, item_results
-from .registry import STATUS_LABELS, Paper
+from .registry import READING_LIST, STATUS_LABELS, Paper
 
-READING_LIST = "reading-list"
 """Docs folder of the generated reading-list pages: ``reading-list/index.md``, ``reading-list/<id>.md``."""
 
 CITATION = re.compile(r"\[(@[a-z0-9-]+(?:\s*;\s*@[a-z0-9-]+)*)\]")
@@ -231,7 +230,7 @@ def reference_list(keys: list[str], papers: dict[str, Paper], page_src: str) -> 
 
 def cite(markdown: str, papers: dict[str, Paper], page_src: str) -> str:
     """Replace every ``[@key]`` outside code with a linked citation, every reference
-    ``[@key, 图 4]`` with a link to the item (:mod:`paper_notes.references`), and append the
+    ``[@key, 图 4]`` with a link to the item ([`references`][paper_notes.references]), and append the
     reference list.
 
     Raises:

@@ -3,7 +3,7 @@
 Each glossary term may list ``avoid``: spellings of the same concept that the site does not use
 (``词元`` for token, ``图块`` for 图像块, ``位置编码`` for 位置嵌入). A reader takes a new word for a
 new idea, so prose uses the preferred term only. ``notes check`` and ``tests/test_terms.py`` run
-:func:`find_variants` over the prose: Markdown pages (code left out), notebooks' Markdown cells,
+[`find_variants`][paper_notes.terms.find_variants] over the prose: Markdown pages (code left out), notebooks' Markdown cells,
 the reading list's notes and the outlines' gists, the glossary's own definitions.
 """
 
@@ -44,7 +44,7 @@ def find_variants(text: str, where: str, terms: list[Term]) -> list[Variant]:
 
 
 def find_variants_by_line(text: str, where: str, terms: list[Term]) -> list[Variant]:
-    """:func:`find_variants` with ``where:line`` in each message."""
+    """[`find_variants`][paper_notes.terms.find_variants] with ``where:line`` in each message."""
     found = []
     for number, line in enumerate(text.split("\n"), 1):
         found += find_variants(line, f"{where}:{number}", terms)

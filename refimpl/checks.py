@@ -27,6 +27,7 @@ from torch import Tensor
 
 __all__ = [
     "choice",
+    "interval",
     "finite",
     "floating",
     "fraction",
@@ -107,6 +108,18 @@ def fraction(value: object, name: str, zero: bool = True, example: str = "0.75")
         ValueError: mask_ratio=1.0 is outside [0, 1); expected a number such as 0.75
     """
     return real(value, name, 0.0, 1.0, low_open=not zero, high_open=True, example=example)
+
+
+def interval(value: object, name: str, example: str = "(-1, 1)") -> tuple[float, float]:
+    """``value`` as ``(lo, hi)``: two finite real numbers with ``lo < hi``."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be a pair (lo, hi), got {value!r}; expected e.g. {example}")
+    lo, hi = value
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in (lo, hi)):
+        raise TypeError(f"{name}={value!r} must hold two real numbers; expected e.g. {example}")
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"{name}={value!r} needs finite lo < hi; expected e.g. {example}")
+    return float(lo), float(hi)
 
 
 def choice(value: object, name: str, choices: Sequence[str]) -> str:

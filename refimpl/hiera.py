@@ -17,13 +17,13 @@ the official code's way of doing what Hiera Fig. 4e asks:
   pooling kernel equals its stride (Hiera Fig. 4e), so every 2x2 pooling window of every stage lies
   inside one unit and the pooling never needs a token that is not there.
 - **Unroll** (a name from the official code; the paper does not use the word).
-  [`unroll`][refimpl.hiera.unroll] reorders the tokens once, right after the patch
+  [`unroll`][refimpl.unroll.unroll] reorders the tokens once, right after the patch
   embedding, so that (a) the members of every 2x2 pooling window of every stage are the same
   position in ``q`` equal slices of the sequence: pooling is ``view(B, 4, N // 4, C).max(1)``;
   and (b) the mask unit is the fastest-running index: the tokens of unit ``u`` are
   ``u, u + U, u + 2U, ...``, a column of a ``(tokens per unit, U)`` view, so removing units
   removes columns and (a) still holds on what remains. Attention inside a mask unit is a reshape
-  too. [`reroll`][refimpl.hiera.reroll] puts stage outputs back into raster order.
+  too. [`reroll`][refimpl.unroll.reroll] puts stage outputs back into raster order.
 
 **Video.** Nothing above depends on the grid having two axes, and every function and class here
 takes a token grid with any number of them; a video model is the same model given 3-D sizes (the
@@ -64,7 +64,7 @@ video, load with ``strict=True`` through
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -73,14 +73,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import checks
-from .masking import MaskIds, _ids_of_valid_mask, ids_from_mask, mask_unit_masking, unshuffle
+from .masking import MaskIds, ids_from_mask, mask_unit_masking, normalize_patches, unshuffle
+from .unroll import pool_tokens, reroll, reroll_units, units_to_raster, unroll
 from .vit import LN_EPS, DropPath, Mlp, init_linear_and_norm_
 
 __all__ = [
-    "unroll",
-    "reroll",
-    "reroll_units",
-    "pool_tokens",
     "MaskUnitAttention",
     "HieraBlock",
     "HieraPatchEmbed",
@@ -118,232 +115,6 @@ _LayerNorm = partial(nn.LayerNorm, eps=LN_EPS)  # official Hiera: eps 1e-6
 _CONV: dict[int, type[nn.Module]] = {2: nn.Conv2d, 3: nn.Conv3d}  # by the number of grid axes
 
 
-# --- the token order: unroll and reroll (official code; it implements Hiera Fig. 4e) ------
-
-
-def unroll(x: Tensor, grid_size: tuple[int, ...], strides: Sequence[tuple[int, ...]]) -> Tensor:
-    """Reorder raster-order tokens so that every later pooling is a reshape + max (official Hiera code).
-
-    The paper asks for pooling whose kernel equals its stride, so that no kernel crosses a mask
-    unit (Hiera Fig. 4e); ``Unroll`` is how the official code makes that a reshape + max on a
-    sequence from which whole units may be missing. The word is the code's, not the paper's.
-
-    One step with stride ``(sy, sx)`` cuts the grid ``(h, w)`` into ``sy x sx`` windows and
-    moves the offset inside the window to the front: the sequence becomes ``q = sy * sx``
-    sub-sampled grids ``(h / sy, w / sx)`` one after the other, the first holding every
-    window's top-left token, the second every window's top-right token, and so on. Each later
-    step does the same to every one of those sub-grids. For a 224-px input (56 x 56 tokens),
-    strides ``[(2, 2)] * 3``, ``C = 96``::
-
-        (B, 3136, 96)                         raster order
-        (B, 56, 56, 96)                       the grid
-        step 1: (B*4, 28, 28, 96)             offset (sy1, sx1) in 2x2 windows joins the batch
-        step 2: (B*16, 14, 14, 96)            offset (sy2, sx2) in the 28 x 28 grids
-        step 3: (B*64, 7, 7, 96)              offset (sy3, sx3) in the 14 x 14 grids
-        (B, 3136, 96)                         order (sy1, sx1, sy2, sx2, sy3, sx3, uy, ux)
-
-    Read backwards, position ``n`` of the result is the token at row
-    ``uy * 8 + sy3 * 4 + sy2 * 2 + sy1`` and column ``ux * 8 + sx3 * 4 + sx2 * 2 + sx1`` of the
-    raster grid, where ``n`` written in mixed radix ``(2, 2, 2, 2, 2, 2, 7, 7)`` gives the
-    digits. Hence: (a) ``view(B, 4, N // 4, C).max(1)`` takes the max over the offset
-    ``(sy1, sx1)``, i.e. over every 2x2 window, and leaves the result unrolled for the next
-    stage; (b) the unit ``(uy, ux)`` of 8 x 8 tokens is the last, fastest index: unit ``u``
-    owns positions ``u, u + 49, u + 98, ...``.
-
-    Video: the same steps on the grid ``(t, h, w)`` with strides ``(st, sy, sx) = (1, 2, 2)``.
-    An offset along an axis of stride 1 has one value, so the token frame never moves to the
-    front: it stays in the grid that is left at the end, and the order of a 16-frame 224-px clip
-    is ``(sy1, sx1, sy2, sx2, sy3, sx3, ut, uy, ux)`` with ``8 x 7 x 7`` units of ``1 x 8 x 8``.
-
-    Args:
-        x: tokens in raster order, shape ``(B, L, C)`` with ``L = h * w`` [``t * h * w``].
-        grid_size: ``(h, w)`` [``(t, h, w)``]; each side must be divisible by the product of
-            the strides on it.
-        strides: the pooling strides of the stages, finest first, one entry per grid axis each,
-            e.g. ``[(2, 2)] * 3`` [``[(1, 2, 2)] * 3``].
-
-    Returns:
-        The same tokens, reordered, shape ``(B, L, C)``.
-
-    Raises:
-        ValueError: if ``x`` is not ``(B, L, C)`` with ``L`` the product of ``grid_size``, a
-            stride has not one entry per axis, or a side is not divisible by its strides.
-
-    Examples:
-        >>> import torch
-        >>> x = torch.arange(16).reshape(1, 16, 1)  # a 4 x 4 grid, token i holds i
-        >>> unroll(x, (4, 4), [(2, 2)]).flatten().tolist()  # top-lefts, top-rights, ...
-        [0, 2, 8, 10, 1, 3, 9, 11, 4, 6, 12, 14, 5, 7, 13, 15]
-        >>> y = unroll(x, (4, 4), [(2, 2)]).reshape(4, 4)  # (offset, unit): unit 0 is column 0
-        >>> y.tolist()
-        [[0, 2, 8, 10], [1, 3, 9, 11], [4, 6, 12, 14], [5, 7, 13, 15]]
-        >>> y.amax(dim=0).tolist()  # one max over the 4 slices = a 2x2 max-pool
-        [5, 7, 13, 15]
-        >>> clip = torch.arange(8).reshape(1, 8, 1)  # t = 2 token frames of 2 x 2
-        >>> unroll(clip, (2, 2, 2), [(1, 2, 2)]).flatten().tolist()  # frame stays with the unit
-        [0, 4, 1, 5, 2, 6, 3, 7]
-    """
-    size = _check_tokens(x, grid_size, strides, "x")
-    B, L, C = x.shape
-    n = len(size)
-    x = x.reshape(B, *size, C)  # (B, [t,] h, w, C)
-    for stride in strides:
-        size = tuple(g // s for g, s in zip(size, stride))
-        x = x.reshape(-1, *[d for g, s in zip(size, stride) for d in (g, s)], C)  # (B', [t', st,] h', sy, w', sx, C)
-        x = x.permute(0, *range(2, 2 * n + 1, 2), *range(1, 2 * n, 2), 2 * n + 1)  # (B', [st,] sy, sx, [t',] h', w', C)
-        x = x.reshape(-1, *size, C)  # (B' * q, [t',] h', w', C): one sub-grid per offset
-    return x.reshape(B, L, C)  # (B, L, C): offsets of the first step outermost
-
-
-def reroll_units(x: Tensor, strides: Sequence[tuple[int, ...]], ndim: int | None = None) -> Tensor:
-    """Gather each unit's tokens of an unrolled sequence into its ``ku x kv`` square.
-
-    The inverse of [`unroll`][refimpl.hiera.unroll] inside the units: it needs only the
-    strides, not the grid, so it works on a masked sequence that holds some units only. For the
-    stage-1 sequence of a 224-px input (``strides = [(2, 2)] * 3``)::
-
-        (B, 64 * U, C)                              order (sy1, sx1, sy2, sx2, sy3, sx3, u)
-        (B, 2, 2, 2, 2, 2, 2, U, C)                 the digits as axes
-        (B, U, sy3, sy2, sy1, sx3, sx2, sx1, C)     coarse to fine, rows then columns
-        (B, U, 8, 8, C)                             row = sy3 * 4 + sy2 * 2 + sy1
-
-    Video (``strides = [(1, 2, 2)] * 3``) gives ``(B, U, 1, 8, 8, C)`` the same way: the
-    temporal digits all have one value.
-
-    Args:
-        x: an unrolled sequence, shape ``(B, T * U, C)`` with ``T`` the product of the strides.
-        strides: the strides still unrolled in ``x``, finest first (``[]`` at the last stage).
-        ndim: axes of the token grid, 2 [3]; read from ``strides`` when they are given, needed
-            only when ``strides`` is empty (default there: 2, images).
-
-    Returns:
-        ``(B, U, ku, kv, C)`` [``(B, U, kt, ku, kv, C)``] with ``kt``, ``ku``, ``kv`` the
-        products of the strides on each axis; units in the order they have in ``x``.
-
-    Raises:
-        ValueError: if ``ndim`` disagrees with the length of the strides.
-
-    Examples:
-        >>> import torch
-        >>> x = unroll(torch.arange(16).reshape(1, 16, 1), (4, 4), [(2, 2)])
-        >>> reroll_units(x, [(2, 2)])[0, :, :, :, 0].tolist()  # 4 units of 2 x 2
-        [[[0, 1], [4, 5]], [[2, 3], [6, 7]], [[8, 9], [12, 13]], [[10, 11], [14, 15]]]
-        >>> reroll_units(torch.zeros(1, 3, 8), [], ndim=3).shape  # last stage of a video: 1 x 1 x 1
-        torch.Size([1, 3, 1, 1, 1, 8])
-    """
-    if strides:
-        n = len(strides[0])
-        if ndim is not None and ndim != n:
-            raise ValueError(f"ndim={ndim} but the strides {list(strides)} have {n} entries each; expected them to agree")
-    else:
-        n = 2 if ndim is None else ndim  # nothing left to read the axes from: images unless told
-    B, N, C = x.shape
-    k = len(strides)
-    unit = tuple([math.prod([s[a] for s in strides]) for a in range(n)])  # ([kt,] ku, kv); lists: dynamo traces them
-    digits = [d for s in strides for d in s]  # [[st1,] sy1, sx1, [st2,] sy2, ...]
-    x = x.reshape(B, *digits, N // math.prod(unit), C)  # (B, [st1,] sy1, sx1, ..., U, C)
-    per_axis = [1 + n * i + a for a in range(n) for i in reversed(range(k))]  # digit axes, axis by axis, coarse first
-    x = x.permute(0, 1 + n * k, *per_axis, 2 + n * k)  # (B, U, [st_k..st_1,] sy_k..sy_1, sx_k..sx_1, C)
-    return x.reshape(B, -1, *unit, C)  # (B, U, [kt,] ku, kv, C)
-
-
-def _units_to_raster(units: Tensor, unit_grid: tuple[int, ...]) -> Tensor:
-    """Lay units ``(B, U, [kt,] ku, kv, C)`` out on their ``unit_grid`` and flatten: ``(B, L, C)`` raster."""
-    B, _, *unit, C = units.shape
-    n = len(unit)
-    x = units.reshape(B, *unit_grid, *unit, C)  # (B, [ut,] uy, ux, [kt,] ku, kv, C)
-    side_by_side = [i for a in range(n) for i in (1 + a, 1 + n + a)]  # ([ut, kt,] uy, ku, ux, kv)
-    return x.permute(0, *side_by_side, 2 * n + 1).reshape(B, -1, C)  # (B, [ut, kt,] uy, ku, ux, kv, C) -> (B, L, C)
-
-
-def reroll(x: Tensor, grid_size: tuple[int, ...], strides: Sequence[tuple[int, ...]]) -> Tensor:
-    """Put an unrolled sequence back into raster order: the inverse of [`unroll`][refimpl.hiera.unroll].
-
-    Two steps: [`reroll_units`][refimpl.hiera.reroll_units] builds every unit's square,
-    ``(B, U, ku, kv, C)``, then the units are laid out on their ``(h / ku) x (w / kv)`` grid.
-    At stage ``s`` of Hiera pass the stage's grid and the strides not yet consumed by pooling;
-    for a 224-px input: stage 1 ``(56, 56)`` with 3 strides, stage 2 ``(28, 28)`` with 2, stage
-    3 ``(14, 14)`` with 1, stage 4 ``(7, 7)`` with none::
-
-        (B, L, C) unrolled -> (B, U, ku, kv, C) -> (B, h/ku, ku, w/kv, kv, C) -> (B, L, C) raster
-
-    Video: the same with a ``(t, h, w)`` grid and 3-entry strides; the units are
-    ``(B, U, kt, ku, kv, C)`` and the raster order is frame by frame.
-
-    Args:
-        x: unrolled tokens of a full (unmasked) grid, shape ``(B, L, C)``, ``L = h * w``
-            [``t * h * w``].
-        grid_size: ``(h, w)`` [``(t, h, w)``].
-        strides: the strides ``x`` is unrolled with, finest first.
-
-    Returns:
-        Tokens in raster order, shape ``(B, L, C)``.
-
-    Raises:
-        ValueError: if ``x`` is not ``(B, L, C)`` with ``L`` the product of ``grid_size``, a
-            stride has not one entry per axis, or a side is not divisible by its strides.
-
-    Examples:
-        >>> import torch
-        >>> x = torch.randn(2, 64, 3)
-        >>> torch.equal(reroll(unroll(x, (8, 8), [(2, 2)] * 2), (8, 8), [(2, 2)] * 2), x)
-        True
-        >>> clip = torch.randn(2, 3 * 64, 3)  # t = 3 token frames of 8 x 8
-        >>> torch.equal(reroll(unroll(clip, (3, 8, 8), [(1, 2, 2)] * 2), (3, 8, 8), [(1, 2, 2)] * 2), clip)
-        True
-    """
-    size = _check_tokens(x, grid_size, strides, "x")
-    units = reroll_units(x, strides, len(size))  # (B, U, [kt,] ku, kv, C)
-    unit = units.shape[2:-1]
-    return _units_to_raster(units, tuple(g // k for g, k in zip(size, unit)))  # (B, L, C)
-
-
-def pool_tokens(x: Tensor, stride: int) -> Tensor:
-    """Max-pool an unrolled sequence: the ``stride`` slices of the sequence, elementwise max.
-
-    After [`unroll`][refimpl.hiera.unroll] the ``q`` members of every pooling window sit at
-    the same position of ``q`` equal slices, so this is a 2x2 max-pool of the grid (any order
-    of units, any number of units); for video a ``1 x 2 x 2`` one, each token frame on its own.
-
-    Args:
-        x: unrolled tokens, shape ``(B, N, C)``, ``N`` divisible by ``stride``.
-        stride: ``q = sy * sx`` [``st * sy * sx``], tokens pooled into one (1: no pooling).
-
-    Returns:
-        ``(B, N / stride, C)``, still unrolled for the strides that are left.
-    """
-    B, N, C = x.shape
-    return x.reshape(B, stride, N // stride, C).amax(dim=1)  # (B, q, N / q, C) -> (B, N / q, C)
-
-
-def _check_tokens(
-    x: Tensor, grid_size: tuple[int, ...], strides: Sequence[tuple[int, ...]], name: str
-) -> tuple[int, ...]:
-    """Check ``x`` is ``(B, L, C)`` over ``grid_size`` and each side divides by its strides; return the grid."""
-    if not isinstance(x, Tensor) or x.ndim != 3:
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"{name} is {shape}; expected a 3-D tensor (B, L, C)")
-    size = tuple(int(s) for s in grid_size)
-    for i, stride in enumerate(strides):
-        if len(stride) != len(size):
-            raise ValueError(
-                f"strides[{i}]={tuple(stride)} has {len(stride)} entries but grid_size={size} has {len(size)} axes; "
-                f"expected one stride per axis, e.g. {(1,) * (len(size) - 2) + (2, 2)}"
-            )
-    product = " * ".join(("t", "h", "w")[-len(size):]) if len(size) <= 3 else "the product of grid_size"
-    if x.shape[1] != math.prod(size):
-        raise ValueError(
-            f"{name} has L={x.shape[1]} tokens but grid_size={size} has {math.prod(size)}; expected L == {product}"
-        )
-    unit = tuple([math.prod([s[a] for s in strides]) for a in range(len(size))])  # lists: dynamo traces them
-    if any(g % k for g, k in zip(size, unit)):
-        raise ValueError(
-            f"grid_size={size} is not divisible by the strides {list(strides)} (product {unit}); "
-            f"expected each side to be a multiple of the product of its strides"
-        )
-    return size
-
-
 # --- the blocks ----------------------------------------------------------------------------
 
 
@@ -355,7 +126,7 @@ class MaskUnitAttention(nn.Module):
     or over everything (``U = 1`` as far as this layer is concerned, stages 3-4). At a stage
     transition (the first block of stages 2-4, when that transition pools) the queries are
     max-pooled over their ``q_stride`` slices
-    ([`pool_tokens`][refimpl.hiera.pool_tokens] done per unit), so the output has
+    ([`pool_tokens`][refimpl.unroll.pool_tokens] done per unit), so the output has
     ``N / q_stride`` tokens, while keys and values keep the full resolution. Each head computes
     $\mathrm{softmax}(Q K^\top / \sqrt{d_h}) V$.
 
@@ -733,9 +504,10 @@ class HieraBackbone(nn.Module):
                 strides = strides[1:]
             self._layout.append((grid, strides))
 
+    @staticmethod
     @torch.no_grad()
-    def _init_hiera(self, module: nn.Module) -> None:
-        """Official Hiera init: truncated normal (std 0.02) weights; biases start at 0.02, not 0."""
+    def _init_module(module: nn.Module) -> None:
+        """Official Hiera init of one module: truncated normal (std 0.02) weights; biases start at 0.02, not 0."""
         if isinstance(module, (nn.Linear, nn.Conv2d, nn.Conv3d)):
             nn.init.trunc_normal_(module.weight, std=0.02)
             if isinstance(module, nn.Linear) and module.bias is not None:
@@ -756,7 +528,7 @@ class HieraBackbone(nn.Module):
         learned vectors instead of ``t * h * w``.
 
         Returns:
-            ``(1, L, D)``, added to the patch embedding before [`unroll`][refimpl.hiera.unroll].
+            ``(1, L, D)``, added to the patch embedding before [`unroll`][refimpl.unroll.unroll].
         """
         if not self.sep_pos_embed:
             return self.pos_embed
@@ -844,7 +616,7 @@ class HieraBackbone(nn.Module):
         x = self.patch_embed(imgs, keep) + self.get_pos_embed()  # (B, L, D)
         x = unroll(x, self.tokens_spatial_shape, self.unroll_strides)  # (B, L, D), unit index fastest
         if mask is not None:  # drop removed units: columns of the (T, U) view
-            ids_keep = (ids or _ids_of_valid_mask(mask, int(mask[0].sum()))).ids_keep  # (B, U_keep) ascending
+            ids_keep = (ids or ids_from_mask(mask, int(mask[0].sum()), check=False)).ids_keep  # (B, U_keep) ascending
             T, D = x.shape[1] // self.num_mask_units, x.shape[2]
             x = x.reshape(B, T, self.num_mask_units, D)  # (B, T, U, D)
             index = ids_keep[:, None, :, None].expand(B, T, ids_keep.shape[1], D)  # (B, T, U_keep, D)
@@ -902,12 +674,18 @@ class Hiera(HieraBackbone):
         width = self.blocks[-1].dim_out
         self.norm = _LayerNorm(width)
         self.head = Head(width, num_classes, head_dropout)
+        self.head_init_scale = head_init_scale
+        self.init_weights()
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """As the official Hiera: truncated-normal (std 0.02) position tables and weights, biases 0.02,
+        and the head's weights and bias scaled down by ``head_init_scale``."""
         for table in self._pos_embed_tables():
             nn.init.trunc_normal_(table, std=0.02)
-        self.apply(self._init_hiera)
-        with torch.no_grad():
-            self.head.projection.weight.mul_(head_init_scale)
-            self.head.projection.bias.mul_(head_init_scale)
+        self.apply(self._init_module)
+        self.head.projection.weight.mul_(self.head_init_scale)
+        self.head.projection.bias.mul_(self.head_init_scale)
 
     def forward(self, imgs: Tensor) -> Tensor:
         """Classify a batch of images (or clips).
@@ -1021,10 +799,10 @@ class MaskedAutoencoderHiera(HieraBackbone):
         self.decoder_norm = _LayerNorm(decoder_embed_dim)
         self.pred_stride = self.patch_stride[-1] * self.q_stride[-1] ** q_pool  # 16 pixels
         self.decoder_pred = nn.Linear(decoder_embed_dim, self.pred_stride**2 * self.in_chans)  # one frame for video too
-        self.initialize_weights()
+        self.init_weights()
 
     @torch.no_grad()
-    def initialize_weights(self) -> None:
+    def init_weights(self) -> None:
         """As the official MAE-Hiera: Hiera's init for the encoder, then Xavier-uniform linear maps with
         zero biases everywhere, the patch conv initialised as a linear map, truncated-normal tokens."""
         for param in (*self._pos_embed_tables(), self.mask_token, self.decoder_pos_embed):
@@ -1076,7 +854,7 @@ class MaskedAutoencoderHiera(HieraBackbone):
         ids_restore = (ids or ids_from_mask(mask)).ids_restore  # (B, U): kept units first, as in x
         fill = self.mask_token.expand(1, T, D).reshape(T * D)  # one mask token per position of a unit
         x = unshuffle(x.reshape(B, -1, T * D), ids_restore, fill)  # (B, U, T*D_dec) raster over units
-        x = _units_to_raster(x.reshape(B, -1, *unit, D), self.mask_spatial_shape)  # (B, L_pred, D_dec)
+        x = units_to_raster(x.reshape(B, -1, *unit, D), self.mask_spatial_shape)  # (B, L_pred, D_dec)
         x = x + self.decoder_pos_embed
         for blk in self.decoder_blocks:
             x = blk(x)
@@ -1109,11 +887,7 @@ class MaskedAutoencoderHiera(HieraBackbone):
             B, C, H, W = imgs.shape
             x = imgs.reshape(B, C, H // p, p, W // p, p).permute(0, 2, 4, 1, 3, 5)  # (B, h, w, C, p, p)
         x = x.reshape(B, -1, C * p * p)  # (B, L_pred, C*p*p)
-        if self.norm_pix_loss:
-            mean = x.mean(dim=-1, keepdim=True)
-            var = x.var(dim=-1, keepdim=True)
-            x = (x - mean) / (var + 1.0e-6) ** 0.5
-        return x
+        return normalize_patches(x).patches if self.norm_pix_loss else x
 
     def _check_noise(self, noise: object, batch: int, mask: Tensor | None) -> Tensor:
         U = self.num_mask_units
@@ -1128,6 +902,28 @@ class MaskedAutoencoderHiera(HieraBackbone):
                 f"unit grid"
             )
         return checks.finite(noise, "noise")
+
+    # The interface MAE-ViT and MAE-Hiera share (the trainer and its figures use only this).
+
+    @property
+    def noise_length(self) -> int:
+        """Masking noise values per sample: one per mask unit, ``U``."""
+        return self.num_mask_units
+
+    @property
+    def pred_patch_size(self) -> int:
+        """Side of a predicted patch in pixels: ``pred_stride`` (16 at any input size)."""
+        return self.pred_stride
+
+    def pred_channels_last(self, pred: Tensor) -> Tensor:
+        """``pred`` ``(B, L_pred, C*p*p)``, flattened channels first, reordered to MAE's ``(p, p, C)``."""
+        B, L, _ = pred.shape
+        p, C = self.pred_stride, self.in_chans
+        return pred.reshape(B, L, C, p, p).permute(0, 1, 3, 4, 2).reshape(B, L, p * p * C)  # (C,p,p) -> (p,p,C)
+
+    def encoder_state(self, state: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """The encoder's entries of ``state`` (default: this model's): [`hiera_encoder_state`][refimpl.hiera.hiera_encoder_state]."""
+        return hiera_encoder_state(self.state_dict() if state is None else state)
 
     @property
     def default_mask_ratio(self) -> float:
@@ -1194,11 +990,11 @@ class MaskedAutoencoderHiera(HieraBackbone):
             # the training path, with its drawn mask and known count, never does.
             num_removed = int(mask[0].sum())
         # Once for the encoder and the decoder; the mask is valid here (drawn, or checked above).
-        ids = _ids_of_valid_mask(mask, num_removed)
+        ids = ids_from_mask(mask, num_removed, check=False)
         pred = self.forward_decoder(self.forward_encoder(imgs, mask, ids), mask, ids)  # (B, L_pred, C*p*p)
         n = len(self.mask_unit_size_final)
         removed = mask.reshape(B, -1, *[1] * n, 1).expand(B, -1, *self.mask_unit_size_final, 1)  # (B, U, [1,] 2, 2, 1)
-        removed = _units_to_raster(removed, self.mask_spatial_shape).reshape(B, -1)  # (B, L_pred)
+        removed = units_to_raster(removed, self.mask_spatial_shape).reshape(B, -1)  # (B, L_pred)
         target = self.pixel_target(imgs)
         # Mean over removed patches and their pixels; a weighted sum, not pred[removed.bool()], whose
         # data-dependent shape would stop torch.compile.

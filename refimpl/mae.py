@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from . import checks
-from .masking import patchify, random_masking, unshuffle
+from .masking import normalize_patches, patchify, random_masking, unshuffle
 from .pos_embed import get_2d_sincos_pos_embed
 from .vit import LN_EPS, Block, PatchEmbed, VisionTransformer, init_linear_and_norm_
 
@@ -134,13 +134,33 @@ class MaskedAutoencoderViT(nn.Module):
         self.decoder_blocks = nn.ModuleList([block(decoder_embed_dim, decoder_num_heads) for _ in range(decoder_depth)])
         self.decoder_norm = _LayerNorm(decoder_embed_dim)
         self.decoder_pred = nn.Linear(decoder_embed_dim, patch_size**2 * in_chans)
-        self.initialize_weights()
+        self.init_weights()
 
     @property
     def num_patches(self) -> int:
         return self.patch_embed.num_patches
 
-    def initialize_weights(self) -> None:
+    # The interface MAE-ViT and MAE-Hiera share (the trainer and its figures use only this).
+
+    @property
+    def noise_length(self) -> int:
+        """Masking noise values per sample: one per patch, ``L``."""
+        return self.patch_embed.num_patches
+
+    @property
+    def pred_patch_size(self) -> int:
+        """Side of a predicted patch in pixels: ``p``."""
+        return self.patch_size
+
+    def pred_channels_last(self, pred: Tensor) -> Tensor:
+        """``pred`` ``(B, L, p*p*C)`` in [`patchify`][refimpl.masking.patchify]'s layout: already is."""
+        return pred
+
+    def encoder_state(self, state: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """The encoder's entries of ``state`` (default: this model's): [`encoder_state`][refimpl.mae.encoder_state]."""
+        return encoder_state(self.state_dict() if state is None else state)
+
+    def init_weights(self) -> None:
         """Sin-cos position embeddings; Xavier-uniform linear layers; normal(0.02) cls and mask tokens."""
         grid = self.patch_embed.grid_size
         self.pos_embed.data.copy_(get_2d_sincos_pos_embed(self.pos_embed.shape[-1], grid, cls_token=True)[None])
@@ -231,9 +251,7 @@ class MaskedAutoencoderViT(nn.Module):
         """
         target = patchify(imgs, self.patch_size)  # (B, L, p*p*C)
         if self.norm_pix_loss:
-            mean = target.mean(dim=-1, keepdim=True)
-            var = target.var(dim=-1, keepdim=True)
-            target = (target - mean) / (var + 1.0e-6) ** 0.5
+            target = normalize_patches(target).patches
         per_patch = ((pred - target) ** 2).mean(dim=-1)  # (B, L)
         return (per_patch * mask).sum() / mask.sum()
 
@@ -267,7 +285,7 @@ class MaskedAutoencoderViT(nn.Module):
 
     def encoder_state_dict(self) -> dict[str, Tensor]:
         """The encoder's weights under ``VisionTransformer`` / timm names (no decoder keys)."""
-        return encoder_state(self.state_dict())
+        return self.encoder_state()
 
 
 def encoder_state(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -280,9 +298,6 @@ def encoder_state(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
         The entries a ``VisionTransformer`` (timm names) takes, the same tensors.
     """
     return {k: v for k, v in state.items() if not k.startswith(("decoder_", "mask_token"))}
-
-
-ENCODER_ARGS = ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "mlp_ratio")
 
 
 def vit_from_mae(

@@ -57,12 +57,14 @@ from . import checks
 __all__ = [
     "Masked",
     "MaskIds",
+    "NormalizedPatches",
     "ShuffleOrder",
     "UnitMask",
     "block_masking",
     "gather_tokens",
     "ids_from_mask",
     "mask_unit_masking",
+    "normalize_patches",
     "patchify",
     "random_masking",
     "shuffle_order",
@@ -188,6 +190,44 @@ def unpatchify(
     imgs = x.reshape(B, h, w, p, p, C)  # (B, h, w, p, q, C): undo the flattening
     imgs = imgs.permute(0, 5, 1, 3, 2, 4)  # (B, C, h, p, w, q): pixel rows next to grid rows
     return imgs.reshape(B, C, h * p, w * p)  # (B, C, H, W)
+
+
+class NormalizedPatches(NamedTuple):
+    """The result of ``normalize_patches``.
+
+    Attributes:
+        patches: ``(..., D)``, each patch standardised: zero mean, unit variance.
+        mean: ``(..., 1)``, each patch's mean.
+        std: ``(..., 1)``, ``sqrt(var + eps)`` with each patch's unbiased variance.
+    """
+
+    patches: Tensor
+    mean: Tensor
+    std: Tensor
+
+
+def normalize_patches(patches: Tensor, eps: float = 1.0e-6) -> NormalizedPatches:
+    """Standardise every patch by its own mean and variance: the ``norm_pix_loss`` target (MAE §3, "Reconstruction target").
+
+    The variance is the unbiased one (``torch.var``'s default) and ``eps`` is added before the
+    square root, as in the official MAE and Hiera code; ``patches * std + mean`` undoes it.
+
+    Args:
+        patches: ``(..., D)``, one flattened patch per row, e.g. ``(B, L, p*p*C)``.
+        eps: added to the variance.
+
+    Returns:
+        ``NormalizedPatches(patches, mean, std)``.
+
+    Examples:
+        >>> import torch
+        >>> out = normalize_patches(torch.tensor([[1.0, 2.0, 3.0]]), eps=0.0)
+        >>> out.patches, out.mean, out.std
+        (tensor([[-1.,  0.,  1.]]), tensor([[2.]]), tensor([[1.]]))
+    """
+    mean = patches.mean(dim=-1, keepdim=True)  # (..., 1)
+    std = (patches.var(dim=-1, keepdim=True) + eps) ** 0.5  # (..., 1)
+    return NormalizedPatches((patches - mean) / std, mean, std)
 
 
 # --- masking (1 = removed, 0 = kept) ------------------------------------------------
@@ -470,7 +510,7 @@ def unshuffle(x: Tensor, ids_restore: Tensor, mask_token: Tensor) -> Tensor:
     return _gather(shuffled, ids_restore)  # (B, L, D): original order
 
 
-def ids_from_mask(mask: Tensor, num_removed: int | None = None) -> MaskIds:
+def ids_from_mask(mask: Tensor, num_removed: int | None = None, check: bool = True) -> MaskIds:
     """Indices for a given mask, so block and unit masks feed the same gather/unshuffle.
 
     A stable sort of the mask puts the kept tokens (0) first, in their original order,
@@ -486,6 +526,8 @@ def ids_from_mask(mask: Tensor, num_removed: int | None = None) -> MaskIds:
             the mask ratio it drew the mask with). Then ``L_keep`` comes from it, not from the
             mask's values, so ``torch.compile`` can trace the call without a graph break; under
             ``torch.compile`` the checks of the values are skipped too (they read the tensor).
+        check: ``False`` for a mask the caller drew or checked itself, with ``num_removed``
+            given: then nothing is checked and no value is read, so on a GPU nothing waits.
 
     Returns:
         ``MaskIds(ids_keep (B, L_keep), ids_restore (B, L))``, both ``torch.long``.
@@ -504,6 +546,8 @@ def ids_from_mask(mask: Tensor, num_removed: int | None = None) -> MaskIds:
         >>> ids.ids_restore
         tensor([[2, 0, 3, 4, 1, 5, 6, 7]])
     """
+    if not check and num_removed is not None:
+        return _ids_of_valid_mask(mask, num_removed)
     mask = checks.tensor(mask, "mask", "(B, L)", ndim=2)
     L = mask.shape[1]
     if num_removed is not None and (isinstance(num_removed, bool) or not isinstance(num_removed, int)
@@ -528,9 +572,7 @@ def ids_from_mask(mask: Tensor, num_removed: int | None = None) -> MaskIds:
 
 
 def _ids_of_valid_mask(mask: Tensor, num_removed: int) -> MaskIds:
-    """[`ids_from_mask`][refimpl.masking.ids_from_mask] without its checks, for a ``(B, L)`` 0/1 mask
-    known to remove ``num_removed`` tokens in every row (one the caller drew or already checked):
-    no value is read, so on a GPU nothing waits for the device."""
+    """[`ids_from_mask`][refimpl.masking.ids_from_mask] without its checks."""
     removed = mask.to(torch.int64)  # (B, L), 1 = removed
     ids_shuffle = torch.argsort(removed, dim=1, stable=True)  # (B, L): kept first, in order
     ids_restore = torch.argsort(ids_shuffle, dim=1)  # (B, L) inverse permutation

@@ -375,6 +375,7 @@ def test_status_changes_only_the_value_and_keeps_a_trailing_comment(project: Pat
     assert path.read_text(encoding="utf-8") == text.replace("status: reading  #", "status: read  #")
 
 
+@pytest.mark.subprocess
 def test_a_file_left_by_a_killed_notes_write_is_removed_and_reported_next_time(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -527,6 +528,7 @@ def test_a_run_that_fills_the_disk_stops_in_one_line_and_keeps_its_last_checkpoi
         assert not list(out.glob(".*.tmp"))
 
 
+@pytest.mark.subprocess
 def test_the_default_data_without_scikit_image_says_what_to_install(tmp_path: Path) -> None:
     blocker = (
         "import sys\n"

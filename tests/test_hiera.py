@@ -17,15 +17,8 @@ from torch import Tensor
 
 from refimpl import hiera as ours
 from refimpl.checkpoints import load_checkpoint
-from refimpl.hiera import (
-    Hiera,
-    MaskedAutoencoderHiera,
-    MaskUnitAttention,
-    pool_tokens,
-    reroll,
-    reroll_units,
-    unroll,
-)
+from refimpl.hiera import Hiera, MaskedAutoencoderHiera, MaskUnitAttention
+from refimpl.unroll import pool_tokens, reroll, reroll_units, unroll
 
 with warnings.catch_warnings():  # the official package imports timm.models.layers (deprecated path)
     warnings.simplefilter("ignore", FutureWarning)

@@ -14,7 +14,8 @@ from kan.KANLayer import KANLayer
 from kan.MultKAN import MultKAN
 from torch import Tensor
 
-from refimpl.kan import KAN, KANLinear, bspline_basis, extend_grid, uniform_grid
+from refimpl.bspline import bspline_basis, extend_grid, uniform_grid
+from refimpl.kan import KAN, KANLinear
 
 matplotlib.use("Agg")
 

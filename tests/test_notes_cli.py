@@ -17,6 +17,7 @@ from paper_notes.registry import load_papers
 from conftest import ROOT
 
 NOTES = Path(sys.executable).parent / "notes"  # the installed console script
+pytestmark = pytest.mark.subprocess  # every test runs the command
 
 
 def notes(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

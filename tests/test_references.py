@@ -123,6 +123,7 @@ def test_the_named_form_of_titles_and_docstrings() -> None:
     ]
 
 
+@pytest.mark.subprocess
 def test_notes_check_fails_on_an_unknown_item_naming_page_paper_and_item(project_copy: Path) -> None:
     root = project_copy
     page = root / "docs/concepts/kan.md"

@@ -55,6 +55,7 @@ def test_a_bad_avoid_list_fails_naming_the_file_and_the_term(tmp_path: Path, ent
     assert message in str(error.value)
 
 
+@pytest.mark.subprocess
 def test_notes_check_flags_a_variant(project_copy: Path) -> None:
     page = project_copy / "docs/concepts/vit.md"
     page.write_text(page.read_text(encoding="utf-8") + "\n每个图块加上位置编码。\n", encoding="utf-8")

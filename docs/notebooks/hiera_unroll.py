@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from skimage import data
 
-from refimpl.hiera import mae_hiera_tiny_224, pool_tokens, reroll, reroll_units, unroll
+from refimpl.hiera import mae_hiera_tiny_224
+from refimpl.unroll import pool_tokens, reroll, reroll_units, unroll
 from refimpl.masking import mask_unit_masking
 
 photo = torch.from_numpy(data.astronaut()).permute(2, 0, 1)[None].float() / 255  # (1, 3, 512, 512)

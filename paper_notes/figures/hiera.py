@@ -4,13 +4,13 @@
 MAE can work with a hierarchical model); ``hiera/table1_steps.svg`` and ``hiera/mask_ratio.svg`` draw
 the numbers of Hiera Table 1 and Hiera Table 3b from ``papers/hiera.yaml``. The other figures show
 the official code's ``unroll``, its way of doing what Hiera Fig. 4e asks, computed by
-[`unroll`][refimpl.hiera.unroll].
+[`unroll`][refimpl.unroll.unroll].
 
 The worked example of the 2024-10-24 diary entry: an 8 x 8 token grid, mask units of 4 x 4 tokens
 (a 2 x 2 grid of units), query stride 2 x 2, two unroll steps. Every token keeps one colour
 throughout: the hue says which mask unit it belongs to, the shade says its offset inside its 2 x 2
 pooling window (dark = top-left ... light = bottom-right), and the number is its raster index. The
-orders are computed by [`unroll`][refimpl.hiera.unroll], not typed in.
+orders are computed by [`unroll`][refimpl.unroll.unroll], not typed in.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from refimpl.hiera import pool_tokens, unroll
+from refimpl.unroll import pool_tokens, unroll
 
 from ._results import number, results
 

@@ -13,7 +13,8 @@ import math
 
 import torch
 
-from refimpl.kan import KANLinear, bspline_basis, uniform_grid
+from refimpl.bspline import bspline_basis, uniform_grid
+from refimpl.kan import KANLinear
 
 G = 5
 SEED = 0
