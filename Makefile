@@ -1,6 +1,7 @@
 # paper-notes: two commands for a fresh machine (README "Quick start").
 #   make serve   set up .venv with the docs extra, serve the site on http://127.0.0.1:8000
 #   make test    set up .venv with the test extra, run the whole pytest suite
+#   make test-fast   the developer loop: no site builds, no browser, no torchrun or subprocess runs
 #   make build   strict build of the site into site/
 #   make gpu-check   on a CUDA machine: the benchmarks' CUDA parts and the GPU-marked tests
 # .venv is (re)installed whenever pyproject.toml is newer than the last install.
@@ -12,7 +13,7 @@ BIN    := $(VENV)/bin
 export DISABLE_MKDOCS_2_WARNING := true
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: serve build test check gpu-check clean
+.PHONY: serve build test test-fast check gpu-check clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
@@ -37,6 +38,9 @@ build: $(VENV)/.installed-docs
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
+
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m "not slow and not browser and not subprocess"
 
 check: $(VENV)/.installed-docs
 	$(BIN)/notes check

@@ -8,12 +8,18 @@
 - ``notes status ID [to-read|reading|read]``: show or set a paper's reading status (only that
   line of its file changes).
 
-Exit codes: 0 success, 1 ``check`` found problems, 2 bad usage or refused (nothing written).
+Exit codes: 0 success; 1 ``check`` found problems; 2 bad usage, refused, or the file system
+would not take the write (nothing written); 3 ``new --edit`` wrote the entry but could not open
+the editor.
+
+Before each command, temporary files that a killed write left in ``papers/`` and the diary's
+folder are removed and reported (see [`remove_stale_temporaries`][paper_notes.files.remove_stale_temporaries]).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import shlex
 import subprocess
@@ -21,8 +27,8 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .files import replace_file, write_new_file
-from .journal import new_entry, parse_date
+from .files import remove_stale_temporaries, replace_file, write_new_file
+from .journal import POSTS_DIR, new_entry, parse_date
 from .project import check_project, find_root
 from .registry import PAPER_ID, STATUS_LABELS, STATUSES, SchemaError, load_papers, new_paper_text, with_status
 
@@ -37,8 +43,22 @@ def _fail(message: str) -> int:
     return 2
 
 
+EDITOR_FAILED = 3
+"""``notes new --edit``: the entry was written, the editor could not be started."""
+
+
 def _root(args: argparse.Namespace) -> Path:
-    return Path(args.root).resolve() if args.root else find_root()
+    root = Path(args.root).resolve() if args.root else find_root()
+    for folder in (root / "papers", root / POSTS_DIR):
+        for tmp in remove_stale_temporaries(folder):
+            print(f"notes: removed {tmp}, a temporary file left by an interrupted write", file=sys.stderr)
+    return root
+
+
+def _write_failed(exc: OSError) -> int:
+    """One line for a write the file system refused (read-only folder, full disk, ...)."""
+    where = exc.filename or "the file"
+    return _fail(f"cannot write {where}: {exc.strerror or exc}; nothing was written")
 
 
 def cmd_new(args: argparse.Namespace) -> int:
@@ -47,7 +67,7 @@ def cmd_new(args: argparse.Namespace) -> int:
         papers = load_papers(root / "papers")
         date = parse_date(args.date, "--date") if args.date is not None else None
         path = new_entry(
-            root / "docs/journal/posts",
+            root / POSTS_DIR,
             title=args.title,
             papers=args.paper,
             known_papers={pid: p.title for pid, p in papers.items()},
@@ -59,6 +79,8 @@ def cmd_new(args: argparse.Namespace) -> int:
         return _fail(f"{exc.filename or exc} already exists; nothing was written (choose another --slug)")
     except (ValueError, FileNotFoundError) as exc:  # SchemaError is a ValueError
         return _fail(str(exc))
+    except OSError as exc:
+        return _write_failed(exc)
     try:
         shown = path.relative_to(Path.cwd())
     except ValueError:
@@ -67,8 +89,15 @@ def cmd_new(args: argparse.Namespace) -> int:
     if args.edit:
         editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
         if not editor:
-            return _fail("--edit needs $EDITOR (or $VISUAL) to be set; the entry was created")
-        return subprocess.call([*shlex.split(editor), str(path)])
+            print(f"notes: error: --edit needs $EDITOR (or $VISUAL); the entry was written: {shown}", file=sys.stderr)
+            return EDITOR_FAILED
+        command = [*shlex.split(editor), str(path)]
+        try:
+            return subprocess.call(command)
+        except OSError as exc:
+            print(f"notes: error: cannot start the editor {command[0]!r} ({exc.strerror or exc}); "
+                  f"the entry was written: {shown}", file=sys.stderr)
+            return EDITOR_FAILED
     return 0
 
 
@@ -84,7 +113,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"notes check: {len(problems)} problem(s)", file=sys.stderr)
         return 1
     n_papers = len(list((root / "papers").glob("*.y*ml")))
-    n_entries = len(list((root / "docs/journal/posts").glob("*.md")))
+    n_entries = len(list((root / POSTS_DIR).glob("*.md")))
     print(f"notes check: ok ({n_papers} papers, {n_entries} entries, glossary)")
     return 0
 
@@ -118,6 +147,8 @@ def cmd_add_paper(args: argparse.Namespace) -> int:
         if unknown:
             return _fail(f"--related {unknown[0]!r} is not a known paper id; expected one of: {', '.join(papers)}")
         path = root / "papers" / f"{args.id}.yaml"
+        if args.id in papers:  # perhaps as papers/<id>.yml
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(papers[args.id].path))
         text = new_paper_text(path, title=args.title.strip(), authors=[a.strip() for a in args.author],
                               venue=args.venue.strip(), year=args.year,
                               arxiv=args.arxiv, doi=args.doi, url=args.url, code=args.code, status=args.status,
@@ -129,6 +160,8 @@ def cmd_add_paper(args: argparse.Namespace) -> int:
                      f"(edit it, or `notes status {args.id} STATUS`)")
     except (ValueError, FileNotFoundError) as exc:  # SchemaError is a ValueError
         return _fail(str(exc))
+    except OSError as exc:
+        return _write_failed(exc)
     print(path.relative_to(root).as_posix() if path.is_relative_to(root) else path)
     return 0
 
@@ -147,6 +180,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             replace_file(paper.path, with_status(paper.path.read_text(encoding="utf-8"), args.status, paper.path))
     except (ValueError, FileNotFoundError) as exc:
         return _fail(str(exc))
+    except OSError as exc:
+        return _write_failed(exc)
     print(f"{paper.id}: {_status_label(paper.status)} -> {_status_label(args.status)}")
     return 0
 

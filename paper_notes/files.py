@@ -1,28 +1,55 @@
-"""Atomic file writes for the commands: a reader never sees half a file, and nothing is lost."""
+"""Atomic file writes for the commands: a reader never sees half a file, and nothing is lost.
+
+Every write goes to a temporary file beside its target (``.<name>.<random>.tmp``), is synced,
+then linked or renamed into place. The writer holds an exclusive ``flock`` on its temporary file
+until then, so [`remove_stale_temporaries`][paper_notes.files.remove_stale_temporaries] can tell
+a file left by a killed write (no lock) from one being written right now by another command
+(locked), and removes only the first kind.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["write_new_file", "replace_file"]
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["remove_stale_temporaries", "replace_file", "write_new_file"]
+
+TEMPORARY_GLOB = ".*.tmp"
+"""The names of the temporary files, in the target's folder."""
 
 
-def _temporary_copy(path: Path, text: str, mode: int) -> str:
-    """Write ``text`` to a new temporary file beside ``path`` (same file system), synced, with ``mode``."""
+@contextlib.contextmanager
+def _temporary_copy(path: Path, text: str, mode: int) -> Iterator[str]:
+    """A new temporary file beside ``path`` (same file system) holding ``text``, synced, with ``mode``.
+
+    It stays locked while the caller moves it into place; it is removed if it is still there
+    when the block ends (the caller linked it, or failed).
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # "being written": remove_stale_temporaries leaves it alone
         os.fchmod(fd, mode)  # mkstemp makes 0600; the file should look like any other the user has
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return tmp
+        data = text.encode("utf-8")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+        yield tmp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        os.close(fd)  # releases the lock
 
 
 def _default_mode() -> int:
@@ -40,15 +67,14 @@ def write_new_file(path: Path, text: str) -> None:
 
     Raises:
         FileExistsError: if ``path`` exists.
+        OSError: if the folder cannot be written (read-only, full); nothing is left behind.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_copy(path, text, _default_mode())
-    try:
-        os.link(tmp, path)
-    except FileExistsError:  # os.link's error names the temporary file first: name the one that exists
-        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
-    finally:
-        os.unlink(tmp)
+    with _temporary_copy(path, text, _default_mode()) as tmp:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:  # os.link's error names the temporary file first: name the one that exists
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
 
 
 def replace_file(path: Path, text: str) -> None:
@@ -58,11 +84,36 @@ def replace_file(path: Path, text: str) -> None:
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
+        OSError: if the folder cannot be written (read-only, full); the old file is untouched.
     """
     mode = os.stat(path).st_mode & 0o7777
-    tmp = _temporary_copy(path, text, mode)
-    try:
+    with _temporary_copy(path, text, mode) as tmp:
         os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+
+
+def remove_stale_temporaries(folder: Path, min_age_s: float = 10.0) -> list[Path]:
+    """Remove the temporary files that killed writes left in ``folder``; return them.
+
+    A temporary file is stale when no command holds it locked and it is older than
+    ``min_age_s`` (a writer creates the file a moment before it locks it). Without ``fcntl``
+    (Windows) the age alone decides, with an hour for ``min_age_s``.
+    """
+    removed = []
+    now = time.time()
+    for tmp in sorted(folder.glob(TEMPORARY_GLOB)) if folder.is_dir() else []:
+        try:
+            if now - tmp.stat().st_mtime < (min_age_s if fcntl is not None else max(min_age_s, 3600)):
+                continue
+            if fcntl is None:
+                tmp.unlink()
+            else:
+                with open(tmp, "rb") as handle:
+                    try:
+                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue  # another command is writing it right now
+                    tmp.unlink()
+            removed.append(tmp)
+        except FileNotFoundError:  # its writer just finished with it
+            continue
+    return removed

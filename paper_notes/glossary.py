@@ -1,7 +1,7 @@
 """The glossary (术语表): ``glossary.yaml`` at the project root, one source for two things.
 
-1. The glossary page, generated at build time (:func:`render_glossary_page`).
-2. Hover definitions on every page: :class:`GlossaryExtension` is a Python-Markdown extension
+1. The glossary page, generated at build time ([`render_glossary_page`][paper_notes.glossary.render_glossary_page]).
+2. Hover definitions on every page: [`GlossaryExtension`][paper_notes.glossary.GlossaryExtension] is a Python-Markdown extension
    that wraps the first occurrence of each term on a page in ``<abbr title="...">``, which
    Material shows as a tooltip (``content.tooltips``). Later occurrences stay plain text, as a
    first mention carries the link in an encyclopedia: a paragraph where every third word is
@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
 from markdown import Extension
 from markdown.treeprocessors import Treeprocessor
 
-from .registry import PAPER_ID, SchemaError
+from .registry import PAPER_ID
+from .yamlio import SchemaError, load_yaml, read_text
 
-_FIELDS = {"id", "term", "en", "aliases", "short", "detail", "papers"}
+_FIELDS = {"id", "term", "en", "aliases", "avoid", "short", "detail", "papers"}
 _SKIP_TAGS = {"code", "pre", "a", "abbr", "h1", "h2", "h3", "h4", "h5", "h6", "script", "style", "kbd"}
 
 
@@ -43,6 +43,8 @@ class Term:
     short: str
     detail: str
     papers: tuple[str, ...]
+    avoid: tuple[str, ...] = ()
+    """Variants not to write in prose (``词元`` for token); ``notes check`` flags them ([`terms`][paper_notes.terms])."""
 
     @property
     def surface_forms(self) -> tuple[str, ...]:
@@ -58,16 +60,14 @@ def load_glossary(path: Path | str, known_papers: Iterable[str] | None = None) -
             duplicate id or spelling, or a paper id that is not in ``known_papers``.
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SchemaError(path, None, f"is not valid YAML: {exc}") from None
+    data = load_yaml(read_text(path), path)
     if not isinstance(data, list):
         raise SchemaError(path, None, "expected a YAML list of terms")
     known = set(known_papers) if known_papers is not None else None
     terms: list[Term] = []
     seen_ids: set[str] = set()
     seen_forms: dict[str, str] = {}
+    avoided: dict[str, str] = {}
     for i, item in enumerate(data):
         where = f"term #{i + 1}"
         if not isinstance(item, dict):
@@ -79,7 +79,7 @@ def load_glossary(path: Path | str, known_papers: Iterable[str] | None = None) -
         for name in ("id", "term", "en", "short", "detail"):
             if not isinstance(item.get(name), str) or not item[name].strip():
                 raise SchemaError(path, f"{where}.{name}", f"got {item.get(name)!r}; expected a non-empty string")
-        for name in ("aliases", "papers"):
+        for name in ("aliases", "papers", "avoid"):
             value = item.get(name, [])
             if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
                 raise SchemaError(path, f"{where}.{name}", f"got {value!r}; expected a list of strings")
@@ -95,13 +95,22 @@ def load_glossary(path: Path | str, known_papers: Iterable[str] | None = None) -
             id=item["id"], term=item["term"].strip(), en=item["en"].strip(),
             aliases=tuple(item.get("aliases", [])), short=item["short"].strip(),
             detail=item["detail"].strip(), papers=tuple(item.get("papers", [])),
+            avoid=tuple(item.get("avoid", [])),
         )
         for form in term.surface_forms:
             if form in seen_forms:
                 raise SchemaError(path, f"{where}", f"spelling {form!r} is already used by term '{seen_forms[form]}'")
             seen_forms[form] = term.id
         seen_ids.add(term.id)
+        for form in term.avoid:
+            if form in avoided:
+                raise SchemaError(path, f"{where}.avoid", f"{form!r} is already avoided by term '{avoided[form]}'")
+            avoided[form] = term.id
         terms.append(term)
+    for form, term_id in avoided.items():
+        if form in seen_forms:
+            raise SchemaError(path, f"term '{term_id}'.avoid",
+                              f"{form!r} is to be avoided but is a spelling of term '{seen_forms[form]}'")
     return terms
 
 
@@ -225,6 +234,8 @@ def render_glossary_page(terms: list[Term], paper_titles: dict[str, str]) -> str
     for term in terms:
         heading = term.term if term.term == term.en else f"{term.term} ({term.en})"
         lines += [f"## {heading} {{ #{term.id} }}", "", f"**{term.short}**", "", term.detail, ""]
+        if term.avoid:
+            lines += ["本站统一写作“" + term.term + "”，不写作 " + "、".join(f"`{v}`" for v in term.avoid) + "。", ""]
         if term.papers:
             links = "、".join(f"[{paper_titles.get(p, p)}](reading-list/{p}.md)" for p in term.papers)
             lines += [f"相关论文：{links}", ""]

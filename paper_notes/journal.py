@@ -5,7 +5,7 @@ An entry is a Markdown file whose YAML front matter names its date, the papers i
 ``YYYY-MM-DD-<slug>.md``; the blog plugin builds each post's URL from the file name, so URLs are
 stable and unique even though titles are Chinese.
 
-:func:`new_entry` is what ``notes new`` runs; :func:`load_entries` is what the site build and
+[`new_entry`][paper_notes.journal.new_entry] is what ``notes new`` runs; [`load_entries`][paper_notes.journal.load_entries] is what the site build and
 ``notes check`` run.
 """
 
@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
-
 from .files import write_new_file
-from .registry import SchemaError
+from .registry import READING_LIST
+from .yamlio import LINE_BREAK, SchemaError, load_yaml, read_text
 
 POSTS_DIR = Path("docs/journal/posts")
 """Where entries live, relative to the project root."""
@@ -71,10 +70,7 @@ def split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str]:
     match = _FRONT_MATTER.match(text)
     if not match:
         raise SchemaError(path, None, "has no YAML front matter (a block between '---' lines at the top)")
-    try:
-        meta = yaml.safe_load(match.group(1)) or {}
-    except yaml.YAMLError as exc:
-        raise SchemaError(path, None, f"front matter is not valid YAML: {exc}") from None
+    meta = load_yaml(match.group(1), path, line_offset=1) or {}
     if not isinstance(meta, dict):
         raise SchemaError(path, None, "front matter must be a YAML mapping")
     return meta, text[match.end():]
@@ -89,22 +85,36 @@ def parse_entry(path: Path, known_papers: Iterable[str]) -> Entry:
             string, an unknown front-matter key, or a missing ``<!-- more -->`` excerpt marker.
     """
     known = set(known_papers)
-    meta, body = split_front_matter(path.read_text(encoding="utf-8"), path)
+    try:
+        text = read_text(path)
+    except OSError as exc:
+        raise SchemaError(path, None, f"cannot be read ({exc.strerror or exc})") from None
+    meta, body = split_front_matter(text, path)
     unknown = sorted(set(meta) - _ALLOWED_KEYS)
     if unknown:
         raise SchemaError(path, unknown[0], f"unknown front-matter key; expected only: {', '.join(sorted(_ALLOWED_KEYS))}")
 
     title = meta.get("title")
-    if not isinstance(title, str) or not title.strip():
-        raise SchemaError(path, "title", f"got {title!r}; expected a non-empty string")
+    if not isinstance(title, str) or not title.strip() or LINE_BREAK.search(title):
+        raise SchemaError(path, "title", f"got {title!r}; expected a non-empty string on one line")
 
-    raw_date = meta.get("date")
+    raw_date, updated = meta.get("date"), None
     if isinstance(raw_date, dict):
-        raw_date = raw_date.get("created")
-    if isinstance(raw_date, dt.datetime):
-        raw_date = raw_date.date()
+        unknown = sorted(set(raw_date) - {"created", "updated"})
+        if unknown:
+            raise SchemaError(path, f"date.{unknown[0]}", "unknown date key; expected only created and updated")
+        raw_date, updated = raw_date.get("created"), raw_date.get("updated")
+    raw_date, updated = (d.date() if isinstance(d, dt.datetime) else d for d in (raw_date, updated))
     if not isinstance(raw_date, dt.date):
         raise SchemaError(path, "date", f"got {meta.get('date')!r}; expected 'date: {{created: YYYY-MM-DD}}'")
+    if updated is not None and (not isinstance(updated, dt.date) or updated < raw_date):
+        raise SchemaError(path, "date.updated", f"got {updated!r}; expected a date YYYY-MM-DD on or after "
+                                                f"created ({raw_date})")
+    for key, kind, expected in (("draft", bool, "true or false"), ("pin", bool, "true or false"),
+                                ("description", str, "a string"), ("readtime", int, "a whole number of minutes")):
+        value = meta.get(key)
+        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            raise SchemaError(path, key, f"got {value!r}; expected {expected}")
 
     match = FILE_NAME.match(path.name)
     if not match:
@@ -120,10 +130,15 @@ def parse_entry(path: Path, known_papers: Iterable[str]) -> Entry:
             raise SchemaError(
                 path, "categories", f"names unknown paper id {pid!r}; known ids: {', '.join(sorted(known))}"
             )
+    if len(set(papers)) != len(papers):
+        raise SchemaError(path, "categories", f"got {papers!r}, which names a paper twice; expected each id once")
 
     tags = meta.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() for t in tags):
-        raise SchemaError(path, "tags", f"got {tags!r}; expected a list of non-empty strings")
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() and not LINE_BREAK.search(t)
+                                             for t in tags):
+        raise SchemaError(path, "tags", f"got {tags!r}; expected a list of non-empty one-line strings")
+    if len(set(tags)) != len(tags):
+        raise SchemaError(path, "tags", f"got {tags!r}, which repeats a tag; expected each tag once")
 
     if EXCERPT_SEPARATOR not in body:
         raise SchemaError(path, None, f"has no excerpt marker {EXCERPT_SEPARATOR!r} after its first paragraph")
@@ -153,7 +168,7 @@ def render_entry(title: str, date: dt.date, papers: list[str], tags: list[str], 
         lines += [f"  - {json.dumps(t, ensure_ascii=False)}" for t in tags]
     lines += ["---", "", f"# {title}", "", "（一两句话：今天读了什么、最重要的收获。这一段是日记列表里的摘要。）", "",
               EXCERPT_SEPARATOR, "", "## 读了什么", "", "## 哪里不懂", "", "## 弄懂了什么", "", "## 相关论文", ""]
-    lines += [f"- [{paper_titles.get(p, p)}](../../reading-list/{p}.md)" for p in papers]
+    lines += [f"- [{paper_titles.get(p, p)}](../../{READING_LIST}/{p}.md)" for p in papers]  # from journal/posts/
     return "\n".join(lines) + "\n"
 
 
@@ -189,6 +204,8 @@ def new_entry(
     title = title.strip()
     if not title:
         raise ValueError("title is empty; expected a non-empty title, e.g. notes new \"MAE 的解码器\" --paper mae")
+    if LINE_BREAK.search(title):
+        raise ValueError(f"title {title!r} has a line break; expected a title on one line")
     if not papers:
         raise ValueError("no --paper given; expected at least one paper id from papers/ (see `notes papers`)")
     for pid in papers:
@@ -197,6 +214,10 @@ def new_entry(
     tags = [t.strip() for t in (tags or [])]
     if any(not t for t in tags):
         raise ValueError("--tag is empty; expected a non-empty tag")
+    for tag in tags:
+        if LINE_BREAK.search(tag):
+            raise ValueError(f"--tag {tag!r} has a line break; expected a tag on one line")
+    tags = list(dict.fromkeys(tags))  # keep order, drop repeats
     date = date or dt.date.today()
     papers = list(dict.fromkeys(papers))  # keep order, drop repeats
 

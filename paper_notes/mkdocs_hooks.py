@@ -16,6 +16,9 @@
   (``paper_notes.search``).
 - ``on_page_content``: notebook pages lose nbconvert's MathJax 2 and mermaid loaders (they point
   at a CDN); their Markdown cells are typeset by the site's own MathJax instead.
+- References to a paper's items (``[@hiera, 图 4]``) are resolved against ``outline`` in
+  ``papers/<id>.yaml`` with the citations ([`references`][paper_notes.references]); one that does not
+  resolve fails the build, naming the page, the paper and the item.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from paper_notes import rebuild_memo, search
 from paper_notes.buildcache import NOTEBOOK_RENDERERS, cache_dir, fingerprint
 from paper_notes.journal import EXCERPT_SEPARATOR, Entry
 from paper_notes.project import Project, load_project
+from paper_notes.references import UnresolvedReference, references_in_html
 from paper_notes.registry import SchemaError
 from paper_notes.site import CITATION, atom_feed, cite, expand_results, format_citation
 
@@ -175,14 +179,18 @@ def on_files(files: Files, config: Any) -> Files:
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
     src = page.file.src_uri
     try:
-        markdown = expand_results(markdown, _project().papers)
+        markdown = expand_results(markdown, _project().papers, src)
     except KeyError as exc:
         raise PluginError(
             f"paper-notes: {src} asks for the results table of {exc.args[0]!r}, which is not a paper "
             f"with headline_results in papers/"
         ) from None
+    except UnresolvedReference as exc:
+        raise PluginError(f"paper-notes: {exc}") from None
     try:
         markdown = cite(markdown, _project().papers, src)
+    except UnresolvedReference as exc:  # before KeyError: it is a ValueError, never a KeyError
+        raise PluginError(f"paper-notes: {exc}") from None
     except KeyError as exc:
         raise PluginError(
             f"paper-notes: {src} cites unknown paper id {exc.args[0]!r}; "
@@ -282,6 +290,10 @@ def on_page_content(content: str, page: Any, config: Any, files: Files) -> str:
     content = _mark_notebook_math(content)
     content = _resolve_notebook_links(content, page, files)
     papers = _project().papers
+    try:
+        content = references_in_html(content, papers, page.file, files)
+    except UnresolvedReference as exc:
+        raise PluginError(f"paper-notes: {exc}") from None
 
     def replace(match: re.Match[str]) -> str:
         keys = [k.strip()[1:] for k in match.group(1).split(";")]

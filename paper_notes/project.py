@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .checks import check_prose
 from .glossary import Term, load_glossary
 from .journal import POSTS_DIR, Entry, load_entries, parse_entry
 from .registry import Paper, SchemaError, load_papers
@@ -68,14 +69,16 @@ def load_project(root: Path) -> Project:
 
 
 def check_project(root: Path) -> list[str]:
-    """Every problem the site build would reject, one message per invalid file (empty if none)."""
+    """Every problem the site build would reject, one message per invalid file (empty if none),
+    then the prose checks of [`check_prose`][paper_notes.checks.check_prose]."""
     problems: list[str] = []
     try:
-        papers = load_papers(root / "papers")
-    except (SchemaError, FileNotFoundError) as exc:
+        papers = load_papers(root / "papers", problems)  # every bad file, not only the first
+    except FileNotFoundError as exc:
         return [str(exc)]
+    terms: list[Term] = []
     try:
-        load_glossary(root / "glossary.yaml", papers)
+        terms = load_glossary(root / "glossary.yaml", papers)
     except (SchemaError, FileNotFoundError) as exc:
         problems.append(str(exc))
     for path in sorted((root / POSTS_DIR).glob("*.md")):  # one at a time: report every bad entry
@@ -83,4 +86,5 @@ def check_project(root: Path) -> list[str]:
             parse_entry(path, papers)
         except SchemaError as exc:
             problems.append(str(exc))
+    problems += check_prose(root, papers, terms).problems  # references, bare mentions, terms
     return problems

@@ -2,7 +2,7 @@
 
 ``papers/`` is the single source for citations, reading status and the links between papers,
 diary entries and concept pages. Every consumer (the site build, ``notes check``, the BibTeX
-export) goes through :func:`load_papers`, so a file the schema rejects fails everywhere with the
+export) goes through [`load_papers`][paper_notes.registry.load_papers], so a file the schema rejects fails everywhere with the
 same message: the file, the field, the value and what was expected.
 """
 
@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from .yamlio import LINE_BREAK, SchemaError, load_yaml, read_text
+
+from .outline import Outline, outline_field
+
+READING_LIST = "reading-list"
+"""The reading list's folder on the site (``reading-list/<id>.md`` per paper)."""
 
 STATUSES = ("to-read", "reading", "read")
 """Reading status, in the order a paper moves through them."""
@@ -27,19 +32,6 @@ PAPER_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 FREE_TEXT_FIELDS = ("problem", "key_idea", "results", "limitations", "group_direction")
 """The reading spreadsheet's free-text columns; empty until written, never invented."""
-
-
-class SchemaError(ValueError):
-    """A file under ``papers/`` or ``docs/journal/`` does not match its schema.
-
-    The message always starts with the file path and names the offending field.
-    """
-
-    def __init__(self, path: Path | str, field_name: str | None, message: str) -> None:
-        self.path = Path(path)
-        self.field = field_name
-        where = f"{path}: field '{field_name}'" if field_name else f"{path}"
-        super().__init__(f"{where}: {message}")
 
 
 @dataclass(frozen=True)
@@ -85,6 +77,7 @@ class Paper:
     limitations: str = ""
     group_direction: str = ""
     headline_results: tuple[Result, ...] = ()
+    outline: Outline | None = None
     path: Path = field(default=Path(), compare=False)
 
     @property
@@ -144,17 +137,22 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "unconfirmed": ((list,), False),
     **{name: ((str,), False) for name in FREE_TEXT_FIELDS},
     "headline_results": ((list,), False),
+    "outline": ((dict, type(None)), False),  # paper_notes.outline validates its inside
 }
 
 _TYPE_NAMES = {
     str: "a string",
     int: "an integer",
     list: "a list",
+    dict: "a mapping",
     dt.date: "a date (YYYY-MM-DD)",
     type(None): "null",
 }
 
 _ARXIV_ID = re.compile(r"^\d{4}\.\d{4,5}$")
+_DOI = re.compile(r"^10\.\d{4,9}/[^\s]+$")
+"""A DOI as Crossref prints it: the ``10.`` prefix, a registrant code, ``/``, a suffix without spaces."""
+
 
 
 def _expect(types: tuple[type, ...]) -> str:
@@ -172,7 +170,7 @@ def _parse_result(path: Path, index: int, item: Any) -> Result:
 
 
 def parse_paper(data: Any, path: Path) -> Paper:
-    """Validate one paper's YAML mapping and return it as a :class:`Paper`.
+    """Validate one paper's YAML mapping and return it as a [`Paper`][paper_notes.registry.Paper].
 
     Raises:
         SchemaError: naming ``path`` and the field, for a missing or unknown field, a value of the
@@ -207,6 +205,8 @@ def parse_paper(data: Any, path: Path) -> Paper:
             raise SchemaError(path, name, "must not be empty")
         if name == "headline_results":
             value = tuple(_parse_result(path, i, item) for i, item in enumerate(value))
+        elif name == "outline":
+            value = outline_field(value, path)
         elif isinstance(value, list) and not all(isinstance(v, str) and v for v in value):
             raise SchemaError(path, name, f"got {value!r}; expected a list of non-empty strings")
         values[name] = value
@@ -225,6 +225,13 @@ def parse_paper(data: Any, path: Path) -> Paper:
         )
     if not 1900 <= values["year"] <= 2100:
         raise SchemaError(path, "year", f"got {values['year']}; expected a four-digit year")
+    for name in ("title", "venue", "arxiv", "doi", "url", "code", "authors", "affiliations"):
+        for text in (values[name] if isinstance(values[name], list) else [values[name]]):
+            if isinstance(text, str) and LINE_BREAK.search(text):
+                raise SchemaError(path, name, f"got {text!r}, which has a line break; expected one line")
+    if values["doi"] is not None and not _DOI.match(values["doi"]):
+        raise SchemaError(path, "doi", f"got {values['doi']!r}; expected a DOI like '10.1109/CVPR52688.2022.01553' "
+                                       f"(no https://doi.org/ prefix)")
     if values["arxiv"] is not None and not _ARXIV_ID.match(values["arxiv"]):
         raise SchemaError(
             path, "arxiv", f"got {values['arxiv']!r}; expected an arXiv id like '2111.06377'"
@@ -242,33 +249,64 @@ def parse_paper(data: Any, path: Path) -> Paper:
     return Paper(**values, path=path)
 
 
-def load_papers(papers_dir: Path | str) -> dict[str, Paper]:
-    """Load and validate every ``*.yaml`` file in ``papers_dir``.
+def read_paper(path: Path) -> Paper:
+    """Read and validate one ``papers/<id>.yaml``.
+
+    Raises:
+        SchemaError: naming the file (and the field) for anything the schema rejects, a file
+            that is not UTF-8 or cannot be read, invalid YAML, a repeated key, an impossible date
+            or a non-finite number.
+    """
+    try:
+        text = read_text(path)
+    except OSError as exc:
+        raise SchemaError(path, None, f"cannot be read ({exc.strerror or exc})") from None
+    return parse_paper(load_yaml(text, path), path)
+
+
+def load_papers(papers_dir: Path | str, problems: list[str] | None = None) -> dict[str, Paper]:
+    """Load and validate every ``*.yaml`` / ``*.yml`` file in ``papers_dir``.
+
+    Args:
+        papers_dir: the reading list's folder.
+        problems: if given, each invalid file's message is appended to it and the valid papers
+            are returned (what ``notes check`` reports); otherwise the first one is raised.
 
     Returns:
         Papers by id, ordered by (date added, id).
 
     Raises:
-        SchemaError: for the first invalid file, or a ``related`` id that names no paper.
+        SchemaError: for the first invalid file, two files with one id (``x.yaml`` and ``x.yml``),
+            or a ``related`` id that names no paper (unless ``problems`` collects them).
         FileNotFoundError: if ``papers_dir`` does not exist.
     """
     papers_dir = Path(papers_dir)
     if not papers_dir.is_dir():
         raise FileNotFoundError(f"papers directory {papers_dir} does not exist")
+
+    def problem(error: SchemaError) -> None:
+        if problems is None:
+            raise error
+        problems.append(str(error))
+
     papers: dict[str, Paper] = {}
     for path in sorted(papers_dir.glob("*.y*ml")):
+        if path.suffix not in (".yaml", ".yml"):
+            continue
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise SchemaError(path, None, f"is not valid YAML: {exc}") from None
-        paper = parse_paper(data, path)
+            paper = read_paper(path)
+        except SchemaError as exc:
+            problem(exc)
+            continue
+        if paper.id in papers:
+            problem(SchemaError(path, "id", f"{paper.id!r} is also the id of {papers[paper.id].path.name}; "
+                                            f"expected one file per paper"))
+            continue
         papers[paper.id] = paper
     for paper in papers.values():
         for rid in paper.related:
             if rid not in papers:
-                raise SchemaError(
-                    paper.path, "related", f"names unknown paper id {rid!r}; known: {', '.join(papers)}"
-                )
+                problem(SchemaError(paper.path, "related", f"names unknown paper id {rid!r}; known: {', '.join(papers)}"))
     return dict(sorted(papers.items(), key=lambda kv: (kv[1].added, kv[0])))
 
 
@@ -315,7 +353,8 @@ def bibliography(papers: dict[str, Paper]) -> str:
 
 # --- writing papers/<id>.yaml (``notes add-paper`` and ``notes status``) --------------------
 
-_STATUS_LINE = re.compile(r"^status:[ \t]*(\S.*?)?[ \t]*$", re.M)
+_STATUS_LINE = re.compile(r"^(status:[ \t]*)([^#\s][^#\n]*?)?([ \t]*(?:#[^\n]*)?)$", re.M)
+"""The top-level ``status:`` line: the key, the value, and spaces plus a comment, kept as they are."""
 
 
 def _scalar(value: str | None) -> str:
@@ -355,7 +394,7 @@ def new_paper_text(path: Path, *, title: str, authors: list[str], venue: str, ye
         *(f'{name}: ""' for name in FREE_TEXT_FIELDS),
     ]
     text = "\n".join(lines) + "\n"
-    parse_paper(yaml.safe_load(text), path)
+    parse_paper(load_yaml(text, path), path)
     return text
 
 
@@ -363,14 +402,14 @@ def with_status(text: str, status: str, path: Path) -> str:
     """``text`` of ``papers/<id>.yaml`` with the ``status:`` line set to ``status``; nothing else changes.
 
     Raises:
-        SchemaError: for a status not in :data:`STATUSES`, or a file without exactly one
-            top-level ``status:`` line.
+        SchemaError: for a status not in [`STATUSES`][paper_notes.registry.STATUSES], or a file
+            without exactly one top-level ``status:`` line.
     """
     if status not in STATUSES:
         raise SchemaError(path, "status", f"got {status!r}; expected one of {', '.join(STATUSES)}")
     found = _STATUS_LINE.findall(text)
     if len(found) != 1:
         raise SchemaError(path, "status", f"found {len(found)} top-level 'status:' lines; expected exactly one")
-    new = _STATUS_LINE.sub(f"status: {status}", text)
-    parse_paper(yaml.safe_load(new), path)
+    new = _STATUS_LINE.sub(lambda m: f"{m.group(1).rstrip()} {status}{m.group(3)}", text)
+    parse_paper(load_yaml(new, path), path)
     return new

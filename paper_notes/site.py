@@ -14,10 +14,11 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from .journal import Entry
+from .outline import outline_markdown
 from .project import Project
-from .registry import STATUS_LABELS, Paper
+from .references import expand_references, item_results
+from .registry import READING_LIST, STATUS_LABELS, Paper
 
-READING_LIST = "reading-list"
 """Docs folder of the generated reading-list pages: ``reading-list/index.md``, ``reading-list/<id>.md``."""
 
 CITATION = re.compile(r"\[(@[a-z0-9-]+(?:\s*;\s*@[a-z0-9-]+)*)\]")
@@ -133,6 +134,8 @@ def paper_page(project: Project, paper: Paper) -> str:
     lines += ["## 笔记", "", *spreadsheet_notes(paper)]
     if paper.headline_results:
         lines += ["## 主要结果", "", results_table(paper, cite_key=False)]
+    if paper.outline is not None:
+        lines.append(outline_markdown(paper.outline, paper.id))
     related = [project.papers[r] for r in paper.related]
     if related:
         lines += ["## 相关论文", ""]
@@ -151,8 +154,9 @@ def paper_page(project: Project, paper: Paper) -> str:
     return "\n".join(lines)
 
 
-RESULTS_MARKER = re.compile(r"^<!-- results: ([a-z0-9-]+) -->$", re.M)
-"""A line ``<!-- results: mae -->`` on any page becomes that paper's headline-results table."""
+RESULTS_MARKER = re.compile(r"^<!-- results: ([a-z0-9-]+)(?: ([^>]+?))? -->$", re.M)
+"""A line ``<!-- results: mae -->`` on any page becomes that paper's headline-results table;
+``<!-- results: mae 表 1c -->`` the numbers of one table (or figure) of the paper, from its outline."""
 
 
 def results_table(paper: Paper, cite_key: bool = True) -> str:
@@ -166,10 +170,13 @@ def results_table(paper: Paper, cite_key: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
-def expand_results(markdown: str, papers: dict[str, Paper]) -> str:
-    """Replace each results marker with the table; an unknown id or a paper without results is a KeyError."""
+def expand_results(markdown: str, papers: dict[str, Paper], page_src: str = "") -> str:
+    """Replace each results marker with the table; an unknown id or a paper without results is a KeyError,
+    an outline item that does not resolve or has no ``results`` an ``UnresolvedReference``."""
 
     def replace(match: re.Match[str]) -> str:
+        if match.group(2):
+            return item_results(papers, match.group(1), match.group(2), page_src)
         paper = papers[match.group(1)]
         if not paper.headline_results:
             raise KeyError(match.group(1))
@@ -242,10 +249,13 @@ def reference_list(keys: list[str], papers: dict[str, Paper], page_src: str) -> 
 
 
 def cite(markdown: str, papers: dict[str, Paper], page_src: str) -> str:
-    """Replace every ``[@key]`` outside code with a linked citation and append the reference list.
+    """Replace every ``[@key]`` outside code with a linked citation, every reference
+    ``[@key, 图 4]`` with a link to the item ([`references`][paper_notes.references]), and append the
+    reference list.
 
     Raises:
         KeyError: naming the first unknown key.
+        UnresolvedReference: for a reference the paper's outline cannot resolve.
     """
     cited: list[str] = []
 
@@ -255,9 +265,14 @@ def cite(markdown: str, papers: dict[str, Paper], page_src: str) -> str:
         cited.extend(k for k in keys if k not in cited)
         return text
 
+    def expand(chunk: str) -> str:
+        chunk, ids, _ = expand_references(chunk, papers, page_src)  # [@hiera, 图 4]: checked, linked
+        cited.extend(k for k in ids if k not in cited)
+        return CITATION.sub(replace, chunk)
+
     # Leave fenced code blocks and inline code alone.
     chunks = re.split(r"(```.*?```|~~~.*?~~~|`[^`\n]*`)", markdown, flags=re.S)
-    out = [chunk if i % 2 else CITATION.sub(replace, chunk) for i, chunk in enumerate(chunks)]
+    out = [chunk if i % 2 else expand(chunk) for i, chunk in enumerate(chunks)]
     result = "".join(out)
     if cited:
         result = result.rstrip() + "\n" + reference_list(cited, papers, page_src)

@@ -61,25 +61,65 @@ def read_state_dict(path: str | PathLike[str]) -> dict[str, Tensor]:
             rather than executed).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint path {str(path)!r} does not exist")
+    check_checkpoint_path(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        obj: object = load_file(str(path), device="cpu")
+        try:
+            obj: object = load_file(str(path), device="cpu")
+        except Exception as exc:  # safetensors' SafetensorError: a truncated file, or a pickle named .safetensors
+            raise ValueError(f"checkpoint {str(path)!r} cannot be read: {unreadable_reason(exc, path)}; expected a "
+                             f"safetensors file") from None
     else:
         try:
             with torch.serialization.safe_globals([argparse.Namespace]):
                 obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # pickle.UnpicklingError and friends
             raise ValueError(
-                f"checkpoint {str(path)!r} cannot be read with weights_only=True ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:200]}); expected a state dict saved with torch.save or safetensors"
+                f"checkpoint {str(path)!r} cannot be read with weights_only=True: {unreadable_reason(exc, path)}; "
+                f"expected a state dict saved with torch.save or safetensors"
             ) from None
     state = _unwrap(obj, path)
     if any(k.startswith(("vit.", "decoder.decoder_")) for k in state):
         state = hf_vitmae_to_official(state)
     return state
+
+
+def check_checkpoint_path(path: Path) -> None:
+    """Refuse a path that is not a non-empty file, saying what it is instead.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        IsADirectoryError: if it is a folder.
+        ValueError: if it is empty (0 bytes).
+    """
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint path {str(path)!r} is a folder; expected a checkpoint file in it "
+                                f"(e.g. {str(path / 'checkpoint.pth')!r})")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint path {str(path)!r} does not exist")
+    if path.stat().st_size == 0:
+        raise ValueError(f"checkpoint {str(path)!r} is empty (0 bytes), e.g. a copy or write that was cut short")
+
+
+def unreadable_reason(exc: BaseException, path: Path) -> str:
+    """Why ``torch.load`` (``weights_only=True``) or safetensors refused ``path``, in one line.
+
+    Refusing a pickle that would run code names what it wanted to run (``GLOBAL posix.system``),
+    from the middle of PyTorch's long message, rather than cutting the message off mid-word.
+    """
+    text = " ".join(str(exc).split())
+    if isinstance(exc, EOFError) or not text:
+        return "the file ends too early (truncated)"
+    blocked = re.search(r"(?i)unsupported global:?\s+(?:GLOBAL\s+)?([\w.]+)", text)
+    if blocked:
+        return f"it holds pickled code that calls {blocked.group(1)}, which is refused rather than run"
+    if "central directory" in text or "zip archive" in text:
+        return "it is not a complete torch.save archive (truncated or corrupted)"
+    if "header" in text.lower() and path.suffix == ".safetensors":
+        return f"it is not a valid safetensors file ({text[:160]})"
+    first = text.split(". ")[0]
+    return f"{type(exc).__name__}: {first[:200]}"
 
 
 def _unwrap(obj: object, path: Path) -> dict[str, Tensor]:

@@ -1,24 +1,29 @@
 r"""Hiera (Ryali et al., ICML 2023): a hierarchical ViT with nothing but plain blocks, and its MAE.
 
-Hiera takes a multi-stage ("hierarchical") vision transformer such as MViTv2 and removes every
-vision-specific extra (relative position bias, convolutions in attention, overlapping pooling
-windows); MAE pretraining is supposed to teach the spatial bias those parts used to give. What is
-left is four stages of ordinary pre-norm transformer blocks. Between stages the token grid is
-halved in each direction by a 2x2 **max-pool of the queries** (and of the residual), while the
-width and the number of heads double.
+Hiera starts from a multi-stage ("hierarchical") vision transformer, MViTv2-L, and removes its
+vision-specific extras one step at a time under MAE pretraining (Hiera Table 1): relative
+position embeddings become absolute ones, convolutions become max-pools, stride-1 pools go,
+kernels shrink to their stride, the attention's query residual goes, and KV pooling becomes
+mask unit attention (Hiera Fig. 5b). MAE pretraining is supposed to teach the spatial bias those
+parts used to give. What is left is four stages of ordinary pre-norm transformer blocks
+(Hiera Fig. 2). At each stage transition the token grid is halved in each direction by a 2x2 **max-pool
+of the queries** (and of the residual), while the width and the number of heads double.
 
-Two ideas make this run fast and make it work on MAE's sparse input (§3, Figure 4):
+Two things make it work on MAE's sparse input (Hiera Fig. 4), the first from the paper, the second
+the official code's way of doing what Hiera Fig. 4e asks:
 
-- **Mask units.** The mask is drawn over units of ``ku x kv`` tokens (8 x 8 tokens = 32 x 32 pixels
-  at 224 px), never single tokens. A whole unit is kept or removed, so every 2x2 pooling window of
-  every stage lies inside one unit and the pooling never needs a token that is not there.
-- **Unroll.** [`unroll`][refimpl.hiera.unroll] reorders the tokens once, right after the patch
+- **Mask units** (Hiera Fig. 4a). The mask is drawn over units of ``ku x kv`` tokens (8 x 8 tokens
+  = 32 x 32 pixels at 224 px), never single tokens. A whole unit is kept or removed, and every
+  pooling kernel equals its stride (Hiera Fig. 4e), so every 2x2 pooling window of every stage lies
+  inside one unit and the pooling never needs a token that is not there.
+- **Unroll** (a name from the official code; the paper does not use the word).
+  [`unroll`][refimpl.unroll.unroll] reorders the tokens once, right after the patch
   embedding, so that (a) the members of every 2x2 pooling window of every stage are the same
   position in ``q`` equal slices of the sequence: pooling is ``view(B, 4, N // 4, C).max(1)``;
   and (b) the mask unit is the fastest-running index: the tokens of unit ``u`` are
   ``u, u + U, u + 2U, ...``, a column of a ``(tokens per unit, U)`` view, so removing units
   removes columns and (a) still holds on what remains. Attention inside a mask unit is a reshape
-  too. [`reroll`][refimpl.hiera.reroll] puts stage outputs back into raster order.
+  too. [`reroll`][refimpl.unroll.reroll] puts stage outputs back into raster order.
 
 **Video.** Nothing above depends on the grid having two axes, and every function and class here
 takes a token grid with any number of them; a video model is the same model given 3-D sizes (the
@@ -59,8 +64,7 @@ video, load with ``strict=True`` through
 from __future__ import annotations
 
 import math
-import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -68,14 +72,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .masking import MaskIds, _ids_of_valid_mask, ids_from_mask, mask_unit_masking, unshuffle
+from . import checks
+from .masking import MaskIds, ids_from_mask, mask_unit_masking, normalize_patches, unshuffle
+from .unroll import pool_tokens, reroll, reroll_units, units_to_raster, unroll
 from .vit import LN_EPS, DropPath, Mlp, init_linear_and_norm_
 
 __all__ = [
-    "unroll",
-    "reroll",
-    "reroll_units",
-    "pool_tokens",
     "MaskUnitAttention",
     "HieraBlock",
     "HieraPatchEmbed",
@@ -113,239 +115,18 @@ _LayerNorm = partial(nn.LayerNorm, eps=LN_EPS)  # official Hiera: eps 1e-6
 _CONV: dict[int, type[nn.Module]] = {2: nn.Conv2d, 3: nn.Conv3d}  # by the number of grid axes
 
 
-# --- the token order: unroll and reroll (Figure 4) ----------------------------------------
-
-
-def unroll(x: Tensor, grid_size: tuple[int, ...], strides: Sequence[tuple[int, ...]]) -> Tensor:
-    """Reorder raster-order tokens so that every later pooling is a reshape + max (Hiera Fig. 4).
-
-    One step with stride ``(sy, sx)`` cuts the grid ``(h, w)`` into ``sy x sx`` windows and
-    moves the offset inside the window to the front: the sequence becomes ``q = sy * sx``
-    sub-sampled grids ``(h / sy, w / sx)`` one after the other, the first holding every
-    window's top-left token, the second every window's top-right token, and so on. Each later
-    step does the same to every one of those sub-grids. For a 224-px input (56 x 56 tokens),
-    strides ``[(2, 2)] * 3``, ``C = 96``::
-
-        (B, 3136, 96)                         raster order
-        (B, 56, 56, 96)                       the grid
-        step 1: (B*4, 28, 28, 96)             offset (sy1, sx1) in 2x2 windows joins the batch
-        step 2: (B*16, 14, 14, 96)            offset (sy2, sx2) in the 28 x 28 grids
-        step 3: (B*64, 7, 7, 96)              offset (sy3, sx3) in the 14 x 14 grids
-        (B, 3136, 96)                         order (sy1, sx1, sy2, sx2, sy3, sx3, uy, ux)
-
-    Read backwards, position ``n`` of the result is the token at row
-    ``uy * 8 + sy3 * 4 + sy2 * 2 + sy1`` and column ``ux * 8 + sx3 * 4 + sx2 * 2 + sx1`` of the
-    raster grid, where ``n`` written in mixed radix ``(2, 2, 2, 2, 2, 2, 7, 7)`` gives the
-    digits. Hence: (a) ``view(B, 4, N // 4, C).max(1)`` takes the max over the offset
-    ``(sy1, sx1)``, i.e. over every 2x2 window, and leaves the result unrolled for the next
-    stage; (b) the unit ``(uy, ux)`` of 8 x 8 tokens is the last, fastest index: unit ``u``
-    owns positions ``u, u + 49, u + 98, ...``.
-
-    Video: the same steps on the grid ``(t, h, w)`` with strides ``(st, sy, sx) = (1, 2, 2)``.
-    An offset along an axis of stride 1 has one value, so the token frame never moves to the
-    front: it stays in the grid that is left at the end, and the order of a 16-frame 224-px clip
-    is ``(sy1, sx1, sy2, sx2, sy3, sx3, ut, uy, ux)`` with ``8 x 7 x 7`` units of ``1 x 8 x 8``.
-
-    Args:
-        x: tokens in raster order, shape ``(B, L, C)`` with ``L = h * w`` [``t * h * w``].
-        grid_size: ``(h, w)`` [``(t, h, w)``]; each side must be divisible by the product of
-            the strides on it.
-        strides: the pooling strides of the stages, finest first, one entry per grid axis each,
-            e.g. ``[(2, 2)] * 3`` [``[(1, 2, 2)] * 3``].
-
-    Returns:
-        The same tokens, reordered, shape ``(B, L, C)``.
-
-    Raises:
-        ValueError: if ``x`` is not ``(B, L, C)`` with ``L`` the product of ``grid_size``, a
-            stride has not one entry per axis, or a side is not divisible by its strides.
-
-    Examples:
-        >>> import torch
-        >>> x = torch.arange(16).reshape(1, 16, 1)  # a 4 x 4 grid, token i holds i
-        >>> unroll(x, (4, 4), [(2, 2)]).flatten().tolist()  # top-lefts, top-rights, ...
-        [0, 2, 8, 10, 1, 3, 9, 11, 4, 6, 12, 14, 5, 7, 13, 15]
-        >>> y = unroll(x, (4, 4), [(2, 2)]).reshape(4, 4)  # (offset, unit): unit 0 is column 0
-        >>> y.tolist()
-        [[0, 2, 8, 10], [1, 3, 9, 11], [4, 6, 12, 14], [5, 7, 13, 15]]
-        >>> y.amax(dim=0).tolist()  # one max over the 4 slices = a 2x2 max-pool
-        [5, 7, 13, 15]
-        >>> clip = torch.arange(8).reshape(1, 8, 1)  # t = 2 token frames of 2 x 2
-        >>> unroll(clip, (2, 2, 2), [(1, 2, 2)]).flatten().tolist()  # frame stays with the unit
-        [0, 4, 1, 5, 2, 6, 3, 7]
-    """
-    size = _check_tokens(x, grid_size, strides, "x")
-    B, L, C = x.shape
-    n = len(size)
-    x = x.reshape(B, *size, C)  # (B, [t,] h, w, C)
-    for stride in strides:
-        size = tuple(g // s for g, s in zip(size, stride))
-        x = x.reshape(-1, *[d for g, s in zip(size, stride) for d in (g, s)], C)  # (B', [t', st,] h', sy, w', sx, C)
-        x = x.permute(0, *range(2, 2 * n + 1, 2), *range(1, 2 * n, 2), 2 * n + 1)  # (B', [st,] sy, sx, [t',] h', w', C)
-        x = x.reshape(-1, *size, C)  # (B' * q, [t',] h', w', C): one sub-grid per offset
-    return x.reshape(B, L, C)  # (B, L, C): offsets of the first step outermost
-
-
-def reroll_units(x: Tensor, strides: Sequence[tuple[int, ...]], ndim: int | None = None) -> Tensor:
-    """Gather each unit's tokens of an unrolled sequence into its ``ku x kv`` square.
-
-    The inverse of [`unroll`][refimpl.hiera.unroll] inside the units: it needs only the
-    strides, not the grid, so it works on a masked sequence that holds some units only. For the
-    stage-1 sequence of a 224-px input (``strides = [(2, 2)] * 3``)::
-
-        (B, 64 * U, C)                              order (sy1, sx1, sy2, sx2, sy3, sx3, u)
-        (B, 2, 2, 2, 2, 2, 2, U, C)                 the digits as axes
-        (B, U, sy3, sy2, sy1, sx3, sx2, sx1, C)     coarse to fine, rows then columns
-        (B, U, 8, 8, C)                             row = sy3 * 4 + sy2 * 2 + sy1
-
-    Video (``strides = [(1, 2, 2)] * 3``) gives ``(B, U, 1, 8, 8, C)`` the same way: the
-    temporal digits all have one value.
-
-    Args:
-        x: an unrolled sequence, shape ``(B, T * U, C)`` with ``T`` the product of the strides.
-        strides: the strides still unrolled in ``x``, finest first (``[]`` at the last stage).
-        ndim: axes of the token grid, 2 [3]; read from ``strides`` when they are given, needed
-            only when ``strides`` is empty (default there: 2, images).
-
-    Returns:
-        ``(B, U, ku, kv, C)`` [``(B, U, kt, ku, kv, C)``] with ``kt``, ``ku``, ``kv`` the
-        products of the strides on each axis; units in the order they have in ``x``.
-
-    Raises:
-        ValueError: if ``ndim`` disagrees with the length of the strides.
-
-    Examples:
-        >>> import torch
-        >>> x = unroll(torch.arange(16).reshape(1, 16, 1), (4, 4), [(2, 2)])
-        >>> reroll_units(x, [(2, 2)])[0, :, :, :, 0].tolist()  # 4 units of 2 x 2
-        [[[0, 1], [4, 5]], [[2, 3], [6, 7]], [[8, 9], [12, 13]], [[10, 11], [14, 15]]]
-        >>> reroll_units(torch.zeros(1, 3, 8), [], ndim=3).shape  # last stage of a video: 1 x 1 x 1
-        torch.Size([1, 3, 1, 1, 1, 8])
-    """
-    if strides:
-        n = len(strides[0])
-        if ndim is not None and ndim != n:
-            raise ValueError(f"ndim={ndim} but the strides {list(strides)} have {n} entries each; expected them to agree")
-    else:
-        n = 2 if ndim is None else ndim  # nothing left to read the axes from: images unless told
-    B, N, C = x.shape
-    k = len(strides)
-    unit = tuple([math.prod([s[a] for s in strides]) for a in range(n)])  # ([kt,] ku, kv); lists: dynamo traces them
-    digits = [d for s in strides for d in s]  # [[st1,] sy1, sx1, [st2,] sy2, ...]
-    x = x.reshape(B, *digits, N // math.prod(unit), C)  # (B, [st1,] sy1, sx1, ..., U, C)
-    per_axis = [1 + n * i + a for a in range(n) for i in reversed(range(k))]  # digit axes, axis by axis, coarse first
-    x = x.permute(0, 1 + n * k, *per_axis, 2 + n * k)  # (B, U, [st_k..st_1,] sy_k..sy_1, sx_k..sx_1, C)
-    return x.reshape(B, -1, *unit, C)  # (B, U, [kt,] ku, kv, C)
-
-
-def _units_to_raster(units: Tensor, unit_grid: tuple[int, ...]) -> Tensor:
-    """Lay units ``(B, U, [kt,] ku, kv, C)`` out on their ``unit_grid`` and flatten: ``(B, L, C)`` raster."""
-    B, _, *unit, C = units.shape
-    n = len(unit)
-    x = units.reshape(B, *unit_grid, *unit, C)  # (B, [ut,] uy, ux, [kt,] ku, kv, C)
-    side_by_side = [i for a in range(n) for i in (1 + a, 1 + n + a)]  # ([ut, kt,] uy, ku, ux, kv)
-    return x.permute(0, *side_by_side, 2 * n + 1).reshape(B, -1, C)  # (B, [ut, kt,] uy, ku, ux, kv, C) -> (B, L, C)
-
-
-def reroll(x: Tensor, grid_size: tuple[int, ...], strides: Sequence[tuple[int, ...]]) -> Tensor:
-    """Put an unrolled sequence back into raster order: the inverse of [`unroll`][refimpl.hiera.unroll].
-
-    Two steps: [`reroll_units`][refimpl.hiera.reroll_units] builds every unit's square,
-    ``(B, U, ku, kv, C)``, then the units are laid out on their ``(h / ku) x (w / kv)`` grid.
-    At stage ``s`` of Hiera pass the stage's grid and the strides not yet consumed by pooling;
-    for a 224-px input: stage 1 ``(56, 56)`` with 3 strides, stage 2 ``(28, 28)`` with 2, stage
-    3 ``(14, 14)`` with 1, stage 4 ``(7, 7)`` with none::
-
-        (B, L, C) unrolled -> (B, U, ku, kv, C) -> (B, h/ku, ku, w/kv, kv, C) -> (B, L, C) raster
-
-    Video: the same with a ``(t, h, w)`` grid and 3-entry strides; the units are
-    ``(B, U, kt, ku, kv, C)`` and the raster order is frame by frame.
-
-    Args:
-        x: unrolled tokens of a full (unmasked) grid, shape ``(B, L, C)``, ``L = h * w``
-            [``t * h * w``].
-        grid_size: ``(h, w)`` [``(t, h, w)``].
-        strides: the strides ``x`` is unrolled with, finest first.
-
-    Returns:
-        Tokens in raster order, shape ``(B, L, C)``.
-
-    Raises:
-        ValueError: if ``x`` is not ``(B, L, C)`` with ``L`` the product of ``grid_size``, a
-            stride has not one entry per axis, or a side is not divisible by its strides.
-
-    Examples:
-        >>> import torch
-        >>> x = torch.randn(2, 64, 3)
-        >>> torch.equal(reroll(unroll(x, (8, 8), [(2, 2)] * 2), (8, 8), [(2, 2)] * 2), x)
-        True
-        >>> clip = torch.randn(2, 3 * 64, 3)  # t = 3 token frames of 8 x 8
-        >>> torch.equal(reroll(unroll(clip, (3, 8, 8), [(1, 2, 2)] * 2), (3, 8, 8), [(1, 2, 2)] * 2), clip)
-        True
-    """
-    size = _check_tokens(x, grid_size, strides, "x")
-    units = reroll_units(x, strides, len(size))  # (B, U, [kt,] ku, kv, C)
-    unit = units.shape[2:-1]
-    return _units_to_raster(units, tuple(g // k for g, k in zip(size, unit)))  # (B, L, C)
-
-
-def pool_tokens(x: Tensor, stride: int) -> Tensor:
-    """Max-pool an unrolled sequence: the ``stride`` slices of the sequence, elementwise max.
-
-    After [`unroll`][refimpl.hiera.unroll] the ``q`` members of every pooling window sit at
-    the same position of ``q`` equal slices, so this is a 2x2 max-pool of the grid (any order
-    of units, any number of units); for video a ``1 x 2 x 2`` one, each token frame on its own.
-
-    Args:
-        x: unrolled tokens, shape ``(B, N, C)``, ``N`` divisible by ``stride``.
-        stride: ``q = sy * sx`` [``st * sy * sx``], tokens pooled into one (1: no pooling).
-
-    Returns:
-        ``(B, N / stride, C)``, still unrolled for the strides that are left.
-    """
-    B, N, C = x.shape
-    return x.reshape(B, stride, N // stride, C).amax(dim=1)  # (B, q, N / q, C) -> (B, N / q, C)
-
-
-def _check_tokens(
-    x: Tensor, grid_size: tuple[int, ...], strides: Sequence[tuple[int, ...]], name: str
-) -> tuple[int, ...]:
-    """Check ``x`` is ``(B, L, C)`` over ``grid_size`` and each side divides by its strides; return the grid."""
-    if not isinstance(x, Tensor) or x.ndim != 3:
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"{name} is {shape}; expected a 3-D tensor (B, L, C)")
-    size = tuple(int(s) for s in grid_size)
-    for i, stride in enumerate(strides):
-        if len(stride) != len(size):
-            raise ValueError(
-                f"strides[{i}]={tuple(stride)} has {len(stride)} entries but grid_size={size} has {len(size)} axes; "
-                f"expected one stride per axis, e.g. {(1,) * (len(size) - 2) + (2, 2)}"
-            )
-    product = " * ".join(("t", "h", "w")[-len(size):]) if len(size) <= 3 else "the product of grid_size"
-    if x.shape[1] != math.prod(size):
-        raise ValueError(
-            f"{name} has L={x.shape[1]} tokens but grid_size={size} has {math.prod(size)}; expected L == {product}"
-        )
-    unit = tuple([math.prod([s[a] for s in strides]) for a in range(len(size))])  # lists: dynamo traces them
-    if any(g % k for g, k in zip(size, unit)):
-        raise ValueError(
-            f"grid_size={size} is not divisible by the strides {list(strides)} (product {unit}); "
-            f"expected each side to be a multiple of the product of its strides"
-        )
-    return size
-
-
 # --- the blocks ----------------------------------------------------------------------------
 
 
 class MaskUnitAttention(nn.Module):
-    r"""Attention within mask units or over all tokens, with max-pooled queries (Hiera §3, Fig. 4).
+    r"""Attention within mask units or over all tokens, with max-pooled queries (Hiera §3.2, Fig. 5b).
 
     The sequence is unrolled, so the unit is the fastest index: ``reshape(B, T, U, ...)`` gives
     each unit its own column, and attention runs per unit (``use_mask_unit_attn``, stages 1-2)
-    or over everything (``U = 1`` as far as this layer is concerned, stages 3-4). At the first
-    block of a stage the queries are max-pooled over their ``q_stride`` slices
-    ([`pool_tokens`][refimpl.hiera.pool_tokens] done per unit), so the output has
+    or over everything (``U = 1`` as far as this layer is concerned, stages 3-4). At a stage
+    transition (the first block of stages 2-4, when that transition pools) the queries are
+    max-pooled over their ``q_stride`` slices
+    ([`pool_tokens`][refimpl.unroll.pool_tokens] done per unit), so the output has
     ``N / q_stride`` tokens, while keys and values keep the full resolution. Each head computes
     $\mathrm{softmax}(Q K^\top / \sqrt{d_h}) V$.
 
@@ -409,10 +190,10 @@ class MaskUnitAttention(nn.Module):
 
 
 class HieraBlock(nn.Module):
-    """A pre-norm transformer block whose first instance in a stage pools and widens (Hiera §3).
+    """A pre-norm transformer block; the first block after a stage transition widens and pools (Hiera Fig. 2).
 
-    ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))``. When the width changes (first block of a
-    stage), the residual becomes ``pool(proj(norm1(x)))``: a linear map of the *normalised*
+    ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))``. When the width changes (the first block
+    of stages 2-4), the residual becomes ``pool(proj(norm1(x)))``: a linear map of the *normalised*
     input, max-pooled like the queries; a quirk of the official code kept for checkpoint parity.
 
     Args:
@@ -466,7 +247,7 @@ class HieraBlock(nn.Module):
 
 
 class HieraPatchEmbed(nn.Module):
-    """Overlapping patch embedding (Hiera §3): a 7x7 convolution, stride 4, padding 3, for images;
+    """Overlapping patch embedding, as in the official code: a 7x7 convolution, stride 4, padding 3, for images;
     a 3x7x7 one, stride ``(2, 4, 4)``, padding ``(1, 3, 3)``, for video (a token spans 2 frames).
 
     With a mask, the pixels of removed units are set to zero first, so the overlapping kernel
@@ -628,12 +409,21 @@ class HieraBackbone(nn.Module):
         sep_pos_embed: bool = False,
     ) -> None:
         super().__init__()
+        if not isinstance(input_size, (tuple, list, torch.Size)):
+            raise TypeError(f"input_size must be a tuple, (H, W) for images or (F, H, W) for video, got "
+                            f"{type(input_size).__name__} {input_size!r}; expected e.g. (224, 224)")
+        for name, value in (("in_chans", in_chans), ("embed_dim", embed_dim), ("num_heads", num_heads)):
+            checks.integer(value, name, example="96" if name == "embed_dim" else "3")
+        stages = tuple(checks.integer(v, f"stages[{i}]", example="2") for i, v in enumerate(stages))
+        checks.real(mlp_ratio, "mlp_ratio", 0.0, low_open=True, example="4.0")
+        checks.real(drop_path_rate, "drop_path_rate", 0.0, 1.0, high_open=True, example="0.1")
         input_size, q_stride = tuple(input_size), tuple(q_stride)
         mask_unit_size, patch_stride = tuple(mask_unit_size), tuple(patch_stride)
         patch_kernel, patch_padding = tuple(patch_kernel), tuple(patch_padding)
         n = len(input_size)
         if n not in _CONV:
             raise ValueError(f"input_size={input_size}; expected (H, W) for images or (F, H, W) for video")
+        input_size = checks.sizes(input_size, "input_size", n, example="(224, 224)")
         if not 0 <= q_pool < len(stages):
             raise ValueError(f"q_pool={q_pool}; expected 0 <= q_pool < len(stages) = {len(stages)}")
         if len(mask_unit_attn) != len(stages):
@@ -714,9 +504,10 @@ class HieraBackbone(nn.Module):
                 strides = strides[1:]
             self._layout.append((grid, strides))
 
+    @staticmethod
     @torch.no_grad()
-    def _init_hiera(self, module: nn.Module) -> None:
-        """Official Hiera init: truncated normal (std 0.02) weights; biases start at 0.02, not 0."""
+    def _init_module(module: nn.Module) -> None:
+        """Official Hiera init of one module: truncated normal (std 0.02) weights; biases start at 0.02, not 0."""
         if isinstance(module, (nn.Linear, nn.Conv2d, nn.Conv3d)):
             nn.init.trunc_normal_(module.weight, std=0.02)
             if isinstance(module, nn.Linear) and module.bias is not None:
@@ -737,7 +528,7 @@ class HieraBackbone(nn.Module):
         learned vectors instead of ``t * h * w``.
 
         Returns:
-            ``(1, L, D)``, added to the patch embedding before [`unroll`][refimpl.hiera.unroll].
+            ``(1, L, D)``, added to the patch embedding before [`unroll`][refimpl.unroll.unroll].
         """
         if not self.sep_pos_embed:
             return self.pos_embed
@@ -749,11 +540,10 @@ class HieraBackbone(nn.Module):
         """``U`` at stage 1 (49 for a 224-px image, 392 for a 16 x 224 x 224 clip)."""
         return math.prod(self.mask_spatial_shape)
 
-    def _check_images(self, imgs: object) -> Tensor:
+    def _check_images(self, imgs: object, nonempty: bool = False) -> Tensor:
         video = len(self.input_size) == 3
         layout = "(B, C, F, H, W)" if video else "(B, C, H, W)"
-        if not isinstance(imgs, Tensor):
-            raise TypeError(f"imgs must be a torch.Tensor of shape {layout}, got {type(imgs).__name__}")
+        imgs = checks.images(imgs, "imgs", layout, None, self.patch_embed.proj.weight.dtype, nonempty)
         expected = (self.in_chans, *self.input_size)
         if imgs.ndim != len(expected) + 1 or tuple(imgs.shape[1:]) != expected:
             hint = ""
@@ -790,6 +580,9 @@ class HieraBackbone(nn.Module):
             raise ValueError(f"mask removes {removed.int().tolist()} units per sample; expected the same number in every row")
         if int(removed[0]) == U:
             raise ValueError(f"mask removes all {U} mask units; expected at least one kept unit")
+        if int(removed[0]) == 0:
+            raise ValueError(f"mask removes none of the {U} mask units, so the loss (a mean over the removed "
+                             f"patches) is undefined; expected at least one removed unit")
         return mask
 
     def forward_features(self, imgs: Tensor, mask: Tensor | None = None, ids: MaskIds | None = None) -> HieraFeatures:
@@ -823,7 +616,7 @@ class HieraBackbone(nn.Module):
         x = self.patch_embed(imgs, keep) + self.get_pos_embed()  # (B, L, D)
         x = unroll(x, self.tokens_spatial_shape, self.unroll_strides)  # (B, L, D), unit index fastest
         if mask is not None:  # drop removed units: columns of the (T, U) view
-            ids_keep = (ids or _ids_of_valid_mask(mask, int(mask[0].sum()))).ids_keep  # (B, U_keep) ascending
+            ids_keep = (ids or ids_from_mask(mask, int(mask[0].sum()), check=False)).ids_keep  # (B, U_keep) ascending
             T, D = x.shape[1] // self.num_mask_units, x.shape[2]
             x = x.reshape(B, T, self.num_mask_units, D)  # (B, T, U, D)
             index = ids_keep[:, None, :, None].expand(B, T, ids_keep.shape[1], D)  # (B, T, U_keep, D)
@@ -843,7 +636,7 @@ class HieraBackbone(nn.Module):
 
 
 class Hiera(HieraBackbone):
-    """Hiera classifier (Hiera §3, Table 1): the encoder, mean over tokens, LayerNorm, head.
+    """Hiera classifier (Hiera Fig. 2; the sizes are Hiera Table 2): the encoder, mean over tokens, LayerNorm, head.
 
     For images, or for video clips when built with 3-D sizes (the ``*_16x224`` factories).
 
@@ -881,12 +674,18 @@ class Hiera(HieraBackbone):
         width = self.blocks[-1].dim_out
         self.norm = _LayerNorm(width)
         self.head = Head(width, num_classes, head_dropout)
+        self.head_init_scale = head_init_scale
+        self.init_weights()
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """As the official Hiera: truncated-normal (std 0.02) position tables and weights, biases 0.02,
+        and the head's weights and bias scaled down by ``head_init_scale``."""
         for table in self._pos_embed_tables():
             nn.init.trunc_normal_(table, std=0.02)
-        self.apply(self._init_hiera)
-        with torch.no_grad():
-            self.head.projection.weight.mul_(head_init_scale)
-            self.head.projection.bias.mul_(head_init_scale)
+        self.apply(self._init_module)
+        self.head.projection.weight.mul_(self.head_init_scale)
+        self.head.projection.bias.mul_(self.head_init_scale)
 
     def forward(self, imgs: Tensor) -> Tensor:
         """Classify a batch of images (or clips).
@@ -927,14 +726,17 @@ class MAEHieraOutput(NamedTuple):
 
 
 class MaskedAutoencoderHiera(HieraBackbone):
-    """MAE with a Hiera encoder (Hiera §3 "MAE", Appendix): masked mask units, fused stages, decoder.
+    """MAE with a Hiera encoder (Hiera Fig. 4, §4, App. A): masked mask units, fused stages, decoder.
 
-    1. Mask whole mask units (60 % by default), blank their pixels and drop their tokens: the
-       encoder runs on the kept units only.
-    2. The encoder pools only ``q_pool = 2`` times, so its last stages run at 1/16 of the image
+    1. Mask whole mask units (by default 0.6 of them for images and 0.9 for video, the best
+       ratios of Hiera Table 3b), blank their pixels and drop their tokens: the encoder runs on
+       the kept units only.
+    2. The encoder pools only ``q_pool = 2`` times (the pooling before the last stage is left out
+       for MAE pretraining, Hiera App. A), so its last stages run at 1/16 of the image
        side (14 x 14 tokens, 2 x 2 per unit at 224 px). The outputs of stage 1 and 2 are brought to
        that resolution by a strided convolution each (``multi_scale_fusion_heads``), added to the
-       last stage's output, and normalised (``encoder_norm``). Stage 3 is not fused (official code).
+       last stage's output, and normalised (``encoder_norm``): the multi-scale decoder input of
+       Hiera Table 3a. Stage 3 is not fused (official code).
     3. The decoder, plain global-attention blocks, sees every position: encoded tokens for kept
        units, the learned ``mask_token`` for removed ones, in raster order, plus a learned position
        embedding.
@@ -997,10 +799,10 @@ class MaskedAutoencoderHiera(HieraBackbone):
         self.decoder_norm = _LayerNorm(decoder_embed_dim)
         self.pred_stride = self.patch_stride[-1] * self.q_stride[-1] ** q_pool  # 16 pixels
         self.decoder_pred = nn.Linear(decoder_embed_dim, self.pred_stride**2 * self.in_chans)  # one frame for video too
-        self.initialize_weights()
+        self.init_weights()
 
     @torch.no_grad()
-    def initialize_weights(self) -> None:
+    def init_weights(self) -> None:
         """As the official MAE-Hiera: Hiera's init for the encoder, then Xavier-uniform linear maps with
         zero biases everywhere, the patch conv initialised as a linear map, truncated-normal tokens."""
         for param in (*self._pos_embed_tables(), self.mask_token, self.decoder_pos_embed):
@@ -1052,7 +854,7 @@ class MaskedAutoencoderHiera(HieraBackbone):
         ids_restore = (ids or ids_from_mask(mask)).ids_restore  # (B, U): kept units first, as in x
         fill = self.mask_token.expand(1, T, D).reshape(T * D)  # one mask token per position of a unit
         x = unshuffle(x.reshape(B, -1, T * D), ids_restore, fill)  # (B, U, T*D_dec) raster over units
-        x = _units_to_raster(x.reshape(B, -1, *unit, D), self.mask_spatial_shape)  # (B, L_pred, D_dec)
+        x = units_to_raster(x.reshape(B, -1, *unit, D), self.mask_spatial_shape)  # (B, L_pred, D_dec)
         x = x + self.decoder_pos_embed
         for blk in self.decoder_blocks:
             x = blk(x)
@@ -1085,11 +887,7 @@ class MaskedAutoencoderHiera(HieraBackbone):
             B, C, H, W = imgs.shape
             x = imgs.reshape(B, C, H // p, p, W // p, p).permute(0, 2, 4, 1, 3, 5)  # (B, h, w, C, p, p)
         x = x.reshape(B, -1, C * p * p)  # (B, L_pred, C*p*p)
-        if self.norm_pix_loss:
-            mean = x.mean(dim=-1, keepdim=True)
-            var = x.var(dim=-1, keepdim=True)
-            x = (x - mean) / (var + 1.0e-6) ** 0.5
-        return x
+        return normalize_patches(x).patches if self.norm_pix_loss else x
 
     def _check_noise(self, noise: object, batch: int, mask: Tensor | None) -> Tensor:
         U = self.num_mask_units
@@ -1103,17 +901,51 @@ class MaskedAutoencoderHiera(HieraBackbone):
                 f"({batch}, {U}) tensor: one value per mask unit of the {' x '.join(map(str, self.mask_spatial_shape))} "
                 f"unit grid"
             )
-        return noise
+        return checks.finite(noise, "noise")
+
+    # The interface MAE-ViT and MAE-Hiera share (the trainer and its figures use only this).
+
+    @property
+    def noise_length(self) -> int:
+        """Masking noise values per sample: one per mask unit, ``U``."""
+        return self.num_mask_units
+
+    @property
+    def pred_patch_size(self) -> int:
+        """Side of a predicted patch in pixels: ``pred_stride`` (16 at any input size)."""
+        return self.pred_stride
+
+    def pred_channels_last(self, pred: Tensor) -> Tensor:
+        """``pred`` ``(B, L_pred, C*p*p)``, flattened channels first, reordered to MAE's ``(p, p, C)``."""
+        B, L, _ = pred.shape
+        p, C = self.pred_stride, self.in_chans
+        return pred.reshape(B, L, C, p, p).permute(0, 1, 3, 4, 2).reshape(B, L, p * p * C)  # (C,p,p) -> (p,p,C)
+
+    def encoder_state(self, state: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """The encoder's entries of ``state`` (default: this model's): [`hiera_encoder_state`][refimpl.hiera.hiera_encoder_state]."""
+        return hiera_encoder_state(self.state_dict() if state is None else state)
+
+    @property
+    def default_mask_ratio(self) -> float:
+        """The mask ratio ``forward`` uses when given none: 0.6 for images, 0.9 for video.
+
+        These are the best ratios of Hiera Table 3b, and the pretraining settings of
+        Hiera Table 14 (images) and Hiera Table 11 (video). The official ``forward`` defaults to
+        0.6 for both, so a video model called without a ratio would train at one the paper found
+        worse; here the default follows the model.
+        """
+        return 0.9 if len(self.input_size) == 3 else 0.6
 
     def forward(
-        self, imgs: Tensor, mask_ratio: float = 0.6, mask: Tensor | None = None, noise: Tensor | None = None
+        self, imgs: Tensor, mask_ratio: float | None = None, mask: Tensor | None = None, noise: Tensor | None = None
     ) -> MAEHieraOutput:
         """Mask units, encode, decode and score one batch.
 
         Args:
             imgs: ``(B, C, H, W)`` [``(B, C, F, H, W)``] with ``([F,] H, W) == input_size``.
-            mask_ratio: fraction of mask units removed, in ``[0, 1)`` (Hiera images: 0.6; the
-                official code's default for video too); ignored when ``mask`` is given.
+            mask_ratio: fraction of mask units removed, in ``[0, 1)``; ``None`` (default) means
+                [`default_mask_ratio`][refimpl.hiera.MaskedAutoencoderHiera.default_mask_ratio]:
+                0.6 for images, 0.9 for video (Hiera Table 3b). Ignored when ``mask`` is given.
             mask: optional ``(B, U)`` over the mask units, **1 = removed** (official: 1 = keep).
                 Default: [`mask_unit_masking`][refimpl.masking.mask_unit_masking] at ``mask_ratio``.
             noise: optional ``(B, U)`` floating values, one per mask unit, whose argsort picks the
@@ -1131,18 +963,20 @@ class MaskedAutoencoderHiera(HieraBackbone):
                 no unit, ``mask`` is not a valid ``(B, U)`` 0/1 mask, ``noise`` is not a floating
                 ``(B, U)`` tensor, or both ``mask`` and ``noise`` are given.
         """
-        imgs = self._check_images(imgs)
+        imgs = self._check_images(imgs, nonempty=True)
         B = imgs.shape[0]
         if noise is not None:
             noise = self._check_noise(noise, B, mask)
         if mask is None:
-            if isinstance(mask_ratio, bool) or not isinstance(mask_ratio, numbers.Real):
-                raise TypeError(f"mask_ratio must be a real number, got {type(mask_ratio).__name__} {mask_ratio!r}")
-            if not 0.0 <= mask_ratio < 1.0:
-                raise ValueError(f"mask_ratio={mask_ratio!r} is outside [0, 1); expected a fraction such as 0.6")
+            if mask_ratio is None:
+                mask_ratio = self.default_mask_ratio
+            mask_ratio = checks.fraction(mask_ratio, "mask_ratio", example=str(self.default_mask_ratio))
             U = self.num_mask_units
             if int(U * (1 - mask_ratio)) == 0:
                 raise ValueError(f"mask_ratio={mask_ratio!r} keeps int({U} * (1 - {mask_ratio})) = 0 of {U} mask units")
+            if int(U * (1 - mask_ratio)) == U:
+                raise ValueError(f"mask_ratio={mask_ratio!r} removes none of the {U} mask units, so the loss (a mean "
+                                 f"over the removed patches) is undefined; expected a ratio such as 0.6")
             if noise is None:
                 noise = torch.rand(B, U, device=imgs.device)
             # The draw depends only on the U units and the noise; mask_unit_masking takes a 2-D grid, so
@@ -1156,11 +990,11 @@ class MaskedAutoencoderHiera(HieraBackbone):
             # the training path, with its drawn mask and known count, never does.
             num_removed = int(mask[0].sum())
         # Once for the encoder and the decoder; the mask is valid here (drawn, or checked above).
-        ids = _ids_of_valid_mask(mask, num_removed)
+        ids = ids_from_mask(mask, num_removed, check=False)
         pred = self.forward_decoder(self.forward_encoder(imgs, mask, ids), mask, ids)  # (B, L_pred, C*p*p)
         n = len(self.mask_unit_size_final)
         removed = mask.reshape(B, -1, *[1] * n, 1).expand(B, -1, *self.mask_unit_size_final, 1)  # (B, U, [1,] 2, 2, 1)
-        removed = _units_to_raster(removed, self.mask_spatial_shape).reshape(B, -1)  # (B, L_pred)
+        removed = units_to_raster(removed, self.mask_spatial_shape).reshape(B, -1)  # (B, L_pred)
         target = self.pixel_target(imgs)
         # Mean over removed patches and their pixels; a weighted sum, not pred[removed.bool()], whose
         # data-dependent shape would stop torch.compile.
@@ -1197,7 +1031,7 @@ def hiera_encoder_state(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return {k: v for k, v in state.items() if k.startswith(HIERA_ENCODER_PREFIXES)}
 
 
-# --- named configs (Hiera Table 1) ---------------------------------------------------------
+# --- named configs (Hiera Table 2) ---------------------------------------------------------
 
 
 def hiera_tiny_224(**kwargs: Any) -> Hiera:

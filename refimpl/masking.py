@@ -47,80 +47,30 @@ indices for a mask not made by shuffling.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
+from . import checks
+
 __all__ = [
     "Masked",
     "MaskIds",
+    "NormalizedPatches",
     "ShuffleOrder",
     "UnitMask",
     "block_masking",
     "gather_tokens",
     "ids_from_mask",
     "mask_unit_masking",
+    "normalize_patches",
     "patchify",
     "random_masking",
     "shuffle_order",
     "unpatchify",
     "unshuffle",
 ]
-
-
-def _check_positive_int(value: object, name: str) -> int:
-    """Return ``value`` if it is a positive ``int``; raise a clear error otherwise.
-
-    Args:
-        value: the argument to check.
-        name: the argument's name, used in the error message.
-
-    Returns:
-        ``value`` unchanged.
-
-    Raises:
-        TypeError: if ``value`` is not an ``int`` (``bool`` is rejected too).
-        ValueError: if ``value`` is not positive.
-    """
-    # bool is a subclass of int; patch_size=True is surely a mistake.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(
-            f"{name} must be an int, got {type(value).__name__} {value!r}; "
-            f"expected a positive integer such as 16"
-        )
-    if value <= 0:
-        raise ValueError(f"{name}={value} is not positive; expected an integer >= 1")
-    return value
-
-
-def _check_tensor(value: object, name: str, ndim: int, layout: str) -> Tensor:
-    """Return ``value`` if it is a tensor with ``ndim`` dimensions; raise otherwise.
-
-    Args:
-        value: the argument to check.
-        name: the argument's name, used in the error message.
-        ndim: the expected number of dimensions.
-        layout: the expected shape in words, e.g. ``"(B, C, H, W)"``.
-
-    Returns:
-        ``value`` unchanged.
-
-    Raises:
-        TypeError: if ``value`` is not a ``torch.Tensor``.
-        ValueError: if ``value`` does not have ``ndim`` dimensions.
-    """
-    if not isinstance(value, Tensor):
-        raise TypeError(
-            f"{name} must be a torch.Tensor of shape {layout}, got {type(value).__name__}"
-        )
-    if value.ndim != ndim:
-        raise ValueError(
-            f"{name} has shape {tuple(value.shape)} ({value.ndim}-D); "
-            f"expected a {ndim}-D tensor of shape {layout}"
-        )
-    return value
 
 
 def patchify(imgs: Tensor, patch_size: int) -> Tensor:
@@ -156,8 +106,8 @@ def patchify(imgs: Tensor, patch_size: int) -> Tensor:
                  [ 8.,  9., 12., 13.],
                  [10., 11., 14., 15.]]])
     """
-    imgs = _check_tensor(imgs, "imgs", 4, "(B, C, H, W)")
-    p = _check_positive_int(patch_size, "patch_size")
+    imgs = checks.tensor(imgs, "imgs", "(B, C, H, W)", ndim=4)
+    p = checks.integer(patch_size, "patch_size")
     B, C, H, W = imgs.shape
     for side, size in (("height", H), ("width", W)):
         if size % p != 0:
@@ -210,9 +160,9 @@ def unpatchify(
         >>> unpatchify(torch.zeros(1, 196, 768), 16).shape
         torch.Size([1, 3, 224, 224])
     """
-    x = _check_tensor(x, "x", 3, "(B, L, D)")
-    p = _check_positive_int(patch_size, "patch_size")
-    C = _check_positive_int(channels, "channels")
+    x = checks.tensor(x, "x", "(B, L, D)", ndim=3)
+    p = checks.integer(patch_size, "patch_size")
+    C = checks.integer(channels, "channels", example="3")
     B, L, D = x.shape
 
     if grid_size is None:
@@ -224,12 +174,7 @@ def unpatchify(
             )
         w = h
     else:
-        if not isinstance(grid_size, (tuple, list, torch.Size)) or len(grid_size) != 2:
-            raise ValueError(
-                f"grid_size={grid_size!r} is not a pair; expected (h, w) with h * w == {L}"
-            )
-        h = _check_positive_int(grid_size[0], "grid_size[0]")
-        w = _check_positive_int(grid_size[1], "grid_size[1]")
+        h, w = checks.pair(grid_size, "grid_size")
         if h * w != L:
             raise ValueError(
                 f"grid_size={tuple(grid_size)} has {h * w} cells but x has L={L} tokens; "
@@ -245,6 +190,44 @@ def unpatchify(
     imgs = x.reshape(B, h, w, p, p, C)  # (B, h, w, p, q, C): undo the flattening
     imgs = imgs.permute(0, 5, 1, 3, 2, 4)  # (B, C, h, p, w, q): pixel rows next to grid rows
     return imgs.reshape(B, C, h * p, w * p)  # (B, C, H, W)
+
+
+class NormalizedPatches(NamedTuple):
+    """The result of ``normalize_patches``.
+
+    Attributes:
+        patches: ``(..., D)``, each patch standardised: zero mean, unit variance.
+        mean: ``(..., 1)``, each patch's mean.
+        std: ``(..., 1)``, ``sqrt(var + eps)`` with each patch's unbiased variance.
+    """
+
+    patches: Tensor
+    mean: Tensor
+    std: Tensor
+
+
+def normalize_patches(patches: Tensor, eps: float = 1.0e-6) -> NormalizedPatches:
+    """Standardise every patch by its own mean and variance: the ``norm_pix_loss`` target (MAE §3, "Reconstruction target").
+
+    The variance is the unbiased one (``torch.var``'s default) and ``eps`` is added before the
+    square root, as in the official MAE and Hiera code; ``patches * std + mean`` undoes it.
+
+    Args:
+        patches: ``(..., D)``, one flattened patch per row, e.g. ``(B, L, p*p*C)``.
+        eps: added to the variance.
+
+    Returns:
+        ``NormalizedPatches(patches, mean, std)``.
+
+    Examples:
+        >>> import torch
+        >>> out = normalize_patches(torch.tensor([[1.0, 2.0, 3.0]]), eps=0.0)
+        >>> out.patches, out.mean, out.std
+        (tensor([[-1.,  0.,  1.]]), tensor([[2.]]), tensor([[1.]]))
+    """
+    mean = patches.mean(dim=-1, keepdim=True)  # (..., 1)
+    std = (patches.var(dim=-1, keepdim=True) + eps) ** 0.5  # (..., 1)
+    return NormalizedPatches((patches - mean) / std, mean, std)
 
 
 # --- masking (1 = removed, 0 = kept) ------------------------------------------------
@@ -306,106 +289,6 @@ class UnitMask(NamedTuple):
     mask: Tensor
 
 
-def _check_ratio(value: object, name: str) -> float:
-    """Return ``value`` as a float if it is a real number in ``[0, 1)``; raise otherwise.
-
-    Args:
-        value: the argument to check.
-        name: the argument's name, used in the error message.
-
-    Returns:
-        ``float(value)``.
-
-    Raises:
-        TypeError: if ``value`` is not a real number (``bool`` is rejected too).
-        ValueError: if ``value`` is outside ``[0, 1)`` (NaN included).
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"{name} must be a real number, got {type(value).__name__} {value!r}; "
-            f"expected a fraction in [0, 1) such as 0.75"
-        )
-    if not 0.0 <= value < 1.0:  # NaN fails this too
-        raise ValueError(f"{name}={value!r} is outside [0, 1); expected a fraction such as 0.75")
-    return float(value)
-
-
-def _check_grid(grid_size: object, name: str, example: str = "(14, 14)") -> tuple[int, int]:
-    """Return ``grid_size`` as ``(h, w)`` if it is a pair of positive ints; raise otherwise.
-
-    Args:
-        grid_size: the argument to check.
-        name: the argument's name, used in the error message.
-        example: a valid value, shown in the error message.
-
-    Returns:
-        ``(h, w)`` as a tuple of two ints.
-
-    Raises:
-        TypeError: if an entry is not an ``int``.
-        ValueError: if ``grid_size`` is not a pair or an entry is not positive.
-    """
-    if not isinstance(grid_size, (tuple, list, torch.Size)) or len(grid_size) != 2:
-        raise ValueError(f"{name}={grid_size!r} is not a pair; expected (h, w) such as {example}")
-    return (
-        _check_positive_int(grid_size[0], f"{name}[0]"),
-        _check_positive_int(grid_size[1], f"{name}[1]"),
-    )
-
-
-def _check_noise(noise: object, name: str, shape: tuple[int, int], layout: str) -> Tensor:
-    """Return ``noise`` if it is a floating tensor of the given 2-D shape; raise otherwise.
-
-    Args:
-        noise: the argument to check.
-        name: the argument's name, used in the error message.
-        shape: the expected shape, e.g. ``(B, L)`` as numbers.
-        layout: the expected shape in words, e.g. ``"(B, L)"``.
-
-    Returns:
-        ``noise`` unchanged.
-
-    Raises:
-        TypeError: if ``noise`` is not a tensor or not floating point.
-        ValueError: if ``noise`` does not have shape ``shape``.
-    """
-    if not isinstance(noise, Tensor):
-        raise TypeError(
-            f"{name} must be a torch.Tensor of shape {layout}, got {type(noise).__name__}"
-        )
-    if not noise.is_floating_point():
-        raise TypeError(
-            f"{name} has dtype {noise.dtype}; expected a floating-point tensor "
-            f"(e.g. torch.rand) whose argsort defines the shuffle"
-        )
-    if tuple(noise.shape) != tuple(shape):
-        raise ValueError(
-            f"{name} has shape {tuple(noise.shape)}; expected {layout} = {tuple(shape)}"
-        )
-    return noise
-
-
-def _check_ids(ids: object, name: str, layout: str) -> Tensor:
-    """Return ``ids`` if it is a 2-D integer tensor; raise otherwise.
-
-    Args:
-        ids: the argument to check.
-        name: the argument's name, used in the error message.
-        layout: the expected shape in words, e.g. ``"(B, K)"``.
-
-    Returns:
-        ``ids`` unchanged.
-
-    Raises:
-        TypeError: if ``ids`` is not a tensor or does not have an integer dtype.
-        ValueError: if ``ids`` is not 2-D.
-    """
-    ids = _check_tensor(ids, name, 2, layout)
-    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-        raise TypeError(f"{name} has dtype {ids.dtype}; expected integer indices (torch.long)")
-    return ids
-
-
 def _removed_in_original_order(ids_restore: Tensor, len_keep: int) -> Tensor:
     """The 1 = removed mask, given a shuffle that keeps its first ``len_keep`` positions.
 
@@ -459,11 +342,22 @@ def shuffle_order(noise: Tensor) -> ShuffleOrder:
         >>> order.ids_restore
         tensor([[4, 1, 6, 3, 0, 7, 5, 2]])
     """
-    noise = _check_tensor(noise, "noise", 2, "(B, L)")
-    _check_noise(noise, "noise", tuple(noise.shape), "(B, L)")
+    return _order(_check_noise(noise, "noise", None, "(B, L)"))
+
+
+def _order(noise: Tensor) -> ShuffleOrder:
+    """Unchecked [`shuffle_order`][refimpl.masking.shuffle_order]."""
     ids_shuffle = torch.argsort(noise, dim=1)  # (B, L) ascend: small is keep, large is remove
     ids_restore = torch.argsort(ids_shuffle, dim=1)  # (B, L) inverse permutation
     return ShuffleOrder(ids_shuffle, ids_restore)
+
+
+def _check_noise(noise: object, name: str, shape: tuple[int, int] | None, layout: str) -> Tensor:
+    """Masking noise: a finite floating ``(B, L)`` tensor (NaN has no place in a sort order)."""
+    noise = checks.floating(noise, name, layout, ndim=2, why=" (e.g. torch.rand) whose argsort defines the shuffle")
+    if shape is not None and tuple(noise.shape) != tuple(shape):
+        raise ValueError(f"{name} has shape {tuple(noise.shape)}; expected {layout} = {tuple(shape)}")
+    return checks.finite(noise, name)
 
 
 def gather_tokens(x: Tensor, ids: Tensor) -> Tensor:
@@ -491,8 +385,8 @@ def gather_tokens(x: Tensor, ids: Tensor) -> Tensor:
         tensor([[[6., 7.],
                  [0., 1.]]])
     """
-    x = _check_tensor(x, "x", 3, "(B, L, D)")
-    ids = _check_ids(ids, "ids", "(B, K)")
+    x = checks.tensor(x, "x", "(B, L, D)", ndim=3)
+    ids = checks.integer_tensor(ids, "ids", "(B, K)", ndim=2)
     if ids.shape[0] != x.shape[0]:
         raise ValueError(
             f"ids has shape {tuple(ids.shape)} but x has shape {tuple(x.shape)}; "
@@ -545,8 +439,8 @@ def random_masking(x: Tensor, mask_ratio: float, noise: Tensor | None = None) ->
         >>> out.ids_restore
         tensor([[4, 1, 6, 3, 0, 7, 5, 2]])
     """
-    x = _check_tensor(x, "x", 3, "(B, L, D)")
-    ratio = _check_ratio(mask_ratio, "mask_ratio")
+    x = checks.tensor(x, "x", "(B, L, D)", ndim=3)
+    ratio = checks.fraction(mask_ratio, "mask_ratio")
     B, L, _ = x.shape
     if noise is None:
         noise = torch.rand(B, L, device=x.device)
@@ -554,7 +448,7 @@ def random_masking(x: Tensor, mask_ratio: float, noise: Tensor | None = None) ->
         noise = _check_noise(noise, "noise", (B, L), "(B, L)")
     len_keep = int(L * (1 - ratio))
 
-    ids_shuffle, ids_restore = shuffle_order(noise)
+    ids_shuffle, ids_restore = _order(noise)
     ids_shuffle, ids_restore = ids_shuffle.to(x.device), ids_restore.to(x.device)
     ids_keep = ids_shuffle[:, :len_keep]  # (B, L_keep)
     kept = _gather(x, ids_keep)  # (B, L_keep, D)
@@ -596,13 +490,9 @@ def unshuffle(x: Tensor, ids_restore: Tensor, mask_token: Tensor) -> Tensor:
         >>> unshuffle(encoded, ids_restore, torch.tensor([-1.0])).flatten()
         tensor([-1.,  1., -1., -1.,  4., -1., -1., -1.])
     """
-    x = _check_tensor(x, "x", 3, "(B, L_keep, D)")
-    ids_restore = _check_ids(ids_restore, "ids_restore", "(B, L)")
-    if not isinstance(mask_token, Tensor):
-        raise TypeError(
-            f"mask_token must be a torch.Tensor of shape (1, 1, D) or (D,), "
-            f"got {type(mask_token).__name__}"
-        )
+    x = checks.tensor(x, "x", "(B, L_keep, D)", ndim=3)
+    ids_restore = checks.integer_tensor(ids_restore, "ids_restore", "(B, L)", ndim=2)
+    mask_token = checks.tensor(mask_token, "mask_token", "(1, 1, D) or (D,)")
     B, K, D = x.shape
     L = ids_restore.shape[1]
     if ids_restore.shape[0] != B or L < K:
@@ -620,7 +510,7 @@ def unshuffle(x: Tensor, ids_restore: Tensor, mask_token: Tensor) -> Tensor:
     return _gather(shuffled, ids_restore)  # (B, L, D): original order
 
 
-def ids_from_mask(mask: Tensor, num_removed: int | None = None) -> MaskIds:
+def ids_from_mask(mask: Tensor, num_removed: int | None = None, check: bool = True) -> MaskIds:
     """Indices for a given mask, so block and unit masks feed the same gather/unshuffle.
 
     A stable sort of the mask puts the kept tokens (0) first, in their original order,
@@ -636,6 +526,8 @@ def ids_from_mask(mask: Tensor, num_removed: int | None = None) -> MaskIds:
             the mask ratio it drew the mask with). Then ``L_keep`` comes from it, not from the
             mask's values, so ``torch.compile`` can trace the call without a graph break; under
             ``torch.compile`` the checks of the values are skipped too (they read the tensor).
+        check: ``False`` for a mask the caller drew or checked itself, with ``num_removed``
+            given: then nothing is checked and no value is read, so on a GPU nothing waits.
 
     Returns:
         ``MaskIds(ids_keep (B, L_keep), ids_restore (B, L))``, both ``torch.long``.
@@ -654,7 +546,9 @@ def ids_from_mask(mask: Tensor, num_removed: int | None = None) -> MaskIds:
         >>> ids.ids_restore
         tensor([[2, 0, 3, 4, 1, 5, 6, 7]])
     """
-    mask = _check_tensor(mask, "mask", 2, "(B, L)")
+    if not check and num_removed is not None:
+        return _ids_of_valid_mask(mask, num_removed)
+    mask = checks.tensor(mask, "mask", "(B, L)", ndim=2)
     L = mask.shape[1]
     if num_removed is not None and (isinstance(num_removed, bool) or not isinstance(num_removed, int)
                                     or not 0 <= num_removed <= L):
@@ -678,9 +572,7 @@ def ids_from_mask(mask: Tensor, num_removed: int | None = None) -> MaskIds:
 
 
 def _ids_of_valid_mask(mask: Tensor, num_removed: int) -> MaskIds:
-    """[`ids_from_mask`][refimpl.masking.ids_from_mask] without its checks, for a ``(B, L)`` 0/1 mask
-    known to remove ``num_removed`` tokens in every row (one the caller drew or already checked):
-    no value is read, so on a GPU nothing waits for the device."""
+    """[`ids_from_mask`][refimpl.masking.ids_from_mask] without its checks."""
     removed = mask.to(torch.int64)  # (B, L), 1 = removed
     ids_shuffle = torch.argsort(removed, dim=1, stable=True)  # (B, L): kept first, in order
     ids_restore = torch.argsort(ids_shuffle, dim=1)  # (B, L) inverse permutation
@@ -692,16 +584,17 @@ def block_masking(
     grid_size: tuple[int, int],
     mask_ratio: float,
     *,
-    min_block: int = 4,
-    max_aspect: float = 3.0,
+    min_block: int = 16,
+    max_aspect: float = 1 / 0.3,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Mask random rectangles of tokens until the target is reached (BEiT, Algorithm 1).
 
     BEiT (Bao et al., 2021) masks blocks rather than single tokens: repeatedly draw a
-    rectangle of area ``s`` uniform in ``[min_block, remaining]`` with aspect ratio
-    ``r`` log-uniform in ``[1 / max_aspect, max_aspect]`` (height ``round(sqrt(s * r))``,
-    width ``round(sqrt(s / r))``, clipped to the grid), place it at a random position and
+    rectangle of at least 16 patches, area ``s`` uniform in ``[min_block, remaining]``, with
+    aspect ratio ``r`` drawn from ``(0.3, 1/0.3)`` (log-uniform here, as BEiT's code draws it;
+    ``1 / max_aspect`` to ``max_aspect`` in general), height ``round(sqrt(s * r))``,
+    width ``round(sqrt(s / r))``, clipped to the grid, place it at a random position and
     mask it, until at least the target count is masked. Departure from BEiT: the count is
     made exact, ``L - int(L * (1 - mask_ratio))`` in every sample (the count
     [`random_masking`][refimpl.masking.random_masking] removes at the same ratio), by
@@ -714,8 +607,9 @@ def block_masking(
         batch_size: number of masks ``B`` to draw.
         grid_size: ``(h, w)``, the token grid; ``L = h * w``.
         mask_ratio: fraction of tokens removed, in ``[0, 1)``; BEiT uses 0.4.
-        min_block: smallest rectangle area, in tokens (BEiT: 16).
-        max_aspect: largest height/width (and width/height) ratio, at least 1 (BEiT: 3).
+        min_block: smallest rectangle area, in tokens (default BEiT's 16).
+        max_aspect: largest height/width (and width/height) ratio, at least 1 (default BEiT's
+            ``1 / 0.3``, so the ratio is drawn from ``(0.3, 1/0.3)``).
         generator: optional CPU ``torch.Generator``; the same seed gives the same masks.
 
     Returns:
@@ -733,28 +627,24 @@ def block_masking(
     Examples:
         >>> import torch
         >>> g = torch.Generator().manual_seed(0)
-        >>> mask = block_masking(2, (6, 6), 0.5, generator=g)
+        >>> mask = block_masking(2, (8, 8), 0.5, generator=g)
         >>> mask.shape, mask.sum(dim=1)
-        (torch.Size([2, 36]), tensor([18., 18.]))
-        >>> mask[0].reshape(6, 6).int()
-        tensor([[0, 0, 0, 0, 0, 0],
-                [0, 1, 1, 0, 0, 0],
-                [1, 1, 1, 0, 0, 0],
-                [1, 1, 0, 1, 1, 0],
-                [1, 1, 1, 1, 1, 0],
-                [1, 1, 0, 1, 1, 0]], dtype=torch.int32)
+        (torch.Size([2, 64]), tensor([32., 32.]))
+        >>> mask[0].reshape(8, 8).int()  # rectangles of at least 16 tokens
+        tensor([[0, 0, 0, 0, 0, 0, 0, 0],
+                [1, 1, 1, 1, 1, 0, 0, 0],
+                [1, 1, 1, 1, 1, 0, 0, 0],
+                [1, 1, 1, 1, 1, 0, 0, 0],
+                [1, 1, 1, 1, 1, 0, 0, 0],
+                [1, 1, 1, 1, 0, 0, 0, 0],
+                [1, 1, 1, 1, 0, 0, 0, 0],
+                [1, 1, 1, 1, 0, 0, 0, 0]], dtype=torch.int32)
     """
-    B = _check_positive_int(batch_size, "batch_size")
-    h, w = _check_grid(grid_size, "grid_size")
-    ratio = _check_ratio(mask_ratio, "mask_ratio")
-    min_area = _check_positive_int(min_block, "min_block")
-    if isinstance(max_aspect, bool) or not isinstance(max_aspect, numbers.Real):
-        raise TypeError(
-            f"max_aspect must be a real number, got {type(max_aspect).__name__} "
-            f"{max_aspect!r}; expected a ratio >= 1 such as 3.0"
-        )
-    if not max_aspect >= 1.0:
-        raise ValueError(f"max_aspect={max_aspect!r} is below 1; expected a ratio >= 1 such as 3.0")
+    B = checks.integer(batch_size, "batch_size", example="8")
+    h, w = checks.pair(grid_size, "grid_size")
+    ratio = checks.fraction(mask_ratio, "mask_ratio")
+    min_area = checks.integer(min_block, "min_block")
+    max_aspect = checks.real(max_aspect, "max_aspect", 1.0, example="1 / 0.3")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(
             f"generator must be a torch.Generator or None, got {type(generator).__name__}"
@@ -806,7 +696,7 @@ def mask_unit_masking(
     mask_ratio: float,
     noise: Tensor | None = None,
 ) -> UnitMask:
-    """Mask whole ``ku x kv`` units of tokens at random (Hiera §3, Fig. 3-4).
+    """Mask whole ``ku x kv`` units of tokens at random (Hiera Fig. 4a).
 
     The token grid ``(h, w)`` is cut into a ``(h / ku) x (w / kv)`` grid of ``U`` mask
     units; ``int(U * (1 - mask_ratio))`` units are kept, chosen by sorting ``noise`` as
@@ -820,7 +710,8 @@ def mask_unit_masking(
         grid_size: ``(h, w)``, the token grid; ``L = h * w``.
         unit_size: ``(ku, kv)`` tokens per unit, or one int for square units; must
             divide ``grid_size``. Hiera at 224 px: ``(56, 56)`` tokens, units ``(8, 8)``.
-        mask_ratio: fraction of units removed, in ``[0, 1)``; Hiera uses 0.6.
+        mask_ratio: fraction of units removed, in ``[0, 1)``; Hiera uses 0.6 for images and
+            0.9 for video (Hiera Table 3b).
         noise: optional ``(B, U)`` floating values whose argsort picks the kept units
             (smallest first); defaults to ``torch.rand(B, U)``.
 
@@ -848,18 +739,18 @@ def mask_unit_masking(
                 [1., 1., 1., 1.],
                 [1., 1., 1., 1.]])
     """
-    B = _check_positive_int(batch_size, "batch_size")
-    h, w = _check_grid(grid_size, "grid_size")
+    B = checks.integer(batch_size, "batch_size", example="8")
+    h, w = checks.pair(grid_size, "grid_size")
     if not isinstance(unit_size, (tuple, list, torch.Size)):
-        side = _check_positive_int(unit_size, "unit_size")  # one int: square units
+        side = checks.integer(unit_size, "unit_size", example="8")  # one int: square units
         unit_size = (side, side)
-    ku, kv = _check_grid(unit_size, "unit_size", example="(8, 8)")
+    ku, kv = checks.pair(unit_size, "unit_size", example="(8, 8)")
     if h % ku != 0 or w % kv != 0:
         raise ValueError(
             f"grid_size={(h, w)} is not divisible by unit_size={(ku, kv)}; "
             f"expected h and w to be multiples of the unit's sides"
         )
-    ratio = _check_ratio(mask_ratio, "mask_ratio")
+    ratio = checks.fraction(mask_ratio, "mask_ratio")
     uh, uw = h // ku, w // kv
     U = uh * uw
     if noise is None:
@@ -868,7 +759,7 @@ def mask_unit_masking(
         noise = _check_noise(noise, "noise", (B, U), "(B, U)")
     len_keep = int(U * (1 - ratio))
 
-    _, ids_restore = shuffle_order(noise)
+    _, ids_restore = _order(noise)
     units = _removed_in_original_order(ids_restore, len_keep)  # (B, U)
     mask = units.reshape(B, uh, 1, uw, 1)  # (B, uh, 1, uw, 1)
     mask = mask.expand(B, uh, ku, uw, kv)  # (B, uh, ku, uw, kv): copy over each unit

@@ -2,9 +2,9 @@ r"""Fixed sine-cosine position embeddings, built exactly as the official MAE cod
 
 A Transformer treats its input as a set: without extra information it cannot tell which
 patch came from where. A position embedding is one ``D``-vector per grid cell, added to the
-token of that cell. ViT learns it (ViT §3.1); MAE (He et al. 2022, §3 and its official
-``util/pos_embed.py``) fixes it to sines and cosines of the cell's column and row, so that
-it needs no training and treats every position alike.
+token of that cell. ViT learns it (ViT §3.1); MAE (He et al. 2022, MAE App. A.1, and its
+official ``util/pos_embed.py``) fixes it to sines and cosines of the cell's column and row, so
+that it needs no training and treats every position alike.
 
 Shape letters, used in every docstring of this module:
 
@@ -21,57 +21,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .masking import _check_positive_int
+from . import checks
 
 __all__ = ["get_1d_sincos_pos_embed", "get_2d_sincos_pos_embed"]
 
 
-def _check_embed_dim(embed_dim: object, multiple: int) -> int:
-    """Return ``embed_dim`` if it is a positive ``int`` divisible by ``multiple``.
-
-    Args:
-        embed_dim: the argument to check.
-        multiple: ``embed_dim`` must be a multiple of this (2 for 1-D, 4 for 2-D).
-
-    Returns:
-        ``embed_dim`` unchanged.
-
-    Raises:
-        TypeError: if ``embed_dim`` is not an ``int`` (``bool`` is rejected too).
-        ValueError: if ``embed_dim`` is not a positive multiple of ``multiple``.
-    """
-    if isinstance(embed_dim, bool) or not isinstance(embed_dim, int):
-        raise TypeError(
-            f"embed_dim must be an int, got {type(embed_dim).__name__} {embed_dim!r}; "
-            f"expected a positive multiple of {multiple}"
-        )
-    if embed_dim <= 0 or embed_dim % multiple != 0:
-        raise ValueError(
-            f"embed_dim={embed_dim} is not a positive multiple of {multiple}; "
-            f"expected e.g. {multiple * 16}"
-        )
-    return embed_dim
-
-
-def _check_grid_size(grid_size: object) -> tuple[int, int]:
-    """Return ``(h, w)`` from ``grid_size`` (an ``int`` or a pair); raise a clear error otherwise.
-
-    Args:
-        grid_size: ``h`` for a square grid, or ``(h, w)``.
-
-    Returns:
-        ``(h, w)``, both positive.
-
-    Raises:
-        TypeError: if an entry is not an ``int``.
-        ValueError: if ``grid_size`` is not an int or a pair, or an entry is not positive.
-    """
-    pair = (grid_size, grid_size) if isinstance(grid_size, int) else grid_size
-    if not isinstance(pair, (tuple, list, torch.Size)) or len(pair) != 2:
-        raise ValueError(
-            f"grid_size={grid_size!r} is neither an int nor a pair; expected h or (h, w)"
-        )
-    return _check_positive_int(pair[0], "grid_size[0]"), _check_positive_int(pair[1], "grid_size[1]")
+def _grid_size(grid_size: object) -> tuple[int, int]:
+    """``(h, w)`` from ``grid_size``, an ``int`` (a square grid) or a pair of positive ints."""
+    if isinstance(grid_size, int) and not isinstance(grid_size, bool):
+        grid_size = (grid_size, grid_size)
+    if not isinstance(grid_size, (tuple, list, torch.Size)) or len(grid_size) != 2:
+        raise ValueError(f"grid_size={grid_size!r} is neither an int nor a pair; expected h or (h, w)")
+    return checks.pair(grid_size, "grid_size")
 
 
 def _sincos(embed_dim: int, positions: Tensor) -> Tensor:
@@ -91,7 +52,7 @@ def _sincos(embed_dim: int, positions: Tensor) -> Tensor:
 
 
 def get_1d_sincos_pos_embed(embed_dim: int, positions: Tensor) -> Tensor:
-    r"""Sine-cosine embedding of scalar positions (Transformer §3.5, as in MAE's code).
+    r"""Sine-cosine embedding of scalar positions (the original Transformer's sinusoids, as in MAE's code).
 
     With $K = D/2$ and $\omega_k = 1 / 10000^{k/K}$ for $k = 0, \dots, K-1$:
 
@@ -118,7 +79,7 @@ def get_1d_sincos_pos_embed(embed_dim: int, positions: Tensor) -> Tensor:
         tensor([[0.0000, 0.0000, 1.0000, 1.0000],
                 [0.8415, 0.0100, 0.5403, 0.9999]])
     """
-    embed_dim = _check_embed_dim(embed_dim, 2)
+    embed_dim = checks.integer(embed_dim, "embed_dim", example="32", multiple=2)
     if not isinstance(positions, Tensor):
         raise TypeError(
             f"positions must be a torch.Tensor, got {type(positions).__name__}; "
@@ -173,8 +134,8 @@ def get_2d_sincos_pos_embed(
         >>> pe[:, 4]  # channel D/2 = sin(row): changes from one row to the next
         tensor([0.0000, 0.0000, 0.0000, 0.8415, 0.8415, 0.8415])
     """
-    embed_dim = _check_embed_dim(embed_dim, 4)
-    h, w = _check_grid_size(grid_size)
+    embed_dim = checks.integer(embed_dim, "embed_dim", example="64", multiple=4)
+    h, w = _grid_size(grid_size)
 
     rows = torch.arange(h, dtype=torch.float64)
     cols = torch.arange(w, dtype=torch.float64)

@@ -1,6 +1,6 @@
 r"""Vision Transformer (ViT): a plain Transformer encoder on a sequence of image patches.
 
-Dosovitskiy et al., "An Image is Worth 16x16 Words" (ICLR 2021), §3.1. The image is cut into
+Dosovitskiy et al., "An Image is Worth 16x16 Words" (ICLR 2021), ViT §3.1. The image is cut into
 ``p x p`` patches, each patch is flattened and mapped linearly to a ``D``-vector (a token), a
 learnable class token is put in front, a position embedding is added, and a stack of
 identical pre-norm Transformer blocks processes the sequence (Eq. 1–4 of the paper):
@@ -41,7 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from refimpl.pos_embed import get_2d_sincos_pos_embed
+from . import checks
+from .pos_embed import get_2d_sincos_pos_embed
 
 __all__ = [
     "PatchEmbed",
@@ -77,25 +78,6 @@ def init_linear_and_norm_(model: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
-    """Return ``value`` if it is one of ``choices``; raise a clear error otherwise.
-
-    Args:
-        value: the argument to check.
-        name: the argument's name, used in the error message.
-        choices: the allowed strings.
-
-    Returns:
-        ``value`` unchanged.
-
-    Raises:
-        ValueError: if ``value`` is not in ``choices``.
-    """
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not supported; expected one of {choices}")
-    return value  # type: ignore[return-value]
-
-
 class PatchEmbed(nn.Module):
     """Cut an image into patches and map each linearly to a token (ViT Eq. 1, ``x_p^i E``).
 
@@ -117,6 +99,8 @@ class PatchEmbed(nn.Module):
         self, img_size: int = 224, patch_size: int = 16, in_chans: int = 3, embed_dim: int = 768
     ) -> None:
         super().__init__()
+        img_size, patch_size = checks.integer(img_size, "img_size", example="224"), checks.integer(patch_size, "patch_size")
+        in_chans, embed_dim = checks.integer(in_chans, "in_chans", example="3"), checks.integer(embed_dim, "embed_dim")
         if img_size % patch_size != 0:
             raise ValueError(
                 f"img_size={img_size} is not divisible by patch_size={patch_size}; "
@@ -142,12 +126,7 @@ class PatchEmbed(nn.Module):
             TypeError: if ``x`` is not a tensor.
             ValueError: if ``x`` is not 4-D, or its channels or size differ from the model's.
         """
-        if not isinstance(x, Tensor):
-            raise TypeError(f"x must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}")
-        if x.ndim != 4:
-            raise ValueError(
-                f"x has shape {tuple(x.shape)} ({x.ndim}-D); expected a 4-D tensor (B, C, H, W)"
-            )
+        x = checks.images(x, "x", "(B, C, H, W)", 4, self.proj.weight.dtype)
         if x.shape[1] != self.in_chans:
             raise ValueError(
                 f"x has {x.shape[1]} channels (shape {tuple(x.shape)}); expected in_chans={self.in_chans}"
@@ -162,7 +141,7 @@ class PatchEmbed(nn.Module):
 
 
 class Attention(nn.Module):
-    r"""Multi-head self-attention, MSA in ViT Eq. 2 (Transformer §3.2.2).
+    r"""Multi-head self-attention, MSA in ViT Eq. 2 (written out in ViT App. A).
 
     One linear map gives queries, keys and values for all heads at once (``qkv``), each
     head attends with $\mathrm{softmax}(Q K^\top / \sqrt{d_h})\, V$, and ``proj`` mixes the
@@ -375,8 +354,12 @@ class VisionTransformer(nn.Module):
         fused_attn: bool = True,
     ) -> None:
         super().__init__()
-        self.pos_embed_type = _check_choice(pos_embed, "pos_embed", ("learn", "sincos"))
-        self.global_pool = _check_choice(global_pool, "global_pool", ("token", "avg"))
+        num_classes = checks.integer(num_classes, "num_classes", 0, "1000")
+        depth, num_heads = checks.integer(depth, "depth", example="12"), checks.integer(num_heads, "num_heads", example="12")
+        mlp_ratio = checks.real(mlp_ratio, "mlp_ratio", 0.0, low_open=True, example="4.0")
+        drop_path_rate = checks.real(drop_path_rate, "drop_path_rate", 0.0, 1.0, high_open=True, example="0.1")
+        self.pos_embed_type = checks.choice(pos_embed, "pos_embed", ("learn", "sincos"))
+        self.global_pool = checks.choice(global_pool, "global_pool", ("token", "avg"))
         if embed_dim % num_heads != 0:
             raise ValueError(
                 f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}; "

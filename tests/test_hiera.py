@@ -17,15 +17,8 @@ from torch import Tensor
 
 from refimpl import hiera as ours
 from refimpl.checkpoints import load_checkpoint
-from refimpl.hiera import (
-    Hiera,
-    MaskedAutoencoderHiera,
-    MaskUnitAttention,
-    pool_tokens,
-    reroll,
-    reroll_units,
-    unroll,
-)
+from refimpl.hiera import Hiera, MaskedAutoencoderHiera, MaskUnitAttention
+from refimpl.unroll import pool_tokens, reroll, reroll_units, unroll
 
 with warnings.catch_warnings():  # the official package imports timm.models.layers (deprecated path)
     warnings.simplefilter("ignore", FutureWarning)
@@ -390,15 +383,32 @@ def test_video_mae_hiera_gives_the_official_loss_predictions_and_time_strided_la
     assert max_abs_diff(out.target[removed], label) <= TOL
 
 
-def test_video_mae_hiera_draws_the_official_default_mask_for_the_same_seed(video_mae_pair, clips):
+def test_video_mae_hiera_draws_the_official_mask_for_the_same_seed_and_ratio(video_mae_pair, clips):
     mine, theirs = video_mae_pair
     torch.manual_seed(3)
-    keep = theirs.get_random_mask(clips, 0.6)  # official default draw, True = KEEP
+    keep = theirs.get_random_mask(clips, 0.6)  # the official forward's default draw, True = KEEP
     torch.manual_seed(3)
     with torch.no_grad():
-        out = mine(clips)  # default mask_ratio 0.6, drawn inside
+        out = mine(clips, 0.6)  # drawn inside
     assert torch.equal(out.units.bool(), ~keep)
     assert out.units.sum(1).tolist() == [8.0, 8.0]
+
+
+def test_the_default_mask_ratio_follows_the_model_video_0_9_images_0_6(video_mae_pair, clips):
+    """Hiera Table 3b: 0.9 is best for video, 0.6 for images; the official forward uses 0.6 for both."""
+    mine, theirs = video_mae_pair
+    assert mine.default_mask_ratio == 0.9
+    torch.manual_seed(4)
+    keep = theirs.get_random_mask(clips, 0.9)
+    torch.manual_seed(4)
+    with torch.no_grad():
+        out = mine(clips)  # no ratio given: the video default
+    assert torch.equal(out.units.bool(), ~keep)
+    assert out.units.sum(1).tolist() == [11.0, 11.0]  # 12 units, int(12 * 0.1) = 1 kept
+    image_model = ours.mae_hiera_tiny_224(input_size=(64, 64), embed_dim=8, stages=(1, 1, 1, 1), decoder_depth=1)
+    assert image_model.default_mask_ratio == 0.6
+    with torch.no_grad():
+        assert image_model(torch.zeros(1, 3, 64, 64)).units.sum().item() == 4 - int(4 * 0.4)
 
 
 @pytest.mark.parametrize("name", VIDEO_FACTORIES + [f"mae_{n}" for n in VIDEO_FACTORIES])

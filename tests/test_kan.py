@@ -14,7 +14,8 @@ from kan.KANLayer import KANLayer
 from kan.MultKAN import MultKAN
 from torch import Tensor
 
-from refimpl.kan import KAN, KANLinear, bspline_basis, extend_grid, uniform_grid
+from refimpl.bspline import bspline_basis, extend_grid, uniform_grid
+from refimpl.kan import KAN, KANLinear
 
 matplotlib.use("Agg")
 
@@ -326,6 +327,27 @@ def test_kan_update_grid_then_refine_keeps_the_function() -> None:
     fine = model.refine(20, x)
     assert [layer.grid_size for layer in fine.layers] == [20, 20]
     assert (fine(x) - model(x)).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("updated_first", [False, True])
+def test_grid_extension_is_exact_for_nested_knots_and_only_approximate_otherwise(updated_first: bool) -> None:
+    """KAN §2.4 fits the fine spline to the coarse one by least squares. With nested knots
+    (G = 3 -> 12: every old knot is a new knot) the coarse spline lies in the fine spline space
+    and the fit is exact; with G = 3 -> 5 it is only the closest fine spline."""
+    torch.manual_seed(0)
+    x = torch.linspace(-1, 1, 401, dtype=torch.float64).unsqueeze(1)  # (N, 1) inside the grid
+    layer = KANLinear(1, 2, grid_size=3).double()
+    with torch.no_grad():
+        layer.coef.normal_()  # a wiggly coarse spline, so the difference shows
+        if updated_first:  # a non-uniform grid from samples: nesting still holds for 3 -> 12
+            samples = torch.rand(300, 1, dtype=torch.float64) * 1.6 - 0.9
+            layer.update_grid(samples)
+            x = samples
+        y = layer(x)
+        nested = (layer.refine(12, x)(x) - y).abs().max().item()
+        not_nested = (layer.refine(5, x)(x) - y).abs().max().item()
+    assert nested < 1e-12
+    assert not_nested > 1e-3
 
 
 def test_prune_masks_the_edges_of_a_dead_hidden_node() -> None:

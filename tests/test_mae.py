@@ -202,10 +202,10 @@ def test_pickled_code_is_never_executed(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("imgs", "kwargs", "message"),
     [
-        (torch.zeros(3, 64, 64), {}, r"imgs must be 4-D \(B, C, H, W\), got shape \(3, 64, 64\)"),
+        (torch.zeros(3, 64, 64), {}, r"imgs has shape \(3, 64, 64\) \(3-D\); expected a 4-D tensor"),
         (torch.zeros(1, 1, 64, 64), {}, r"imgs has shape \(1, 1, 64, 64\); expected \(B, 3, 64, 64\)"),
         (torch.zeros(1, 3, 80, 64), {}, r"imgs has shape \(1, 3, 80, 64\)"),
-        (torch.zeros(1, 3, 64, 64), {"mask_ratio": 1.0}, r"mask_ratio=1.0; expected a number in \[0, 1\)"),
+        (torch.zeros(1, 3, 64, 64), {"mask_ratio": 1.0}, r"mask_ratio=1.0 is outside \[0, 1\)"),
         (torch.zeros(1, 3, 64, 64), {"mask_ratio": -0.1}, r"mask_ratio=-0.1"),
         (torch.zeros(1, 3, 64, 64), {"noise": torch.rand(1, 15)}, r"noise has shape \(1, 15\); expected \(B, L\) = \(1, 16\)"),
     ],

@@ -516,6 +516,18 @@ def test_block_masking_is_deterministic_given_a_seeded_generator():
     assert not torch.equal(draw(0), draw(1))
 
 
+def test_block_masking_defaults_are_beits_blocks_of_16_and_aspect_ratios_in_0_3_to_1_over_0_3():
+    """BEiT's Algorithm 1: blocks of at least 16 patches, aspect ratio drawn from (0.3, 1/0.3)."""
+    import inspect
+
+    defaults = {k: p.default for k, p in inspect.signature(block_masking).parameters.items()}
+    assert defaults["min_block"] == 16
+    assert defaults["max_aspect"] == pytest.approx(1 / 0.3)
+    # With those defaults a draw on 14 x 14 at 40 % still removes exactly the target count.
+    mask = block_masking(8, (14, 14), 0.4, generator=torch.Generator().manual_seed(0))
+    assert mask.sum(dim=1).tolist() == [196 - int(196 * 0.6)] * 8
+
+
 def test_block_masking_masks_contiguous_blocks_not_scattered_tokens():
     def neighbour_share(mask: Tensor) -> float:
         """Share of removed tokens with at least two removed 4-neighbours."""

@@ -17,6 +17,7 @@ from paper_notes.registry import load_papers
 from conftest import ROOT
 
 NOTES = Path(sys.executable).parent / "notes"  # the installed console script
+pytestmark = pytest.mark.subprocess  # every test runs the command
 
 
 def notes(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -103,7 +104,7 @@ def test_bad_input_is_a_one_line_error_with_exit_2_and_no_file(project: Path, ar
 def test_check_passes_on_the_repository() -> None:
     result = notes("check", cwd=ROOT)
     assert result.returncode == 0, result.stderr
-    assert "9 papers" in result.stdout
+    assert "10 papers" in result.stdout
 
 
 def test_check_names_file_and_field_of_an_entry_with_an_unknown_paper(project: Path) -> None:
@@ -130,7 +131,7 @@ def test_papers_lists_the_reading_list_with_status() -> None:
     result = notes("papers", cwd=ROOT)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert len(lines) == 9
+    assert len(lines) == 10
     assert any(line.startswith("mae ") and "read (已读)" in line for line in lines)
     only_reading = notes("papers", "--status", "reading", cwd=ROOT).stdout
     assert "hiera" in only_reading and "mae " not in only_reading
@@ -174,7 +175,7 @@ def test_add_paper_writes_every_field_and_the_site_accepts_it(project: Path) -> 
     assert (paper.short_title, paper.tags, paper.display_title) == ("SAM 2", ("分割", "SAM 2"), "SAM 2")
     # Every schema field is in the file, so the reader sees what is left to fill in.
     assert set(yaml.safe_load(path.read_text(encoding="utf-8"))) == set(yaml.safe_load(
-        (ROOT / "papers/kan.yaml").read_text(encoding="utf-8"))) - {"headline_results"}
+        (ROOT / "papers/kan.yaml").read_text(encoding="utf-8"))) - {"headline_results", "outline"}
     assert path.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # not mkstemp's 0600
     assert check_project(project) == []
 

@@ -274,6 +274,7 @@ def long_run(images: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[di
     return train(long_tiny(images, out)).model.state_dict(), out
 
 
+@pytest.mark.subprocess
 def test_a_real_sigkill_at_a_random_moment_loses_nothing_but_time(
     images: Path, tmp_path: Path, long_run: tuple[dict[str, torch.Tensor], Path]
 ) -> None:
@@ -291,6 +292,7 @@ def test_a_real_sigkill_at_a_random_moment_loses_nothing_but_time(
     assert losses(out) == losses(whole_out)
 
 
+@pytest.mark.subprocess
 def test_the_command_stops_on_a_sigterm_to_its_process_group_with_data_workers_and_exits_143(
     images: Path, tmp_path: Path, long_run: tuple[dict[str, torch.Tensor], Path]
 ) -> None:
@@ -577,6 +579,7 @@ def torchrun_two(config: PretrainConfig, folder: Path, *args: str) -> str:
     return result.stderr
 
 
+@pytest.mark.subprocess
 def test_two_gloo_processes_end_identical_equal_to_one_process_and_stop_together_on_one_ranks_sigterm(
     images: Path, tmp_path: Path
 ) -> None:
@@ -598,6 +601,7 @@ def test_two_gloo_processes_end_identical_equal_to_one_process_and_stop_together
     assert [v for _, v in ddp_losses] == pytest.approx([v for _, v in single_losses], rel=1e-5)
 
 
+@pytest.mark.subprocess
 def test_fsdp_on_two_gloo_processes_continues_a_one_process_run_and_one_process_continues_it(
     images: Path, tmp_path: Path
 ) -> None:
@@ -624,6 +628,7 @@ def test_fsdp_on_two_gloo_processes_continues_a_one_process_run_and_one_process_
         torch.testing.assert_close(last.model.state_dict()[key], value, rtol=1e-4, atol=1e-5, msg=key)
 
 
+@pytest.mark.subprocess
 def test_fsdp_in_bf16_gathers_bf16_weights_keeps_the_noise_float32_and_tracks_a_one_process_run(
     images: Path, tmp_path: Path
 ) -> None:
@@ -688,6 +693,7 @@ def test_a_hiera_run_killed_after_step_5_and_resumed_ends_bit_identical_to_an_un
     assert losses(tmp_path) == losses(whole_out)
 
 
+@pytest.mark.subprocess
 def test_a_hiera_run_sharded_over_two_gloo_processes_warns_nothing_and_ends_as_the_one_process_run(
     images: Path, tmp_path: Path, hiera_run: tuple[PretrainConfig, dict[str, torch.Tensor], Path]
 ) -> None:

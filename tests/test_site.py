@@ -239,6 +239,7 @@ def test_a_paper_with_an_unknown_status_fails_the_build(project_copy: Path, tmp_
     assert f"{path}: field 'status': got 'skimmed'" in result.stderr
 
 
+@pytest.mark.subprocess
 def test_a_new_entry_is_published_everywhere_and_stray_py_files_are_not_notebooks(project_copy: Path, tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -13,7 +13,8 @@
 # %% [markdown]
 # # Hiera 的 unroll：在一张照片上
 #
-# [概念页](../concepts/hiera.md#figure-4)用一个 8×8 的小网格讲了 Hiera [@hiera] 的图 4。这本笔记本把同样的步骤
+# [概念页](../concepts/hiera.md#unroll)用一个 8×8 的小网格讲了官方代码怎样用 unroll 实现 [@hiera, 图 4e]
+# （核大小等于步长，池化不跨掩码单元；"unroll" 是代码里的名字，论文里没有）。这本笔记本把同样的步骤
 # 放到一张 224×224 的照片上：Hiera 的第 1 阶段有 56×56 个 token（每个对应 4×4 像素），掩码单元是 8×8 个 token。
 # 为了能"看见" token，这里让每个 token 就是它那 4×4 像素的平均颜色；用到的函数全部来自 `refimpl.hiera`，
 # 与测试里和官方实现对照的是同一份代码。
@@ -24,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from skimage import data
 
-from refimpl.hiera import mae_hiera_tiny_224, pool_tokens, reroll, reroll_units, unroll
+from refimpl.hiera import mae_hiera_tiny_224
+from refimpl.unroll import pool_tokens, reroll, reroll_units, unroll
 from refimpl.masking import mask_unit_masking
 
 photo = torch.from_numpy(data.astronaut()).permute(2, 0, 1)[None].float() / 255  # (1, 3, 512, 512)

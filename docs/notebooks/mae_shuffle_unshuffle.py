@@ -14,7 +14,7 @@
 # # MAE 的打乱与还原：一步一步看
 #
 # MAE [@mae] 论文的实现一节只用一段话讲了随机遮挡 (random masking)：给每个 token 一个随机数，
-# 按它排序（打乱，shuffle），保留前面一段，编码之后补上掩码词元 (mask token)，再按原顺序排回去
+# 按它排序（打乱，shuffle），保留前面一段，编码之后补上掩码 token (mask token)，再按原顺序排回去
 # （还原，unshuffle）。这本笔记本在一张真实照片上把每一步跑一遍，打印出每一步的下标和形状，
 # 用到的函数全部来自 `refimpl.masking`，与测试里和 Hugging Face ViTMAE 对照的是同一份代码。
 #
@@ -52,7 +52,7 @@ print("ids_keep    ", masked.ids_keep)
 print("mask        ", masked.mask, " (1 = removed)")
 
 # %% [markdown]
-# 编码器只看到 token 4 和 token 1。还原时先在它们后面接上 6 个掩码词元（这里用 −1 表示），
+# 编码器只看到 token 4 和 token 1。还原时先在它们后面接上 6 个掩码 token（这里用 −1 表示），
 # 再用 `ids_restore` 做一次 `gather`：位置 `j` 取打乱列表里的第 `ids_restore[j]` 项。
 
 # %%
@@ -62,7 +62,7 @@ print("shuffled + mask tokens ", torch.cat([masked.kept, mask_token.expand(1, 6,
 print("unshuffled             ", restored.flatten())
 
 # %% [markdown]
-# token 1 和 4 回到了原位，其余位置都是掩码词元，和 `mask` 里的 1 一一对应。
+# token 1 和 4 回到了原位，其余位置都是掩码 token，和 `mask` 里的 1 一一对应。
 #
 # ## 2. 一张照片的 196 个图像块
 #
@@ -102,7 +102,7 @@ plt.show()
 # %% [markdown]
 # 第二张图把图像块按噪声排序后重新铺成 14×14：这就是"打乱"。第三张只留下前 49 块，
 # 也就是编码器 (encoder) 的全部输入；其余位置在编码器里根本不存在（这里涂灰只为显示）。
-# 第四张用 `ids_restore` 把它们放回原处，被去掉的位置由掩码词元占据，正是解码器 (decoder)
+# 第四张用 `ids_restore` 把它们放回原处，被去掉的位置由掩码 token 占据，正是解码器 (decoder)
 # 看到的排列。
 #
 # ## 3. 整个 MAE 前向一遍

@@ -14,11 +14,11 @@
 # # ViT 背景：把一张图切成 16×16 的图像块
 #
 # 视觉 Transformer (Vision Transformer, ViT) [@vit] 不直接处理像素网格，而是先把图像切成
-# 互不重叠的小方块，即图像块 (patch)，再把每个图像块展平成一个向量，当作一个词元 (token)。
-# 这样一张图就变成了一串词元组成的序列 (sequence)，可以像句子一样交给 Transformer。
+# 互不重叠的小方块，即图像块 (patch)，再把每个图像块展平成一个向量，当作一个 token。
+# 这样一张图就变成了一串 token 组成的序列 (sequence)，可以像句子一样交给 Transformer。
 #
 # 本页用一张真实照片把这一步走一遍：224×224 的图像、16×16 的图像块、14×14 的网格 (grid)、
-# 196 个长度为 768 的词元。切块用的是 `refimpl.masking.patchify`，它的顺序与 MAE 官方代码一致。
+# 196 个长度为 768 的 token。切块用的是 `refimpl.masking.patchify`，它的顺序与 MAE 官方代码一致。
 
 # %%
 import matplotlib.pyplot as plt
@@ -83,11 +83,11 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## 从图像到词元：`patchify`
+# ## 从图像到 token：`patchify`
 #
 # `patchify(img, 16)` 做了两件事：先把高和宽各拆成“网格坐标 × 块内像素坐标”，
 # 再把每个图像块的 16 × 16 × 3 个数排成一个向量。块内的顺序是：像素按行展开，
-# 每个像素的三个通道 (channel) 放在一起（通道在最后）。所以一个词元的长度是
+# 每个像素的三个通道 (channel) 放在一起（通道在最后）。所以一个 token 的长度是
 # 16 · 16 · 3 = 768。下面把每一步的形状 (shape) 打印出来。
 
 # %%
@@ -103,10 +103,10 @@ block = img[0, :, 16:32, 0:16].permute(1, 2, 0)  # (16, 16, 3)
 print("token 14 == block at row 1, col 0:", torch.equal(tokens[0, 14], block.reshape(-1)))
 
 # %% [markdown]
-# ## 展平后的词元序列
+# ## 展平后的 token 序列
 #
-# Transformer 看到的不再是二维图像，而是一条长度为 196 的序列。下图按序列顺序画出前 20 个词元：
-# 把每个 768 维向量重新排成 16 × 16 × 3 就能还原成一个小图块。注意第 13 号之后紧跟着第 14 号，
+# Transformer 看到的不再是二维图像，而是一条长度为 196 的序列。下图按序列顺序画出前 20 个 token：
+# 把每个 768 维向量重新排成 16 × 16 × 3 就能还原成一个小图像块。注意第 13 号之后紧跟着第 14 号，
 # 也就是从第一行的最右端跳回第二行的最左端——序列本身不再记得二维的位置，
 # 这正是后面需要位置嵌入 (position embedding) 的原因。
 
@@ -121,7 +121,7 @@ fig.suptitle("tokens 0-19 in sequence order", fontsize=9, y=1.05)
 plt.show()
 
 # %% [markdown]
-# 把整个词元矩阵画成热图 (heat map)：每一行是一个词元（共 196 行），每一列是向量中的一个位置
+# 把整个 token 矩阵画成热图 (heat map)：每一行是一个 token（共 196 行），每一列是向量中的一个位置
 # （共 768 列）。每一行被竖直的分界切成 16 段，每段 48 列（48 = 16 × 3），
 # 对应图像块里的一行像素；段内 R、G、B 三个通道交替排列，周期为 3，在这个尺寸下细得看不出来。
 # 行方向上，明暗相近的横带对应照片中亮度相近的区域，例如第 0–13 行是照片最上面一行图像块。
@@ -140,9 +140,9 @@ plt.show()
 # %% [markdown]
 # ## `unpatchify`：逐像素还原
 #
-# 切块只是重新排列，没有丢掉任何信息。`unpatchify` 按相反的顺序把词元放回原位，
+# 切块只是重新排列，没有丢掉任何信息。`unpatchify` 按相反的顺序把 token 放回原位，
 # 结果与原图逐位相同（`torch.equal`，而不只是近似相等）。MAE 的解码器预测的正是这种格式的
-# 词元，再用 `unpatchify` 变回图像来显示重建结果。
+# token，再用 `unpatchify` 变回图像来显示重建结果。
 
 # %%
 restored = unpatchify(tokens, PATCH)  # (1, 196, 768) -> (1, 3, 224, 224)
@@ -153,7 +153,7 @@ print("restored", tuple(restored.shape), "equal to image:", torch.equal(restored
 #
 # 在 ViT 里，每个 768 维的图像块向量还要经过一个可学习的线性投影 (linear projection)，
 # 映射到模型宽度 (model width) $D$（ViT-Base 中 $D = 768$，与图像块长度相同只是巧合）；
-# 然后在序列最前面加一个可学习的分类词元 (class token)，再给每个位置加上位置嵌入。
+# 然后在序列最前面加一个可学习的类别 token (class token)，再给每个位置加上位置嵌入。
 # 论文的式 (1) [@vit] 写成：
 #
 # $$z_0 = [x_\text{class};\, x_p^1 E;\, \dots;\, x_p^N E] + E_\text{pos}$$
@@ -163,7 +163,7 @@ print("restored", tuple(restored.shape), "equal to image:", torch.equal(restored
 # - $x_p^i$ 是第 $i$ 个图像块展平后的行向量，长度为 $P^2 \cdot C$（这里 $16^2 \cdot 3 = 768$），
 #   也就是上面 `tokens[0, i - 1]`（论文从 1 开始编号）；一共 $N = HW / P^2 = 196$ 个。
 # - $E$ 是形状为 $(P^2 \cdot C) \times D$ 的投影矩阵，所有图像块共用同一个 $E$，
-#   所以 $x_p^i E$ 就是每个词元各乘一次同一个矩阵。
+#   所以 $x_p^i E$ 就是每个 token 各乘一次同一个矩阵。
 # - $x_\text{class}$ 是多出来的那个可学习向量，放在第 0 位；分类时只读它在最后一层的输出。
 # - 方括号里的分号表示把这些行向量上下堆叠，得到 $(N + 1) \times D$ 的矩阵；
 #   $E_\text{pos}$ 同样是 $(N + 1) \times D$，逐元素相加，让每个位置带上“我在网格哪里”的信息。

@@ -1,10 +1,16 @@
-"""Figures for the Hiera concept page (docs/concepts/hiera.md): Figure 4 redrawn from ``refimpl.hiera``.
+"""Figures for the Hiera concept page (docs/concepts/hiera.md), drawn by code.
+
+``hiera/mae_for_hierarchical.svg`` explains, on a toy grid, the five panels of Hiera Fig. 4 (how
+MAE can work with a hierarchical model); ``hiera/table1_steps.svg`` and ``hiera/mask_ratio.svg`` draw
+the numbers of Hiera Table 1 and Hiera Table 3b from ``papers/hiera.yaml``. The other figures show
+the official code's ``unroll``, its way of doing what Hiera Fig. 4e asks, computed by
+[`unroll`][refimpl.unroll.unroll].
 
 The worked example of the 2024-10-24 diary entry: an 8 x 8 token grid, mask units of 4 x 4 tokens
 (a 2 x 2 grid of units), query stride 2 x 2, two unroll steps. Every token keeps one colour
 throughout: the hue says which mask unit it belongs to, the shade says its offset inside its 2 x 2
 pooling window (dark = top-left ... light = bottom-right), and the number is its raster index. The
-orders are computed by [`unroll`][refimpl.hiera.unroll], not typed in.
+orders are computed by [`unroll`][refimpl.unroll.unroll], not typed in.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from refimpl.hiera import pool_tokens, unroll
+from refimpl.unroll import pool_tokens, unroll
+
+from ._results import number, results
 
 SIDE, UNIT = 8, 4  # token grid side, mask unit side
 UNITS_ACROSS = SIDE // UNIT
@@ -163,7 +171,103 @@ def video_units() -> Figure:
     return fig
 
 
+def _toy(ax, title: str, removed: set[int], fill_removed: bool = False) -> None:
+    """The 8 x 8 toy grid with its 4 units outlined; removed units blank (or hatched [M] tokens)."""
+    for i in range(SIDE * SIDE):
+        r, c = divmod(i, SIDE)
+        gone = _unit(i) in removed
+        if gone and not fill_removed:
+            continue
+        face = (0.85, 0.85, 0.85) if gone else mcolors.to_rgb(HUES[_unit(i)])
+        ax.add_patch(Rectangle((c, SIDE - 1 - r), 1, 1, facecolor=face, edgecolor="white", linewidth=0.6,
+                               hatch="//" if gone else None))
+    for k in range(0, SIDE + 1, UNIT):
+        ax.plot([k, k], [0, SIDE], color="black", linewidth=1.2)
+        ax.plot([0, SIDE], [k, k], color="black", linewidth=1.2)
+    ax.set_xlim(-0.6, SIDE + 0.6)
+    ax.set_ylim(-0.6, SIDE + 0.6)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(title, fontsize=8)
+
+
+def _kernel(ax, col: float, row: float, size: float, color: str = "black") -> None:
+    """A pooling/conv kernel of ``size`` tokens with its top-left cell at grid (row, col)."""
+    ax.add_patch(Rectangle((col, SIDE - row - size), size, size, fill=False, edgecolor=color, linewidth=2.2))
+
+
+def mae_for_hierarchical() -> Figure:
+    """Hiera Fig. 4 in five toy panels: units, deleting them, [M] tokens, separate + pad, kernel = stride."""
+    fig = Figure(figsize=(14, 3.3))
+    axes = fig.subplots(1, 5)
+    removed = set(REMOVED)
+    _toy(axes[0], "(a) mask whole units\n(4 x 4 tokens here),\nnot single tokens", removed, fill_removed=True)
+    _toy(axes[1], "(b) delete them (sparse, as MAE):\na 3x3 kernel now needs\ntokens that are gone", removed)
+    _kernel(axes[1], 3, 2, 3, "crimson")
+    _toy(axes[2], "(c) fill them with [M] tokens:\nthe grid is back,\nbut nothing is saved", removed, fill_removed=True)
+    _kernel(axes[2], 3, 2, 3)
+    ax = axes[3]  # (d): the kept units as separate little images, each padded
+    ax.set_title("(d) kept units as separate\nimages, padded: sparse,\nbut the padding costs", fontsize=8)
+    for k, u in enumerate(sorted(set(range(4)) - removed)):
+        x0, y0 = k * (UNIT + 3), 2
+        ax.add_patch(Rectangle((x0 - 1, y0 - 1), UNIT + 2, UNIT + 2, facecolor="white", edgecolor="0.6",
+                               linestyle="--"))
+        ax.add_patch(Rectangle((x0, y0), UNIT, UNIT, facecolor=HUES[u], edgecolor="black"))
+        ax.add_patch(Rectangle((x0 - 1, y0 + UNIT - 2), 3, 3, fill=False, edgecolor="black", linewidth=2.2))
+    ax.set_xlim(-1.6, 2 * (UNIT + 3) - 1.4)
+    ax.set_ylim(-0.6, SIDE + 0.6)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    _toy(axes[4], "(e) kernel = stride\n(2x2, stride 2): no window\ncrosses a unit", removed)
+    for row in range(0, SIDE, 2):
+        for col in range(0, SIDE, 2):
+            if _unit(row * SIDE + col) not in removed:
+                _kernel(axes[4], col, row, 2)
+    return fig
+
+
+def table1_steps() -> Figure:
+    """Hiera Table 1 as a path: accuracy against throughput, image and video, step by step."""
+    data = results("hiera", "table", "1")
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    axes = fig.subplots(1, 2)
+    labels = ["MViTv2-L (supervised)"] + [row[0][:1] for row in data.rows[1:]]
+    for ax, (acc, speed, unit) in zip(axes, ((1, 2, "IN1K, im/s"), (3, 4, "K400, clip/s"))):
+        xs = [number(row[speed]) for row in data.rows]
+        ys = [number(row[acc]) for row in data.rows]
+        ax.plot(xs[1:], ys[1:], "-o", color="C0", markersize=4)
+        ax.plot(xs[:1], ys[:1], "s", color="C3", markersize=6)
+        for x, y, label in zip(xs, ys, labels):
+            below = label in ("e", "b")  # d and e nearly coincide
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, -12 if below else 4), fontsize=8)
+        ax.set_xlabel(f"throughput ({unit}, A100 fp16)")
+        ax.set_ylabel("top-1 (%)")
+        ax.set_title(f"Hiera Table 1, {unit.split(',')[0]}: steps a-f from MViTv2-L to Hiera-L", fontsize=9)
+    return fig
+
+
+def mask_ratio() -> Figure:
+    """Hiera Table 3b: accuracy against mask ratio, images and video."""
+    data = results("hiera", "table", "3b")
+    fig = Figure(figsize=(8, 3.0), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, prefix, name in zip(axes, ("图像", "视频"), ("images (IN1K)", "video (K400)")):
+        rows = [row for row in data.rows if row[0].startswith(prefix)]
+        xs, ys = [number(r[1]) for r in rows], [number(r[2]) for r in rows]
+        ax.plot(xs, ys, "-o")
+        best = ys.index(max(ys))
+        ax.annotate(f"best: {xs[best]}", (xs[best], ys[best]), textcoords="offset points", xytext=(-10, -14),
+                    fontsize=8)
+        ax.set_xlabel("mask ratio")
+        ax.set_ylabel("top-1 (%)")
+        ax.set_title(f"Hiera-L, {name}", fontsize=9)
+    return fig
+
+
 FIGURES = {
+    "hiera/mae_for_hierarchical.svg": mae_for_hierarchical,
+    "hiera/table1_steps.svg": table1_steps,
+    "hiera/mask_ratio.svg": mask_ratio,
     "hiera/tokens_and_units.svg": tokens_and_units,
     "hiera/unroll_steps.svg": unroll_steps,
     "hiera/pool_one_window.svg": pool_one_window,

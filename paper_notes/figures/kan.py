@@ -3,7 +3,8 @@
 ``kan/bspline_bases.svg``: the B-spline bases of orders 0 to 3 on the default grid (G = 5 on
 [-1, 1], k extension knots each side), with their sum, so the page shows exactly what
 ``bspline_basis`` computes. ``kan/grid_extension.svg``: one edge function fitted on a coarse
-grid, then refined to finer grids with ``KANLinear.refine`` (fixed seed).
+grid, then refined with ``KANLinear.refine`` to a nested grid (G = 3 -> 12, exact) and to one
+that is not nested (G = 3 -> 5, approximate), fixed seed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import math
 
 import torch
 
-from refimpl.kan import KANLinear, bspline_basis, uniform_grid
+from refimpl.bspline import bspline_basis, uniform_grid
+from refimpl.kan import KANLinear
 
 G = 5
 SEED = 0
@@ -47,7 +49,8 @@ def _fit(layer: KANLinear, x: torch.Tensor, target: torch.Tensor) -> None:
 
 @torch.no_grad()
 def grid_extension():
-    """Coarse fit (G = 3), its refinement to G = 12 (same curve), and the G = 12 refit."""
+    """Grid extension from a coarse fit (G = 3): to G = 12 (nested knots, the same curve) and to
+    G = 5 (knots not nested, only the closest curve); then the G = 12 copy trained further."""
     import matplotlib.pyplot as plt
 
     torch.manual_seed(SEED)
@@ -57,19 +60,24 @@ def grid_extension():
     coarse.scale_base.zero_()  # spline branch only, to show the grid
     coarse.scale_sp.fill_(1.0)
     _fit(coarse, x, target)
-    fine = coarse.refine(12, x)  # starts as the coarse curve on 12 intervals
-    start = fine(x)
-    _fit(fine, x, target)
-    fig, ax = plt.subplots(figsize=(6.4, 3.2), layout="constrained")
-    ax.plot(x, target, color="black", linewidth=2.4, alpha=0.3, label="target")
-    ax.plot(x, coarse(x), linewidth=1.4, label="G = 3, fitted")
-    ax.plot(x, start, linestyle="--", linewidth=1.4, label="refine(12): same curve, finer grid")
-    ax.plot(x, fine(x), linewidth=1.4, label="G = 12, fitted further")
-    ax.plot(coarse.grid[0, 3:7], torch.zeros(4), "|", color="C0", markersize=12)
-    ax.plot(fine.grid[0, 3:16], torch.zeros(13) - 0.15, "|", color="C2", markersize=8)
-    ax.set_xlabel("x (ticks: interior knots of G = 3 and G = 12)")
-    ax.set_ylabel("phi(x)")
-    ax.legend(fontsize=7, loc="lower left")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4), layout="constrained", sharey=True)
+    for ax, G in zip(axes, (12, 5)):
+        fine = coarse.refine(G, x)  # least-squares copy of the coarse curve on G intervals
+        start = fine(x)
+        gap = (start - coarse(x)).abs().max().item()
+        ax.plot(x, target, color="black", linewidth=2.4, alpha=0.3, label="target")
+        ax.plot(x, coarse(x), linewidth=1.4, label="G = 3, fitted")
+        ax.plot(x, start, linestyle="--", linewidth=1.4, label=f"refine({G}): max |diff| = {gap:.1e}")
+        if G == 12:
+            _fit(fine, x, target)
+            ax.plot(x, fine(x), linewidth=1.4, label="G = 12, fitted further")
+        ax.plot(coarse.grid[0, 3:7], torch.zeros(4), "|", color="C0", markersize=12)
+        ax.plot(fine.grid[0, 3 : 4 + G], torch.zeros(G + 1) - 0.15, "|", color="C1", markersize=8)
+        nested = "nested knots: exact" if G % 3 == 0 else "knots not nested: approximate"
+        ax.set_title(f"G = 3 -> {G} ({nested})", fontsize=9)
+        ax.set_xlabel(f"x (ticks: interior knots of G = 3 and G = {G})")
+        ax.legend(fontsize=7, loc="lower left")
+    axes[0].set_ylabel("phi(x)")
     return fig
 
 

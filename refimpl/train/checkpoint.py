@@ -35,11 +35,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..checkpoints import check_checkpoint_path, unreadable_reason
 from ..mae import encoder_state
 from .config import RESUME_KEYS, ConfigError
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "UnreadableCheckpoint",
     "atomic_save",
     "capture_rng",
     "check_compatible",
@@ -52,6 +54,11 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = "refimpl.train/1"
+
+
+class UnreadableCheckpoint(ConfigError):
+    """A checkpoint file that cannot be read at all (empty, truncated, not ours): resume skips it."""
+
 _NAME = re.compile(r"^checkpoint-(\d{8})\.pth$")
 
 
@@ -131,15 +138,19 @@ def load_training_checkpoint(path: str | PathLike[str]) -> dict[str, Any]:
         ConfigError: if the file is missing, unreadable, or not one of our training checkpoints.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        check_checkpoint_path(path)
+    except FileNotFoundError:
+        raise ConfigError(f"checkpoint {str(path)!r} does not exist") from None
+    except IsADirectoryError as exc:
+        raise ConfigError(str(exc)) from None
+    except ValueError as exc:  # empty
+        raise UnreadableCheckpoint(f"{exc}; move it away or choose another output_dir") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated file, foreign pickle, ...
-        raise ConfigError(
-            f"checkpoint {str(path)!r} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
-            f"move it away or choose another output_dir"
-        ) from None
+    except Exception as exc:  # truncated, a foreign pickle, ...
+        raise UnreadableCheckpoint(f"checkpoint {str(path)!r} cannot be read: {unreadable_reason(exc, path)}; "
+                                   f"move it away or choose another output_dir") from None
     if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(
             f"{str(path)!r} is not a refimpl.train checkpoint (no format {CHECKPOINT_FORMAT!r}); "

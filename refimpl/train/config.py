@@ -1,7 +1,7 @@
 """The pretraining config: one dataclass that travels from the command line to the checkpoint.
 
 [`PretrainConfig`][refimpl.train.config.PretrainConfig] holds every choice of a run. Its defaults
-are the MAE recipe (He et al., 2022, Appendix A.1, and the official ``PRETRAIN.md``) for
+are the MAE recipe (MAE App. A.1 and Table 8, and the official ``PRETRAIN.md``) for
 everything that does not depend on the scale of the run: AdamW with ``betas=(0.9, 0.95)``,
 weight decay 0.05, base learning rate 1.5e-4 scaled by ``effective batch / 256``, a cosine
 schedule after a linear warmup, ``norm_pix_loss``, mask ratio 0.75. The *scale* of the run
@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -76,7 +77,7 @@ class PretrainConfig:
         >>> PretrainConfig(mask_ratio=1.0).validate()
         Traceback (most recent call last):
         ...
-        refimpl.train.config.ConfigError: mask_ratio=1.0; expected a number in [0, 1)
+        refimpl.train.config.ConfigError: mask_ratio=1.0; expected a number in (0, 1): the loss is a mean over the removed patches, so some must be removed
     """
 
     # Model.
@@ -89,9 +90,9 @@ class PretrainConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments for the factory, e.g. ``{"depth": 1, "embed_dim": 32}`` for tests."""
     norm_pix_loss: bool = True
-    """Reconstruct per-patch normalised pixels (MAE §4; the official recipe turns it on)."""
+    """Reconstruct per-patch normalised pixels (MAE §3, Table 1d; the official recipe turns it on)."""
     mask_ratio: float = 0.75
-    """Fraction of patches (Hiera: mask units) removed; the Hiera paper uses 0.6."""
+    """Fraction of patches (Hiera: mask units) removed; MAE uses 0.75, Hiera 0.6 for images (Hiera Table 3b)."""
 
     # Data.
     data: str | None = None
@@ -183,8 +184,10 @@ class PretrainConfig:
             _nonnegative_int(self.warmup_steps, "warmup_steps")
         _nonnegative_int(self.figure_every, "figure_every")
         _nonnegative_int(self.seed, "seed")
-        if not _is_number(self.mask_ratio) or not 0 <= self.mask_ratio < 1:
-            raise ConfigError(f"mask_ratio={self.mask_ratio!r}; expected a number in [0, 1)")
+        if not _is_number(self.mask_ratio) or not 0 < self.mask_ratio < 1:
+            # 0 removes nothing: the loss, a mean over the removed patches, would be 0/0.
+            raise ConfigError(f"mask_ratio={self.mask_ratio!r}; expected a number in (0, 1): the loss is a mean "
+                              f"over the removed patches, so some must be removed")
         for name in ("blr", "min_lr", "weight_decay", "warmup_epochs"):
             value = getattr(self, name)
             if not _is_number(value) or value < 0 or not math.isfinite(value):
@@ -332,7 +335,7 @@ def resolve_config(file_values: dict[str, Any] | None = None, overrides: dict[st
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)  # NumPy scalars too
 
 
 def _positive_int(value: object, name: str) -> None:

@@ -40,6 +40,7 @@ __all__ = [
     "ImageScan",
     "MAEPretrainDataset",
     "ResumableSampler",
+    "denormalize_images",
     "normalize_images",
     "pretrain_transform",
     "sample_seed",
@@ -185,7 +186,8 @@ class EmbeddedPhotos:
             import skimage.data
             from PIL import Image
         except ImportError as exc:
-            raise DataError(f"the embedded default data needs scikit-image and Pillow ({exc}); pass --data DIR") from None
+            raise DataError(f"the default data (scikit-image's photographs) needs scikit-image ({exc}): "
+                            f"pip install 'paper-notes[train]', or pass --data DIR") from None
         folder = Path(skimage.data.__file__).parent
         self.names = tuple(n for n in EMBEDDED_PHOTOS if (folder / n).is_file())
         if not self.names:
@@ -267,6 +269,19 @@ def normalize_images(imgs: Tensor) -> Tensor:
     scale = torch.full((), 255.0, device=imgs.device)
     mean, std = _per_channel(IMAGENET_MEAN, imgs.device), _per_channel(IMAGENET_STD, imgs.device)
     return imgs.to(torch.float32).div_(scale).sub_(mean).div_(std)  # in place on the new float copy
+
+
+def denormalize_images(imgs: Tensor) -> Tensor:
+    """Undo [`normalize_images`][refimpl.train.data.normalize_images]'s mean and standard deviation: pixels in ``[0, 1]``.
+
+    Args:
+        imgs: normalised images ``(..., 3, S, S)``, any floating dtype.
+
+    Returns:
+        ``float32`` images of the same shape, clamped to ``[0, 1]`` for display.
+    """
+    mean, std = _per_channel(IMAGENET_MEAN, imgs.device), _per_channel(IMAGENET_STD, imgs.device)  # (3, 1, 1)
+    return (imgs.float() * std + mean).clamp(0, 1)
 
 
 def _per_channel(values: Sequence[float], device: torch.device) -> Tensor:

@@ -16,7 +16,9 @@ the other strategy or on another number of processes.
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +35,7 @@ __all__ = [
     "load_state_dicts",
     "setup_distributed",
     "shard_model",
+    "unshard_model",
 ]
 
 
@@ -71,6 +74,10 @@ def setup_distributed(device_type: str) -> DistInfo:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistInfo()
+    # Imported after init_process_group (DDP does), this module's functions would capture the
+    # default group in their default arguments and keep it alive for good (see cleanup_distributed).
+    import torch.distributed.nn  # noqa: F401
+
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if device_type == "cuda":
         torch.cuda.set_device(local_rank)
@@ -82,9 +89,41 @@ def setup_distributed(device_type: str) -> DistInfo:
 
 
 def cleanup_distributed() -> None:
-    """Leave the process group, if any."""
+    """Leave the process group, if any, and wait until its threads have stopped.
+
+    ``destroy_process_group`` joins a group's worker threads only when nothing else holds the
+    group. A gloo worker thread that outlives it may free a finished collective, whose tensors
+    Python has already dropped, while the interpreter shuts down; asking for the GIL then, the
+    thread aborts the process ("terminate called without an active exception", about one
+    two-process FSDP run in twenty). So nothing may hold the group by now: a model still
+    sharded by FSDP does, through its device mesh (hence
+    [`unshard_model`][refimpl.train.distributed.unshard_model] before this), and so do DTensor's
+    caches of sharding specs (emptied here). Collecting garbage frees the wrappers (DDP, FSDP,
+    optimizer) that sit in reference cycles; the group then dies here, its threads joined while
+    the interpreter is alive.
+    """
     if dist.is_available() and dist.is_initialized():
+        _release_dtensor_caches()
+        gc.collect()
         dist.destroy_process_group()
+
+
+def _release_dtensor_caches() -> None:
+    """Empty DTensor's sharding and redistribution caches: their specs hold FSDP's device mesh,
+    hence the process group. Private PyTorch caches, cleared only if present; the two-process
+    tests fail (deterministically) if a PyTorch release adds another that pins the group."""
+    if "torch.distributed.tensor" not in sys.modules:  # no DTensor was ever made: nothing cached
+        return
+    from torch.distributed.tensor import _collective_utils, _redistribute, debug
+
+    for clear in (
+        getattr(debug, "_clear_sharding_prop_cache", None),
+        getattr(_redistribute, "clear_redistribute_planner_cache", None),
+        getattr(getattr(_redistribute, "_gen_transform_infos", None), "cache_clear", None),
+        getattr(getattr(getattr(_collective_utils, "MeshTopoInfo", None), "build_from_mesh", None), "cache_clear", None),
+    ):
+        if clear is not None:
+            clear()
 
 
 def all_reduce_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
@@ -164,3 +203,20 @@ def load_state_dicts(model: nn.Module, optimizer: torch.optim.Optimizer, model_s
 
     options = StateDictOptions(full_state_dict=True, strict=True) if sharded else StateDictOptions(strict=True)
     set_state_dict(model, optimizer, model_state_dict=model_state, optim_state_dict=optimizer_state, options=options)
+
+
+def unshard_model(model: nn.Module, twin: nn.Module) -> nn.Module:
+    """Copy the full weights of ``model``, sharded by [`shard_model`][refimpl.train.distributed.shard_model], into ``twin``.
+
+    A collective: every rank calls it and every rank's ``twin`` gets all the weights (gathered
+    on the model's device). ``twin`` is a plain module of the same architecture, holding no
+    process group, so once ``model`` is dropped the group can be destroyed cleanly
+    ([`cleanup_distributed`][refimpl.train.distributed.cleanup_distributed]).
+
+    Returns:
+        ``twin``, with ``model``'s weights.
+    """
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    twin.load_state_dict(get_model_state_dict(model, options=StateDictOptions(full_state_dict=True)))
+    return twin

@@ -23,10 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..hiera import MaskedAutoencoderHiera
-from ..mae import MaskedAutoencoderViT
-from ..masking import patchify, unpatchify
-from .data import IMAGENET_MEAN, IMAGENET_STD, _per_channel
+from ..masking import normalize_patches, patchify, unpatchify
+from .data import denormalize_images
 
 __all__ = ["ROWS", "reconstruction_figure", "reconstruction_rows"]
 
@@ -35,13 +33,14 @@ ROWS = ("input", "masked", "prediction", "target", "reconstruction")
 
 
 @torch.no_grad()
-def reconstruction_rows(
-    model: MaskedAutoencoderViT | MaskedAutoencoderHiera, imgs: Tensor, noise: Tensor, mask_ratio: float
-) -> dict[str, Tensor]:
+def reconstruction_rows(model: Any, imgs: Tensor, noise: Tensor, mask_ratio: float) -> dict[str, Tensor]:
     """Run the MAE on a fixed batch and return every row of the figure as displayable images.
 
     Args:
-        model: the MAE, ViT or Hiera (its mode is left unchanged; neither uses dropout here).
+        model: the MAE, ViT ([`MaskedAutoencoderViT`][refimpl.mae.MaskedAutoencoderViT]) or Hiera
+            ([`MaskedAutoencoderHiera`][refimpl.hiera.MaskedAutoencoderHiera]): the interface both
+            share (``pred_patch_size``, ``pred_channels_last``, ``norm_pix_loss``) is all it uses.
+            Its mode is left unchanged; neither uses dropout here.
         imgs: normalised images ``(B, 3, S, S)``.
         noise: ``(B, L)`` masking noise (Hiera: ``(B, U)``, one value per mask unit), fixed so
             figures of different steps are comparable.
@@ -50,29 +49,21 @@ def reconstruction_rows(
     Returns:
         ``{row: (B, 3, S, S) float in [0, 1]}`` for each of ``ROWS``.
     """
-    with torch.no_grad():  # a figure needs no gradients
-        out = model(imgs, mask_ratio, noise=noise)
-    pred, mask = out.pred.float(), out.mask.float()  # (B, L, p*p*3), (B, L); Hiera: (B, L_pred, 3*p*p)
-    if isinstance(model, MaskedAutoencoderHiera):
-        p = model.pred_stride
-        B, L, _ = pred.shape
-        C = imgs.shape[1]
-        pred = pred.reshape(B, L, C, p, p).permute(0, 1, 3, 4, 2).reshape(B, L, p * p * C)  # (C, p, p) -> (p, p, C)
-    else:
-        p = model.patch_size
-    std, mean = _per_channel(IMAGENET_STD, imgs.device), _per_channel(IMAGENET_MEAN, imgs.device)  # (3, 1, 1)
-    pixels = (imgs.float() * std + mean).clamp(0, 1)  # (B, 3, S, S)
+    out = model(imgs, mask_ratio, noise=noise)
+    pred = model.pred_channels_last(out.pred.float())  # (B, L, p*p*3), patchify's layout
+    mask = out.mask.float()  # (B, L), 1 = removed
+    p = model.pred_patch_size
+    pixels = denormalize_images(imgs)  # (B, 3, S, S)
     target = patchify(imgs.float(), p)  # (B, L, p*p*3)
     if model.norm_pix_loss:
-        mu, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
-        loss_target = (target - mu) / (var + 1e-6) ** 0.5
-        pred_pixels = pred * (var + 1e-6) ** 0.5 + mu
+        loss_target, mu, sigma = normalize_patches(target)
+        pred_pixels = pred * sigma + mu
     else:
         loss_target, pred_pixels = target, pred
     keep = 1 - mask.unsqueeze(-1)  # (B, L, 1), 1 = visible
 
     def show(tokens: Tensor) -> Tensor:  # normalised tokens -> displayable pixels
-        return (unpatchify(tokens, p) * std + mean).clamp(0, 1)
+        return denormalize_images(unpatchify(tokens, p))
 
     def show_standardised(tokens: Tensor) -> Tensor:  # per-patch z-scores -> [0, 1], 0 at grey
         return (unpatchify(tokens, p) / 4 + 0.5).clamp(0, 1)

@@ -1,24 +1,32 @@
 """``mae-pretrain``: MAE pretraining on a CPU, one GPU, or many through ``torchrun``.
 
 [`train`][refimpl.train.pretrain.train] runs one [`PretrainConfig`][refimpl.train.config.PretrainConfig]
-and [`main`][refimpl.train.pretrain.main] is the command line around it. A run, in order:
+and [`main`][refimpl.train.pretrain.main] is the command line around it. A run, in order, each
+step a function of its own that takes the session's [`Run`][refimpl.train.pretrain.Run]:
 
-1. check the config, find the device, join the ``torchrun`` group if there is one;
+1. check the config, find the device, join the ``torchrun`` group if there is one
+   ([`train`][refimpl.train.pretrain.train]);
 2. scan the data (a bad folder is a one-line error before any model is built) and work out the
    per-process micro-batch, steps per epoch and the schedule
    ([`plan_run`][refimpl.train.pretrain.plan_run]);
-3. look in ``output_dir``: the latest checkpoint of the *same* run is resumed, one of another
-   run is refused before anything is written;
+3. look in ``output_dir``: the latest readable checkpoint of the *same* run is resumed, one of
+   another run is refused before anything is written;
 4. build the MAE ([`MaskedAutoencoderViT`][refimpl.mae.MaskedAutoencoderViT], or
-   [`MaskedAutoencoderHiera`][refimpl.hiera.MaskedAutoencoderHiera] for a ``mae_hiera_*`` model),
-   AdamW and the cosine schedule ([`refimpl.train.schedule`][refimpl.train.schedule]); with
-   several processes, wrap the model in ``DistributedDataParallel`` or, with ``--fsdp``, shard it with FSDP2
-   ([`refimpl.train.distributed`][refimpl.train.distributed]);
-5. loop: ``accum_steps`` forward/backward passes (gradients synchronised on the last one only),
-   one optimizer step, then metrics, figures and checkpoints on rank 0;
+   [`MaskedAutoencoderHiera`][refimpl.hiera.MaskedAutoencoderHiera] for a ``mae_hiera_*`` model;
+   [`build_model`][refimpl.train.pretrain.build_model]), AdamW and the cosine schedule
+   ([`refimpl.train.schedule`][refimpl.train.schedule]); with several processes, wrap the model in
+   ``DistributedDataParallel`` or, with ``--fsdp``, shard it with FSDP2
+   ([`refimpl.train.distributed`][refimpl.train.distributed]). Steps 2-4 are
+   [`prepare_run`][refimpl.train.pretrain.prepare_run];
+5. loop: [`train_step`][refimpl.train.pretrain.train_step] runs ``accum_steps`` forward/backward
+   passes (the loss scaled there; gradients synchronised on the last one only) and one optimizer
+   step; then [`log_interval`][refimpl.train.pretrain.log_interval] writes metrics and
+   [`checkpoint_and_figure`][refimpl.train.pretrain.checkpoint_and_figure] the figures and
+   checkpoints ([`save_checkpoint`][refimpl.train.pretrain.save_checkpoint]);
 6. on SIGTERM (a cluster ending the job) or Ctrl-C, finish the step, write a checkpoint and
-   return ([`refimpl.train.signals`][refimpl.train.signals]); the command then exits with 143
-   or 130. A second Ctrl-C quits at once.
+   return ([`should_stop`][refimpl.train.pretrain.should_stop],
+   [`refimpl.train.signals`][refimpl.train.signals]); the command then exits with 143 or 130. A
+   second Ctrl-C quits at once. [`finish`][refimpl.train.pretrain.finish] hands back the model.
 
 On CUDA the forward pass runs under bf16 autocast (fp16 with a gradient scaler on GPUs without
 bf16), AdamW is fused, the model is compiled with ``torch.compile`` (``--no-compile`` to skip),
@@ -50,20 +58,20 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from .. import hiera as hiera_lib
-from .. import mae as mae_lib
-from ..hiera import MaskedAutoencoderHiera, hiera_encoder_state
-from ..mae import MaskedAutoencoderViT, encoder_state
+from .. import hiera, mae
+from ..hiera import MaskedAutoencoderHiera
+from ..mae import MaskedAutoencoderViT
 from .checkpoint import (
     CHECKPOINT_FORMAT,
+    UnreadableCheckpoint,
     atomic_save,
     capture_rng,
     check_compatible,
@@ -93,20 +101,38 @@ from .distributed import (
     load_state_dicts,
     setup_distributed,
     shard_model,
+    unshard_model,
 )
 from .schedule import make_optimizer, make_scheduler
 from .signals import STOP_SIGNALS, StopOnSignal, ignore_stop_signals
 
 __all__ = [
-    "MAEModel", "RunPlan", "TrainResult", "build_model", "build_parser", "default_workers", "figure_batch", "main",
-    "noise_length", "open_data", "plan_run", "resolve_precision", "train",
+    "FACTORIES", "MAEModel", "Run", "RunPlan", "TrainResult", "build_model", "build_parser", "checkpoint_and_figure",
+    "default_workers", "epoch_batches", "figure_batch", "finish", "log_interval", "main", "noise_length", "open_data",
+    "plan_run", "prepare_run", "resolve_precision", "save_checkpoint", "save_figure", "should_stop", "train",
+    "train_step",
 ]
 
 log = logging.getLogger(__name__)
 
 MAEModel = MaskedAutoencoderViT | MaskedAutoencoderHiera
-"""The models ``mae-pretrain`` trains; both take ``(imgs, mask_ratio, noise=...)`` and return ``loss``, ``pred``,
-``mask``."""
+"""The models ``mae-pretrain`` trains. Both take ``(imgs, mask_ratio, noise=...)`` and return ``loss``, ``pred``,
+``mask``, and share the small interface the trainer and its figures use: ``noise_length``,
+``pred_patch_size``, ``pred_channels_last``, ``encoder_state`` and ``norm_pix_loss``."""
+
+FACTORIES: dict[str, Callable[..., MAEModel]] = {
+    "mae_vit_tiny_patch16": mae.mae_vit_tiny_patch16,
+    "mae_vit_base_patch16": mae.mae_vit_base_patch16,
+    "mae_vit_large_patch16": mae.mae_vit_large_patch16,
+    "mae_vit_huge_patch14": mae.mae_vit_huge_patch14,
+    "mae_hiera_tiny_224": hiera.mae_hiera_tiny_224,
+    "mae_hiera_small_224": hiera.mae_hiera_small_224,
+    "mae_hiera_base_224": hiera.mae_hiera_base_224,
+    "mae_hiera_base_plus_224": hiera.mae_hiera_base_plus_224,
+    "mae_hiera_large_224": hiera.mae_hiera_large_224,
+    "mae_hiera_huge_224": hiera.mae_hiera_huge_224,
+}
+"""The named configs ``model`` may take (``config.MODELS``, in the same order), by factory."""
 
 FIGURE_EPOCH = 2**31 - 1
 """The epoch key of the fixed figure batch: its crops and masks never change during a run."""
@@ -196,11 +222,10 @@ def build_model(config: PretrainConfig) -> MAEModel:
         ConfigError: if ``model_kwargs`` is not accepted by the factory.
     """
     kwargs: dict[str, Any] = {"norm_pix_loss": config.norm_pix_loss, **config.model_kwargs}
+    factory = FACTORIES[config.model]
     if config.model in HIERA_MODELS:
-        factory = getattr(hiera_lib, config.model)
         kwargs["input_size"] = (config.img_size, config.img_size)
     else:
-        factory = getattr(mae_lib, config.model)
         kwargs["img_size"] = config.img_size
         if config.patch_size is not None:
             kwargs["patch_size"] = config.patch_size
@@ -216,8 +241,8 @@ class TrainResult:
     """What [`train`][refimpl.train.pretrain.train] returns (on every rank)."""
 
     model: MAEModel
-    """The trained model (not wrapped, not compiled). Under FSDP its parameters are this rank's
-    shards (``DTensor``); the last checkpoint holds the full weights."""
+    """The trained model (not wrapped, not compiled), with all its weights on every rank; under
+    FSDP a plain copy gathered from the shards after the last step."""
     step: int
     """Optimizer steps done."""
     plan: RunPlan
@@ -281,19 +306,47 @@ def open_data(config: PretrainConfig) -> tuple[EmbeddedPhotos | FolderImages, st
     return FolderImages(scan.files), f"{len(scan.files)} images in {config.data} ({scan.skipped} files skipped)"
 
 
-def _find_resume(config: PretrainConfig, out: Path) -> Path | None:
+def _find_resume(config: PretrainConfig, out: Path, is_main: bool) -> tuple[Path | None, dict | None]:
+    """The checkpoint to resume and its contents: ``config.resume``, else the newest readable one in ``out``.
+
+    Unreadable checkpoints (empty, cut short, not a checkpoint) newer than that one are skipped
+    and renamed aside by rank 0 (``<name>.unreadable``; never deleted), with a warning, when there
+    is a readable one to resume or ``config.json`` says that ``out`` holds this run (then it
+    restarts); otherwise the first one is the error, and nothing is renamed.
+    """
     if config.resume is not None:
-        return Path(config.resume)
-    found = list_checkpoints(out)
-    return found[-1] if found else None
+        return Path(config.resume), load_training_checkpoint(config.resume)
+    skipped: list[tuple[Path, UnreadableCheckpoint]] = []
+    found: tuple[Path | None, dict | None] = (None, None)
+    for path in reversed(list_checkpoints(out)):
+        try:
+            found = (path, load_training_checkpoint(path))
+            break
+        except UnreadableCheckpoint as exc:
+            skipped.append((path, exc))
+        except ConfigError:
+            if path.exists():
+                raise
+            # rank 0 has just renamed it aside: skip it as rank 0 does
+    if skipped and found[1] is None and not (out / CONFIG_FILE).is_file():
+        raise skipped[0][1]
+    for path, exc in skipped if is_main else ():
+        aside = path.with_name(f"{path.name}.unreadable")
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = path.with_name(f"{path.name}.unreadable-{n}")
+        os.replace(path, aside)
+        log.warning("skipped %s: %s; renamed it to %s", path.name, str(exc).split("; move it away")[0], aside.name)
+    return found
 
 
-def _check_output_dir(config: PretrainConfig, out: Path, resume: Path | None, dataset_size: int) -> dict | None:
-    """Load the checkpoint to resume, or make sure ``out`` holds no other run; raise before writing."""
-    if resume is not None:
-        state = load_training_checkpoint(resume)
+def _check_output_dir(config: PretrainConfig, out: Path, resume: Path | None, state: dict | None,
+                      dataset_size: int) -> None:
+    """Make sure ``out`` can take this run: its checkpoint is of the same run, or it holds no other run; raise before writing."""
+    if state is not None:
         check_compatible(state, config.to_dict(), dataset_size, resume)
-        return state
+        return
     saved = out / CONFIG_FILE
     if saved.is_file():  # a run killed before its first checkpoint: same run may restart, another may not
         try:
@@ -307,7 +360,6 @@ def _check_output_dir(config: PretrainConfig, out: Path, resume: Path | None, da
                     f"{str(out)!r} holds another run ({key}={previous.get(key)!r} there, {now.get(key)!r} now); "
                     f"nothing was written; use another output_dir"
                 )
-    return None
 
 
 @contextlib.contextmanager
@@ -331,11 +383,15 @@ def _exclusive(out: Path) -> Any:
 
 def _write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _trim_metrics(path: Path, step: int) -> None:
@@ -390,74 +446,100 @@ def figure_batch(dataset: MAEPretrainDataset, n: int) -> tuple[Tensor, Tensor]:
 
 def noise_length(model: MAEModel) -> int:
     """Values of masking noise per sample: one per patch (ViT) or per mask unit (Hiera)."""
-    return model.num_mask_units if isinstance(model, MaskedAutoencoderHiera) else model.num_patches
+    return model.noise_length
 
 
-def _save_figure(model: MAEModel, batch: tuple[Tensor, Tensor], config: PretrainConfig,
-                 device: torch.device, autocast: Callable[[], Any], path: Path, step: int, draw: bool = True) -> None:
-    """Run the model on the figure batch and, if ``draw``, save the figure (FSDP: every rank runs it)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from .figures import reconstruction_figure, reconstruction_rows
-
-    imgs, noise = normalize_images(batch[0].to(device)), batch[1].to(device)
-    with autocast():
-        rows = reconstruction_rows(model, imgs, noise, config.mask_ratio)
-    if not draw:
-        return
-    fig = reconstruction_figure(rows, title=f"step {step}")
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
+# --- one session: prepare the run, then the loop of named steps --------------------------------
 
 
-def train(config: PretrainConfig, *, on_step: Callable[[int], None] | None = None) -> TrainResult:
-    """Pretrain an MAE as ``config`` says; resume the run found in ``config.output_dir``.
+@dataclass
+class Run:
+    """One training session: what [`prepare_run`][refimpl.train.pretrain.prepare_run] builds (steps 1-4
+    of the module docstring) and the loop's state; the loop's steps take it and change it."""
 
-    Args:
-        config: the run's config (validated here).
-        on_step: called with the step number after every optimizer step, once its checkpoint
-            (if any) is written; the tests raise from it to simulate a kill.
+    config: PretrainConfig
+    plan: RunPlan
+    info: DistInfo
+    device: torch.device
+    out: Path
+    """The run's folder."""
+    model: MAEModel
+    """The MAE itself, for state dicts and figures (under FSDP: sharded in place)."""
+    net: nn.Module
+    """What a step calls: ``model``, wrapped in DDP and compiled as the config says."""
+    ddp: nn.parallel.DistributedDataParallel | None
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    """fp16 only: gradients underflow without loss scaling; bf16 has float32's range and needs none."""
+    sampler: ResumableSampler
+    loader: torch.utils.data.DataLoader
+    amp_dtype: torch.dtype | None
+    """The autocast dtype, ``None`` for float32."""
+    sharded: bool
+    """FSDP: every rank takes part in checkpoints and figures."""
+    stop: int
+    """The last step of this session: the schedule's end or ``max_steps``."""
+    step: int = 0
+    """Optimizer steps done."""
+    resumed_from: Path | None = None
+    figure_images: tuple[Tensor, Tensor] | None = None
+    """The fixed batch of the reconstruction figures (ranks that draw or, under FSDP, help)."""
+    writer: Any = None
+    """TensorBoard's ``SummaryWriter``, if any (rank 0)."""
+    bar: Any = None
+    """The tqdm progress bar, if any (rank 0)."""
+    metrics: list[dict[str, float]] = field(default_factory=list)
+    """Metric lines logged in this session (rank 0)."""
+    stopped_by: str | None = None
+    loss_sum: Tensor | None = None
+    """Summed (detached) losses of the current logging interval, on the device: no host sync per step."""
+    interval_steps: int = 0
+    interval_start: float = 0.0
 
-    Returns:
-        A [`TrainResult`][refimpl.train.pretrain.TrainResult].
+    @property
+    def gathers(self) -> bool:
+        """Whether this rank takes part in checkpoints and figures: rank 0, and every rank under FSDP."""
+        return self.info.is_main or self.sharded
+
+    def autocast(self) -> Any:
+        """The forward pass's autocast context (a no-op in float32)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def sampler_position(self, step: int) -> dict[str, int]:
+        """Where the data of ``step`` starts: ``{"epoch", "start"}``, as saved in checkpoints."""
+        epoch, done = divmod(step, self.plan.steps_per_epoch)
+        return {"epoch": epoch, "start": done * self.config.accum_steps * self.plan.micro_batch}
+
+
+def prepare_run(config: PretrainConfig, device: torch.device, info: DistInfo, stack: contextlib.ExitStack) -> Run:
+    """Steps 2-4: scan the data, plan, check the output folder, build or resume the model and optimizer.
+
+    Everything that can refuse the run (bad data, a folder holding another run, an unwritable
+    folder) is checked before anything is written. Rank 0 holds the folder's lock, the progress
+    bar and TensorBoard in ``stack``.
 
     Raises:
-        ConfigError: for an invalid config, a batch larger than the data, or an ``output_dir``
-            holding another run (nothing is written then).
-        DataError: for a missing, empty or unreadable data folder (before any model is built).
+        ConfigError: for a batch larger than the data, a folder of another run, or an unwritable folder.
+        DataError: for a missing, empty or unreadable data folder.
     """
-    config.validate()
-    device = _device(config, int(os.environ.get("LOCAL_RANK", "0")))
-    info = setup_distributed(device.type)
-    try:
-        notice = ("mae-pretrain: Ctrl-C received: finishing this step and saving a checkpoint "
-                  "(Ctrl-C again quits at once)")
-        with StopOnSignal(notice=notice if info.is_main else None) as signals:
-            return _train(config, device, info, on_step, signals)
-    finally:
-        cleanup_distributed()
-
-
-def _train(config: PretrainConfig, device: torch.device, info: DistInfo,
-           on_step: Callable[[int], None] | None, signals: StopOnSignal) -> TrainResult:
     source, data_text = open_data(config)
     plan = plan_run(config, len(source), info.world_size)
     out = Path(config.output_dir)
-    resume_path = _find_resume(config, out)
-    state = _check_output_dir(config, out, resume_path, plan.dataset_size)
-
-    with contextlib.ExitStack() as stack:
-        if info.is_main:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output_dir {str(out)!r} is a file; expected a folder (new, or holding this run)")
+    resume_path, state = _find_resume(config, out, info.is_main)
+    _check_output_dir(config, out, resume_path, state, plan.dataset_size)
+    if info.is_main:
+        try:
             out.mkdir(parents=True, exist_ok=True)
             stack.enter_context(_exclusive(out))
-        return _run(config, device, info, on_step, signals, source, data_text, plan, out, resume_path, state)
+        except OSError as exc:  # a read-only file system, no permission, ...
+            raise ConfigError(f"cannot write in output_dir {str(out)!r} ({exc.strerror or exc}); "
+                              f"nothing was written; choose another output_dir") from None
 
-
-def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: Callable[[int], None] | None,
-         signals: StopOnSignal, source: object, data_text: str, plan: RunPlan, out: Path,
-         resume_path: Path | None, state: dict | None) -> TrainResult:
     cuda = device.type == "cuda"
     precision = resolve_precision(config.precision, device)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
@@ -469,11 +551,10 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
                               f"expected --precision fp32 with FSDP, or DDP (--no-fsdp) with fp16")
         # Before the optimizer: it sees the shards. Weights are gathered in the autocast dtype.
         shard_model(model, [*model.blocks, *model.decoder_blocks], param_dtype=amp_dtype)
-    dataset = MAEPretrainDataset(source, config.img_size, noise_length(model), config.seed)
+    dataset = MAEPretrainDataset(source, config.img_size, model.noise_length, config.seed)
     optimizer = make_optimizer(model, plan.peak_lr, config.weight_decay, config.betas, fused=cuda)
     scheduler = make_scheduler(optimizer, plan.warmup_steps, plan.total_steps,
                                config.min_lr / plan.peak_lr if plan.peak_lr else 0.0)
-    # fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none.
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     step = 0
     if state is not None:
@@ -493,19 +574,15 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
         log.info("data: %s; %s", data_text, "resuming " + str(resume_path) if state else "new run")
         log.info("plan: %s", plan)
 
-    # Wrap for speed and for several processes; keep `model` for state dicts and figures.
-    net: torch.nn.Module = model
+    # Wrap for speed and for several processes; `model` stays for state dicts and figures.
+    net: nn.Module = model
     ddp = None
     if info.distributed and not sharded:
         from torch.nn.parallel import DistributedDataParallel
 
         ddp = net = DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
-    use_compile = config.compile if config.compile is not None else cuda
-    if use_compile:
+    if config.compile if config.compile is not None else cuda:
         net = torch.compile(net)
-
-    def autocast() -> Any:
-        return torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
 
     workers = config.num_workers if config.num_workers is not None else default_workers(device)
     sampler = ResumableSampler(len(dataset), info.world_size, info.rank, config.seed)
@@ -513,127 +590,224 @@ def _run(config: PretrainConfig, device: torch.device, info: DistInfo, on_step: 
         dataset, batch_size=plan.micro_batch, sampler=sampler, num_workers=workers, pin_memory=cuda,
         drop_last=True, persistent_workers=workers > 0, worker_init_fn=ignore_stop_signals if workers > 0 else None,
     )
-
-    stop = min(plan.total_steps, config.max_steps or plan.total_steps)
-    writer = None
+    run = Run(config=config, plan=plan, info=info, device=device, out=out, model=model, net=net, ddp=ddp,
+              optimizer=optimizer, scheduler=scheduler, scaler=scaler, sampler=sampler, loader=loader,
+              amp_dtype=amp_dtype, sharded=sharded, stop=min(plan.total_steps, config.max_steps or plan.total_steps),
+              step=step, resumed_from=resume_path if state is not None else None,
+              loss_sum=torch.zeros((), device=device), interval_start=time.perf_counter())
+    if run.gathers:
+        run.figure_images = figure_batch(dataset, config.figure_images)
     if info.is_main and config.tensorboard:
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            writer = SummaryWriter(str(out / "tensorboard"))
+            run.writer = stack.enter_context(contextlib.closing(SummaryWriter(str(out / "tensorboard"))))
         except ImportError:  # TensorBoard is optional
-            writer = None
-    bar = None
+            pass
     if info.is_main and config.progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=stop, initial=step, desc="mae-pretrain", unit="step", dynamic_ncols=True)
-    gathers = info.is_main or sharded  # ranks that take part in checkpoints and figures (FSDP: all)
-    figure_images = figure_batch(dataset, config.figure_images) if gathers else None
-    encoder_keys = hiera_encoder_state if isinstance(model, MaskedAutoencoderHiera) else encoder_state
-    metrics: list[dict[str, float]] = []
+        run.bar = stack.enter_context(tqdm(total=run.stop, initial=step, desc="mae-pretrain", unit="step",
+                                           dynamic_ncols=True))
+    return run
 
-    def save(step: int) -> dict[str, Tensor]:
-        """Write the checkpoint of ``step`` (rank 0) and return the full model state (empty on other ranks)."""
-        model_state, optimizer_state = full_state_dicts(model, optimizer, sharded)
-        if not info.is_main:
-            return model_state
-        path = out / checkpoint_name(step)
-        atomic_save({
-            "format": CHECKPOINT_FORMAT, "model": model_state, "optimizer": optimizer_state,
-            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-            "step": step,
-            "epoch": step // plan.steps_per_epoch, "sampler": sampler_state(step), "rng": capture_rng(),
-            "config": config.to_dict(), "dataset_size": plan.dataset_size,
-        }, path)
-        prune_checkpoints(out, config.keep_last)
+
+def epoch_batches(run: Run) -> Iterator[tuple[Tensor, Tensor]]:
+    """The micro-batches from ``run.step`` to the end of its epoch: ``uint8 (B, 3, S, S)`` images and ``(B, L)`` noise."""
+    position = run.sampler_position(run.step)
+    run.sampler.set_position(position["epoch"], position["start"])
+    return iter(run.loader)
+
+
+def train_step(run: Run, batches: Iterator[tuple[Tensor, Tensor]]) -> float:
+    """Step 5: ``accum_steps`` forward/backward passes, then one optimizer step.
+
+    The loss of each micro-batch is scaled by ``1 / accum_steps`` (and, in fp16, by the gradient
+    scaler) before its backward pass; gradients are synchronised across processes on the last
+    micro-batch only.
+
+    Returns:
+        The learning rate the step used.
+    """
+    config = run.config
+    for micro in range(config.accum_steps):
+        imgs, noise = next(batches)  # uint8 (B, 3, S, S), (B, L)
+        imgs = normalize_images(imgs.to(run.device, non_blocking=True))
+        noise = noise.to(run.device, non_blocking=True)
+        sync = micro == config.accum_steps - 1
+        if run.sharded:
+            run.model.set_requires_gradient_sync(sync)
+        with run.ddp.no_sync() if run.ddp is not None and not sync else contextlib.nullcontext():
+            with run.autocast():
+                loss = run.net(imgs, config.mask_ratio, noise=noise).loss
+            run.scaler.scale(loss / config.accum_steps).backward()
+        run.loss_sum += loss.detach().float() / config.accum_steps
+    lr = run.optimizer.param_groups[0]["lr"]
+    run.scaler.step(run.optimizer)  # = optimizer.step(), but skipped if fp16 gradients overflowed
+    run.scaler.update()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scheduler.step()
+    run.step += 1
+    run.interval_steps += 1
+    return lr
+
+
+def log_interval(run: Run, lr: float) -> None:
+    """Every ``log_every`` steps and at the end: the interval's mean loss over all ranks, one line
+    of ``metrics.jsonl`` (and TensorBoard, the progress bar) on rank 0.
+
+    Raises:
+        FloatingPointError: if the loss is not finite: the run diverged.
+    """
+    if run.step % run.config.log_every and run.step != run.stop:
+        return
+    mean_loss = all_reduce_mean(run.loss_sum / run.interval_steps, run.info).item()
+    elapsed = time.perf_counter() - run.interval_start
+    line = {"step": run.step, "epoch": round(run.step / run.plan.steps_per_epoch, 4), "loss": round(mean_loss, 6),
+            "lr": lr, "images_per_s": round(run.interval_steps * run.config.batch_size / elapsed, 2)}
+    if run.scaler.is_enabled():
+        line["loss_scale"] = run.scaler.get_scale()
+    if not math.isfinite(mean_loss):
+        kept = list_checkpoints(run.out) if run.info.is_main else []
+        raise FloatingPointError(
+            f"training diverged: the loss is {mean_loss} at step {run.step} (lr {lr:.3g}); lower the "
+            f"learning rate (--blr or --lr){f', then resume from {kept[-1].name}' if kept else ''}")
+    if run.info.is_main:
+        run.metrics.append(line)
+        with open(run.out / METRICS_FILE, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line) + "\n")
+        if run.writer is not None:
+            for key in ("loss", "lr", "images_per_s"):
+                run.writer.add_scalar(f"train/{key}", line[key], run.step)
+        if run.bar is not None:
+            run.bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{line['images_per_s']:.1f}")
+    run.loss_sum.zero_()
+    run.interval_steps, run.interval_start = 0, time.perf_counter()
+
+
+def save_checkpoint(run: Run) -> dict[str, Tensor]:
+    """Write the checkpoint of ``run.step`` (rank 0; a collective under FSDP) and keep the last ``keep_last``.
+
+    Returns:
+        The full model state (empty on ranks other than 0).
+    """
+    model_state, optimizer_state = full_state_dicts(run.model, run.optimizer, run.sharded)
+    if not run.info.is_main:
         return model_state
+    atomic_save({
+        "format": CHECKPOINT_FORMAT, "model": model_state, "optimizer": optimizer_state,
+        "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict() if run.scaler.is_enabled() else None,
+        "step": run.step, "epoch": run.step // run.plan.steps_per_epoch, "sampler": run.sampler_position(run.step),
+        "rng": capture_rng(), "config": run.config.to_dict(), "dataset_size": run.plan.dataset_size,
+    }, run.out / checkpoint_name(run.step))
+    prune_checkpoints(run.out, run.config.keep_last)
+    return model_state
 
-    def sampler_state(step: int) -> dict[str, int]:
-        epoch, done = divmod(step, plan.steps_per_epoch)
-        return {"epoch": epoch, "start": done * config.accum_steps * plan.micro_batch}
 
-    loss_sum = torch.zeros((), device=device)
-    interval_steps, interval_start = 0, time.perf_counter()
-    stopped_by = None
-    while step < stop and stopped_by is None:
-        position = sampler_state(step)
-        sampler.set_position(position["epoch"], position["start"])
-        batches = iter(loader)
-        for _ in range(plan.steps_per_epoch - step % plan.steps_per_epoch):
-            for micro in range(config.accum_steps):
-                imgs, noise = next(batches)  # uint8 (B, 3, S, S), (B, L)
-                imgs = normalize_images(imgs.to(device, non_blocking=True))
-                noise = noise.to(device, non_blocking=True)
-                # Synchronise gradients across processes only on the last micro-batch.
-                sync = micro == config.accum_steps - 1
-                if sharded:
-                    model.set_requires_gradient_sync(sync)
-                with (ddp.no_sync() if ddp is not None and not sync else contextlib.nullcontext()):
-                    with autocast():
-                        loss = net(imgs, config.mask_ratio, noise=noise).loss
-                    scaler.scale(loss / config.accum_steps).backward()
-                loss_sum += loss.detach().float() / config.accum_steps
-            lr = optimizer.param_groups[0]["lr"]
-            scaler.step(optimizer)  # = optimizer.step(), but skipped if fp16 gradients overflowed
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
-            step += 1
-            interval_steps += 1
+def save_figure(run: Run) -> None:
+    """Run the model on the fixed figure batch and save ``recon-<step>.png`` (FSDP: every rank runs it, rank 0 draws)."""
+    import matplotlib
 
-            if step % config.log_every == 0 or step == stop:
-                mean_loss = all_reduce_mean(loss_sum / interval_steps, info).item()
-                elapsed = time.perf_counter() - interval_start
-                line = {"step": step, "epoch": round(step / plan.steps_per_epoch, 4), "loss": round(mean_loss, 6),
-                        "lr": lr, "images_per_s": round(interval_steps * config.batch_size / elapsed, 2)}
-                if scaler.is_enabled():
-                    line["loss_scale"] = scaler.get_scale()
-                if not math.isfinite(mean_loss):
-                    raise FloatingPointError(f"loss is {mean_loss} at step {step}; lower the learning rate")
-                if info.is_main:
-                    metrics.append(line)
-                    with open(out / METRICS_FILE, "a", encoding="utf-8") as handle:
-                        handle.write(json.dumps(line) + "\n")
-                    if writer is not None:
-                        for key in ("loss", "lr", "images_per_s"):
-                            writer.add_scalar(f"train/{key}", line[key], step)
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{line['images_per_s']:.1f}")
-                loss_sum.zero_()
-                interval_steps, interval_start = 0, time.perf_counter()
-            if gathers:
-                if (config.figure_every and step % config.figure_every == 0) or step == stop:
-                    _save_figure(model, figure_images, config, device, autocast, out / f"recon-{step:08d}.png", step,
-                                 draw=info.is_main)
-                if step % config.save_every == 0 or step == stop:
-                    model_state = save(step)
-                    if step == stop and info.is_main:
-                        export_encoder(model_state, out / ENCODER_FILE, encoder_keys)
-            if bar is not None:
-                bar.update(1)
-            if on_step is not None:
-                on_step(step)
-            # Every rank stops after the same step; a signal during the last step changes nothing.
-            if step < stop and any_rank(signals.received is not None, info):
-                stopped_by = signals.received or STOP_SIGNALS[0].name
-                if gathers and step % config.save_every:
-                    save(step)
-                if info.is_main:
-                    log.warning("%s: stopped after step %d and saved %s; run the same command to resume",
-                                stopped_by, step, checkpoint_name(step))
-            if step >= stop or stopped_by is not None:
-                break
+    matplotlib.use("Agg")
+    from .figures import reconstruction_figure, reconstruction_rows
 
-    if bar is not None:
-        bar.close()
-    if writer is not None:
-        writer.close()
-    if info.distributed:
+    imgs, noise = normalize_images(run.figure_images[0].to(run.device)), run.figure_images[1].to(run.device)
+    with run.autocast():
+        rows = reconstruction_rows(run.model, imgs, noise, run.config.mask_ratio)
+    if not run.info.is_main:
+        return
+    path = run.out / f"recon-{run.step:08d}.png"
+    fig = reconstruction_figure(rows, title=f"step {run.step}")
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    os.replace(tmp, path)
+
+
+def checkpoint_and_figure(run: Run) -> None:
+    """A figure every ``figure_every`` steps, a checkpoint every ``save_every``; at the end both, and the encoder."""
+    if not run.gathers:
+        return
+    end = run.step == run.stop
+    if (run.config.figure_every and run.step % run.config.figure_every == 0) or end:
+        save_figure(run)
+    if run.step % run.config.save_every == 0 or end:
+        model_state = save_checkpoint(run)
+        if end and run.info.is_main:
+            export_encoder(model_state, run.out / ENCODER_FILE, run.model.encoder_state)
+
+
+def should_stop(run: Run, signals: StopOnSignal) -> bool:
+    """Step 6: after a SIGTERM or Ctrl-C on any rank, every rank stops after this same step, with a checkpoint.
+
+    A signal during the last step changes nothing: that step ends the run anyway.
+    """
+    if run.step < run.stop and any_rank(signals.received is not None, run.info):
+        run.stopped_by = signals.received or STOP_SIGNALS[0].name
+        if run.gathers and run.step % run.config.save_every:
+            save_checkpoint(run)
+        if run.info.is_main:
+            log.warning("%s: stopped after step %d and saved %s; run the same command to resume",
+                        run.stopped_by, run.step, checkpoint_name(run.step))
+    return run.step >= run.stop or run.stopped_by is not None
+
+
+def finish(run: Run) -> TrainResult:
+    """Hand back the trained model (under FSDP a plain copy with the gathered weights) once every rank is done."""
+    model = run.model
+    if run.sharded:  # nothing that outlives the run may hold the process group
+        with torch.random.fork_rng(devices=[]):
+            model = unshard_model(model, build_model(run.config).to(run.device))
+    if run.info.distributed:
         torch.distributed.barrier()
-    return TrainResult(model=model, step=step, plan=plan, output_dir=out,
-                       resumed_from=resume_path if state is not None else None, metrics=metrics,
-                       stopped_by=stopped_by)
+    return TrainResult(model=model, step=run.step, plan=run.plan, output_dir=run.out, resumed_from=run.resumed_from,
+                       metrics=run.metrics, stopped_by=run.stopped_by)
+
+
+def train(config: PretrainConfig, *, on_step: Callable[[int], None] | None = None) -> TrainResult:
+    """Pretrain an MAE as ``config`` says; resume the run found in ``config.output_dir``.
+
+    Args:
+        config: the run's config (validated here).
+        on_step: called with the step number after every optimizer step, once its checkpoint
+            (if any) is written; the tests raise from it to simulate a kill.
+
+    Returns:
+        A [`TrainResult`][refimpl.train.pretrain.TrainResult].
+
+    Raises:
+        ConfigError: for an invalid config, a batch larger than the data, or an ``output_dir``
+            holding another run (nothing is written then).
+        DataError: for a missing, empty or unreadable data folder (before any model is built).
+        FloatingPointError: if the loss diverges.
+    """
+    config.validate()
+    device = _device(config, int(os.environ.get("LOCAL_RANK", "0")))
+    info = setup_distributed(device.type)
+    try:
+        return _session(config, device, info, on_step)
+    finally:  # after _session's frame is gone: nothing of the run may hold the process group now
+        cleanup_distributed()
+
+
+def _session(config: PretrainConfig, device: torch.device, info: DistInfo,
+             on_step: Callable[[int], None] | None) -> TrainResult:
+    """Prepare the run, loop over the steps until the end or a stop signal, hand back the model."""
+    notice = "mae-pretrain: Ctrl-C received: finishing this step and saving a checkpoint (Ctrl-C again quits at once)"
+    with StopOnSignal(notice=notice if info.is_main else None) as signals, contextlib.ExitStack() as stack:
+        run = prepare_run(config, device, info, stack)
+        while run.step < run.stop and run.stopped_by is None:
+            batches = epoch_batches(run)
+            for _ in range(run.plan.steps_per_epoch - run.step % run.plan.steps_per_epoch):
+                lr = train_step(run, batches)
+                log_interval(run, lr)
+                checkpoint_and_figure(run)
+                if run.bar is not None:
+                    run.bar.update(1)
+                if on_step is not None:
+                    on_step(run.step)
+                if should_stop(run, signals):
+                    break
+        return finish(run)
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -698,7 +872,9 @@ def main(argv: list[str] | None = None) -> int:
         argv: arguments without the program name; ``sys.argv[1:]`` when ``None``.
 
     Returns:
-        The exit status: 0 on success, 2 for a bad config or data (one line on stderr), 143 when
+        The exit status: 0 on success, 2 for a bad config or data (one line on stderr, nothing
+        written), 1 when the run failed after it started (the loss diverged, a write failed; one
+        line; the checkpoints written before are kept), 143 when
         SIGTERM and 130 when Ctrl-C stopped it after writing a checkpoint, also 130 when a second
         Ctrl-C interrupted it at once (the last checkpoint written stays); in every case rerun the
         same command to resume.
@@ -717,6 +893,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError) as exc:
         print(f"mae-pretrain: error: {exc}", file=sys.stderr)
         return 2
+    except FloatingPointError as exc:
+        print(f"mae-pretrain: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the disk filled up, the folder was removed, ... during the run
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"mae-pretrain: error: {where}{exc.strerror or exc}; the checkpoints written before are kept; "
+              f"fix the cause and run the same command to resume", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("mae-pretrain: interrupted; run the same command again to resume from the last checkpoint",
               file=sys.stderr)

@@ -1,4 +1,4 @@
-r"""The optimiser and learning-rate schedule of MAE pretraining (He et al., 2022, Table 8).
+r"""The optimiser and learning-rate schedule of MAE pretraining (MAE Table 8).
 
 AdamW with ``betas=(0.9, 0.95)``; weight decay only on weight matrices; a peak learning rate
 from the linear scaling rule $\mathrm{lr} = \mathrm{blr} \times \mathrm{batch} / 256$; a linear

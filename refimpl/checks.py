@@ -1,0 +1,244 @@
+"""Argument checks for the public entry points: one wording and one exception type per mistake.
+
+The concept modules check user input once, where it enters (a public function, a model's
+constructor or ``forward``), with these helpers; the functions they call trust them. Each check
+returns the value, normalised (a NumPy integer becomes an ``int``), or raises:
+
+- ``TypeError``: the wrong kind of value: a float where an int is expected, a list where a
+  tensor is expected, integer images where floating ones are expected;
+- ``ValueError``: the right kind with a wrong value: out of range, wrong shape, NaN.
+
+Every message names the argument, the value it got and what is expected, e.g.
+``patch_size=0 is below 1; expected an int >= 1 such as 16``.
+
+Checks that read tensor *values* (NaN in the masking noise, say) would make a GPU wait for
+the host; they run in eager mode and are skipped while ``torch.compile`` traces, where a
+compiled training step must not synchronise.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "choice",
+    "interval",
+    "finite",
+    "floating",
+    "fraction",
+    "images",
+    "integer",
+    "integer_tensor",
+    "pair",
+    "real",
+    "sizes",
+    "tensor",
+]
+
+
+def _got(value: object) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+def integer(value: object, name: str, minimum: int = 1, example: str = "16", multiple: int = 1) -> int:
+    """``value`` as an ``int`` if it is an integer ``>= minimum`` and a multiple of ``multiple`` (``bool`` is refused).
+
+    Examples:
+        >>> integer(3, "depth")
+        3
+        >>> integer(0, "patch_size")
+        Traceback (most recent call last):
+        ...
+        ValueError: patch_size=0 is not positive; expected an int >= 1 such as 16
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {_got(value)}; expected an int >= {minimum} such as {example}")
+    if multiple > 1 and (value < minimum or value % multiple):
+        raise ValueError(f"{name}={value!r} is not a positive multiple of {multiple}; expected e.g. {example}")
+    if value < minimum:
+        problem = "is not positive" if minimum == 1 else f"is below {minimum}"
+        raise ValueError(f"{name}={value!r} {problem}; expected an int >= {minimum} such as {example}")
+    return int(value)
+
+
+def real(value: object, name: str, low: float = -math.inf, high: float = math.inf, *,
+         low_open: bool = False, high_open: bool = False, example: str = "0.5") -> float:
+    """``value`` as a ``float`` if it is a real number in the interval (NaN never is; ``bool`` is refused).
+
+    Args:
+        value: the argument.
+        name: its name, for the message.
+        low, high: the interval's ends.
+        low_open, high_open: whether the interval excludes its ends.
+        example: a valid value, for the message.
+
+    Examples:
+        >>> real(0.5, "mlp_ratio", 0, low_open=True)
+        0.5
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {_got(value)}; expected a number such as {example}")
+    number = float(value)
+    above = number > low if low_open else number >= low
+    below = number < high if high_open else number <= high
+    if not (above and below):  # NaN fails both
+        if math.isinf(high) and not math.isnan(number):
+            problem = f"is {'not above' if low_open else 'below'} {low:g}"
+        else:
+            problem = f"is outside {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name}={value!r} {problem}; expected a number such as {example}")
+    return number
+
+
+def fraction(value: object, name: str, zero: bool = True, example: str = "0.75") -> float:
+    """``value`` as a ``float`` in ``[0, 1)`` (``(0, 1)`` when ``zero`` is false): a mask ratio.
+
+    Examples:
+        >>> import numpy as np
+        >>> fraction(np.float32(0.5), "mask_ratio")
+        0.5
+        >>> fraction(1.0, "mask_ratio")
+        Traceback (most recent call last):
+        ...
+        ValueError: mask_ratio=1.0 is outside [0, 1); expected a number such as 0.75
+    """
+    return real(value, name, 0.0, 1.0, low_open=not zero, high_open=True, example=example)
+
+
+def interval(value: object, name: str, example: str = "(-1, 1)") -> tuple[float, float]:
+    """``value`` as ``(lo, hi)``: two finite real numbers with ``lo < hi``."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be a pair (lo, hi), got {value!r}; expected e.g. {example}")
+    lo, hi = value
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in (lo, hi)):
+        raise TypeError(f"{name}={value!r} must hold two real numbers; expected e.g. {example}")
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"{name}={value!r} needs finite lo < hi; expected e.g. {example}")
+    return float(lo), float(hi)
+
+
+def choice(value: object, name: str, choices: Sequence[str]) -> str:
+    """``value`` if it is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}={value!r} is not supported; expected one of {', '.join(map(repr, choices))}")
+    return value
+
+
+def sizes(value: object, name: str, length: int | Sequence[int] = 2, minimum: int = 1,
+          example: str = "(224, 224)") -> tuple[int, ...]:
+    """``value`` as a tuple of ints ``>= minimum`` of the given length (or one of the given lengths).
+
+    Examples:
+        >>> sizes([14, 14], "grid_size")
+        (14, 14)
+        >>> sizes(64, "input_size", (2, 3))
+        Traceback (most recent call last):
+        ...
+        ValueError: input_size=64 is not a tuple of 2 or 3 ints; expected e.g. (224, 224)
+    """
+    lengths = (length,) if isinstance(length, int) else tuple(length)
+    if not isinstance(value, (tuple, list, torch.Size)) or len(value) not in lengths:
+        shown = tuple(value) if isinstance(value, (list, torch.Size)) else value
+        what = "a pair" if lengths == (2,) else f"a tuple of {' or '.join(map(str, lengths))} ints"
+        raise ValueError(f"{name}={shown!r} is not {what}; expected e.g. {example}")
+    return tuple(integer(v, f"{name}[{i}]", minimum, example) for i, v in enumerate(value))
+
+
+def pair(value: object, name: str, example: str = "(14, 14)") -> tuple[int, int]:
+    """``value`` as ``(h, w)``, two positive ints."""
+    h, w = sizes(value, name, 2, 1, example)
+    return h, w
+
+
+def tensor(value: object, name: str, layout: str, ndim: int | None = None) -> Tensor:
+    """``value`` if it is a tensor (with ``ndim`` dimensions, when given).
+
+    Args:
+        value: the argument.
+        name: its name, for the message.
+        layout: the expected shape in words, e.g. ``"(B, L, D)"``.
+        ndim: the expected number of dimensions.
+    """
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape {layout}, got {type(value).__name__}")
+    if ndim is not None and value.ndim != ndim:
+        raise ValueError(f"{name} has shape {tuple(value.shape)} ({value.ndim}-D); "
+                         f"expected a {ndim}-D tensor of shape {layout}")
+    return value
+
+
+def floating(value: object, name: str, layout: str, ndim: int | None = None, why: str = "") -> Tensor:
+    """A tensor with a floating-point dtype (see [`tensor`][refimpl.checks.tensor])."""
+    x = tensor(value, name, layout, ndim)
+    if not x.is_floating_point():
+        raise TypeError(f"{name} has dtype {x.dtype}; expected a floating-point tensor{why}")
+    return x
+
+
+def integer_tensor(value: object, name: str, layout: str, ndim: int | None = None) -> Tensor:
+    """A tensor of integer indices (see [`tensor`][refimpl.checks.tensor])."""
+    x = tensor(value, name, layout, ndim)
+    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+        raise TypeError(f"{name} has dtype {x.dtype}; expected integer indices (torch.long)")
+    return x
+
+
+def finite(x: Tensor, name: str) -> Tensor:
+    """``x`` if it holds no NaN or infinity (a NaN has no place in a sort order, say).
+
+    The check never makes the host wait for a GPU: it is ``torch._assert_async``, which on the
+    CPU fails at once (raised as this ``ValueError``) and on a GPU fails the device later, as
+    PyTorch's own index checks do. Skipped while ``torch.compile`` traces, and for tensors on
+    the ``meta`` device, which have no values.
+    """
+    if torch.compiler.is_compiling() or x.numel() == 0 or x.is_meta:
+        return x
+    message = f"{name} holds NaN or infinite values; expected finite values"
+    if x.device.type != "cpu":
+        torch._assert_async(torch.isfinite(x).all(), message)
+        return x
+    try:
+        torch._assert_async(torch.isfinite(x).all(), message)
+    except RuntimeError:
+        raise ValueError(message) from None
+    return x
+
+
+def images(value: object, name: str, layout: str, ndim: int | None, dtype: torch.dtype, nonempty: bool = False) -> Tensor:
+    """Images for a model: a floating tensor with ``ndim`` dimensions in the model's dtype.
+
+    The caller checks the channels and size against its model; this checks what every model
+    needs: a tensor, floating (not ``uint8`` pixels), in the parameters' dtype unless
+    ``torch.autocast`` is on (it casts each op's 16- and 32-bit inputs itself), and optionally
+    not empty.
+
+    Args:
+        value: the argument.
+        name: its name, for the message.
+        layout: the expected shape in words, e.g. ``"(B, 3, 224, 224)"``.
+        ndim: 4 for images, 5 for video clips; ``None``: the caller checks it.
+        dtype: the model's parameter dtype.
+        nonempty: refuse a batch of zero images (a loss averaged over none is NaN).
+    """
+    x = tensor(value, name, layout, ndim)
+    if nonempty and x.shape[0] == 0:
+        raise ValueError(f"{name} has shape {tuple(x.shape)}, a batch of 0 images; expected at least one")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} has dtype {x.dtype}; expected floating-point images (normalise integer "
+                        f"pixels first, e.g. with refimpl.train.data.normalize_images)")
+    if x.dtype != dtype and not (_autocast_on(x.device.type) and x.dtype != torch.float64):  # it leaves float64 alone
+        raise TypeError(f"{name} has dtype {x.dtype} but the model's parameters are {dtype}; expected "
+                        f"{name}.to({dtype}) (or a forward pass under torch.autocast)")
+    return x
+
+
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except RuntimeError:  # a device without autocast (e.g. "meta", for counting FLOPs)
+        return False
