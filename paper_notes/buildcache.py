@@ -7,7 +7,8 @@ SHA-256 over:
 - the source of every module of this project (``refimpl``, ``paper_notes``) it imports,
   transitively: import statements found by reading the code (``ast``), relative imports resolved,
   a package's ``__init__.py`` included with each of its submodules;
-- files a figure module declares it reads (its ``INPUTS``: files or folders, e.g. a recorded run);
+- the data files that it or any module it imports declares it reads (a module-level ``INPUTS``
+  tuple of project-relative paths: a recorded run, ``papers/`` for figures of a paper's tables);
 - the versions of Python and of every third-party distribution imported on the way (``torch``,
   ``matplotlib``, ``skimage`` ...), plus the renderer's own packages (nbconvert, mkdocs-jupyter ...).
 
@@ -101,17 +102,35 @@ def imported_names(source: str, module: str | None = None, is_package: bool = Fa
     return names
 
 
-_IMPORTS: dict[tuple[str, int, int, str | None], set[str]] = {}
+def declared_inputs(path: Path) -> tuple[str, ...]:
+    """A module's ``INPUTS``: project-relative paths (string literals) of the data files it reads.
+
+    Read from the source without importing it; a module that imports this one depends on them too.
+
+    Raises:
+        ValueError: if ``INPUTS`` is not a tuple of strings.
+    """
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "INPUTS" for t in node.targets):
+            value = ast.literal_eval(node.value)
+            if not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
+                raise ValueError(f"{path}: INPUTS must be a tuple of path strings, got {value!r}")
+            return value
+    return ()
 
 
-def _imports_of_file(path: Path, name: str | None) -> set[str]:
-    """:func:`imported_names` of a file, parsed once per version of it (``mkdocs serve`` keys every
-    notebook and figure module at every rebuild)."""
+_PARSED: dict[tuple[str, int, int, str | None], tuple[set[str], tuple[str, ...]]] = {}
+
+
+def _parse_file(path: Path, name: str | None) -> tuple[set[str], tuple[str, ...]]:
+    """``(imported names, declared inputs)`` of a file, read once per version of it (``mkdocs serve``
+    keys every notebook and figure module at every rebuild)."""
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, stat.st_size, name)
-    if key not in _IMPORTS:
-        _IMPORTS[key] = imported_names(path.read_text(encoding="utf-8"), name, path.name == "__init__.py")
-    return _IMPORTS[key]
+    if key not in _PARSED:
+        imports = imported_names(path.read_text(encoding="utf-8"), name, path.name == "__init__.py")
+        _PARSED[key] = (imports, declared_inputs(path))
+    return _PARSED[key]
 
 
 def _with_parents(name: str) -> list[str]:
@@ -142,7 +161,7 @@ def dependencies(path: Path, root: Path) -> tuple[list[Path], set[str]]:
     while todo:
         current = todo.pop()
         name = _module_name(current, root)
-        for imported in sorted(_imports_of_file(current, name)):
+        for imported in sorted(_parse_file(current, name)[0]):
             top = imported.partition(".")[0]
             if top not in PROJECT_PACKAGES:
                 external.add(top)
@@ -200,7 +219,7 @@ def fingerprint(path: Path, root: Path, *, renderers: Iterable[str] = (), inputs
         path: the notebook (jupytext ``.py``) or module whose output is cached.
         root: the project root (the folder holding ``refimpl/`` and ``paper_notes/``).
         renderers: distributions that turn the code into output, added to the versions.
-        inputs: data files or folders the code reads.
+        inputs: data files or folders the code reads, besides those its modules declare in ``INPUTS``.
         extra: anything else the output depends on (e.g. the renderer's options).
 
     Returns:
@@ -212,6 +231,8 @@ def fingerprint(path: Path, root: Path, *, renderers: Iterable[str] = (), inputs
     """
     root = root.resolve()
     files, external = dependencies(path, root)
+    declared = [root / rel for f in files for rel in _parse_file(f, _module_name(f, root))[1]]
+    inputs = list(dict.fromkeys([*inputs, *declared]))
     hasher = hashlib.sha256()
     hasher.update(f"python {platform.python_implementation()} {sys.version}\0".encode())
     for f in files:

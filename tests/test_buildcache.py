@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from paper_notes.buildcache import dependencies, fingerprint, imported_names
-from paper_notes.figures import declared_inputs, figure_modules
+from paper_notes.buildcache import declared_inputs, dependencies, fingerprint, imported_names
+from paper_notes.figures import figure_modules
 from paper_notes.figures.pretrain import RUNS
 
 from conftest import ROOT, run_build
@@ -22,11 +22,11 @@ def _rel(paths: list[Path]) -> set[str]:
 def test_a_notebook_depends_on_the_refimpl_modules_it_imports_transitively_and_no_others() -> None:
     files, external = dependencies(ROOT / "docs/notebooks/mae_shuffle_unshuffle.py", ROOT)
     # refimpl.mae imports .masking, .pos_embed and .vit; refimpl.vit imports refimpl.pos_embed.
-    assert _rel(files[1:]) == {"refimpl/__init__.py", "refimpl/mae.py", "refimpl/masking.py",
+    assert _rel(files[1:]) == {"refimpl/__init__.py", "refimpl/checks.py", "refimpl/mae.py", "refimpl/masking.py",
                                 "refimpl/pos_embed.py", "refimpl/vit.py"}
     assert {"torch", "matplotlib", "skimage"} <= external
     files, _ = dependencies(ROOT / "docs/notebooks/kan_fit.py", ROOT)
-    assert _rel(files[1:]) == {"refimpl/__init__.py", "refimpl/kan.py"}
+    assert _rel(files[1:]) == {"refimpl/__init__.py", "refimpl/bspline.py", "refimpl/checks.py", "refimpl/kan.py"}
 
 
 def test_relative_and_from_imports_resolve_to_module_names() -> None:
@@ -62,23 +62,29 @@ def test_a_key_changes_with_an_imported_module_and_only_then(code_copy: Path) ->
     assert fingerprint(figures, code_copy) != figures_before
 
 
-def test_a_key_covers_package_versions_and_declared_inputs(code_copy: Path) -> None:
+def test_a_key_covers_package_versions_and_the_inputs_its_modules_declare(code_copy: Path) -> None:
     pretrain = code_copy / "paper_notes/figures/pretrain.py"
     assert declared_inputs(pretrain) == ("docs/guides/runs",)
     assert ROOT / declared_inputs(pretrain)[0] == RUNS
-    inputs = [code_copy / "docs/guides/runs"]
-    key = fingerprint(pretrain, code_copy, inputs=inputs)
-    assert fingerprint(pretrain, code_copy, inputs=inputs, renderers=["nbconvert"]) != key  # a version joins
+    key = fingerprint(pretrain, code_copy)
+    assert fingerprint(pretrain, code_copy, renderers=["nbconvert"]) != key  # a version joins
     log = code_copy / "docs/guides/runs/mae-tiny-cpu.jsonl"
     log.write_text(log.read_text(encoding="utf-8") + "\n", encoding="utf-8")
-    assert fingerprint(pretrain, code_copy, inputs=inputs) != key
+    assert fingerprint(pretrain, code_copy) != key
+    # The Hiera figures draw numbers from papers/hiera.yaml through figures/_results.py's INPUTS.
+    shutil.copytree(ROOT / "papers", code_copy / "papers")
+    hiera = code_copy / "paper_notes/figures/hiera.py"
+    key = fingerprint(hiera, code_copy)
+    paper = code_copy / "papers/hiera.yaml"
+    paper.write_text(paper.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    assert fingerprint(hiera, code_copy) != key
 
 
 def test_every_figure_module_can_be_keyed_without_importing_it() -> None:
     modules = figure_modules()
     assert {name for name, _ in modules} >= {"paper_notes.figures.kan", "paper_notes.figures.hiera"}
     for _, path in modules:
-        assert len(fingerprint(path, ROOT, inputs=[ROOT / p for p in declared_inputs(path)])) == 64
+        assert len(fingerprint(path, ROOT)) == 64
 
 
 # Two probe notebooks: one calls refimpl.kan; one imports only the refimpl package (not torch, to
@@ -126,12 +132,12 @@ def test_a_cache_hit_gives_the_same_page_and_a_refimpl_edit_reruns_exactly_its_n
     assert fresh_log.count("Cache miss, writing") == 2
     assert list((project / ".cache/site/notebooks").glob("*.json"))
 
-    kan = project / "refimpl/kan.py"
-    source = kan.read_text(encoding="utf-8")
+    module = project / "refimpl/bspline.py"  # where refimpl.kan's uniform_grid comes from
+    source = module.read_text(encoding="utf-8")
     edited, count = re.subn(r"(def uniform_grid\(.*?\n    return extend_grid\(interior, k\))", r"\1 * 2", source,
                             count=1, flags=re.S)
-    assert count == 1, "refimpl/kan.py: uniform_grid no longer ends with 'return extend_grid(interior, k)'"
-    kan.write_text(edited, encoding="utf-8")
+    assert count == 1, "refimpl/bspline.py: uniform_grid no longer ends with 'return extend_grid(interior, k)'"
+    module.write_text(edited, encoding="utf-8")
     log = _build(project, tmp_path / "after")
 
     # The plot probe does not import refimpl.kan: served from the cache, the same bytes as run fresh.

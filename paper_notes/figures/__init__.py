@@ -7,13 +7,12 @@ page shows it with ``![caption](../figures/masking/random.svg)``. Labels inside 
 English (the build machine may have no CJK font); captions on the pages are Chinese.
 
 A module's figures are drawn again only when its key changes (:func:`cached_figures`): its source,
-the project modules it imports, the files named in its ``INPUTS`` and the versions of the packages
+the project modules it imports, the files they name in ``INPUTS`` and the versions of the packages
 that draw them; otherwise the SVG files come from ``.cache/site/figures``.
 """
 
 from __future__ import annotations
 
-import ast
 import importlib
 import io
 import json
@@ -43,20 +42,6 @@ def figure_modules() -> list[tuple[str, Path]]:
     """``(module name, source file)`` of every module in this package, sorted by name, without importing them."""
     return sorted((f"{__name__}.{info.name}", Path(__path__[0]) / f"{info.name}.py")
                   for info in pkgutil.iter_modules(__path__) if not info.ispkg)
-
-
-def declared_inputs(path: Path) -> tuple[str, ...]:
-    """A module's ``INPUTS``: a tuple of project-relative paths (string literals) its figures read.
-
-    Read from the source without importing it, so a cache hit costs no import of torch or matplotlib.
-    """
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "INPUTS" for t in node.targets):
-            value = ast.literal_eval(node.value)
-            if not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
-                raise ValueError(f"{path}: INPUTS must be a tuple of path strings, got {value!r}")
-            return value
-    return ()
 
 
 def _forget_project_modules() -> None:
@@ -91,8 +76,7 @@ def cached_figures(root: Path) -> Iterator[tuple[str, bytes]]:
     found: dict[str, bytes] = {}
     forgotten = False
     for module_name, path in figure_modules():
-        inputs = [root / p for p in declared_inputs(path)]
-        key = fingerprint(path, root, renderers=FIGURE_RENDERERS, inputs=inputs)
+        key = fingerprint(path, root, renderers=FIGURE_RENDERERS)
         short = module_name.rpartition(".")[2]
         entry = cache / f"{short}-{key}"
         manifest = entry / "manifest.json"
