@@ -1,4 +1,4 @@
-"""Atomic file writes for the commands: a reader never sees half a file, and nothing is lost."""
+"""Atomic file writes for the commands (``notes``, ``sam2-segment``): a reader never sees half a file, and nothing is lost."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 __all__ = ["write_new_file", "replace_file"]
 
 
-def _temporary_copy(path: Path, text: str, mode: int) -> str:
-    """Write ``text`` to a new temporary file beside ``path`` (same file system), synced, with ``mode``."""
+def _temporary_copy(path: Path, text: str | bytes, mode: int) -> str:
+    """Write ``text`` (or bytes) to a new temporary file beside ``path`` (same file system), synced, with ``mode``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, mode)  # mkstemp makes 0600; the file should look like any other the user has
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "wb") if isinstance(text, bytes) else os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
@@ -31,8 +31,8 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
-def write_new_file(path: Path, text: str) -> None:
-    """Create ``path`` with ``text`` atomically, refusing to replace anything.
+def write_new_file(path: Path, text: str | bytes) -> None:
+    """Create ``path`` with ``text`` (UTF-8) or bytes atomically, refusing to replace anything.
 
     The text goes to a temporary file in the same directory, which is then hard-linked to its
     final name: the link fails if the name exists (even if it appeared a moment ago), so an

@@ -54,6 +54,7 @@ __all__ = [
     "SAM2",
     "to_model_coords",
     "build_sam2",
+    "SIZES",
     "sam2_hiera_tiny",
     "sam2_hiera_small",
     "sam2_hiera_base_plus",
@@ -585,26 +586,33 @@ def build_sam2(
     )
 
 
+SIZES: dict[str, dict[str, Any]] = {
+    "tiny": dict(embed_dim=96, num_heads=1, stages=(1, 2, 7, 2), global_att_blocks=(5, 7, 9), window_pos_embed_bkg_spatial_size=(7, 7)),
+    "small": dict(embed_dim=96, num_heads=1, stages=(1, 2, 11, 2), global_att_blocks=(7, 10, 13), window_pos_embed_bkg_spatial_size=(7, 7)),
+    "base_plus": dict(embed_dim=112, num_heads=2, stages=(2, 3, 16, 3), global_att_blocks=(12, 16, 20),
+                      window_pos_embed_bkg_spatial_size=(14, 14)),
+    "large": dict(embed_dim=144, num_heads=2, stages=(2, 6, 36, 4), global_att_blocks=(23, 33, 43), window_spec=(8, 4, 16, 8),
+                  window_pos_embed_bkg_spatial_size=(7, 7)),
+}
+"""The [`build_sam2`][refimpl.sam2.model.build_sam2] arguments of the four released sizes (the official
+``configs/sam2.1/sam2.1_hiera_{t,s,b+,l}.yaml``; global-attention blocks as in Tab. 13)."""
+
+
 def sam2_hiera_tiny(**kwargs: Any) -> SAM2:
     """SAM 2 Hiera-T: width 96, 1 head, stages 1-2-7-2, global attention in blocks 5, 7, 9 (Tab. 13); ``kwargs`` override."""
-    return build_sam2(**{**dict(embed_dim=96, num_heads=1, stages=(1, 2, 7, 2), global_att_blocks=(5, 7, 9),
-                                window_pos_embed_bkg_spatial_size=(7, 7)), **kwargs})
+    return build_sam2(**{**SIZES["tiny"], **kwargs})
 
 
 def sam2_hiera_small(**kwargs: Any) -> SAM2:
     """SAM 2 Hiera-S: width 96, 1 head, stages 1-2-11-2, global attention in blocks 7, 10, 13 (Tab. 13); ``kwargs`` override."""
-    return build_sam2(**{**dict(embed_dim=96, num_heads=1, stages=(1, 2, 11, 2), global_att_blocks=(7, 10, 13),
-                                window_pos_embed_bkg_spatial_size=(7, 7)), **kwargs})
+    return build_sam2(**{**SIZES["small"], **kwargs})
 
 
 def sam2_hiera_base_plus(**kwargs: Any) -> SAM2:
     """SAM 2 Hiera-B+: width 112, 2 heads, stages 2-3-16-3, global attention in blocks 12, 16, 20 (Tab. 13); ``kwargs`` override."""
-    return build_sam2(**{**dict(embed_dim=112, num_heads=2, stages=(2, 3, 16, 3), global_att_blocks=(12, 16, 20),
-                                window_pos_embed_bkg_spatial_size=(14, 14)), **kwargs})
+    return build_sam2(**{**SIZES["base_plus"], **kwargs})
 
 
 def sam2_hiera_large(**kwargs: Any) -> SAM2:
     """SAM 2 Hiera-L: width 144, 2 heads, stages 2-6-36-4, global attention in blocks 23, 33, 43 (Tab. 13), windows 8-4-16-8; ``kwargs`` override."""
-    return build_sam2(**{**dict(embed_dim=144, num_heads=2, stages=(2, 6, 36, 4), global_att_blocks=(23, 33, 43),
-                                window_spec=(8, 4, 16, 8), window_pos_embed_bkg_spatial_size=(7, 7)), **kwargs})
-
+    return build_sam2(**{**SIZES["large"], **kwargs})
