@@ -27,7 +27,7 @@ from refimpl.checkpoints import load_checkpoint
 from refimpl.sam2 import MemoryBank, SAM2, build_sam2, to_model_coords
 from refimpl.sam2 import model as sam2_models
 from refimpl.sam2.image_encoder import window_partition, window_unpartition
-from refimpl.sam2.official import FLAGS_21, official_video_predictor
+from refimpl.sam2.official import FLAGS_21, official_video_predictor, randomize_, write_synthetic_clip
 from refimpl.sam2.segment import main as segment_main
 from refimpl.sam2.segment import model_for_checkpoint
 
@@ -48,16 +48,6 @@ def max_abs_diff(a: Tensor, b: Tensor | np.ndarray) -> float:
     return (a - torch.as_tensor(b)).abs().max().item()
 
 
-def randomize_(model: torch.nn.Module, seed: int, scale: float = 0.2) -> dict[str, Tensor]:
-    """Every parameter and buffer random (init values such as zeros would hide mistakes); returns the state dict."""
-    generator = torch.Generator().manual_seed(seed)
-    state = model.state_dict()
-    with torch.no_grad():
-        for value in state.values():
-            value.copy_(torch.randn(value.shape, generator=generator) * scale)
-    return state
-
-
 @pytest.fixture(scope="module")
 def pair() -> tuple[SAM2, torch.nn.Module]:
     torch.manual_seed(0)
@@ -76,19 +66,6 @@ def image() -> Tensor:
     img = (torch.rand(H, W, 3, generator=generator) * 60).to(torch.uint8)
     img[30:60, 40:100] = torch.tensor([220, 180, 60], dtype=torch.uint8)  # an object
     return img
-
-
-def synthetic_clip(folder: Path, frames: int = 4) -> list[np.ndarray]:
-    """A square moving right over a noisy background, as numbered JPEGs (the official loader's format)."""
-    from PIL import Image
-
-    clip = []
-    for t in range(frames):
-        img = (np.random.default_rng(t).integers(0, 40, (H, W, 3)) + 30).astype(np.uint8)
-        img[30:60, 20 + 15 * t : 60 + 15 * t] = (220, 180, 60)
-        Image.fromarray(img).save(folder / f"{t:05d}.jpg")
-        clip.append(img)
-    return clip
 
 
 # --- exactness against the official code ---------------------------------------------------
@@ -200,7 +177,7 @@ def _track(mine: SAM2, images: Tensor, **prompt) -> list:
 
 def test_four_frames_after_a_click_on_frame_0_equal_the_official_video_predictor_frame_by_frame(pair, tmp_path):
     mine, theirs = pair
-    synthetic_clip(tmp_path)
+    write_synthetic_clip(tmp_path, 4, H, W)
     click = torch.tensor([[40.0, 45.0]])
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -226,7 +203,7 @@ def test_four_frames_after_a_click_on_frame_0_equal_the_official_video_predictor
 
 def test_a_mask_prompt_on_frame_0_then_tracking_and_an_absent_object_equal_the_official_video_predictor(pair, tmp_path):
     mine, theirs = pair
-    synthetic_clip(tmp_path, frames=3)
+    write_synthetic_clip(tmp_path, 3, H, W)
     mask = np.zeros((H, W), bool)
     mask[30:60, 20:60] = True
     state_dict = mine.state_dict()
@@ -305,19 +282,18 @@ def test_the_flags_this_file_builds_the_official_model_with_are_the_packaged_sam
 def test_forward_and_backward_through_image_prompts_memory_and_tracking_reach_every_parameter():
     torch.manual_seed(0)
     model = build_sam2(**SMALL)
-    images = torch.randn(4, 3, 128, 128)
     bank = MemoryBank()
-    f0 = model.encode_image(images[:1])
+    f0 = model.encode_image(torch.randn(1, 3, 128, 128))  # one frame for all four steps: the gradients are what counts
     loss = model.predict(f0, torch.tensor([[[60.0, 40.0]]]), torch.tensor([[0]]), torch.tensor([[20.0, 10.0, 90.0, 70.0]]),
                          multimask_output=False).masks.sum()  # box corners, a negative click, the single-mask token
     loss = loss + model.predict(f0, torch.tensor([[[60.0, 40.0]]]), torch.tensor([[1]])).masks.sum()  # the three others
     mask = torch.zeros(1, 1, 128, 128)
     mask[..., 30:70, 20:90] = 1
     outs = [model.track_step(0, f0, bank, mask=mask, num_frames=4)]
-    outs += [model.track_step(t, model.encode_image(images[t : t + 1]), bank, num_frames=4) for t in (1, 2)]
+    outs += [model.track_step(t, f0, bank, num_frames=4) for t in (1, 2)]
     with torch.no_grad():  # frame 3 without the object: the no-object pointer and memory embedding
         model.sam_mask_decoder.pred_obj_score_head.layers[2].bias -= 100
-    outs.append(model.track_step(3, model.encode_image(images[3:]), bank, num_frames=4))
+    outs.append(model.track_step(3, f0, bank, num_frames=4))
     assert [o.object_score_logits.item() > 0 for o in outs] == [True, True, True, False]
     loss = loss + sum(o.masks.sum() + o.obj_ptr.sum() + o.object_score_logits.sum() + o.iou.sum() + o.memory.features.float().sum()
                       for o in outs)

@@ -2,17 +2,17 @@
 
 SAM 2 extends SAM from images to video (SAM 2 §1, §3): a prompt (clicks, a box, a mask) on any
 frame defines an object, and the model segments it on every frame, one frame at a time, by
-attending to a memory of what it predicted before (§4, Fig. 3). One module per part:
+attending to a memory of what it predicted before (SAM 2 §4, Fig. 3). One module per part:
 
 | module | what | paper |
 | --- | --- | --- |
-| [`image_encoder`][refimpl.sam2.image_encoder] | Hiera trunk with windows, windowed position embedding, FPN neck | §4, App. C.1, Tab. 13 |
-| [`prompt_encoder`][refimpl.sam2.prompt_encoder] | clicks, box corners, mask prompts | §4 |
-| [`mask_decoder`][refimpl.sam2.mask_decoder] | two-way transformer, multi-mask output, IoU, occlusion head | §4, Fig. 9 |
-| [`memory_encoder`][refimpl.sam2.memory_encoder] | mask + frame embedding -> 64-channel memory | §4, App. C.1 |
-| [`memory_bank`][refimpl.sam2.memory_bank] | prompted and recent frames, object pointers, which are attended | §4 |
-| [`memory_attention`][refimpl.sam2.memory_attention] | self- and cross-attention with 2-D RoPE | §4, App. C.1, §8.2.2 |
-| [`model`][refimpl.sam2.model] | the whole model, image prediction, one tracking step, the four sizes | §4, Fig. 3 |
+| [`image_encoder`][refimpl.sam2.image_encoder] | Hiera trunk with windows, windowed position embedding, FPN neck | SAM 2 §4, App. C.1, Tab. 13 |
+| [`prompt_encoder`][refimpl.sam2.prompt_encoder] | clicks, box corners, mask prompts | SAM 2 §4 |
+| [`mask_decoder`][refimpl.sam2.mask_decoder] | two-way transformer, multi-mask output, IoU, occlusion head | SAM 2 §4, Fig. 9 |
+| [`memory_encoder`][refimpl.sam2.memory_encoder] | mask + frame embedding -> 64-channel memory | SAM 2 §4, App. C.1 |
+| [`memory_bank`][refimpl.sam2.memory_bank] | prompted and recent frames, object pointers, which are attended | SAM 2 §4 |
+| [`memory_attention`][refimpl.sam2.memory_attention] | self- and cross-attention with 2-D RoPE | SAM 2 §4, App. C.1, §8.2.2 |
+| [`model`][refimpl.sam2.model] | the whole model, image prediction, one tracking step, the four sizes | SAM 2 §4, Fig. 3 |
 | [`position`][refimpl.sam2.position], [`layers`][refimpl.sam2.layers] | position encodings; MLP, LayerNorm2d, attention | |
 | [`segment`][refimpl.sam2.segment] | the ``sam2-segment`` command | |
 
@@ -32,6 +32,7 @@ model = sam2_hiera_tiny().eval()
 from .memory_bank import MemoryBank, MemoryEntry
 from .model import (
     SAM2,
+    SIZES,
     Prediction,
     TrackOutput,
     build_sam2,
@@ -44,6 +45,7 @@ from .model import (
 
 __all__ = [
     "SAM2",
+    "SIZES",
     "MemoryBank",
     "MemoryEntry",
     "Prediction",

@@ -11,18 +11,18 @@ are:
   whatever units are left. SAM 2 never drops tokens, so it keeps the plain spatial layout
   ``(B, h, w, C)``, cuts it into square windows ([`window_partition`][refimpl.sam2.image_encoder.window_partition],
   padding the grid when it is not a multiple of the window, e.g. 64 x 64 tokens in windows of
-  14) and pools with ``max_pool2d``. A few blocks attend globally instead (Tab. 13: blocks
+  14) and pools with ``max_pool2d``. A few blocks attend globally instead (SAM 2 Tab. 13: blocks
   5-7-9 for T, 7-10-13 for S, 12-16-20 for B+, 23-33-43 for L).
-- **Windowed absolute position embedding** (App. C.1, following Bolya et al., "Window attention
+- **Windowed absolute position embedding** (SAM 2 App. C.1, following Bolya et al., "Window attention
   is bugged"): a small *background* embedding (7 x 7 or 14 x 14) is interpolated bicubically to
   the token grid, and a window-sized embedding (8 x 8) is tiled over it, so that every window
-  sees the same window-relative part. There is no relative position bias (§8.2.2, Tab. 11).
+  sees the same window-relative part. There is no relative position bias (SAM 2 §8.2.2, Tab. 11).
 - **Multi-scale output and an FPN neck.** All four stage outputs leave the trunk. The neck maps
   each to ``D = 256`` channels by a 1x1 convolution and adds the upsampled coarser level to the
   stride-16 level only (stride-32 into stride-16, nearest neighbour); the stride-32 level is then
   dropped (``scalp``). The stride-16 map is the frame embedding that the memory attention and
   the mask decoder read; the stride-4 and stride-8 maps go straight to the mask decoder's
-  upsampling (§4 "Image encoder", App. C.1).
+  upsampling (SAM 2 §4 "Image encoder", App. C.1).
 
 What is shared with [`refimpl.hiera`][refimpl.hiera] is the patch embedding (a 7x7 convolution,
 stride 4, the official name ``patch_embed.proj``) and the stochastic depth; the blocks differ

@@ -1,7 +1,7 @@
 """Small layers shared by SAM 2's parts: the MLP, a channel LayerNorm for feature maps, attention.
 
-These come from SAM (Kirillov et al. 2023), which SAM 2's prompt encoder and mask decoder keep
-as they were (SAM 2 §4); the memory attention reuses the same attention layer with rotary
+These come from SAM (Kirillov et al. 2023), whose prompt encoder and mask decoder SAM 2 builds on
+(SAM 2 §4); the memory attention reuses the same attention layer with rotary
 position encodings added ([`RoPEAttention`][refimpl.sam2.memory_attention.RoPEAttention]).
 
 Shape letters: ``B`` batch, ``N`` tokens, ``D`` width, ``C`` channels of a map ``(B, C, h, w)``.

@@ -1,6 +1,6 @@
 """SAM 2's mask decoder: a two-way transformer, several masks, their IoU, and an occlusion score (SAM 2 §4, Fig. 9).
 
-SAM's decoder (Kirillov et al. 2023) with two additions from SAM 2 (§4 "Prompt encoder and mask
+SAM's decoder (Kirillov et al. 2023) with two additions from SAM 2 (SAM 2 §4 "Prompt encoder and mask
 decoder", App. C.1, Fig. 9):
 
 - **High-resolution features.** The stride-4 and stride-8 maps of the image encoder skip the
@@ -8,8 +8,8 @@ decoder", App. C.1, Fig. 9):
   stride-4 mask logits.
 - **An occlusion (object-score) head.** An extra output token goes through the transformer
   with the others, and an MLP on it predicts whether the object is present in the frame at all
-  (a logit; > 0 means present). In video, the mask of a frame judged empty is replaced by a
-  large negative constant before it is stored.
+  (a logit; > 0 means present). In video, the official code replaces the mask of a frame judged
+  empty by a large negative constant before it is stored.
 
 The output tokens, in order: the object-score token, the IoU token, 4 mask tokens (token 0 for a
 single-mask answer, tokens 1-3 for three candidate masks when the prompt is ambiguous, e.g. a

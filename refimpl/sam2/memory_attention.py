@@ -5,9 +5,9 @@ frame. Each block does self-attention among the frame's tokens, cross-attention 
 the memory bank (the spatial memories of past and prompted frames, then the object-pointer
 tokens), and an MLP. Both attentions are plain attention (so efficient kernels apply) with
 2-D rotary position encodings (RoPE) on queries and keys; the object pointers carry no
-spatial position and are not rotated (App. C.1). Memory keys also get their sine table plus a
-learned temporal embedding added (built by [`SAM2`][refimpl.sam2.model.SAM2]). §8.2.2 and
-Tab. 11 compare RoPE in the memory attention against no RoPE.
+spatial position and are not rotated (SAM 2 App. C.1). Memory keys also get their sine table plus a
+learned temporal embedding added (built by [`SAM2`][refimpl.sam2.model.SAM2]). The paper compares RoPE in the memory attention
+against no RoPE (SAM 2 §8.2.2, Tab. 11).
 
 Shape letters: ``B`` batch (objects), ``N = h * w`` current-frame tokens (stride 16), ``D``
 256, ``K`` memory tokens (``n_frames * N`` spatial plus ``P`` pointer tokens), ``D_mem`` 64.

@@ -3,13 +3,13 @@
 The bank keeps, per frame the model has seen, a [`MemoryEntry`][refimpl.sam2.memory_bank.MemoryEntry]:
 the spatial memory from the [memory encoder][refimpl.sam2.memory_encoder.MemoryEncoder] and the
 frame's **object pointer** (a 256-d vector from the mask decoder's output token). Frames fall
-into two queues (§4):
+into two queues (SAM 2 §4):
 
 - **prompted frames** (the paper's M prompted frames; "conditioning" frames in the code): every
   frame that received a click, a box or a mask. All of them are attended to in the released
   configs.
 - **recent frames** (the paper's N recent frames): the last ``num_maskmem - 1 = 6`` tracked
-  frames give spatial memories (§8.2.1 ablates their number, Tab. 10); object pointers are
+  frames give spatial memories (their number is ablated in SAM 2 §8.2.1, Tab. 10); object pointers are
   taken from up to ``max_obj_ptrs - 1 = 15`` of them.
 
 What [`select`][refimpl.sam2.memory_bank.MemoryBank.select] returns, in the order the official
@@ -19,7 +19,7 @@ the prompted frames' memories, then the recent ones from oldest to newest, each 
 previous frame), which picks one of the learned ``maskmem_tpos_enc`` vectors; then the pointers
 of the prompted frames in the past and of the recent frames, each with its signed frame
 distance (SAM 2.1 code: pointers get a temporal encoding of that distance; the paper adds
-temporal position to the recent frames' memories only, App. C.1).
+temporal position to the recent frames' memories only, SAM 2 §4, App. C.1).
 
 A limit from the official code kept for parity: the pointer distances are divided by
 ``min(num_frames, max_obj_ptrs) - 1``, so they depend on the video's length when it is known.
@@ -83,23 +83,27 @@ class MemoryBank:
     def __len__(self) -> int:
         return len(self.prompted) + len(self.recent)
 
-    def add(self, frame_idx: int, entry: MemoryEntry, prompted: bool) -> None:
+    def add(self, frame_idx: int, entry: MemoryEntry, prompted: bool) -> MemoryEntry:
         """Store a frame's memory; older tracked frames that no selection can reach are dropped (a FIFO).
 
         Args:
             frame_idx: the frame.
             entry: its memory; ``features`` are cast to ``storage_dtype``.
             prompted: a prompted frame (kept for the whole video) or a tracked one.
+
+        Returns:
+            The entry as stored.
         """
         entry = entry._replace(features=entry.features.to(self.storage_dtype))
         if prompted:
             self.recent.pop(frame_idx, None)
             self.prompted[frame_idx] = entry
-            return
+            return entry
         self.recent[frame_idx] = entry
         horizon = max(self.num_maskmem, self.max_obj_ptrs) - 1
         for old in [t for t in self.recent if t < frame_idx - horizon]:
             del self.recent[old]
+        return entry
 
     def select(self, frame_idx: int, num_frames: int | None = None) -> MemorySelection:
         """The memories frame ``frame_idx`` attends to, when tracking forward in time.

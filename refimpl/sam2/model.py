@@ -1,14 +1,14 @@
 r"""SAM 2: the whole model, promptable segmentation of images, and one tracking step of a video (SAM 2 §4, Fig. 3).
 
-Per frame (Fig. 3): the [image encoder][refimpl.sam2.image_encoder.ImageEncoder] runs once; the
+Per frame (SAM 2 Fig. 3): the [image encoder][refimpl.sam2.image_encoder.ImageEncoder] runs once; the
 [memory attention][refimpl.sam2.memory_attention.MemoryAttention] conditions its stride-16
 embedding on the [memory bank][refimpl.sam2.memory_bank.MemoryBank]; the
 [prompt encoder][refimpl.sam2.prompt_encoder.PromptEncoder] and
 [mask decoder][refimpl.sam2.mask_decoder.MaskDecoder] predict the mask, its IoU and whether the
 object is there; the [memory encoder][refimpl.sam2.memory_encoder.MemoryEncoder] turns the
 prediction into a memory that goes into the bank. Frames are processed one at a time, in a
-stream. An image is a video of one frame with an empty bank: the learned ``no_mem_embed`` is
-added instead of the memory attention (released configs), which is how SAM 2 segments images.
+stream. In the code an image is a frame with an empty bank: the learned ``no_mem_embed`` is
+added instead of the memory attention (released configs).
 
 What [`SAM2`][refimpl.sam2.model.SAM2] offers:
 
@@ -90,7 +90,7 @@ class TrackOutput(NamedTuple):
     object_score_logits: Tensor
     """Occlusion head, ``(B, 1)``."""
     memory: MemoryEntry | None
-    """What went into the bank (``None`` with ``run_memory_encoder=False``)."""
+    """What went into the bank, in its storage dtype (``None`` with ``run_memory_encoder=False``)."""
 
 
 class _Heads(NamedTuple):
@@ -272,7 +272,7 @@ class SAM2(nn.Module):
         mask_input: Tensor | None = None,
         multimask_output: bool = True,
     ) -> Prediction:
-        """Segment an image from a prompt (SAM 2 §3: the image case of promptable segmentation).
+        """Segment an image from a prompt (SAM 2 §3, Fig. 8: the single-image case of the task).
 
         As the official ``SAM2ImagePredictor.predict``: the image embedding gets ``no_mem_embed``
         added (no memory), a box becomes two corner points in front of the clicks, and the
@@ -369,7 +369,7 @@ class SAM2(nn.Module):
         Spatial memories of each selected frame (flattened to ``h * w`` tokens) with their sine
         table plus the learned temporal embedding of their slot, then the object pointers, each
         split into ``D / D_mem`` tokens of ``D_mem`` (4 x 64 for the released models) that share
-        the pointer's temporal encoding (App. C.1).
+        the pointer's temporal encoding (SAM 2 App. C.1 for the split; the encoding is SAM 2.1 code).
 
         Args:
             selection: from [`MemoryBank.select`][refimpl.sam2.memory_bank.MemoryBank.select].
@@ -434,7 +434,10 @@ class SAM2(nn.Module):
         Returns:
             ``(features (B, D_mem, h, w), pos (B, D_mem, h, w))``.
         """
-        memory = self.memory_encoder(features.vision_features, mask_for_memory(high_res_masks, binarize))
+        # Contiguous: the official code reaches this convolution through a (h*w, B, D) view, which PyTorch runs as
+        # NCHW; the neck's output is channels-last, whose convolution rounds differently (and is slower here).
+        frame = features.vision_features.contiguous()
+        memory = self.memory_encoder(frame, mask_for_memory(high_res_masks, binarize))
         x = memory.features
         if self.no_obj_embed_spatial is not None:
             absent = 1 - (object_score_logits > 0).float()  # (B, 1)
@@ -515,8 +518,7 @@ class SAM2(nn.Module):
                 mask_logits = heads.high_res
             binarize = prompted and self.binarize_mask_from_pts_for_mem_enc
             mem, mem_pos = self.encode_memory(features, mask_logits, heads.object_score_logits, binarize)
-            entry = MemoryEntry(mem, mem_pos, heads.obj_ptr)
-            bank.add(frame_idx, entry, prompted)
+            entry = bank.add(frame_idx, MemoryEntry(mem, mem_pos, heads.obj_ptr), prompted)
         return TrackOutput(heads.low_res, heads.high_res, heads.iou, heads.obj_ptr, heads.object_score_logits, entry)
 
 
@@ -549,7 +551,7 @@ def build_sam2(
         embed_dim: Hiera's stage-1 width.
         num_heads: Hiera's stage-1 heads.
         stages: Hiera's blocks per stage.
-        global_att_blocks: Hiera blocks with global attention (Tab. 13).
+        global_att_blocks: Hiera blocks with global attention (SAM 2 Tab. 13).
         window_spec: window side per stage.
         window_pos_embed_bkg_spatial_size: the background position table.
         image_size: ``S``, a multiple of ``4 * window_spec[0]`` and of 32.
@@ -595,24 +597,24 @@ SIZES: dict[str, dict[str, Any]] = {
                   window_pos_embed_bkg_spatial_size=(7, 7)),
 }
 """The [`build_sam2`][refimpl.sam2.model.build_sam2] arguments of the four released sizes (the official
-``configs/sam2.1/sam2.1_hiera_{t,s,b+,l}.yaml``; global-attention blocks as in Tab. 13)."""
+``configs/sam2.1/sam2.1_hiera_{t,s,b+,l}.yaml``; global-attention blocks as in SAM 2 Tab. 13)."""
 
 
 def sam2_hiera_tiny(**kwargs: Any) -> SAM2:
-    """SAM 2 Hiera-T: width 96, 1 head, stages 1-2-7-2, global attention in blocks 5, 7, 9 (Tab. 13); ``kwargs`` override."""
+    """SAM 2 Hiera-T: width 96, 1 head, stages 1-2-7-2, global attention in blocks 5, 7, 9 (SAM 2 Tab. 13); ``kwargs`` override."""
     return build_sam2(**{**SIZES["tiny"], **kwargs})
 
 
 def sam2_hiera_small(**kwargs: Any) -> SAM2:
-    """SAM 2 Hiera-S: width 96, 1 head, stages 1-2-11-2, global attention in blocks 7, 10, 13 (Tab. 13); ``kwargs`` override."""
+    """SAM 2 Hiera-S: width 96, 1 head, stages 1-2-11-2, global attention in blocks 7, 10, 13 (SAM 2 Tab. 13); ``kwargs`` override."""
     return build_sam2(**{**SIZES["small"], **kwargs})
 
 
 def sam2_hiera_base_plus(**kwargs: Any) -> SAM2:
-    """SAM 2 Hiera-B+: width 112, 2 heads, stages 2-3-16-3, global attention in blocks 12, 16, 20 (Tab. 13); ``kwargs`` override."""
+    """SAM 2 Hiera-B+: width 112, 2 heads, stages 2-3-16-3, global attention in blocks 12, 16, 20 (SAM 2 Tab. 13); ``kwargs`` override."""
     return build_sam2(**{**SIZES["base_plus"], **kwargs})
 
 
 def sam2_hiera_large(**kwargs: Any) -> SAM2:
-    """SAM 2 Hiera-L: width 144, 2 heads, stages 2-6-36-4, global attention in blocks 23, 33, 43 (Tab. 13), windows 8-4-16-8; ``kwargs`` override."""
+    """SAM 2 Hiera-L: width 144, 2 heads, stages 2-6-36-4, global attention in blocks 23, 33, 43 (SAM 2 Tab. 13), windows 8-4-16-8; ``kwargs`` override."""
     return build_sam2(**{**SIZES["large"], **kwargs})

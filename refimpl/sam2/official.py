@@ -14,11 +14,17 @@ and shapes.
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from torch import Tensor
 
-__all__ = ["FLAGS_21", "POSTPROCESSING", "official_video_predictor"]
+from .model import build_sam2
+
+__all__ = ["FLAGS_21", "POSTPROCESSING", "official_video_predictor", "randomize_", "write_synthetic_clip"]
 
 FLAGS_21: dict[str, Any] = dict(
     num_maskmem=7, sigmoid_scale_for_mem_enc=20.0, sigmoid_bias_for_mem_enc=-10.0, use_mask_input_as_output_without_sam=True,
@@ -38,39 +44,24 @@ POSTPROCESSING: dict[str, Any] = dict(
 """What ``build_sam2_video_predictor(apply_postprocessing=True)`` adds, hole filling off."""
 
 
-def official_video_predictor(
-    *,
-    embed_dim: int,
-    num_heads: int,
-    stages: tuple[int, ...],
-    global_att_blocks: tuple[int, ...],
-    window_spec: tuple[int, ...] = (8, 4, 14, 7),
-    window_pos_embed_bkg_spatial_size: tuple[int, int] = (14, 14),
-    image_size: int = 1024,
-    d_model: int = 256,
-    mem_dim: int = 64,
-    memory_attention_layers: int = 4,
-    memory_ffn_dim: int = 2048,
-) -> torch.nn.Module:
+def official_video_predictor(**config: Any) -> torch.nn.Module:
     """The official ``SAM2VideoPredictor`` (a ``SAM2Base``) for a SAM 2.1 configuration.
 
     Args:
-        embed_dim: see [`build_sam2`][refimpl.sam2.model.build_sam2], as every argument.
-        num_heads: Hiera's stage-1 heads.
-        stages: Hiera's blocks per stage.
-        global_att_blocks: blocks with global attention (not a pooling block: the official
-            code cannot pool with global attention).
-        window_spec: window side per stage.
-        window_pos_embed_bkg_spatial_size: the background position table.
-        image_size: ``S``.
-        d_model: ``D``.
-        mem_dim: ``D_mem``.
-        memory_attention_layers: ``L``.
-        memory_ffn_dim: the memory attention's MLP width.
+        **config: the arguments of [`build_sam2`][refimpl.sam2.model.build_sam2] (its defaults
+            fill the rest; ``version`` must be ``"2.1"``). ``global_att_blocks`` must not name a
+            pooling block: the official code cannot pool with global attention.
 
     Returns:
         The predictor, randomly initialised, in training mode.
+
+    Raises:
+        ValueError: for another ``version``.
     """
+    defaults = {k: p.default for k, p in inspect.signature(build_sam2).parameters.items() if p.default is not p.empty}
+    c = {**defaults, **config}
+    if c.pop("version") != "2.1":
+        raise ValueError("official_video_predictor builds SAM 2.1 configurations only")
     from sam2.modeling.backbones.hieradet import Hiera
     from sam2.modeling.backbones.image_encoder import FpnNeck, ImageEncoder
     from sam2.modeling.memory_attention import MemoryAttention, MemoryAttentionLayer
@@ -79,9 +70,9 @@ def official_video_predictor(
     from sam2.modeling.sam.transformer import RoPEAttention
     from sam2.sam2_video_predictor import SAM2VideoPredictor
 
-    d, mem = d_model, mem_dim
-    trunk = Hiera(embed_dim=embed_dim, num_heads=num_heads, stages=stages, global_att_blocks=global_att_blocks,
-                  window_spec=window_spec, window_pos_embed_bkg_spatial_size=window_pos_embed_bkg_spatial_size)
+    d, mem = c["d_model"], c["mem_dim"]
+    trunk = Hiera(embed_dim=c["embed_dim"], num_heads=c["num_heads"], stages=c["stages"], global_att_blocks=c["global_att_blocks"],
+                  window_spec=c["window_spec"], window_pos_embed_bkg_spatial_size=c["window_pos_embed_bkg_spatial_size"])
     neck = FpnNeck(position_encoding=PositionEmbeddingSine(d), d_model=d, backbone_channel_list=trunk.channel_list,
                    fpn_top_down_levels=[2, 3], fpn_interp_model="nearest")
 
@@ -89,7 +80,7 @@ def official_video_predictor(
         return RoPEAttention(rope_theta=10000.0, feat_sizes=[64, 64], embedding_dim=d, num_heads=1, downsample_rate=1, dropout=0.1, **kwargs)
 
     layer = MemoryAttentionLayer(
-        activation="relu", cross_attention=rope(rope_k_repeat=True, kv_in_dim=mem), d_model=d, dim_feedforward=memory_ffn_dim,
+        activation="relu", cross_attention=rope(rope_k_repeat=True, kv_in_dim=mem), d_model=d, dim_feedforward=c["memory_ffn_dim"],
         dropout=0.1, pos_enc_at_attn=False, pos_enc_at_cross_attn_keys=True, pos_enc_at_cross_attn_queries=False,
         self_attention=rope())
     memory_encoder = MemoryEncoder(
@@ -98,5 +89,45 @@ def official_video_predictor(
         position_encoding=PositionEmbeddingSine(mem), in_dim=d)
     return SAM2VideoPredictor(
         image_encoder=ImageEncoder(trunk, neck, scalp=1),
-        memory_attention=MemoryAttention(d_model=d, pos_enc_at_input=True, layer=layer, num_layers=memory_attention_layers),
-        memory_encoder=memory_encoder, image_size=image_size, **FLAGS_21, **POSTPROCESSING)
+        memory_attention=MemoryAttention(d_model=d, pos_enc_at_input=True, layer=layer, num_layers=c["memory_attention_layers"]),
+        memory_encoder=memory_encoder, image_size=c["image_size"], **FLAGS_21, **POSTPROCESSING)
+
+
+def randomize_(model: torch.nn.Module, seed: int, scale: float = 0.2) -> dict[str, Tensor]:
+    """Draw every parameter and buffer at random, in place, and return the state dict to copy into the other model.
+
+    Initial values (zeros, ones, a layer scale of 1e-6) would hide mistakes that random weights
+    reveal, so the comparisons use no initial value at all.
+
+    Args:
+        model: the model to fill.
+        seed: the generator's seed.
+        scale: standard deviation.
+
+    Returns:
+        ``model.state_dict()``.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    state = model.state_dict()
+    with torch.no_grad():
+        for value in state.values():
+            value.copy_(torch.randn(value.shape, generator=generator) * scale)
+    return state
+
+
+def write_synthetic_clip(folder: Path, frames: int, height: int, width: int) -> None:
+    """A bright rectangle moving right over a noisy background, as numbered JPEGs (the official video loader's format).
+
+    Args:
+        folder: where to write ``00000.jpg``, ``00001.jpg``, ...
+        frames: how many.
+        height: frame height.
+        width: frame width; the rectangle moves ``width / 10`` pixels per frame.
+    """
+    from PIL import Image
+
+    top, bottom, side, step = height * 5 // 16, height * 5 // 8, width // 4, max(width // 10, 1)
+    for t in range(frames):
+        img = (np.random.default_rng(t).integers(0, 40, (height, width, 3)) + 30).astype(np.uint8)
+        img[top:bottom, width // 8 + step * t : width // 8 + step * t + side] = (220, 180, 60)
+        Image.fromarray(img).save(Path(folder) / f"{t:05d}.jpg")

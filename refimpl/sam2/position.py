@@ -7,7 +7,8 @@ SAM 2 uses four, each in its place:
   encoder); the DETR form, ``D / 2`` channels for ``y`` then ``D / 2`` for ``x``, sine and cosine
   interleaved.
 - **1-D sine encoding** ([`sine_encoding_1d`][refimpl.sam2.position.sine_encoding_1d]): how far
-  in time an object pointer is from the current frame (SAM 2.1 code; not in the paper).
+  in time an object pointer is from the current frame (SAM 2.1 code; the v1 paper gives temporal
+  position to the recent frames' memories only, SAM 2 §4, App. C.1).
 - **Random Fourier features**
   ([`RandomFourierEncoding`][refimpl.sam2.position.RandomFourierEncoding]), SAM's prompt
   encoding: a point's ``(x, y)`` in ``[0, 1]`` is multiplied by a fixed random ``2 x D/2`` matrix

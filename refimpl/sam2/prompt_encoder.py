@@ -1,6 +1,6 @@
 """SAM 2's prompt encoder: clicks, boxes and masks as tokens and a dense map (SAM 2 §4, "Prompt encoder and mask decoder").
 
-The prompt encoder is SAM's, unchanged (§4). A prompt becomes:
+The prompt encoder is SAM's, unchanged (SAM 2 §4). A prompt becomes:
 
 - **sparse tokens**, one per point: the random Fourier encoding of the point's position plus a
   learned embedding of its kind. The kinds (labels) are 0 negative click, 1 positive click,
