@@ -44,6 +44,7 @@ SMALL = dict(embed_dim=16, num_heads=1, stages=(1, 2, 3, 1), global_att_blocks=(
              image_size=128, d_model=64, mem_dim=16, memory_ffn_dim=128)
 H, W = 96, 160  # the synthetic image and clip: another size than the model's, as real inputs are
 
+
 def max_abs_diff(a: Tensor, b: Tensor | np.ndarray) -> float:
     return (a - torch.as_tensor(b)).abs().max().item()
 

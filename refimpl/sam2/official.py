@@ -93,16 +93,20 @@ def official_video_predictor(**config: Any) -> torch.nn.Module:
         memory_encoder=memory_encoder, image_size=c["image_size"], **FLAGS_21, **POSTPROCESSING)
 
 
-def randomize_(model: torch.nn.Module, seed: int, scale: float = 0.2) -> dict[str, Tensor]:
-    """Draw every parameter and buffer at random, in place, and return the state dict to copy into the other model.
+def randomize_(model: torch.nn.Module, seed: int, scale: float = 0.2, constant_only: bool = False) -> dict[str, Tensor]:
+    """Draw the parameters and buffers at random, in place, and return the state dict to copy into the other model.
 
     Initial values (zeros, ones, a layer scale of 1e-6) would hide mistakes that random weights
-    reveal, so the comparisons use no initial value at all.
+    reveal. ``constant_only`` keeps the constructor's random initialisation and only adds noise
+    to the tensors it left constant: at the released sizes, weights drawn with one small scale
+    everywhere make the activations of deep layers subnormal, which slows CPUs down many times
+    and would make a speed comparison meaningless.
 
     Args:
         model: the model to fill.
         seed: the generator's seed.
-        scale: standard deviation.
+        scale: standard deviation of the noise.
+        constant_only: add ``scale`` noise to constant tensors only, instead of replacing every tensor.
 
     Returns:
         ``model.state_dict()``.
@@ -111,7 +115,11 @@ def randomize_(model: torch.nn.Module, seed: int, scale: float = 0.2) -> dict[st
     state = model.state_dict()
     with torch.no_grad():
         for value in state.values():
-            value.copy_(torch.randn(value.shape, generator=generator) * scale)
+            noise = torch.randn(value.shape, generator=generator) * scale
+            if not constant_only:
+                value.copy_(noise)
+            elif value.numel() and bool((value == value.flatten()[0]).all()):
+                value.add_(noise)
     return state
 
 

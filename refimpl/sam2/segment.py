@@ -154,7 +154,7 @@ def _png(mask: Tensor) -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray((mask.to(torch.uint8) * 255).numpy(), mode="L").save(buffer, format="PNG")
+    Image.fromarray((mask.to(torch.uint8) * 255).numpy()).save(buffer, format="PNG")  # 2-D uint8: 8-bit grey
     return buffer.getvalue()
 
 
