@@ -1,7 +1,7 @@
 """SAM 2's mask decoder: a two-way transformer, several masks, their IoU, and an occlusion score (SAM 2 §4, Fig. 9).
 
-SAM's decoder (Kirillov et al. 2023) with two additions from SAM 2 (SAM 2 §4 "Prompt encoder and mask
-decoder", App. C.1, Fig. 9):
+SAM's decoder (Kirillov et al. 2023) with two additions from SAM 2
+(SAM 2 §4 "Prompt encoder and mask decoder", App. C.1, Fig. 9):
 
 - **High-resolution features.** The stride-4 and stride-8 maps of the image encoder skip the
   memory attention and are added inside the upsampling that turns the stride-16 output into

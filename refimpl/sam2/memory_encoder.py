@@ -5,9 +5,8 @@ input resolution) are turned into probabilities, downsampled 16x by a small conv
 added to a 1x1 projection of the frame's *unconditioned* stride-16 embedding (the image
 encoder's output, not the memory attention's, so no separate image encoder is needed for
 memories), fused by two ConvNeXt blocks and projected from ``D = 256`` down to ``D_mem = 64``
-channels (SAM 2 App. C.1); 64 channels store 4x less than 256 for little loss (SAM 2 §8.2.1,
-Tab. 10). The memory also gets a
-sine position table for the memory attention's keys.
+channels (SAM 2 App. C.1); 64 channels store 4x less than 256 for little loss
+(SAM 2 §8.2.1, Tab. 10). The memory also gets a sine position table for the memory attention's keys.
 
 Shape letters: ``B`` batch (objects), ``S`` the image side, ``h, w = S / 16``, ``D`` 256,
 ``D_mem`` 64.

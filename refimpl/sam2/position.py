@@ -15,8 +15,8 @@ SAM 2 uses four, each in its place:
   and goes through sine and cosine; the same map gives the dense encoding of the image grid
   that the mask decoder adds to the image features.
 - **2-D rotary encoding** (RoPE, [`axial_rope`][refimpl.sam2.position.axial_rope] and
-  [`apply_rope`][refimpl.sam2.position.apply_rope]) in the memory attention (SAM 2 App. C.1,
-  §8.2.2, Tab. 11): query and key vectors are rotated by angles that depend on their row and
+  [`apply_rope`][refimpl.sam2.position.apply_rope]) in the memory attention
+  (SAM 2 App. C.1, §8.2.2, Tab. 11): query and key vectors are rotated by angles that depend on their row and
   column, so the attention score depends on the relative offset. Object pointers are not
   rotated.
 
