@@ -26,7 +26,17 @@ $(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e '.[docs]'
 	@touch $@
 
+# The SAM 2 anchor (`sam2`, in the test extra) is an sdist whose build requirements name torch: an
+# isolated build would first install a second torch with all its CUDA wheels (GBs) only to run a
+# setup.py that needs neither when SAM2_BUILD_CUDA=0 (the optional extension only fills holes in
+# masks, and is never built here). So it is built first, in the venv, without isolation; the install
+# of the extra then finds it there. The version is read from pyproject.toml.
+SAM2_REQ = $(BIN)/python -c 'import tomllib; print(next(r for r in tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["test"] if r.startswith("sam2")))'
+
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile 'setuptools>=77.0.3'
+	SAM2_BUILD_CUDA=0 $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile \
+		--no-build-isolation --no-deps "$$($(SAM2_REQ))"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e '.[test]'
 	@touch $@ $(VENV)/.installed-docs
 

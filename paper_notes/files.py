@@ -1,4 +1,4 @@
-"""Atomic file writes for the commands: a reader never sees half a file, and nothing is lost.
+"""Atomic file writes for the commands (``notes``, ``sam2-segment``): a reader never sees half a file, and nothing is lost.
 
 Every write goes to a temporary file beside its target (``.<name>.<random>.tmp``), is synced,
 then linked or renamed into place. The writer holds an exclusive ``flock`` on its temporary file
@@ -29,8 +29,8 @@ TEMPORARY_GLOB = ".*.tmp"
 
 
 @contextlib.contextmanager
-def _temporary_copy(path: Path, text: str, mode: int) -> Iterator[str]:
-    """A new temporary file beside ``path`` (same file system) holding ``text``, synced, with ``mode``.
+def _temporary_copy(path: Path, text: str | bytes, mode: int) -> Iterator[str]:
+    """A new temporary file beside ``path`` (same file system) holding ``text`` (or bytes), synced, with ``mode``.
 
     It stays locked while the caller moves it into place; it is removed if it is still there
     when the block ends (the caller linked it, or failed).
@@ -40,7 +40,7 @@ def _temporary_copy(path: Path, text: str, mode: int) -> Iterator[str]:
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)  # "being written": remove_stale_temporaries leaves it alone
         os.fchmod(fd, mode)  # mkstemp makes 0600; the file should look like any other the user has
-        data = text.encode("utf-8")
+        data = text if isinstance(text, bytes) else text.encode("utf-8")
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
@@ -58,8 +58,8 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
-def write_new_file(path: Path, text: str) -> None:
-    """Create ``path`` with ``text`` atomically, refusing to replace anything.
+def write_new_file(path: Path, text: str | bytes) -> None:
+    """Create ``path`` with ``text`` (or bytes) atomically, refusing to replace anything.
 
     The text goes to a temporary file in the same directory, which is then hard-linked to its
     final name: the link fails if the name exists (even if it appeared a moment ago), so an

@@ -255,7 +255,7 @@ def paper_names(papers: dict[str, Paper]) -> dict[str, str]:
 
 
 def named_pattern(names: dict[str, str]) -> re.Pattern[str]:
-    """Regex for the named form ``Hiera Fig. 4``, ``MAE 的图 1``, ``(MAE §4.1, Tab. 1c)``.
+    """Regex for the named form ``Hiera Fig. 4``, ``MAE 的图 1``, ``(MAE §4.1, Tab. 1c)``, ``(SAM 2 §4 "Memory attention", App. C.1)``.
 
     Groups: ``name``, ``loc`` (the first locator) and ``more`` (further locators of the same paper,
     after ``,``, ``;``, ``and``, ``、`` or ``和``).
@@ -263,9 +263,10 @@ def named_pattern(names: dict[str, str]) -> re.Pattern[str]:
     alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) or "(?!)"
     locator = "|".join(f"(?:{p})" for _, p in LOCATOR_PATTERNS).replace("?P<n>", "?:").replace("?P<panel>", "?:")
     locator = f"(?:{locator})(?![0-9])"
+    titled = rf'{locator}(?:\s*"[^"\n]*")?'  # a locator may name its paragraph: §4 "Memory attention"
     return re.compile(
-        rf"(?<![A-Za-z0-9])(?P<name>{alternatives})(?:'s)?\s*(?:的)?\s*(?P<loc>{locator})"
-        rf"(?P<more>(?:\s*(?:,|;|、|和|\band\b)\s*{locator})*)"
+        rf"(?<![A-Za-z0-9])(?P<name>{alternatives})(?:'s)?\s*(?:的)?\s*(?P<loc>{locator})(?:\s*\"[^\"\n]*\")?"
+        rf"(?P<more>(?:\s*(?:,|;|、|和|\band\b)\s*{titled})*)"
     )
 
 

@@ -178,6 +178,18 @@ def _uniform_polynomials(k: int) -> tuple[tuple[float, ...], ...]:
 
 
 def spline_grid(grid: Tensor, k: int) -> SplineGrid:
+    """What [`spline_linear`][refimpl.bspline.spline_linear] needs about the knots ``grid``, computed once.
+
+    Whether the knots are equally spaced (to rounding), so the non-zero bases have a closed form,
+    and the tensors either way takes.
+
+    Args:
+        grid: knots ``(in, n)``.
+        k: spline order.
+
+    Returns:
+        A [`SplineGrid`][refimpl.bspline.SplineGrid]; a layer keeps it until its knots change.
+    """
     n = grid.shape[1]
     t0 = grid[:, :1].contiguous()  # (in, 1)
     h = (grid[:, -1:] - t0) / (n - 1)  # (in, 1)

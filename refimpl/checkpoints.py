@@ -9,8 +9,9 @@ partial load.
 
 Release-file layouts handled by [`read_state_dict`][refimpl.checkpoints.read_state_dict]:
 
-- official MAE (``mae_pretrain_vit_base.pth``, ``mae_visualize_vit_large.pth``, ...): a dict whose
-  ``"model"`` entry is the state dict. The *pretrain* files hold the encoder only; the
+- official MAE (``mae_pretrain_vit_base.pth``, ``mae_visualize_vit_large.pth``, ...) and official
+  SAM 2 / SAM 2.1 (``sam2.1_hiera_tiny.pt``, ...): a dict whose ``"model"`` entry is the state
+  dict; SAM 2's keys are those of [`refimpl.sam2.SAM2`][refimpl.sam2.model.SAM2] as they are. The *pretrain* files hold the encoder only; the
   *visualize* files also hold the decoder. Full training checkpoints also store an
   ``argparse.Namespace`` of the run's arguments, which is allowed through ``weights_only``
   loading as plain data.
@@ -325,7 +326,25 @@ def load_checkpoint(model: nn.Module, path: str | PathLike[str], *, strict: bool
         ValueError: for unexpected keys, shape mismatches, no key in common, or (``strict``)
             missing keys; the model is unchanged.
     """
-    state = read_state_dict(path)
+    return load_state(model, read_state_dict(path), str(path), strict=strict)
+
+
+def load_state(model: nn.Module, state: Mapping[str, Tensor], source: str, *, strict: bool = False) -> LoadReport:
+    """[`load_checkpoint`][refimpl.checkpoints.load_checkpoint] for a state dict already read (e.g. to pick the model from it).
+
+    Args:
+        model: the model to fill.
+        state: tensors by official key, e.g. from [`read_state_dict`][refimpl.checkpoints.read_state_dict].
+        source: what to call it in error messages (the file name).
+        strict: also refuse a state that lacks some of the model's keys.
+
+    Returns:
+        A [`LoadReport`][refimpl.checkpoints.LoadReport].
+
+    Raises:
+        ValueError: as [`load_checkpoint`][refimpl.checkpoints.load_checkpoint]; the model is unchanged.
+    """
+    path = source
     own = model.state_dict()
     unexpected = sorted(set(state) - set(own))
     if unexpected:

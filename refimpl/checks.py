@@ -73,8 +73,10 @@ def real(value: object, name: str, low: float = -math.inf, high: float = math.in
     Args:
         value: the argument.
         name: its name, for the message.
-        low, high: the interval's ends.
-        low_open, high_open: whether the interval excludes its ends.
+        low: the interval's lower end.
+        high: its upper end.
+        low_open: whether ``low`` itself is excluded.
+        high_open: whether ``high`` itself is excluded.
         example: a valid value, for the message.
 
     Examples:

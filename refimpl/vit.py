@@ -237,15 +237,16 @@ class DropPath(nn.Module):
         """Drop whole samples of a residual branch.
 
         Args:
-            x: branch output, shape ``(B, N, D)``.
+            x: branch output, shape ``(B, N, D)`` (any shape ``(B, ...)``: SAM 2's Hiera passes
+                ``(B, h, w, D)``).
 
         Returns:
-            Shape ``(B, N, D)``: ``x`` itself, or ``x`` with some samples zeroed and the
-                rest scaled.
+            The shape of ``x``: ``x`` itself, or ``x`` with some samples zeroed and the rest
+                scaled.
         """
         if not self.training or self.p == 0.0:
             return x
-        keep = x.new_empty(x.shape[0], 1, 1).bernoulli_(1.0 - self.p)  # (B, 1, 1): 1 = keep
+        keep = x.new_empty(x.shape[0], *[1] * (x.ndim - 1)).bernoulli_(1.0 - self.p)  # (B, 1, ...): 1 = keep
         return x * keep / (1.0 - self.p)
 
 

@@ -51,6 +51,17 @@ def test_the_input_pipeline_benchmark_times_both_pipelines_and_ours_moves_a_quar
     assert table[-1].endswith("| 0.25x |")  # uint8 images (and the noise) against float32 images
 
 
+def test_the_sam2_benchmark_finds_no_difference_from_the_official_model_and_times_both(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bench = load_benchmark("sam2")
+    bench.main(["--image-size", "128", "--frame-size", "96", "160", "--warmup", "0", "--runs", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    parity = [line for line in lines if line.startswith("| ") and not line.startswith(("| output", "| ---", "| float32"))][:-2]
+    assert len(parity) == 31 and all(line.endswith("| 0 |") for line in parity)  # every output, bit for bit
+    assert [line.split(" | ")[0] for line in lines[-2:]] == ["| image encoder", "| tracking step (7 memories)"]
+
+
 # --- scripts/gpu-check.sh --------------------------------------------------------------------
 
 FAKE_PYTHON = """#!/usr/bin/env bash
