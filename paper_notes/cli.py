@@ -152,7 +152,8 @@ def cmd_add_paper(args: argparse.Namespace) -> int:
         text = new_paper_text(path, title=args.title.strip(), authors=[a.strip() for a in args.author],
                               venue=args.venue.strip(), year=args.year,
                               arxiv=args.arxiv, doi=args.doi, url=args.url, code=args.code, status=args.status,
-                              related=list(dict.fromkeys(args.related)))
+                              related=list(dict.fromkeys(args.related)), short_title=args.short_title.strip(),
+                              tags=list(dict.fromkeys(t.strip() for t in args.tag)))
         write_new_file(path, text)
     except FileExistsError as exc:
         return _fail(f"{exc.filename or exc} already exists; nothing was written "
@@ -220,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--code", help="official code (http(s) URL)")
     add.add_argument("--status", choices=STATUSES, default="to-read", help="reading status (default: to-read)")
     add.add_argument("--related", action="append", default=[], metavar="ID", help="a related paper id (repeatable)")
+    add.add_argument("--short-title", default="", help="a few words for the reading list, e.g. MAE")
+    add.add_argument("--tag", action="append", default=[], help="a topic to filter the reading list by (repeatable)")
     add.set_defaults(func=cmd_add_paper)
 
     status = sub.add_parser("status", help="show or set a paper's reading status")

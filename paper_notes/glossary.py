@@ -15,6 +15,7 @@ touches them (so "mask" does not fire inside "masked", but does inside "每个ma
 
 from __future__ import annotations
 
+import os
 import re
 import xml.etree.ElementTree as etree
 from dataclasses import dataclass
@@ -189,13 +190,32 @@ class GlossaryExtension(Extension):
         super().__init__(**kwargs)
 
     def extendMarkdown(self, md: Any) -> None:  # noqa: N802 (Python-Markdown's name)
+        # After inline processing (20), before prettify (10): text nodes are final here.
+        md.treeprocessors.register(_GlossaryTreeprocessor(md, _definitions(self.getConfig("path"))),
+                                   "paper_notes_glossary", 15)
+
+
+_DEFINITIONS: dict[tuple[str, int, int], dict[str, tuple[str, str]]] = {}
+
+
+def _definitions(path: str | Path) -> dict[str, tuple[str, str]]:
+    """Spelling -> (term id, tooltip), read once per version of the file.
+
+    mkdocstrings makes a Markdown instance for every object it renders (about 80 per build), and
+    each one loads this extension: keyed on the file's modification time and size, the YAML is
+    parsed once per build and not at all in a ``mkdocs serve`` rebuild that did not touch it.
+    """
+    stat = os.stat(path)
+    key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _DEFINITIONS:
         definitions: dict[str, tuple[str, str]] = {}
-        for term in load_glossary(self.getConfig("path")):
+        for term in load_glossary(path):
             label = term.term if term.term == term.en else f"{term.term} ({term.en})"
             for form in term.surface_forms:
                 definitions[form] = (term.id, f"{label}：{term.short}")
-        # After inline processing (20), before prettify (10): text nodes are final here.
-        md.treeprocessors.register(_GlossaryTreeprocessor(md, definitions), "paper_notes_glossary", 15)
+        _DEFINITIONS.clear()
+        _DEFINITIONS[key] = definitions
+    return _DEFINITIONS[key]
 
 
 def makeExtension(**kwargs: Any) -> GlossaryExtension:  # noqa: N802 (Python-Markdown's name)

@@ -3,11 +3,17 @@
 - ``on_config``: load ``papers/``, ``glossary.yaml`` and every diary entry through the same
   validators as ``notes check`` (a bad file fails the build with its path and field); the blog's
   allowed categories become the paper ids; glossary terms join jieba's dictionary so Chinese
-  search segments them as words.
+  search segments them as words. mkdocs-jupyter's cache is keyed on what each notebook imports
+  (``paper_notes.buildcache``) and kept in ``.cache/site/notebooks``; notebook kernels import this
+  checkout's ``refimpl``.
 - ``on_files``: MathJax 3 (from the ``sphinx-mathjax-offline`` wheel) is added to the site under
   ``assets/mathjax/``, so math renders with no request to another host.
 - ``on_page_markdown``: ``[@id]`` citations become links to the reading list plus a reference list.
 - ``on_files``: also the diary's Atom feed, ``journal/feed.xml``, built from the validated entries.
+- ``on_startup``: under ``mkdocs serve``, rebuilds reuse unchanged API blocks and search entries
+  (``paper_notes.rebuild_memo``).
+- ``on_post_build``: the search worker cuts a query's Chinese into words as jieba cut the index
+  (``paper_notes.search``).
 - ``on_page_content``: notebook pages lose nbconvert's MathJax 2 and mermaid loaders (they point
   at a CDN); their Markdown cells are typeset by the site's own MathJax instead.
 - References to a paper's items (``[@hiera, 图 4]``) are resolved against ``outline`` in
@@ -19,9 +25,12 @@ from __future__ import annotations
 
 import html
 import importlib.metadata
+import json
 import logging
+import os
 import posixpath
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +38,8 @@ from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
 
+from paper_notes import rebuild_memo, search
+from paper_notes.buildcache import NOTEBOOK_RENDERERS, cache_dir, fingerprint
 from paper_notes.journal import EXCERPT_SEPARATOR, Entry
 from paper_notes.project import Project, load_project
 from paper_notes.references import UnresolvedReference, references_in_html
@@ -48,6 +59,12 @@ def _project() -> Project:
     return _state["project"]
 
 
+def on_startup(command: str, dirty: bool) -> None:
+    """``mkdocs serve``: rebuilds reuse what did not change (``paper_notes.rebuild_memo``)."""
+    if command == "serve":
+        rebuild_memo.enable()
+
+
 @event_priority(100)  # before the blog and search plugins read their configuration
 def on_config(config: Any) -> Any:
     root = Path(config.config_file_path).resolve().parent
@@ -57,6 +74,12 @@ def on_config(config: Any) -> Any:
         raise PluginError(f"paper-notes: {exc}") from None
     _state.clear()
     _state.update(project=project, root=root)
+    _use_this_checkout(root)
+    rebuild_memo.new_build(root)
+    jupyter = config.plugins.get("mkdocs-jupyter")
+    if jupyter is not None and jupyter.config.get("cache"):
+        jupyter.config["cache_dir"] = str(cache_dir(root, "notebooks"))
+        _key_notebooks_on_their_imports()
 
     blog = config.plugins.get("material/blog")
     if blog is not None:
@@ -66,14 +89,49 @@ def on_config(config: Any) -> Any:
         import jieba
     except ImportError:  # search then indexes Chinese runs as whole words; still builds
         jieba = None
+    if not any(name in config.plugins for name in ("search", "material/search")):
+        jieba = None  # nothing to segment for (a small test site): skip loading jieba's dictionary
     if jieba is not None:
         jieba.setLogLevel(logging.WARNING)
         words = {form for term in project.glossary for form in term.surface_forms}
         words |= {tag for entry in project.entries for tag in entry.tags}
-        for word in sorted(words):
-            if re.search(r"[\u4e00-\u9fff]", word):
-                jieba.add_word(word)
+        search.add_words(words)
+    _state["jieba"] = jieba is not None
     return config
+
+
+def _use_this_checkout(root: Path) -> None:
+    """Make this checkout's ``refimpl``/``paper_notes`` the ones imported by the figures (this
+    process) and by notebook kernels (child processes), whichever checkout the venv was installed from."""
+    if sys.path[:1] != [str(root)]:
+        sys.path.insert(0, str(root))
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if paths[:1] != [str(root)]:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(root), *[p for p in paths if p and p != str(root)]])
+
+
+def _key_notebooks_on_their_imports() -> None:
+    """Fold :func:`paper_notes.buildcache.fingerprint` into mkdocs-jupyter's cache key.
+
+    Its own key covers the notebook file and the plugin's options only, so a change in ``refimpl/``
+    would serve stale output. mkdocs-jupyter has no option for extra key material; its key function
+    is wrapped (once per process), and a version without it fails the build rather than go stale.
+    """
+    from mkdocs_jupyter import plugin as jupyter_plugin
+
+    original = getattr(jupyter_plugin, "_compute_cache_key", None)
+    if original is None:
+        raise PluginError("paper-notes: this mkdocs-jupyter has no _compute_cache_key to extend; set "
+                          "'cache: false' for mkdocs-jupyter in mkdocs.yml or install the version pyproject.toml names")
+    if getattr(original, "paper_notes_key", False):
+        return
+
+    def key(nb_path: str, config: Any, exec_nb: bool) -> str:
+        return fingerprint(Path(nb_path), _state["root"], renderers=NOTEBOOK_RENDERERS,
+                           extra=original(nb_path, config, exec_nb))
+
+    key.paper_notes_key = True  # type: ignore[attr-defined]
+    jupyter_plugin._compute_cache_key = key
 
 
 def _mathjax_dir() -> Path:
@@ -252,3 +310,24 @@ def on_page_content(content: str, page: Any, config: Any, files: Files) -> str:
         return re.sub(r"\[([^\]]+)\]\(([^)]+)\)", to_anchor, md)
 
     return CITATION.sub(replace, content)
+
+
+@event_priority(-100)  # after the search plugin has written search/search_index.json
+def on_post_build(config: Any) -> None:
+    """Ship jieba's segmentation of the site's text to the browser and make the search worker use it."""
+    site = Path(config.site_dir)
+    index_path = site / "search" / "search_index.json"
+    if not _state.get("jieba") or not index_path.is_file():
+        return
+    runs = search.han_runs(json.loads(index_path.read_text(encoding="utf-8")))
+    (site / search.SEGMENTER_JS).write_text(search.segmenter_script(search.segmenter_data(runs)), encoding="utf-8")
+    workers = sorted((site / "assets/javascripts/workers").glob("search.*.min.js"))
+    if len(workers) != 1:
+        raise PluginError(f"paper-notes: expected one Material search worker in {site}/assets/javascripts/workers, "
+                          f"found {[w.name for w in workers]}")
+    script_url = posixpath.relpath(search.SEGMENTER_JS, "assets/javascripts/workers")
+    try:
+        patched = search.patch_search_worker(workers[0].read_text(encoding="utf-8"), script_url)
+    except ValueError as exc:
+        raise PluginError(f"paper-notes: {exc}") from None
+    workers[0].write_text(patched, encoding="utf-8")

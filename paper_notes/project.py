@@ -26,6 +26,22 @@ def find_root(start: Path | None = None) -> Path:
     )
 
 
+SITE_SOURCES = ("mkdocs.yml", "glossary.yaml", "papers", "docs", "scripts", "refimpl", "paper_notes")
+"""What a copy of a checkout needs in order to build the site."""
+
+
+def copy_site_sources(root: Path, dest: Path) -> None:
+    """Copy :data:`SITE_SOURCES` of the checkout at ``root`` into ``dest`` (without ``__pycache__``)."""
+    import shutil
+
+    for part in SITE_SOURCES:
+        source = root / part
+        if source.is_dir():
+            shutil.copytree(source, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, dest / part)
+
+
 @dataclass(frozen=True)
 class Project:
     """A checkout's reading list, glossary and diary, all validated."""

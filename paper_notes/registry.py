@@ -67,6 +67,10 @@ class Paper:
     added: dt.date
     related: tuple[str, ...]
     unconfirmed: tuple[str, ...]
+    short_title: str = ""
+    """A few words for the reading list (``MAE``); empty: the title up to its colon, if that is short."""
+    tags: tuple[str, ...] = ()
+    """Topics to filter the reading list by (``ViT``, ``分割`` ...)."""
     problem: str = ""
     key_idea: str = ""
     results: str = ""
@@ -86,6 +90,15 @@ class Paper:
             second = self.authors[1].split()[-1]
             return f"{first} & {second}, {self.year}"
         return f"{first} et al., {self.year}"
+
+    @property
+    def display_title(self) -> str:
+        """``short_title``, else the part of the title before its colon when that is at most 30
+        characters (``Hiera``, ``KAN``), else the whole title."""
+        if self.short_title:
+            return self.short_title
+        head, colon, _ = self.title.partition(":")
+        return head.strip() if colon and len(head.strip()) <= 30 else self.title
 
     @property
     def venue_year(self) -> str:
@@ -118,6 +131,8 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "code": ((str, type(None)), False),
     "status": ((str,), True),
     "added": ((dt.date,), True),
+    "short_title": ((str,), False),
+    "tags": ((list,), False),
     "related": ((list,), False),
     "unconfirmed": ((list,), False),
     **{name: ((str,), False) for name in FREE_TEXT_FIELDS},
@@ -229,7 +244,7 @@ def parse_paper(data: Any, path: Path) -> Paper:
             raise SchemaError(
                 path, "unconfirmed", f"lists {name!r}, which is not a paper field"
             )
-    for name in ("authors", "affiliations", "related", "unconfirmed"):
+    for name in ("authors", "affiliations", "related", "unconfirmed", "tags"):
         values[name] = tuple(values[name])
     return Paper(**values, path=path)
 
@@ -349,7 +364,7 @@ def _scalar(value: str | None) -> str:
 def new_paper_text(path: Path, *, title: str, authors: list[str], venue: str, year: int,
                    arxiv: str | None = None, doi: str | None = None, url: str | None = None,
                    code: str | None = None, status: str = "to-read", added: dt.date | None = None,
-                   related: list[str] | None = None) -> str:
+                   related: list[str] | None = None, short_title: str = "", tags: list[str] | None = None) -> str:
     """The text of a new ``papers/<id>.yaml`` with every field present, checked against the schema.
 
     The id is ``path``'s stem. Fields the command line does not set (affiliations, the publication
@@ -361,6 +376,7 @@ def new_paper_text(path: Path, *, title: str, authors: list[str], venue: str, ye
     lines = [
         f"id: {path.stem}",
         f"title: {_scalar(title)}",
+        f"short_title: {_scalar(short_title)}",
         f"authors: [{', '.join(_scalar(a) for a in authors)}]",
         "affiliations: []",
         f"venue: {_scalar(venue)}",
@@ -373,6 +389,7 @@ def new_paper_text(path: Path, *, title: str, authors: list[str], venue: str, ye
         f"status: {status}",
         f"added: {(added or dt.date.today()).isoformat()}",
         f"related: [{', '.join(related or [])}]",
+        f"tags: [{', '.join(_scalar(t) for t in tags or [])}]",
         "unconfirmed: []",
         *(f'{name}: ""' for name in FREE_TEXT_FIELDS),
     ]

@@ -24,6 +24,9 @@ from .registry import READING_LIST, STATUS_LABELS, Paper
 CITATION = re.compile(r"\[(@[a-z0-9-]+(?:\s*;\s*@[a-z0-9-]+)*)\]")
 """``[@mae]`` or ``[@mae; @vit]``: a citation of papers from ``papers/``."""
 
+DIARY_ANCHOR = "diary"
+"""Id of the paper page's list of diary entries; the reading list's 日记 column links there."""
+
 _FIELD_LABELS = {
     "problem": "要解决的问题",
     "key_idea": "核心想法",
@@ -49,34 +52,56 @@ def _mark(paper: Paper, name: str) -> str:
 
 
 def reading_list_index(project: Project) -> str:
-    """The reading list: one row per paper, grouped by nothing, ordered by date added."""
+    """The reading list: one short row per paper (ordered by date added), filtered in the page.
+
+    A row gives the short title (the full title is its tooltip and the paper page's heading),
+    venue, status, tags, code and how many diary entries discuss the paper (linked to their list
+    on its page). ``docs/javascripts/reading-list.js`` adds
+    buttons that show only the papers of one status or tag; without JavaScript the table is whole.
+    """
     lines = [
         "# 阅读清单 (reading list)",
         "",
-        "这一页由 `papers/*.yaml` 在构建时生成；每篇论文一个文件，是引用、阅读状态和相互链接的唯一来源。"
-        "点击标题看单篇的详细信息、讨论它的日记和 BibTeX。整个清单的 BibTeX 文件："
-        "[papers.bib](../papers.bib)。",
+        "由 `papers/*.yaml` 在构建时生成（每篇论文一个文件，是引用、阅读状态和相互链接的唯一来源）。"
+        "点简称看全称、笔记、讨论它的日记和 BibTeX；按状态或标签筛选用表格上方的按钮。"
+        "整个清单的 BibTeX：[papers.bib](../papers.bib)。",
         "",
-        "加一篇论文：`.venv/bin/notes add-paper sam2 --title \"...\" --author \"...\" --venue ICLR --year 2025 "
-        "--arxiv 2408.00714`（写出含全部字段的 `papers/sam2.yaml`，空着的字段再手工补）；"
-        "改阅读状态：`.venv/bin/notes status hiera read`（只改文件里 `status:` 这一行）。",
+        '<div class="reading-list" markdown>',
         "",
-        "| 论文 | 作者 | 发表 | 状态 | 代码 | 日记 |",
+        "| 论文 | 发表 | 状态 | 标签 | 代码 | 日记 |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for paper in project.papers.values():
-        code = f"[GitHub]({paper.code})" if paper.code else "—"
+        code = f"[代码]({paper.code})" if paper.code else "—"
         entries = project.entries_for(paper.id)
-        diary = "、".join(
-            f"[{e.date.isoformat()}]({posixpath.relpath(_entry_doc(e, project.root), READING_LIST)})" for e in entries
-        ) or "—"
+        diary = f"[{len(entries)} 篇]({paper.id}.md#{DIARY_ANCHOR})" if entries else "—"
+        title = paper.title.replace('"', "&quot;")
         lines.append(
-            f"| [{paper.title}]({paper.id}.md) | {_authors(paper, 1)} | {paper.venue_year} "
-            f"| {STATUS_LABELS[paper.status]} | {code} | {diary} |"
+            f'| [{paper.display_title}]({paper.id}.md "{title}") | {paper.venue_year} '
+            f"| {STATUS_LABELS[paper.status]} | {' · '.join(paper.tags) or '—'} | {code} | {diary} |"
         )
     counts = {s: sum(p.status == s for p in project.papers.values()) for s in STATUS_LABELS}
-    lines += ["", "共 {} 篇：".format(len(project.papers)) + "，".join(f"{STATUS_LABELS[s]} {n}" for s, n in counts.items()) + "。", ""]
+    lines += [
+        "",
+        "</div>",
+        "",
+        "共 {} 篇：".format(len(project.papers)) + "，".join(f"{STATUS_LABELS[s]} {n}" for s, n in counts.items()) + "。",
+        "",
+        "加一篇论文：`.venv/bin/notes add-paper sam2 --title \"...\" --short-title \"SAM 2\" --author \"...\" "
+        "--venue ICLR --year 2025 --arxiv 2408.00714 --tag 分割`（写出含全部字段的 `papers/sam2.yaml`，空着的字段再手工补）；"
+        "改阅读状态：`.venv/bin/notes status hiera read`（只改文件里 `status:` 这一行）。",
+        "",
+    ]
     return "\n".join(lines)
+
+
+def spreadsheet_notes(paper: Paper) -> list[str]:
+    """Markdown lines: the five spreadsheet columns of ``paper``, each one marked when not yet written."""
+    lines = []
+    for name, label in _FIELD_LABELS.items():
+        text = getattr(paper, name).strip()
+        lines += [f"**{label}**：{text}" if text else f'**{label}**：<span class="not-written">还没有写</span>', ""]
+    return lines
 
 
 def paper_page(project: Project, paper: Paper) -> str:
@@ -93,6 +118,7 @@ def paper_page(project: Project, paper: Paper) -> str:
         ("链接", f"<{paper.url}>" if paper.url else "—"),
         ("代码", f"<{paper.code}>" if paper.code else "未开源或未找到"),
         ("状态", STATUS_LABELS[paper.status]),
+        ("标签", " · ".join(paper.tags) or "—"),
         ("加入清单", paper.added.isoformat()),
     ]
     lines = [f"# {paper.title} {{ #{paper.id} }}", "", "| | |", "| --- | --- |"]
@@ -105,13 +131,7 @@ def paper_page(project: Project, paper: Paper) -> str:
             f"    以下字段还没有对照论文首页或 arXiv 记录核实：{', '.join(paper.unconfirmed)}。",
             "",
         ]
-    notes = [(label, getattr(paper, name)) for name, label in _FIELD_LABELS.items() if getattr(paper, name).strip()]
-    lines += ["## 笔记", ""]
-    if notes:
-        for label, text in notes:
-            lines += [f"**{label}**：{text.strip()}", ""]
-    else:
-        lines += ["还没有写。", ""]
+    lines += ["## 笔记", "", *spreadsheet_notes(paper)]
     if paper.headline_results:
         lines += ["## 主要结果", "", results_table(paper, cite_key=False)]
     if paper.outline is not None:
@@ -122,7 +142,7 @@ def paper_page(project: Project, paper: Paper) -> str:
         lines += [f"- [{r.title}]({r.id}.md)（{r.venue_year}）" for r in related]
         lines.append("")
     entries = project.entries_for(paper.id)
-    lines += ["## 讨论这篇论文的日记", ""]
+    lines += [f"## 讨论这篇论文的日记 {{ #{DIARY_ANCHOR} }}", ""]
     if entries:
         lines += [
             f"- {e.date.isoformat()} [{e.title}]({posixpath.relpath(_entry_doc(e, project.root), READING_LIST)})"
@@ -168,7 +188,7 @@ def expand_results(markdown: str, papers: dict[str, Paper], page_src: str = "") 
 def reading_list_nav(project: Project) -> str:
     """literate-nav ``SUMMARY.md`` for the reading-list section."""
     lines = ["* [总览](index.md)"]
-    lines += [f"* [{p.title}]({p.id}.md)" for p in project.papers.values()]
+    lines += [f"* [{p.display_title}]({p.id}.md)" for p in project.papers.values()]
     return "\n".join(lines) + "\n"
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import mkdocs_gen_files
 
-from paper_notes.figures import iter_figures, render_svg
+from paper_notes.figures import cached_figures
 from paper_notes.glossary import render_glossary_page
 from paper_notes.project import load_project
 from paper_notes.registry import bibliography
@@ -34,7 +34,8 @@ write("glossary.md", render_glossary_page(project.glossary, titles))
 for doc, text in api_reference_pages(root / "refimpl").items():
     write(f"reference/{doc}", text)
 
-# Figures for the concept pages, drawn from refimpl at every build.
-for name, make_figure in iter_figures():
+# Figures for the concept pages, drawn from refimpl; redrawn only when their code, the refimpl
+# modules it imports or their package versions change (cache in .cache/site/figures).
+for name, svg in cached_figures(root):
     with mkdocs_gen_files.open(f"figures/{name}", "wb") as handle:
-        handle.write(render_svg(make_figure))
+        handle.write(svg)

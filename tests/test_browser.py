@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from conftest import Build
+from conftest import ROOT, Build
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -63,10 +65,10 @@ def browser() -> Iterator[object]:
 class Visit:
     """A browser page that records console errors and refuses every request to another host."""
 
-    def __init__(self, browser: object, base_url: str) -> None:
+    def __init__(self, browser: object, base_url: str, **context: object) -> None:
         self.host = urlsplit(base_url).netloc
         self.base_url = base_url
-        self.context = browser.new_context(locale="zh-CN")
+        self.context = browser.new_context(locale="zh-CN", **context)
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.foreign: list[str] = []
@@ -129,6 +131,132 @@ def test_searching_a_chinese_word_finds_the_entry(visit: Visit) -> None:
     assert any("glossary/" in href for href in search(page, "decoder"))
 
 
+# Query -> pages (site paths; one ending in "refimpl/" stands for every API page under it) any of
+# which may come first; lunr ranks them, these are the pages that explain the word. Two- to four-character Chinese words, English terms, code identifiers
+# (split at "_" and at camel case like the index) and mixed queries.
+QUERIES = {
+    "掩码": ("journal/2026-11-25-hiera-figure4-understood/", "journal/2024-10-24-hiera-figure4/",
+             "journal/2024-10-26-mae-figure1/", "concepts/masking/"),
+    "解码器": ("journal/2024-10-26-mae-figure1/", "concepts/mae/", "glossary/"),
+    "编码器": ("journal/2024-10-26-mae-figure1/", "concepts/mae/", "journal/2024-10-27-mae-implementation/"),
+    "掩码单元": ("journal/2026-11-25-hiera-figure4-understood/", "concepts/masking/", "journal/2024-10-24-hiera-figure4/",
+                 "concepts/hiera/"),
+    "网格扩展": ("concepts/kan/",),
+    "线性探测": ("journal/2024-10-27-mae-implementation/", "glossary/", "concepts/mae/"),
+    "样条": ("concepts/kan/", "glossary/"),
+    "打乱": ("notebooks/mae_shuffle_unshuffle/", "concepts/masking/", "concepts/mae/"),
+    "unroll": ("notebooks/hiera_unroll/", "concepts/hiera/", "journal/2024-10-24-hiera-figure4/"),
+    "decoder": ("reference/refimpl/", "concepts/mae/", "glossary/"),  # an API page that has a decoder
+    "linear probing": ("glossary/", "concepts/mae/"),
+    "patchify": ("reference/refimpl/masking/", "notebooks/vit_background/", "concepts/vit/"),
+    "ids_restore": ("reference/refimpl/mae/", "reference/refimpl/masking/", "concepts/masking/"),
+    "random_masking": ("reference/refimpl/masking/", "concepts/masking/", "notebooks/mae_shuffle_unshuffle/"),
+    "mask_unit_masking": ("reference/refimpl/masking/", "concepts/masking/"),
+    "KANLinear": ("reference/refimpl/kan/", "concepts/kan/"),
+    "bspline_basis": ("reference/refimpl/bspline/", "reference/refimpl/kan/", "concepts/kan/"),
+    "MAE 掩码": ("journal/2024-10-24-hiera-figure4/", "journal/2024-10-26-mae-figure1/", "concepts/mae/",
+                 "concepts/masking/", "journal/2026-11-25-hiera-figure4-understood/"),
+    "Hiera 掩码单元": ("journal/2026-11-25-hiera-figure4-understood/", "journal/2024-10-24-hiera-figure4/",
+                     "concepts/hiera/", "concepts/masking/"),
+    "Hiera的unroll": ("notebooks/hiera_unroll/", "concepts/hiera/", "journal/2024-10-24-hiera-figure4/"),
+    "pykan 网格": ("notebooks/kan_fit/", "concepts/kan/"),
+    "token 打乱": ("notebooks/mae_shuffle_unshuffle/", "concepts/masking/", "journal/2024-10-27-mae-implementation/"),
+}
+
+
+def _index_tokens(site: Path) -> dict[str, set[str]]:
+    """Search-index location -> its lower-case tokens, split as the index splits them (tags removed)."""
+    index = json.loads((site / "search/search_index.json").read_text(encoding="utf-8"))
+    separator = re.compile(index["config"]["separator"])
+    tokens = {}
+    for doc in index["docs"]:
+        text = re.sub(r"<[^>]+>", " ", doc["title"] + " " + doc["text"])
+        tokens[doc["location"]] = {t.lower() for t in separator.split(text) if t}
+    return tokens
+
+
+def test_search_queries_find_their_page_and_claim_no_word_missing_that_is_there(visit: Visit, built_site: Build) -> None:
+    tokens = _index_tokens(built_site.site)
+    page = visit.open("")
+    box = page.locator("input.md-search__input")
+    box.click()
+    problems = []
+    for query, expected in QUERIES.items():
+        box.fill("")
+        page.locator(".md-search-result__item").first.wait_for(state="detached", timeout=5_000)
+        box.fill(query)
+        box.press("End")  # Material queries on key events
+        page.locator(".md-search-result__item").first.wait_for(timeout=15_000)
+        results = page.evaluate("""() => [...document.querySelectorAll('.md-search-result__link')].map(a => ({
+            href: a.getAttribute('href'),
+            missing: [...a.querySelectorAll('.md-search-result__terms del')].map(d => d.textContent)}))""")
+        first = urlsplit(results[0]["href"]).path.removeprefix(urlsplit(visit.base_url).path)
+        if not any(first == page or (page.endswith("refimpl/") and first.startswith(page)) for page in expected):
+            problems.append(f"{query!r}: first result {first!r}, expected one of {expected}")
+        for result in results:
+            parts = urlsplit(result["href"])
+            location = unquote(parts.path.removeprefix(urlsplit(visit.base_url).path)
+                               + (f"#{parts.fragment}" if parts.fragment else ""))
+            words = tokens[location]
+            for missing in result["missing"]:
+                if any(token.startswith(missing.lower()) for token in words):
+                    problems.append(f"{query!r}: {location} is said to miss {missing!r}, which it contains")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_browser_cuts_chinese_exactly_as_the_index_was_cut(visit: Visit, built_site: Build) -> None:
+    """Every run of Han characters in the index, cut in the browser, gives the index's own words."""
+    index = json.loads((built_site.site / "search/search_index.json").read_text(encoding="utf-8"))
+    # Material wrote each run as its jieba words joined by U+200B (and U+200B on both ends).
+    cut = {}
+    for doc in index["docs"]:
+        for field in (doc["title"], doc["text"]):
+            for run in re.findall(r"[\u200b\u3400-\u4dbf\u4e00-\u9fff]+", field):
+                words = [w for w in run.split("\u200b") if w]
+                if words:
+                    cut["".join(words)] = words
+    assert len(cut) > 1000 and "掩码单元" in [w for words in cut.values() for w in words]
+    page = visit.open("")
+    page.add_script_tag(url=visit.base_url + "assets/javascripts/paper-notes-segment.js")
+    runs = sorted(cut)
+    got = page.evaluate("runs => runs.map(run => self.paperNotesSegment(run))", runs)
+    differ = [(run, cut[run], words) for run, words in zip(runs, got) if words != cut[run]]
+    assert not differ, f"{len(differ)} of {len(runs)} runs cut differently, e.g. {differ[:5]}"
+
+
+def test_reading_list_fits_a_screen_and_filters_by_status_and_tag(browser: object, base_url: str) -> None:
+    from paper_notes.registry import STATUS_LABELS, load_papers
+
+    papers = load_papers(ROOT / "papers")
+    visit = Visit(browser, base_url, viewport={"width": 1400, "height": 1000})
+    try:
+        page = visit.open("reading-list/")
+        table = page.locator(".reading-list table")
+        rows = table.locator("tbody tr")
+        assert rows.count() == len(papers)
+        box = table.bounding_box()
+        assert box["y"] + box["height"] <= 1000, f"the table ends at {box['y'] + box['height']} px"
+        column = page.locator("article.md-content__inner").bounding_box()
+        assert box["x"] + box["width"] <= column["x"] + column["width"] + 1, "the table is wider than the page"
+
+        def shown() -> list[str]:
+            return [row.locator("td").first.inner_text() for row in rows.all() if row.is_visible()]
+
+        filters = page.locator(".reading-list__filters")
+        for status, label in STATUS_LABELS.items():
+            filters.locator("button", has_text=label).click()
+            assert shown() == [p.display_title for p in papers.values() if p.status == status], label
+        filters.locator("button[data-kind=status]", has_text="全部").click()
+        filters.locator("button", has_text="分割").click()
+        assert shown() == [p.display_title for p in papers.values() if "分割" in p.tags]
+        filters.locator("button", has_text="待读").click()  # both filters at once
+        assert shown() == [p.display_title for p in papers.values() if "分割" in p.tags and p.status == "to-read"]
+        assert f"/ {len(papers)} 篇" in filters.inner_text()
+    finally:
+        visit.context.close()
+    assert visit.errors == [] and visit.foreign == []
+
+
 def test_math_is_rendered_by_the_local_mathjax(visit: Visit) -> None:
     page = visit.open(ENTRY)
     page.wait_for_selector("mjx-container svg", timeout=20_000)
@@ -162,3 +290,77 @@ def test_concept_page_shows_the_tested_code_expanded(visit: Visit) -> None:
     assert all(sources.nth(i).get_attribute("open") is not None for i in range(sources.count()))
     assert page.locator("text=def forward_encoder").first.is_visible()
     page.wait_for_selector("mjx-container svg", timeout=20_000)
+
+
+SCREENSHOT_DIR = ROOT / "test-artifacts" / "screenshots"
+"""Where the screenshot test leaves its pictures (ignored by git; emptied at each run)."""
+
+SCREENSHOT_PAGES = {
+    "home": "",
+    "journal-entry": ENTRY,
+    "concepts": "concepts/",
+    **{f"concept-{name}": f"concepts/{name}/" for name in ("vit", "mae", "masking", "hiera", "kan")},
+    "reading-list": "reading-list/",
+}
+
+_LAYOUT_PROBLEMS = """() => {
+    const column = document.querySelector("article.md-content__inner").getBoundingClientRect()
+    const problems = []
+    const describe = (el) => el.tagName.toLowerCase() + (el.getAttribute("src") || "").slice(0, 60)
+    for (const img of document.querySelectorAll("article img, article figure")) {
+        const box = img.getBoundingClientRect()
+        if (box.width > column.width + 1 || box.left < column.left - 1 || box.right > column.right + 1)
+            problems.push(`figure wider than the column (${Math.round(box.width)} > ${Math.round(column.width)} px): ${describe(img)}`)
+    }
+    for (const cell of document.querySelectorAll("article td, article th")) {
+        if (cell.scrollWidth > cell.clientWidth + 1)
+            problems.push(`text overflows a table cell (${cell.scrollWidth} > ${cell.clientWidth} px): ${cell.textContent.trim().slice(0, 60)}`)
+    }
+    return problems
+}"""
+
+
+def _wait_for_math(page: object) -> list[str]:
+    """Wait until MathJax has typeset every formula of the page; return what did not render."""
+    formulas = page.locator("article .arithmatex").count()
+    if not formulas:
+        return []
+    page.wait_for_function("n => document.querySelectorAll('article .arithmatex mjx-container svg').length >= n",
+                           arg=formulas, timeout=30_000)
+    problems = [f"MathJax error: {t}" for t in page.locator("article mjx-merror").all_inner_texts()]
+    text = page.evaluate("""() => { const a = document.querySelector("article").cloneNode(true)
+        a.querySelectorAll("pre, code, script").forEach((e) => e.remove()); return a.textContent }""")
+    problems += [f"raw TeX left in the text: {m!r}" for m in re.findall(r"\\\(.{0,30}|\\\[.{0,30}|\$\$.{0,30}", text)]
+    return problems
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_screenshots_light_and_dark_with_figures_inside_the_column_math_rendered_and_no_table_overflow(
+        browser: object, base_url: str, scheme: str, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = SCREENSHOT_DIR / scheme
+    if folder.exists():
+        for old in folder.glob("*.jpg"):
+            old.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    visit = Visit(browser, base_url, viewport={"width": 1400, "height": 1000}, color_scheme=scheme)
+    problems: list[str] = []
+    try:
+        for name, path in SCREENSHOT_PAGES.items():
+            page = visit.open(path)
+            expected = "slate" if scheme == "dark" else "default"
+            assert page.locator("body").get_attribute("data-md-color-scheme") == expected
+            problems += [f"{path or '/'}: {p}" for p in _wait_for_math(page) + page.evaluate(_LAYOUT_PROBLEMS)]
+            page.screenshot(path=str(folder / f"{name}.jpg"), full_page=True, type="jpeg", quality=80)
+        page = visit.open("")
+        box = page.locator("input.md-search__input")
+        box.click()
+        box.fill("掩码单元")
+        box.press("End")
+        page.locator(".md-search-result__item").first.wait_for(timeout=15_000)
+        page.screenshot(path=str(folder / "search.jpg"), full_page=True, type="jpeg", quality=80)
+    finally:
+        visit.context.close()
+    with capsys.disabled():
+        print(f"\nscreenshots ({scheme}): {folder}")
+    assert visit.errors == [] and visit.foreign == []
+    assert not problems, "\n".join(problems)

@@ -162,7 +162,8 @@ def test_add_paper_writes_every_field_and_the_site_accepts_it(project: Path) -> 
     result = notes("add-paper", "sam2", "--title", "SAM 2: Segment Anything in Images and Videos",
                    "--author", "Nikhila Ravi", "--author", "Valentin Gabeur", "--venue", "ICLR", "--year", "2025",
                    "--arxiv", "2408.00714", "--code", "https://github.com/facebookresearch/sam2",
-                   "--related", "hiera", "--status", "reading", cwd=project)
+                   "--related", "hiera", "--status", "reading", "--short-title", "SAM 2", "--tag", "分割",
+                   "--tag", "SAM 2", cwd=project)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "papers/sam2.yaml"
     path = project / "papers/sam2.yaml"
@@ -171,6 +172,7 @@ def test_add_paper_writes_every_field_and_the_site_accepts_it(project: Path) -> 
             paper.added) == ("SAM 2: Segment Anything in Images and Videos", ("Nikhila Ravi", "Valentin Gabeur"),
                              "ICLR", 2025, "2408.00714", "https://github.com/facebookresearch/sam2", ("hiera",),
                              "reading", dt.date.today())
+    assert (paper.short_title, paper.tags, paper.display_title) == ("SAM 2", ("分割", "SAM 2"), "SAM 2")
     # Every schema field is in the file, so the reader sees what is left to fill in.
     assert set(yaml.safe_load(path.read_text(encoding="utf-8"))) == set(yaml.safe_load(
         (ROOT / "papers/kan.yaml").read_text(encoding="utf-8"))) - {"headline_results", "outline"}

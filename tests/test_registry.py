@@ -115,6 +115,17 @@ def test_results_marker_becomes_the_papers_table_with_a_citation() -> None:
             expand_results(f"<!-- results: {missing} -->\n", papers)
 
 
+def test_display_title_is_the_short_title_else_a_short_head_before_the_colon() -> None:
+    import dataclasses
+
+    paper = load_papers(ROOT / "papers")["kan"]
+    assert paper.display_title == "KAN"  # "KAN: Kolmogorov-Arnold Networks"
+    assert dataclasses.replace(paper, short_title="Kolmogorov-Arnold").display_title == "Kolmogorov-Arnold"
+    long_head = dataclasses.replace(paper, title="Evaluating SAM2's Role in Camouflaged Object Detection: From SAM to SAM2")
+    assert long_head.display_title == long_head.title
+    assert dataclasses.replace(paper, title="Masked Autoencoders").display_title == "Masked Autoencoders"
+
+
 def test_metadata_corrected_by_the_review() -> None:
     papers = load_papers(ROOT / "papers")
     assert papers["ptq4ris"].venue_year == "ICRA 2025"

@@ -14,6 +14,8 @@ from ..outline import Results
 from ..registry import Paper, load_papers
 
 ROOT = Path(__file__).resolve().parents[2]
+INPUTS = ("papers",)
+"""What the figures that import this module read: part of their build-cache key."""
 
 
 @lru_cache(maxsize=1)

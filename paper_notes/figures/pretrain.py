@@ -22,6 +22,8 @@ from pathlib import Path
 
 RUNS = Path(__file__).resolve().parents[2] / "docs" / "guides" / "runs"
 LOG = RUNS / "mae-tiny-cpu.jsonl"
+INPUTS = ("docs/guides/runs",)
+"""What the figures read, relative to the project root (``RUNS``): part of their build-cache key."""
 ROWS = ("input", "masked", "prediction", "target", "reconstruction")
 
 
