@@ -8,7 +8,9 @@
   checkout's ``refimpl``.
 - ``on_files``: MathJax 3 (from the ``sphinx-mathjax-offline`` wheel) is added to the site under
   ``assets/mathjax/``, so math renders with no request to another host.
-- ``on_page_markdown``: ``[@id]`` citations become links to the reading list plus a reference list.
+- ``on_page_markdown``: ``[@id]`` citations become links to the reading list plus a reference list;
+  ``<!-- results: ... -->`` and ``<!-- related-entries: ... -->`` markers become a paper's numbers and
+  the diary entries that discuss a paper or link to the page.
 - ``on_files``: also the diary's Atom feed, ``journal/feed.xml``, built from the validated entries.
 - ``on_startup``: under ``mkdocs serve``, rebuilds reuse unchanged API blocks and search entries
   (``paper_notes.rebuild_memo``).
@@ -44,7 +46,7 @@ from paper_notes.journal import EXCERPT_SEPARATOR, Entry
 from paper_notes.project import Project, load_project
 from paper_notes.references import UnresolvedReference, references_in_html
 from paper_notes.registry import SchemaError
-from paper_notes.site import CITATION, atom_feed, cite, expand_results, format_citation
+from paper_notes.site import CITATION, atom_feed, cite, expand_related_entries, expand_results, format_citation
 
 log = logging.getLogger("mkdocs.hooks.paper_notes")
 
@@ -187,6 +189,13 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str
         ) from None
     except UnresolvedReference as exc:
         raise PluginError(f"paper-notes: {exc}") from None
+    try:
+        markdown = expand_related_entries(markdown, _project(), src)
+    except KeyError as exc:
+        raise PluginError(
+            f"paper-notes: {src} asks for the diary entries of {exc.args[0]!r}, which is not a paper id; "
+            f"expected one of: {', '.join(_project().papers)}"
+        ) from None
     try:
         markdown = cite(markdown, _project().papers, src)
     except UnresolvedReference as exc:  # before KeyError: it is a ValueError, never a KeyError
