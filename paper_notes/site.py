@@ -230,7 +230,7 @@ def related_entries(project: Project, paper_ids: list[str], page_src: str) -> st
 
 def expand_related_entries(markdown: str, project: Project, page_src: str) -> str:
     """Replace each related-entries marker with its list; an unknown paper id is a KeyError."""
-    return RELATED_MARKER.sub(lambda m: related_entries(project, m.group(1).split(), page_src), markdown)
+    return RELATED_MARKER.sub(lambda m: related_entries(project, m.group(1).split(), page_src).rstrip("\n"), markdown)
 
 
 def reading_list_nav(project: Project) -> str:
