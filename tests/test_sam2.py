@@ -8,6 +8,17 @@ pointers split into 4 tokens, RoPE over several memory frames. The official mode
 flags of ``configs/sam2.1/*.yaml``, checked below against the packaged files, and the
 post-processing its builders add). Same random weights, same inputs, float32 on CPU: the outputs
 agree to ``TOL``.
+
+Where the anchor comes from: the PyPI ``sam2`` 1.1.0 sdist names a fork
+(JinsuaFeito-dev/segment-anything-2) as its home page. Its files were compared, whole text, with the
+versions of ``facebookresearch/sam2`` a public index of GitHub holds: ``modeling/sam2_base.py``,
+``sam2_utils.py``, ``memory_attention.py``, ``memory_encoder.py``, ``position_encoding.py``,
+``sam/transformer.py``, the three ``backbones/`` modules, ``sam2_image_predictor.py``,
+``utils/transforms.py`` and the four ``configs/sam2.1/*.yaml`` are byte-identical to a stored
+version; ``sam/mask_decoder.py`` differs in one docstring line and ``sam/prompt_encoder.py`` in
+``_embed_points`` (``torch.where`` instead of masked in-place additions, the same sums); no stored
+version matches ``sam2_video_predictor.py``, so that file alone is unverified. The concept page
+(``docs/concepts/sam2.md``, section "与官方实现对照") says the same.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from matplotlib.patches import Rectangle
 
 from refimpl.unroll import pool_tokens, unroll
 
+from ._grid import board_axes
 from ._results import number, results
 
 SIDE, UNIT = 8, 4  # token grid side, mask unit side
@@ -68,11 +69,7 @@ def _cells(ax, ids: np.ndarray, title: str, removed: set[int] = frozenset(), out
             if i in outline:
                 ax.add_patch(Rectangle((c + 0.05, rows - 0.95 - r), 0.9, 0.9, fill=False, edgecolor="black",
                                        linewidth=2.0))
-    ax.set_xlim(-0.1, cols + 0.1)
-    ax.set_ylim(-0.1, rows + 0.1)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    ax.set_title(title, fontsize=9)
+    board_axes(ax, rows, cols, title)
 
 
 def tokens_and_units() -> Figure:

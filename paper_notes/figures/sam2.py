@@ -1,0 +1,317 @@
+"""Figures for the SAM 2 concept page (docs/concepts/sam2.md), computed by ``refimpl.sam2``.
+
+- ``sam2/windows_and_units.svg``: where attention is cut in MAE-Hiera (mask units, some removed)
+  and in SAM 2's trunk (square windows over the full grid, zero-padded, shrinking with the queries
+  at a stage transition), on toy grids; the windows come from
+  [`window_partition`][refimpl.sam2.image_encoder.window_partition].
+- ``sam2/block_layout.svg``: every block of the four released trunks, built on the meta device
+  from [`SIZES`][refimpl.sam2.model.SIZES]: its stage, its window (or global attention), where
+  the queries are pooled, and how many pixels a window spans.
+- ``sam2/memory_selection.svg``: which frames a tracking step attends to, frame by frame over a
+  clip with two prompted frames, from [`MemoryBank.select`][refimpl.sam2.memory_bank.MemoryBank.select]
+  itself; and how many memory tokens that makes at 1024 pixels.
+- ``sam2/rope_offsets.svg``: the attention score between a query and keys rotated by
+  [`axial_rope`][refimpl.sam2.position.axial_rope] depends only on the offset: the map for a
+  query at another place is the same map, shifted.
+
+The pure helpers (``block_layout``, ``memory_schedule``, ``memory_token_count``, ``rope_scores``)
+return the data the figures draw; ``tests/test_figures_sam2.py`` checks them and renders every figure.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from matplotlib import colors as mcolors
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from refimpl.sam2.image_encoder import Hiera, window_partition
+from refimpl.sam2.memory_bank import MemoryBank, MemoryEntry
+from refimpl.sam2.model import SIZES, build_sam2
+from refimpl.sam2.position import apply_rope, axial_rope
+
+from ._grid import board_axes
+
+HUES = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+SIZE_NAMES = {"tiny": "T", "small": "S", "base_plus": "B+", "large": "L"}
+PATCH_STRIDE = 4  # the patch embedding's stride: a stage-1 token is 4 x 4 pixels
+
+
+def _build_defaults() -> dict[str, object]:
+    """The keyword defaults of [`build_sam2`][refimpl.sam2.model.build_sam2] (window_spec, image size, widths)."""
+    return {k: p.default for k, p in inspect.signature(build_sam2).parameters.items() if p.default is not p.empty}
+
+
+# --- windows and mask units -------------------------------------------------------------------
+
+
+def window_ids(h: int, w: int, window: int) -> np.ndarray:
+    """For every cell of the zero-padded ``h x w`` grid, the window it falls in (``-1``: padding).
+
+    Computed by [`window_partition`][refimpl.sam2.image_encoder.window_partition] on a grid of
+    token ids, so the picture is what the trunk does.
+
+    Returns:
+        ``(h_pad, w_pad)`` window indices in raster order of the windows.
+    """
+    ids = torch.arange(1, h * w + 1, dtype=torch.float32).reshape(1, h, w, 1)  # 0 is left for padding
+    windows, (hp, wp) = window_partition(ids, window)  # (nW, ws, ws, 1)
+    out = np.full((hp, wp), -1, dtype=int)
+    for k, win in enumerate(windows[..., 0].numpy()):
+        for token in win.flatten():
+            if token > 0:  # zeros are the padding window_partition added
+                r, c = divmod(int(token) - 1, w)
+                out[r, c] = k
+    return out
+
+
+def _grid(ax, labels: np.ndarray, title: str, hatch_negative: bool = True, removed: set[int] = frozenset(),
+          fontsize: float = 6) -> None:
+    rows, cols = labels.shape
+    for r in range(rows):
+        for c in range(cols):
+            k = int(labels[r, c])
+            pad = k < 0
+            gone = k in removed
+            face = (0.97, 0.97, 0.97) if pad else (0.88, 0.88, 0.88) if gone else HUES[k % len(HUES)]
+            ax.add_patch(Rectangle((c, rows - 1 - r), 1, 1, facecolor=face, edgecolor="white", linewidth=0.6,
+                                   hatch="///" if pad and hatch_negative else None))
+            if not pad:
+                ax.text(c + 0.5, rows - 0.5 - r, str(k), ha="center", va="center", fontsize=fontsize,
+                        color="0.55" if gone else "white")
+    board_axes(ax, rows, cols, title, margin=0.2, fontsize=8)
+
+
+def windows_and_units() -> Figure:
+    """MAE-Hiera's mask units (sparse) next to SAM 2's windows (dense, padded, shrinking after pooling)."""
+    fig = Figure(figsize=(12, 3.9))
+    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [8, 12, 6]})
+    side, unit = 8, 4
+    units = np.array([[(r // unit) * (side // unit) + c // unit for c in range(side)] for r in range(side)])
+    _grid(axes[0], units, "MAE-Hiera, stage 1: 8 x 8 tokens, 4 mask units\n"
+                          "units 1, 2 removed by the mask (grey); attention\n"
+                          "stays inside each kept unit (unrolled order)", removed={1, 2})
+    _grid(axes[1], window_ids(10, 10, 4), "SAM 2 trunk: 10 x 10 tokens, windows of 4\n"
+                                          "nothing removed; grid zero-padded to 12 x 12\n"
+                                          "(hatched), 9 windows from window_partition")
+    _grid(axes[2], window_ids(5, 5, 2), "after query pooling (2 x 2):\n5 x 5 tokens, windows of 4 / 2 = 2,\n"
+                                        "padded to 6 x 6")
+    return fig
+
+
+# --- the trunk, block by block ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    """One block of a SAM 2 trunk as built by [`Hiera`][refimpl.sam2.image_encoder.Hiera]."""
+
+    index: int
+    stage: int
+    """0-3: the stage of the block's output."""
+    window: int
+    """Window side in tokens of the block's input grid; 0 = global attention."""
+    pooled: bool
+    """Queries max-pooled here (first block of stages 2-4)."""
+    input_stride: int
+    """Pixels per token of the block's input grid (4, 8, 16, 32)."""
+
+    @property
+    def window_pixels(self) -> int:
+        """The window's side in pixels of the input image (0 for global attention)."""
+        return self.window * self.input_stride
+
+
+def block_layout(size: str) -> list[BlockInfo]:
+    """Every block of a released trunk (``"tiny"``, ``"small"``, ``"base_plus"``, ``"large"``), built on the meta device."""
+    args = {**_build_defaults(), **SIZES[size]}
+    params = inspect.signature(Hiera).parameters
+    with torch.device("meta"):
+        trunk = Hiera(**{k: v for k, v in args.items() if k in params})
+    blocks, stage = [], 0
+    for i, block in enumerate(trunk.blocks):
+        input_stage = stage
+        if i - 1 in trunk.stage_ends:
+            stage += 1
+        blocks.append(BlockInfo(i, stage, block.window, block.q_stride is not None, PATCH_STRIDE * 2**input_stage))
+    return blocks
+
+
+def block_layout_figure() -> Figure:
+    """Four rows, one per released size: block, stage (colour), window in tokens and pixels, global blocks."""
+    stage_colors = ["#c6dbef", "#9ecae1", "#6baed6", "#3182bd"]
+    fig = Figure(figsize=(13, 5.2))
+    axes = fig.subplots(4, 1)
+    for ax, size in zip(axes, SIZE_NAMES):
+        layout = block_layout(size)
+        for b in layout:
+            face = "#d62728" if b.window == 0 else stage_colors[b.stage]
+            ax.add_patch(Rectangle((b.index, 0), 0.92, 1, facecolor=face, edgecolor="black", linewidth=0.4))
+            label = "G" if b.window == 0 else str(b.window)
+            ax.text(b.index + 0.46, 0.5, label, ha="center", va="center", fontsize=6,
+                    color="white" if b.window == 0 or b.stage == 3 else "black")
+            if b.pooled:
+                ax.plot(b.index + 0.46, -0.28, marker="v", color="black", markersize=4)
+        pixels = []
+        for s in range(4):
+            sizes = sorted({b.window_pixels for b in layout if b.stage == s and b.window and not b.pooled})
+            pixels.append("/".join(str(p) for p in sizes) or "-")
+        glob = ", ".join(str(b.index) for b in layout if b.window == 0)
+        ax.set_xlim(-0.5, 49)
+        ax.set_ylim(-0.6, 1.2)
+        ax.axis("off")
+        ax.set_title(f"Hiera-{SIZE_NAMES[size]}: {len(layout)} blocks; global attention (red, G) in blocks {glob}; "
+                     f"window side in pixels per stage: {', '.join(pixels)}", fontsize=8, loc="left")
+    fig.text(0.01, 0.01, "number in a block = window side in tokens of its input grid; triangle = queries "
+                         "max-pooled 2 x 2 (first block of stages 2-4, which still uses the previous stage's window); "
+                         "blue shades = stages 1-4", fontsize=7)
+    return fig
+
+
+# --- the memory bank over a clip --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepMemories:
+    """What one tracking step attends to, as [`MemoryBank.select`][refimpl.sam2.memory_bank.MemoryBank.select] chose it."""
+
+    frame: int
+    spatial: tuple[tuple[int, int], ...]
+    """``(frame, t_pos)`` of each spatial memory, in attention order (t_pos 0: prompted)."""
+    pointers: tuple[tuple[int, int], ...]
+    """``(frame, signed distance)`` of each object pointer."""
+
+
+def _entry(frame: int) -> MemoryEntry:
+    """A one-number memory whose values say which frame it came from (exact in bfloat16 below 256)."""
+    value = torch.full((1, 1, 1, 1), float(frame))
+    return MemoryEntry(value, value, torch.full((1, 1), float(frame)))
+
+
+def memory_schedule(num_frames: int = 20, prompted: tuple[int, ...] = (0, 12)) -> list[StepMemories]:
+    """Track a clip forward as the official video predictor does, and record every step's selection.
+
+    The prompted frames enter the bank first (the predictor runs them when the user clicks); then
+    every other frame, in order, selects its memories and adds its own to the recent queue.
+
+    Args:
+        num_frames: frames in the clip (fewer than 256).
+        prompted: the prompted frames.
+
+    Returns:
+        One [`StepMemories`][paper_notes.figures.sam2.StepMemories] per tracked frame.
+    """
+    bank = MemoryBank()
+    for t in prompted:
+        bank.add(t, _entry(t), prompted=True)
+    steps = []
+    for t in range(num_frames):
+        if t in prompted:
+            continue
+        chosen = bank.select(t, num_frames)
+        spatial = tuple((int(e.features.float().item()), t_pos) for t_pos, e in chosen.spatial)
+        pointers = tuple((int(p.item()), d) for d, p in chosen.pointers)
+        steps.append(StepMemories(t, spatial, pointers))
+        bank.add(t, _entry(t), prompted=False)
+    return steps
+
+
+def memory_token_count(step: StepMemories, image_size: int | None = None, d_model: int | None = None,
+                       mem_dim: int | None = None) -> int:
+    """Keys the memory attention of this step reads: ``h * w`` per spatial memory, ``D / D_mem`` per pointer.
+
+    With the released sizes (the defaults of [`build_sam2`][refimpl.sam2.model.build_sam2]:
+    ``S = 1024``, stride 16, ``D = 256``, ``D_mem = 64``): 4096 tokens per frame and 4 per pointer.
+    """
+    defaults = _build_defaults()
+    side = int(image_size or defaults["image_size"]) // 16
+    split = int(d_model or defaults["d_model"]) // int(mem_dim or defaults["mem_dim"])
+    return len(step.spatial) * side * side + len(step.pointers) * split
+
+
+def memory_selection() -> Figure:
+    """Rows: the frame being tracked; columns: frames of the clip; squares: spatial memories; dots: pointers."""
+    num_frames, prompted = 20, (0, 12)
+    steps = memory_schedule(num_frames, prompted)
+    fig = Figure(figsize=(11, 6.6))
+    ax = fig.subplots()
+    rows = len(steps)
+    shade = mcolors.LinearSegmentedColormap.from_list("recent", ["#c6dbef", "#08519c"])
+    for r, step in enumerate(steps):
+        y = rows - 1 - r
+        ax.add_patch(Rectangle((step.frame, y), 1, 1, facecolor="none", edgecolor="black", linewidth=1.4))
+        for frame, t_pos in step.spatial:
+            face = "#d62728" if t_pos == 0 else shade((t_pos - 1) / 5)
+            ax.add_patch(Rectangle((frame + 0.08, y + 0.08), 0.84, 0.84, facecolor=face, edgecolor="none"))
+            ax.text(frame + 0.5, y + 0.5, "P" if t_pos == 0 else str(t_pos), ha="center", va="center",
+                    fontsize=6, color="white")
+        for frame, _ in step.pointers:
+            ax.plot(frame + 0.5, y + 0.16, marker="o", markersize=2.6, color="black")
+        ax.text(num_frames + 0.3, y + 0.5, f"{len(step.spatial)} maps + {len(step.pointers)} pointers = "
+                                             f"{memory_token_count(step):,} keys", va="center", fontsize=6.5)
+    ax.set_xlim(0, num_frames + 6.5)
+    ax.set_ylim(0, rows)
+    ax.set_xticks([f + 0.5 for f in range(num_frames)], [str(f) for f in range(num_frames)], fontsize=7)
+    ax.set_yticks([rows - 0.5 - r for r in range(rows)], [str(s.frame) for s in steps], fontsize=7)
+    ax.set_xlabel("frame of the clip (prompted: 0 and 12)", fontsize=8)
+    ax.set_ylabel("frame being tracked (outlined)", fontsize=8)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.set_title("what MemoryBank.select returns: red P = prompted frame (t_pos 0), blue 1-6 = recent frame "
+                 "(t_pos; 6 = previous frame), dot = object pointer; keys at 1024 px", fontsize=8, loc="left")
+    return fig
+
+
+# --- RoPE -------------------------------------------------------------------------------------
+
+
+def rope_scores(side: int, head_dim: int, query: tuple[int, int], theta: float = 10000.0) -> np.ndarray:
+    """Score ``<R(query) q, R(key) q>`` of one vector ``q`` (all ones) against itself at every key position.
+
+    Query and keys are rotated by [`apply_rope`][refimpl.sam2.position.apply_rope] with the
+    rotations of [`axial_rope`][refimpl.sam2.position.axial_rope] on a ``side x side`` grid.
+
+    Returns:
+        ``(side, side)`` scores over the key positions.
+    """
+    n = side * side
+    rotations = axial_rope(head_dim, side, side, theta)  # (N, d_h/2) complex
+    x = torch.ones(1, 1, n, head_dim, dtype=torch.float64)
+    rotated = apply_rope(x, rotations.to(torch.complex128))[0, 0]  # (N, d_h): the vector at every position
+    qi = query[0] * side + query[1]
+    return (rotated @ rotated[qi]).reshape(side, side).numpy()
+
+
+def rope_offsets() -> Figure:
+    """Two query positions: the score maps are the same picture, shifted by the offset between them."""
+    side, dim = 24, 256  # a head of the released memory attention is 256 wide (1 head)
+    queries = [(8, 8), (14, 11)]
+    maps = [rope_scores(side, dim, q) for q in queries]
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    axes = fig.subplots(1, 3)
+    vmin, vmax = min(m.min() for m in maps), max(m.max() for m in maps)
+    for ax, q, m in zip(axes, queries, maps):
+        image = ax.imshow(m, cmap="viridis", vmin=vmin, vmax=vmax)
+        ax.plot(q[1], q[0], marker="+", color="red", markersize=9)
+        ax.set_title(f"query at row {q[0]}, column {q[1]}", fontsize=8)
+        ax.tick_params(labelsize=6)
+    dy, dx = queries[1][0] - queries[0][0], queries[1][1] - queries[0][1]
+    diff = np.abs(maps[1][dy:, dx:] - maps[0][: side - dy, : side - dx])
+    axes[2].imshow(diff, cmap="gray_r", vmin=0, vmax=max(float(diff.max()), 1e-12))
+    axes[2].set_title(f"|right map shifted back - left map|: at most {diff.max():.0e}\n"
+                      f"(scores up to {vmax:.0f}; the angles are float32)", fontsize=8)
+    axes[2].tick_params(labelsize=6)
+    fig.colorbar(image, ax=axes[:2], shrink=0.8).ax.tick_params(labelsize=6)
+    return fig
+
+
+FIGURES = {
+    "sam2/windows_and_units.svg": windows_and_units,
+    "sam2/block_layout.svg": block_layout_figure,
+    "sam2/memory_selection.svg": memory_selection,
+    "sam2/rope_offsets.svg": rope_offsets,
+}

@@ -1,0 +1,111 @@
+"""The SAM 2 page's figures (``paper_notes/figures/sam2.py``): they render, and the data they draw is
+what ``refimpl.sam2`` does and what the paper's outline says.
+
+The memory schedule is checked against the rule written out independently here (every prompted
+frame, the six previous tracked frames, pointers of prompted frames in the past and of up to 15
+earlier tracked frames), and its key count against [`SAM2.memory_tokens`][refimpl.sam2.model.SAM2.memory_tokens]
+on a small model; the trunk layout against ``papers/sam2.yaml`` (SAM 2 Tab. 13).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from paper_notes.figures import render_svg
+from paper_notes.figures import sam2 as figures
+from paper_notes.figures._results import results
+from refimpl.sam2 import MemoryBank, MemoryEntry, build_sam2
+
+SIZES = ["tiny", "small", "base_plus", "large"]
+
+
+@pytest.mark.parametrize("name", sorted(figures.FIGURES))
+def test_every_sam2_figure_renders_as_an_svg_with_its_text_as_paths(name):
+    svg = render_svg(figures.FIGURES[name])
+    assert svg.lstrip().startswith(b"<?xml") and b"<svg" in svg
+    assert b"<text" not in svg  # text drawn as paths: no font needed to view it
+
+
+def test_the_trunks_global_attention_blocks_are_those_of_the_papers_table_13():
+    table = results("sam2", "table", "13")
+    paper = {row[0].removeprefix("Hiera-"): tuple(int(n) for n in row[1].split("-")) for row in table.rows}
+    drawn = {figures.SIZE_NAMES[size]: tuple(b.index for b in figures.block_layout(size) if b.window == 0) for size in SIZES}
+    assert drawn == paper
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_windows_of_stages_1_and_2_span_32_pixels_like_hiera_mask_units_and_stages_3_4_span_more(size):
+    layout = figures.block_layout(size)
+    assert [b.index for b in layout if b.pooled] == [i for i in range(1, len(layout)) if layout[i].stage != layout[i - 1].stage]
+    spans = {s: {b.window_pixels for b in layout if b.stage == s and b.window and not b.pooled} for s in range(4)}
+    assert spans[0] == spans[1] == {32}
+    assert spans[2] == spans[3] == ({256} if size == "large" else {224})
+
+
+def test_window_ids_put_every_token_in_one_window_and_mark_only_the_padding():
+    ids = figures.window_ids(10, 10, 4)
+    assert ids.shape == (12, 12)
+    assert (ids[:10, :10] >= 0).all() and (ids[10:, :] == -1).all() and (ids[:, 10:] == -1).all()
+    for k in range(9):  # window k is the k-th 4 x 4 square of the padded grid, in raster order
+        r, c = divmod(k, 3)
+        square = ids[4 * r: 4 * r + 4, 4 * c: 4 * c + 4]
+        assert set(np.unique(square)) <= {k, -1} and (square == k).any()
+
+
+def _expected(t: int, prompted: tuple[int, ...], num_frames: int) -> tuple[set[int], set[int]]:
+    """The rule of the released configs, written out: spatial memories and pointer frames of step ``t``."""
+    tracked = {f for f in range(t) if f not in prompted}
+    spatial = set(prompted) | {f for f in tracked if t - 6 <= f}
+    pointers = {f for f in prompted if f <= t} | {f for f in tracked if t - f < min(16, num_frames)}
+    return spatial, pointers
+
+
+@pytest.mark.parametrize("num_frames, prompted", [(20, (0, 12)), (30, (0,)), (12, (3, 5, 11))])
+def test_each_tracking_step_attends_to_the_prompted_frames_the_six_previous_ones_and_past_pointers(num_frames, prompted):
+    steps = figures.memory_schedule(num_frames, prompted)
+    assert [s.frame for s in steps] == [t for t in range(num_frames) if t not in prompted]
+    for step in steps:
+        spatial, pointers = _expected(step.frame, prompted, num_frames)
+        assert {f for f, _ in step.spatial} == spatial
+        assert {f for f, _ in step.pointers} == pointers
+        for f, t_pos in step.spatial:  # prompted frames have t_pos 0; the previous frame 6
+            assert t_pos == (0 if f in prompted else 7 - (step.frame - f))
+        for f, distance in step.pointers:
+            assert distance == step.frame - f
+
+
+def test_the_key_count_is_what_the_model_lays_out_for_its_memory_attention():
+    torch.manual_seed(0)
+    small = dict(embed_dim=16, num_heads=1, stages=(1, 2, 3, 1), global_att_blocks=(4,),
+                 window_pos_embed_bkg_spatial_size=(4, 4), image_size=128, d_model=64, mem_dim=16, memory_ffn_dim=128)
+    model = build_sam2(**small).eval()
+    side = small["image_size"] // 16
+    bank, prompted = MemoryBank(), (0, 4)
+
+    def entry() -> MemoryEntry:
+        return MemoryEntry(torch.randn(1, small["mem_dim"], side, side), torch.randn(1, small["mem_dim"], side, side),
+                           torch.randn(1, small["d_model"]))
+
+    for t in prompted:
+        bank.add(t, entry(), prompted=True)
+    steps = {s.frame: s for s in figures.memory_schedule(12, prompted)}
+    for t in range(12):
+        if t in prompted:
+            continue
+        memory, pos, num_ptr = model.memory_tokens(bank.select(t, 12), batch=1)
+        count = figures.memory_token_count(steps[t], small["image_size"], small["d_model"], small["mem_dim"])
+        assert memory.shape[1] == pos.shape[1] == count
+        assert num_ptr == 4 * len(steps[t].pointers)
+        bank.add(t, entry(), prompted=False)
+    assert figures.memory_token_count(steps[11]) == len(steps[11].spatial) * 4096 + 4 * len(steps[11].pointers)
+
+
+def test_a_rope_score_map_moves_with_the_query_and_peaks_at_it():
+    side = 12
+    a = figures.rope_scores(side, 64, (3, 4))
+    b = figures.rope_scores(side, 64, (7, 6))
+    assert np.allclose(b[4:, 2:], a[: side - 4, : side - 2], rtol=0, atol=1e-4)
+    assert np.unravel_index(a.argmax(), a.shape) == (3, 4)
+    assert a.max() == pytest.approx(64.0)  # all-ones vector: |q|^2 = 64 at zero offset
