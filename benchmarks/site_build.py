@@ -13,8 +13,9 @@ table:
    ``make serve`` after a clone);
 3. rebuilds in that same ``mkdocs serve``, each timed from the moment a file is saved to the
    moment the server returns the rebuilt page with the edit in it (what a writer waits for): a
-   save without change, a journal entry edited, a concept page edited, a ``refimpl`` module
-   edited (``refimpl/kan.py``'s docstring, shown on its API page). For each rebuild it lists the
+   save without change, a journal entry edited, a concept page edited, a notebook edited (a
+   Markdown cell added to ``docs/notebooks/vit_background.py``: that notebook runs again), a
+   ``refimpl`` module edited (``refimpl/kan.py``'s docstring, shown on its API page). For each rebuild it lists the
    notebooks executed and the figure modules redrawn, read from the server's log.
 
 The real ``mkdocs serve`` is driven (a subprocess, its own file watcher, HTTP), rather than an
@@ -47,10 +48,11 @@ from paper_notes.project import copy_site_sources
 ENV = {**os.environ, "DISABLE_MKDOCS_2_WARNING": "true", "NO_MKDOCS_2_WARNING": "1"}
 JOURNAL_ENTRY = ("docs/journal/posts/2024-10-26-mae-figure1.md", "journal/2024-10-26-mae-figure1/")
 CONCEPT_PAGE = ("docs/concepts/mae.md", "concepts/mae/")
+NOTEBOOK = ("docs/notebooks/vit_background.py", "notebooks/vit_background/")
 REFIMPL_MODULE = ("refimpl/kan.py", "reference/refimpl/kan/")
-NOTEBOOK_RUN = re.compile(r"Converting notebook \(execute=True\): .*?([\w-]+)\.py")
+NOTEBOOK_RUN = re.compile(r"executing notebook: ([\w-]+)\.py")
 FIGURES_DRAWN = re.compile(r"drew (\d+) figure\(s\) of paper_notes\.figures\.(\w+)")
-NOTEBOOK_CACHE = re.compile(r"Cache (hit|miss)")
+NOTEBOOK_CACHE = re.compile(r"notebook cache hit|executing notebook")
 
 
 def children_cpu() -> float:
@@ -151,7 +153,9 @@ def reruns(log: str) -> str:
 def edit(project: Path, rel: str, marker: str) -> None:
     path = project / rel
     text = path.read_text(encoding="utf-8")
-    if rel.endswith(".py"):  # first line of the module docstring: shown on the API page
+    if rel.startswith("docs/notebooks/"):  # a Markdown cell at the end
+        text = text.rstrip() + f"\n\n# %% [markdown]\n# {marker}\n"
+    elif rel.endswith(".py"):  # first line of the module docstring: shown on the API page
         text = text.replace('"""', f'"""{marker}. ', 1)
     else:
         text = text.rstrip() + f"\n\n{marker}\n"
@@ -199,7 +203,7 @@ def main() -> None:
 
             for n, (label, (rel, url)) in enumerate(
                     [("journal entry edited", JOURNAL_ENTRY), ("concept page edited", CONCEPT_PAGE),
-                     ("refimpl/kan.py edited", REFIMPL_MODULE)]):
+                     ("notebook edited", NOTEBOOK), ("refimpl/kan.py edited", REFIMPL_MODULE)]):
                 time.sleep(2)
                 marker = f"bench-marker-{n}-{int(time.time())}"
                 start, cpu = time.perf_counter(), server.cpu_seconds()

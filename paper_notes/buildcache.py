@@ -10,14 +10,14 @@ SHA-256 over:
 - the data files that it or any module it imports declares it reads (a module-level ``INPUTS``
   tuple of project-relative paths: a recorded run, ``papers/`` for figures of a paper's tables);
 - the versions of Python and of every third-party distribution imported on the way (``torch``,
-  ``matplotlib``, ``skimage`` ...), plus the renderer's own packages (nbconvert, mkdocs-jupyter ...).
+  ``matplotlib``, ``skimage`` ...), plus the packages that execute or draw (nbclient, matplotlib ...).
 
 Imports are found statically, so an import built from a string at run time
 (``importlib.import_module(name)``) is not seen; the project's notebooks and figures import by name.
 
 The cache itself lives in ``.cache/site/`` under the project root (ignored by git):
-``notebooks/`` is mkdocs-jupyter's own cache with this key folded into its file names, and
-``figures/<key>/`` holds one figure module's SVG files.
+``notebooks/<key>.ipynb`` is one executed notebook ([`paper_notes.notebooks`][paper_notes.notebooks]),
+and ``figures/<key>/`` holds one figure module's SVG files.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ PROJECT_PACKAGES = ("refimpl", "paper_notes")
 CACHE_DIR = Path(".cache") / "site"
 """The cache folder, relative to the project root."""
 
-NOTEBOOK_RENDERERS = ("mkdocs-jupyter", "nbconvert", "nbclient", "nbformat", "jupytext", "ipykernel", "pygments")
-"""Distributions that execute a notebook and turn it into HTML."""
+NOTEBOOK_RENDERERS = ("nbclient", "nbformat", "jupytext", "ipykernel")
+"""Distributions that read and execute a notebook (its Markdown is rendered anew at every build)."""
 
 FIGURE_RENDERERS = ("matplotlib",)
 """Distributions that draw a figure and write its SVG."""

@@ -6,7 +6,8 @@ page whose input did not change:
 
 - mkdocstrings rendering a ``::: identifier`` block (the API pages and the concept pages' embedded
   code): remembered per block, keyed on the identifier, its options, the source of every module
-  under ``refimpl/`` and ``paper_notes/``, ``glossary.yaml`` and ``mkdocs.yml``. A hit still
+  under ``refimpl/`` and ``paper_notes/`` (with its mkdocstrings templates), ``glossary.yaml`` and
+  ``mkdocs.yml``. A hit still
   collects the object (so aliases resolve), gives the same HTML and replays the headings the
   rendering produced, so the table of contents, cross-references and inventory are registered as
   after a real rendering.
@@ -40,7 +41,7 @@ def new_build(root: Path) -> None:
     """Hash what rendered API blocks depend on (called once per build, before the pages)."""
     hasher = hashlib.sha256()
     for path in sorted([*root.glob("refimpl/**/*.py"), *root.glob("paper_notes/**/*.py"),
-                        root / "glossary.yaml", root / "mkdocs.yml"]):
+                        *root.glob("paper_notes/templates/**/*.jinja"), root / "glossary.yaml", root / "mkdocs.yml"]):
         if path.is_file():
             hasher.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     key = hasher.hexdigest()

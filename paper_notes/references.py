@@ -26,11 +26,10 @@ them, and the same resolution checks them.
 
 from __future__ import annotations
 
-import html
 import posixpath
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from .registry import READING_LIST
 
@@ -304,46 +303,3 @@ def item_results(papers: dict[str, Paper], paper_id: str, locator_text: str, pag
     note = f"{results.note}；" if results.note else ""
     lines += ["", f"{note}数字见 [@{paper_id}, {ref.locator.text}]（数据存于 `papers/{paper_id}.yaml`）。"]
     return "\n".join(lines) + "\n"
-
-
-_HTML_VERBATIM = re.compile(r"(<(pre|code|script|style)\b.*?</\2>)", re.S)
-_MD_LINK = re.compile(r'\[([^\]]+)\]\(([^)\s"]+)(?: "([^"]*)")?\)(\{: \.paper-ref \})?')
-
-
-def references_in_html(content: str, papers: dict[str, Paper], page_file: Any, files: Any) -> str:
-    """The same references in a notebook's HTML (its Markdown cells never reach ``on_page_markdown``).
-
-    Args:
-        content: the page's HTML.
-        papers: the papers, with outlines.
-        page_file: the page's MkDocs ``File`` (``src_uri``, and the base of relative URLs).
-        files: the build's ``Files``, to find each paper page's URL.
-
-    Raises:
-        UnresolvedReference: as [`expand_references`][paper_notes.references.expand_references].
-    """
-
-    def to_html(markdown: str) -> str:
-        def link(m: re.Match[str]) -> str:
-            path, _, anchor = m.group(2).partition("#")
-            target = posixpath.normpath(posixpath.join(posixpath.dirname(page_file.src_uri), path))
-            url = files.get_file_from_path(target).url_relative_to(page_file) + (f"#{anchor}" if anchor else "")
-            title = f' title="{html.escape(m.group(3))}"' if m.group(3) else ""
-            cls = ' class="paper-ref"' if m.group(4) else ""
-            return f'<a{cls} href="{html.escape(url)}"{title}>{html.escape(m.group(1))}</a>'
-
-        return _MD_LINK.sub(link, markdown)
-
-    def replace(match: re.Match[str]) -> str:
-        body = html.unescape(match.group(1))
-        if not has_locator(body):
-            return match.group(0)
-        return to_html(render_bracket(body, papers, page_file.src_uri)[0])
-
-    chunks = _HTML_VERBATIM.split(content)
-    out = []
-    for i in range(0, len(chunks), 3):  # text, whole verbatim element, its tag name, text, ...
-        out.append(BRACKET.sub(replace, chunks[i]))
-        if i + 1 < len(chunks):
-            out.append(chunks[i + 1])
-    return "".join(out)

@@ -185,6 +185,54 @@ def expand_results(markdown: str, papers: dict[str, Paper], page_src: str = "") 
     return RESULTS_MARKER.sub(replace, markdown)
 
 
+RELATED_MARKER = re.compile(r"^<!-- related-entries: ([a-z0-9-]+(?: [a-z0-9-]+)*) -->$", re.M)
+"""A line ``<!-- related-entries: hiera mae -->`` on a page becomes the list of diary entries that
+discuss one of those papers (their ``categories``) or link to the page."""
+
+_MD_LINK_TARGET = re.compile(r"\]\(\s*<?([^)\s>#]+)")
+
+
+def links_to(entry: Entry, page_src: str, root: Path) -> bool:
+    """Whether ``entry`` has a Markdown link to the page at docs path ``page_src`` (any anchor of it)."""
+    base = posixpath.dirname(_entry_doc(entry, root))
+    for target in _MD_LINK_TARGET.findall(entry.body):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):  # https:, mailto:
+            continue
+        if posixpath.normpath(posixpath.join(base, target)) == page_src:
+            return True
+    return False
+
+
+def related_entries(project: Project, paper_ids: list[str], page_src: str) -> str:
+    """Markdown list of the entries that discuss one of ``paper_ids`` or link to ``page_src``, newest first.
+
+    Each line gives the date, the linked title and why it is listed (the papers it discusses,
+    and 链接到本页 when it links here); "还没有日记。" when none is.
+
+    Raises:
+        KeyError: naming the first id in ``paper_ids`` that is not a paper.
+    """
+    for pid in paper_ids:
+        if pid not in project.papers:
+            raise KeyError(pid)
+    base = posixpath.dirname(page_src) or "."
+    lines = []
+    for entry in project.entries:  # newest first
+        papers = [project.papers[p].display_title for p in entry.papers if p in paper_ids]
+        linked = links_to(entry, page_src, project.root)
+        if not papers and not linked:
+            continue
+        why = "、".join(papers) + ("；链接到本页" if papers and linked else "链接到本页" if linked else "")
+        target = posixpath.relpath(_entry_doc(entry, project.root), base)
+        lines.append(f"- {entry.date.isoformat()} [{entry.title}]({target})（{why}）")
+    return "\n".join(lines) + "\n" if lines else "还没有日记。\n"
+
+
+def expand_related_entries(markdown: str, project: Project, page_src: str) -> str:
+    """Replace each related-entries marker with its list; an unknown paper id is a KeyError."""
+    return RELATED_MARKER.sub(lambda m: related_entries(project, m.group(1).split(), page_src).rstrip("\n"), markdown)
+
+
 def reading_list_nav(project: Project) -> str:
     """literate-nav ``SUMMARY.md`` for the reading-list section."""
     lines = ["* [总览](index.md)"]

@@ -144,7 +144,8 @@ QUERIES = {
     "网格扩展": ("concepts/kan/",),
     "线性探测": ("journal/2024-10-27-mae-implementation/", "glossary/", "concepts/mae/"),
     "样条": ("concepts/kan/", "glossary/"),
-    "打乱": ("notebooks/mae_shuffle_unshuffle/", "concepts/masking/", "concepts/mae/"),
+    "打乱": ("notebooks/mae_shuffle_unshuffle/", "concepts/masking/", "concepts/mae/",
+             "journal/2024-10-27-mae-implementation/"),  # 打乱 is in this entry's title
     "unroll": ("notebooks/hiera_unroll/", "concepts/hiera/", "journal/2024-10-24-hiera-figure4/"),
     "decoder": ("reference/refimpl/", "concepts/mae/", "glossary/"),  # an API page that has a decoder
     "linear probing": ("glossary/", "concepts/mae/"),
@@ -268,9 +269,9 @@ def test_math_is_rendered_by_the_local_mathjax(visit: Visit) -> None:
 
 def test_notebook_math_and_figures_render(visit: Visit) -> None:
     page = visit.open("notebooks/vit_background/")
-    page.wait_for_selector(".jp-MarkdownOutput mjx-container svg", timeout=20_000)
-    assert "$$" not in page.locator(".jp-MarkdownOutput").all_inner_texts()[-1]
-    assert page.locator(".jp-OutputArea img").count() >= 2
+    page.wait_for_selector("article mjx-container svg", timeout=20_000)
+    assert _wait_for_math(page) == []  # every formula typeset, no $$ or \\( left in the text
+    assert page.locator("article .nb-output img").count() >= 2
 
 
 def test_glossary_term_shows_its_definition_on_hover(visit: Visit) -> None:
@@ -283,12 +284,18 @@ def test_glossary_term_shows_its_definition_on_hover(visit: Visit) -> None:
     tooltip.first.wait_for(state="visible", timeout=5_000)
 
 
-def test_concept_page_shows_the_tested_code_expanded(visit: Visit) -> None:
+def test_concept_page_shows_the_code_collapsed_and_one_click_opens_it(visit: Visit) -> None:
     page = visit.open("concepts/mae/")
-    sources = page.locator("details.mkdocstrings-source")
+    sources = page.locator("article .concept-embed details.mkdocstrings-source")
     assert sources.count() >= 3
-    assert all(sources.nth(i).get_attribute("open") is not None for i in range(sources.count()))
-    assert page.locator("text=def forward_encoder").first.is_visible()
+    assert all(sources.nth(i).get_attribute("open") is None for i in range(sources.count()))
+    encoder = page.locator("article .concept-embed", has_text="forward_encoder")
+    assert encoder.locator(".doc-signature").is_visible()  # the signature shows, the code does not
+    code = encoder.locator("details .highlight").first
+    assert not code.is_visible()
+    encoder.locator("summary", has_text="查看源码").click()
+    code.wait_for(state="visible", timeout=5_000)
+    assert "def forward_encoder" in code.inner_text()
     page.wait_for_selector("mjx-container svg", timeout=20_000)
 
 
@@ -299,7 +306,8 @@ SCREENSHOT_PAGES = {
     "home": "",
     "journal-entry": ENTRY,
     "concepts": "concepts/",
-    **{f"concept-{name}": f"concepts/{name}/" for name in ("vit", "mae", "masking", "hiera", "kan")},
+    **{f"concept-{p.stem}": f"concepts/{p.stem}/" for p in sorted((ROOT / "docs/concepts").glob("*.md")) if p.stem != "index"},
+    "notebook": "notebooks/vit_background/",
     "reading-list": "reading-list/",
 }
 
@@ -344,12 +352,14 @@ def test_screenshots_light_and_dark_with_figures_inside_the_column_math_rendered
     folder.mkdir(parents=True, exist_ok=True)
     visit = Visit(browser, base_url, viewport={"width": 1400, "height": 1000}, color_scheme=scheme)
     problems: list[str] = []
+    heights: dict[str, int] = {}
     try:
         for name, path in SCREENSHOT_PAGES.items():
             page = visit.open(path)
             expected = "slate" if scheme == "dark" else "default"
             assert page.locator("body").get_attribute("data-md-color-scheme") == expected
             problems += [f"{path or '/'}: {p}" for p in _wait_for_math(page) + page.evaluate(_LAYOUT_PROBLEMS)]
+            heights[name] = page.evaluate("() => document.documentElement.scrollHeight")
             page.screenshot(path=str(folder / f"{name}.jpg"), full_page=True, type="jpeg", quality=80)
         page = visit.open("")
         box = page.locator("input.md-search__input")
@@ -361,6 +371,7 @@ def test_screenshots_light_and_dark_with_figures_inside_the_column_math_rendered
     finally:
         visit.context.close()
     with capsys.disabled():
-        print(f"\nscreenshots ({scheme}): {folder}")
+        print(f"\nscreenshots ({scheme}): {folder}\npage heights at 1400 px: "
+              + ", ".join(f"{name} {h}" for name, h in heights.items()))
     assert visit.errors == [] and visit.foreign == []
     assert not problems, "\n".join(problems)

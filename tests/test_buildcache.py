@@ -100,7 +100,7 @@ _PROBE_PLOT = _HEADER + ("# %% [markdown]\n# # Probe of the refimpl package\n\n#
 
 
 def _probe_project(tmp_path: Path) -> Path:
-    """A small site: the real hook and the real mkdocs-jupyter options, two probe notebooks."""
+    """A small site: the real hook and the real notebook options, two probe notebooks."""
     project = tmp_path / "project"
     for part in ("refimpl", "paper_notes", "papers"):
         shutil.copytree(ROOT / part, project / part, ignore=shutil.ignore_patterns("__pycache__"))
@@ -111,11 +111,11 @@ def _probe_project(tmp_path: Path) -> Path:
     (project / "docs/notebooks/probe_kan.py").write_text(_PROBE_KAN, encoding="utf-8")
     (project / "docs/notebooks/probe_plot.py").write_text(_PROBE_PLOT, encoding="utf-8")
     real = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
-    jupyter = re.search(r"^  - mkdocs-jupyter:\n(?:      .*\n|\s*#.*\n)+", real, flags=re.M)
-    assert jupyter and "cache: true" in jupyter.group(0), "mkdocs.yml: mkdocs-jupyter should cache"
+    notebooks = re.search(r"^extra:\n  notebooks:\n(?:    .*\n)+", real, flags=re.M)
+    assert notebooks and "execute: true" in notebooks.group(0), "mkdocs.yml: notebooks should be executed"
     (project / "mkdocs.yml").write_text(
         "site_name: probe\ndocs_dir: docs\ntheme:\n  name: material\n  font: false\n"
-        "hooks:\n  - paper_notes/mkdocs_hooks.py\nplugins:\n" + jupyter.group(0), encoding="utf-8")
+        "hooks:\n  - paper_notes/mkdocs_hooks.py\nplugins: []\n" + notebooks.group(0), encoding="utf-8")
     return project
 
 
@@ -129,8 +129,8 @@ def _build(project: Path, site: Path) -> str:
 def test_a_cache_hit_gives_the_same_page_and_a_refimpl_edit_reruns_exactly_its_notebook(tmp_path: Path) -> None:
     project = _probe_project(tmp_path)
     fresh_log = _build(project, tmp_path / "fresh")
-    assert fresh_log.count("Cache miss, writing") == 2
-    assert list((project / ".cache/site/notebooks").glob("*.json"))
+    assert fresh_log.count("executing notebook:") == 2
+    assert len(list((project / ".cache/site/notebooks").glob("*.ipynb"))) == 2
 
     module = project / "refimpl/bspline.py"  # where refimpl.kan's uniform_grid comes from
     source = module.read_text(encoding="utf-8")
@@ -141,13 +141,13 @@ def test_a_cache_hit_gives_the_same_page_and_a_refimpl_edit_reruns_exactly_its_n
     log = _build(project, tmp_path / "after")
 
     # The plot probe does not import refimpl.kan: served from the cache, the same bytes as run fresh.
-    assert re.search(r"Cache hit: .*probe_plot\.py", log)
+    assert re.search(r"notebook cache hit: probe_plot\.py", log)
     fresh = (tmp_path / "fresh/notebooks/probe_plot/index.html").read_text(encoding="utf-8")
     cached = (tmp_path / "after/notebooks/probe_plot/index.html").read_text(encoding="utf-8")
     assert "0.1.0" in fresh and 'src="data:image/png;base64,' in fresh
     assert cached == fresh
     # The kan probe calls the edited function: executed again, and its output shows the edit.
-    assert re.search(r"Cache miss, writing: .*probe_kan\.py", log)
+    assert re.search(r"executing notebook: probe_kan\.py", log) and "notebook cache hit: probe_kan" not in log
     before = (tmp_path / "fresh/notebooks/probe_kan/index.html").read_text(encoding="utf-8")
     after = (tmp_path / "after/notebooks/probe_kan/index.html").read_text(encoding="utf-8")
     assert "tensor([[-1.5000, -1.0000," in before

@@ -192,7 +192,7 @@ def test_notebook_is_executed_with_inline_figures_and_only_notebooks_are_noteboo
     text = (built_site.site / "notebooks/vit_background/index.html").read_text(encoding="utf-8")
     assert text.count('src="data:image/png;base64,') >= 2
     assert "(1, 196, 768)" in text  # printed by an executed cell
-    assert "<span class=\"arithmatex\">\\[" in text  # notebook math goes to the local MathJax
+    assert re.search(r'<(span|div) class="arithmatex">\\\[', text)  # notebook math goes to the local MathJax
     assert 'src=""' not in text and "cdnjs" not in text
     py_pages = [p for p in (ROOT / "docs").rglob("*.py") if p.parent.name != "notebooks"]
     for py in py_pages:
@@ -284,3 +284,64 @@ def test_concept_pages_embed_code_but_keep_api_members_out_of_their_table_of_con
     assert not re.search(r'<a href="#refimpl\.[^"]*" class="md-nav__link', concept)
     api = (built_site.site / "reference/refimpl/mae/index.html").read_text(encoding="utf-8")
     assert re.search(r'<a href="#refimpl\.mae\.MaskedAutoencoderViT" class="md-nav__link', api)
+
+
+class _Embeds(HTMLParser):
+    """The concept-page embeds (``div.concept-embed``): for each, its signature, API link and source block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embeds: list[dict[str, object]] = []
+        self.depth = 0  # <div> nesting inside the current embed (0: outside)
+        self.classes: list[str] = []
+        self.in_summary = self.in_api = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        cls = (a.get("class") or "").split()
+        if tag == "div" and "concept-embed" in cls:
+            self.embeds.append({"signature": False, "api": [], "details": [], "summary": ""})
+            self.depth = 1
+            return
+        if not self.depth:
+            if "doc-class" in cls:
+                self.classes.append(a.get("id") or "?")
+            return
+        embed = self.embeds[-1]
+        self.depth += tag == "div"
+        embed["signature"] = embed["signature"] or "doc-signature" in cls
+        self.in_api = (tag == "p" and "concept-embed__api" in cls) or self.in_api
+        if tag == "a" and self.in_api:
+            embed["api"].append(a.get("href") or "")
+        if tag == "details":
+            embed["details"].append("open" in a)
+        self.in_summary = tag == "summary" or self.in_summary
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.depth and tag == "div":
+            self.depth -= 1
+        self.in_summary = self.in_summary and tag != "summary"
+        self.in_api = self.in_api and tag != "p"
+
+    def handle_data(self, data: str) -> None:
+        if self.depth and self.in_summary:
+            self.embeds[-1]["summary"] += data
+
+
+@pytest.mark.parametrize("name", [p.stem for p in sorted((ROOT / "docs/concepts").glob("*.md")) if p.stem != "index"])
+def test_a_concept_page_shows_each_function_short_with_its_source_closed_and_lists_its_diary_entries(
+        built_site: Build, name: str) -> None:
+    text = (built_site.site / f"concepts/{name}/index.html").read_text(encoding="utf-8")
+    parser = _Embeds()
+    parser.feed(text)
+    assert len(parser.embeds) >= 3 and not parser.classes, (len(parser.embeds), parser.classes)
+    for embed in parser.embeds:
+        assert embed["signature"], embed
+        assert len(embed["api"]) == 1 and "/reference/refimpl/" in embed["api"][0] and "#refimpl." in embed["api"][0], embed
+        assert embed["details"] == [False] and embed["summary"].strip().startswith("查看源码"), embed
+    # Only the docstring's first paragraph: the Args/Returns tables stay on the API page.
+    assert "doc-section-title" not in text.split('class="concept-embed"', 1)[1]
+    assert 'class="admonition abstract"' in text.split("<h2", 1)[0]  # 本页要点, before the first section
+    related = text.split('id="related-entries"', 1)[1].split("<h2", 1)[0]
+    assert re.search(r'<li>\d{4}-\d{2}-\d{2} <a href="\.\./\.\./journal/[\w-]+/">', related) or "还没有日记" in related
+
