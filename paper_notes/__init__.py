@@ -4,4 +4,4 @@ This is not reference code (that is ``refimpl``): it validates ``papers/``, ``gl
 ``docs/journal/``, generates pages from them, and provides the ``notes`` command.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

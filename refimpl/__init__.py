@@ -17,4 +17,4 @@ Import the submodule you need, e.g. ``from refimpl.mae import mae_vit_base_patch
 package file imports nothing heavy.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

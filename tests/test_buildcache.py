@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import refimpl
 from paper_notes.buildcache import declared_inputs, dependencies, fingerprint, imported_names
 from paper_notes.figures import figure_modules
 from paper_notes.figures.pretrain import RUNS
@@ -144,7 +145,7 @@ def test_a_cache_hit_gives_the_same_page_and_a_refimpl_edit_reruns_exactly_its_n
     assert re.search(r"notebook cache hit: probe_plot\.py", log)
     fresh = (tmp_path / "fresh/notebooks/probe_plot/index.html").read_text(encoding="utf-8")
     cached = (tmp_path / "after/notebooks/probe_plot/index.html").read_text(encoding="utf-8")
-    assert "0.1.0" in fresh and 'src="data:image/png;base64,' in fresh
+    assert refimpl.__version__ in fresh and 'src="data:image/png;base64,' in fresh
     assert cached == fresh
     # The kan probe calls the edited function: executed again, and its output shows the edit.
     assert re.search(r"executing notebook: probe_kan\.py", log) and "notebook cache hit: probe_kan" not in log
