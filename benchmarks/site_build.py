@@ -50,9 +50,11 @@ JOURNAL_ENTRY = ("docs/journal/posts/2024-10-26-mae-figure1.md", "journal/2024-1
 CONCEPT_PAGE = ("docs/concepts/mae.md", "concepts/mae/")
 NOTEBOOK = ("docs/notebooks/vit_background.py", "notebooks/vit_background/")
 REFIMPL_MODULE = ("refimpl/kan.py", "reference/refimpl/kan/")
-NOTEBOOK_RUN = re.compile(r"executing notebook: ([\w-]+)\.py")
+# Log lines of this checkout's notebooks (paper_notes.notebooks) and, for a checkout from before
+# them (--root at 0.1.0), of mkdocs-jupyter.
+NOTEBOOK_RUN = re.compile(r"(?:executing notebook: |Converting notebook \(execute=True\): .*?)([\w-]+)\.py")
 FIGURES_DRAWN = re.compile(r"drew (\d+) figure\(s\) of paper_notes\.figures\.(\w+)")
-NOTEBOOK_CACHE = re.compile(r"notebook cache hit|executing notebook")
+NOTEBOOK_CACHE = re.compile(r"notebook cache hit|Cache (?:hit|miss)")
 
 
 def children_cpu() -> float:
