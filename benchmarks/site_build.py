@@ -122,7 +122,8 @@ class Server:
                 if stamp >= after and pattern in line:
                     return stamp
             time.sleep(0.05)
-        sys.exit(f"no log line with {pattern!r} after {timeout} s")
+        sys.exit(f"no log line with {pattern!r} after {timeout} s; the server's last lines:\n"
+                 + "\n".join(line for _, line in self.lines[-40:]))
 
     def cpu_seconds(self) -> float:
         """CPU time of the server and of the notebook kernels it has waited for (Linux /proc)."""

@@ -94,10 +94,21 @@ def test_id_must_match_file_name(tmp_path: Path) -> None:
         load_papers(path.parent)
 
 
-def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
-    (tmp_path / "bad.yaml").write_text("id: [unclosed\n", encoding="utf-8")
-    with pytest.raises(SchemaError, match=r"bad\.yaml: is not valid YAML"):
+def test_invalid_yaml_names_the_file_and_quotes_the_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("id: mae\ntitle: [unclosed\n", encoding="utf-8")
+    with pytest.raises(SchemaError, match=r"bad\.yaml: is not valid YAML") as info:
         load_papers(tmp_path)
+    assert "title: [unclosed" in str(info.value)  # pure Python's message, also where libyaml parsed first
+
+
+@pytest.mark.parametrize("path", sorted([*ROOT.glob("papers/*.yaml"), ROOT / "glossary.yaml"]), ids=lambda p: p.name)
+def test_libyaml_and_pure_python_read_the_projects_files_alike(path: Path) -> None:
+    from paper_notes.yamlio import load_yaml
+
+    text = path.read_text(encoding="utf-8")
+    if not getattr(yaml, "__with_libyaml__", False):
+        pytest.skip("this PyYAML has no libyaml: load_yaml reads in pure Python only")
+    assert repr(load_yaml(text, path)) == repr(yaml.safe_load(text))
 
 
 def test_results_marker_becomes_the_papers_table_with_a_citation() -> None:
