@@ -26,7 +26,6 @@ import ast
 import hashlib
 import importlib.metadata
 import json
-import os
 import platform
 import sys
 from collections.abc import Iterable, Sequence
@@ -251,11 +250,3 @@ def fingerprint(path: Path, root: Path, *, renderers: Iterable[str] = (), inputs
 def cache_dir(root: Path, kind: str) -> Path:
     """``root/.cache/site/<kind>``, the cache of one kind of output (``notebooks``, ``figures``)."""
     return root / CACHE_DIR / kind
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, so a reader never sees half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

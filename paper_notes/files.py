@@ -1,4 +1,4 @@
-"""Atomic file writes for the commands (``notes``, ``sam2-segment``): a reader never sees half a file, and nothing is lost.
+"""Atomic file writes for the commands (``notes``, ``sam2-segment``) and the build cache: a reader never sees half a file, and nothing is lost.
 
 Every write goes to a temporary file beside its target (``.<name>.<random>.tmp``), is synced,
 then linked or renamed into place. The writer holds an exclusive ``flock`` on its temporary file
@@ -22,7 +22,7 @@ try:
 except ImportError:  # Windows: no advisory locks
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["remove_stale_temporaries", "replace_file", "write_new_file"]
+__all__ = ["remove_stale_temporaries", "replace_file", "write_file", "write_new_file"]
 
 TEMPORARY_GLOB = ".*.tmp"
 """The names of the temporary files, in the target's folder."""
@@ -88,6 +88,17 @@ def replace_file(path: Path, text: str) -> None:
     """
     mode = os.stat(path).st_mode & 0o7777
     with _temporary_copy(path, text, mode) as tmp:
+        os.replace(tmp, path)
+
+
+def write_file(path: Path, data: str | bytes) -> None:
+    """Create or replace ``path`` with ``data`` atomically (files the project owns, like the build cache).
+
+    Raises:
+        OSError: if the folder cannot be written (read-only, full); a file already there is untouched.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _temporary_copy(path, data, _default_mode()) as tmp:
         os.replace(tmp, path)
 
 

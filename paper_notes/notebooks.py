@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .buildcache import NOTEBOOK_RENDERERS, cache_dir, fingerprint, write_atomic
+from .buildcache import NOTEBOOK_RENDERERS, cache_dir, fingerprint
+from .files import write_file
 
 log = logging.getLogger("mkdocs.plugins.paper_notes.notebooks")
 
@@ -85,7 +86,7 @@ def execute(path: Path, root: Path, *, run: bool = True) -> Executed:
         client.execute()
     except CellExecutionError as exc:
         raise NotebookError(f"{path}: a cell raised\n{exc}") from None
-    write_atomic(cached, nbformat.writes(notebook).encode("utf-8"))
+    write_file(cached, nbformat.writes(notebook))
     return Executed(notebook, cached=False)
 
 

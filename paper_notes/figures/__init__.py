@@ -70,7 +70,8 @@ def cached_figures(root: Path) -> Iterator[tuple[str, bytes]]:
     Raises:
         ValueError: if two modules define the same figure name.
     """
-    from paper_notes.buildcache import FIGURE_RENDERERS, cache_dir, fingerprint, write_atomic
+    from paper_notes.buildcache import FIGURE_RENDERERS, cache_dir, fingerprint
+    from paper_notes.files import write_file
 
     cache = cache_dir(root, "figures")
     found: dict[str, bytes] = {}
@@ -90,8 +91,8 @@ def cached_figures(root: Path) -> Iterator[tuple[str, bytes]]:
             for old in cache.glob(f"{short}-*"):
                 shutil.rmtree(old, ignore_errors=True)
             for name, svg in drawn.items():
-                write_atomic(entry / name, svg)
-            write_atomic(manifest, json.dumps(sorted(drawn)).encode())  # last: marks the entry complete
+                write_file(entry / name, svg)
+            write_file(manifest, json.dumps(sorted(drawn)))  # last: marks the entry complete
             if drawn:
                 log.info("paper-notes: drew %d figure(s) of %s (changed since the cached copy)", len(drawn), module_name)
         for name, svg in drawn.items():
