@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import html
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,17 +93,9 @@ def execute(path: Path, root: Path, *, run: bool = True) -> Executed:
 
 def _fence(text: str, lang: str, css: str = "") -> str:
     """A fenced block (``css`` a class for it) with more backticks than any run inside ``text``."""
-    ticks = "`" * max(3, _longest_backtick_run(text) + 1)
+    ticks = "`" * max(3, max(map(len, re.findall("`+", text)), default=0) + 1)
     head = f"{ticks} {{ .{lang} .{css} }}" if css else f"{ticks}{lang}"
     return f"{head}\n{text.rstrip(chr(10))}\n{ticks}"
-
-
-def _longest_backtick_run(text: str) -> int:
-    best = run = 0
-    for ch in text:
-        run = run + 1 if ch == "`" else 0
-        best = max(best, run)
-    return best
 
 
 def _joined(value: Any) -> str:
