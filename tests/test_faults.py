@@ -209,7 +209,10 @@ class _RunsCode:
         return (os.system, ("touch pwned",))
 
 
-def test_a_pickle_that_would_run_code_is_refused_and_says_what_it_would_call(tmp_path: Path) -> None:
+def test_a_pickle_that_would_run_code_is_refused_and_says_what_it_would_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where the pickled "touch pwned" would leave its file
     path = tmp_path / "evil.pth"
     torch.save({"model": _RunsCode()}, path)
     with pytest.raises(ValueError, match=r"holds pickled code that calls (posix|os)\.system, which is refused") as info:
@@ -474,8 +477,9 @@ def test_mask_ratio_zero_is_refused_before_anything_is_written(
 
 @pytest.mark.parametrize("damage", ["zero bytes", "truncated", "a pickle that runs code"])
 def test_resume_skips_an_unreadable_newest_checkpoint_and_keeps_it_aside(
-    images: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+    images: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, damage: str
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # where the pickled "touch pwned" would leave its file
     out = tmp_path / "run"
     assert pretrain.main(flags(images, out, "--max-steps", "2")) == 0
     newest = out / checkpoint_name(2)
