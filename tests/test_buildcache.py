@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,11 +82,13 @@ def test_a_key_covers_package_versions_and_the_inputs_its_modules_declare(code_c
     assert fingerprint(hiera, code_copy) != key
 
 
-def test_every_figure_module_can_be_keyed_without_importing_it() -> None:
+def test_every_figure_module_can_be_keyed_without_importing_it(monkeypatch: pytest.MonkeyPatch) -> None:
     modules = figure_modules()
     assert {name for name, _ in modules} >= {"paper_notes.figures.kan", "paper_notes.figures.hiera"}
+    monkeypatch.setattr(sys, "modules", {k: v for k, v in sys.modules.items() if k not in dict(modules)})
     for _, path in modules:
         assert len(fingerprint(path, ROOT)) == 64
+    assert not set(dict(modules)) & set(sys.modules), "keying a figure module imported it"
 
 
 # Two probe notebooks: one calls refimpl.kan; one imports only the refimpl package (not torch, to
