@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .. import checks
 from .image_encoder import FpnNeck, Hiera, ImageEncoder, ImageFeatures
 from .layers import MLP
 from .mask_decoder import MaskDecoder, TwoWayTransformer
@@ -112,14 +113,6 @@ def to_model_coords(coords: Tensor, orig_hw: tuple[int, int], image_size: int) -
     """
     scale = torch.tensor([orig_hw[1], orig_hw[0]], dtype=coords.dtype, device=coords.device)
     return coords / scale * image_size
-
-
-def _check_tensor(value: object, name: str, shape: str, ndim: int) -> Tensor:
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape {shape}, got {type(value).__name__}")
-    if value.ndim != ndim:
-        raise ValueError(f"{name} has shape {tuple(value.shape)}; expected {shape}")
-    return value
 
 
 class SAM2(nn.Module):
@@ -203,7 +196,7 @@ class SAM2(nn.Module):
             TypeError: if ``images`` is not a tensor.
             ValueError: if it is not ``(B, 3, S, S)``.
         """
-        _check_tensor(images, "images", f"(B, 3, {self.image_size}, {self.image_size})", 4)
+        checks.tensor(images, "images", f"(B, 3, {self.image_size}, {self.image_size})", 4)
         if tuple(images.shape[1:]) != (3, self.image_size, self.image_size):
             raise ValueError(
                 f"images has shape {tuple(images.shape)}; expected (B, 3, {self.image_size}, {self.image_size}) "
@@ -242,21 +235,21 @@ class SAM2(nn.Module):
         if (points is None) != (labels is None):
             raise ValueError("points and labels go together: pass both or neither")
         if points is not None:
-            _check_tensor(points, "points", "(B, P, 2)", 3)
-            _check_tensor(labels, "labels", "(B, P)", 2)
+            checks.tensor(points, "points", "(B, P, 2)", 3)
+            checks.tensor(labels, "labels", "(B, P)", 2)
             if points.shape[-1] != 2 or tuple(labels.shape) != tuple(points.shape[:2]):
                 raise ValueError(f"points {tuple(points.shape)} and labels {tuple(labels.shape)}; expected (B, P, 2) and (B, P)")
             bad = set(labels.unique().tolist()) - {0, 1}
             if bad:
                 raise ValueError(f"labels contain {sorted(bad)}; expected 1 (positive click) or 0 (negative click)")
         if box is not None:
-            _check_tensor(box, "box", "(B, 4)", 2)
+            checks.tensor(box, "box", "(B, 4)", 2)
             if box.shape[1] != 4:
                 raise ValueError(f"box has shape {tuple(box.shape)}; expected (B, 4) as x0, y0, x1, y1")
             if points is not None and box.shape[0] != points.shape[0]:
                 raise ValueError(f"box has batch {box.shape[0]} but points have {points.shape[0]}")
         if mask is not None:
-            _check_tensor(mask, name, "(B, 1, H, W)", 4)
+            checks.tensor(mask, name, "(B, 1, H, W)", 4)
             if mask.shape[1] != 1:
                 raise ValueError(f"{name} has shape {tuple(mask.shape)}; expected one channel (B, 1, H, W)")
         if points is not None:

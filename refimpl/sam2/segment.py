@@ -32,16 +32,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..checkpoints import load_state, read_state_dict
-from .model import SAM2, build_sam2, sam2_hiera_base_plus, sam2_hiera_large, sam2_hiera_small, sam2_hiera_tiny, to_model_coords
+from .model import SAM2, SIZES, build_sam2, to_model_coords
 
 __all__ = ["main", "model_for_checkpoint", "segment_image"]
 
-_SIZES = {  # (stage-1 width, blocks) -> factory; read from the trunk in the checkpoint
-    (96, 12): sam2_hiera_tiny,
-    (96, 16): sam2_hiera_small,
-    (112, 24): sam2_hiera_base_plus,
-    (144, 48): sam2_hiera_large,
-}
+_SIZES = {(size["embed_dim"], sum(size["stages"])): size for size in SIZES.values()}
+"""(stage-1 width, blocks) -> the released size's arguments; both are read from the checkpoint's trunk."""
 
 
 class UsageError(Exception):
@@ -74,7 +70,7 @@ def model_for_checkpoint(state: dict[str, Tensor], config: dict | None = None) -
             f"the checkpoint is not one of the released SAM 2 sizes (stage-1 width {key[0]}, {key[1]} blocks); "
             f"pass --config FILE.json with its build_sam2 arguments"
         )
-    return _SIZES[key](version=version)
+    return build_sam2(**_SIZES[key], version=version)
 
 
 def segment_image(
