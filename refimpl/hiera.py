@@ -972,9 +972,10 @@ class MaskedAutoencoderHiera(HieraBackbone):
                 mask_ratio = self.default_mask_ratio
             mask_ratio = checks.fraction(mask_ratio, "mask_ratio", example=str(self.default_mask_ratio))
             U = self.num_mask_units
-            if int(U * (1 - mask_ratio)) == 0:
+            num_kept = int(U * (1 - mask_ratio))  # as mask_unit_masking counts them
+            if num_kept == 0:
                 raise ValueError(f"mask_ratio={mask_ratio!r} keeps int({U} * (1 - {mask_ratio})) = 0 of {U} mask units")
-            if int(U * (1 - mask_ratio)) == U:
+            if num_kept == U:
                 raise ValueError(f"mask_ratio={mask_ratio!r} removes none of the {U} mask units, so the loss (a mean "
                                  f"over the removed patches) is undefined; expected a ratio such as 0.6")
             if noise is None:
@@ -983,7 +984,7 @@ class MaskedAutoencoderHiera(HieraBackbone):
             # hand it the grid of units itself (a clip's token frames stacked as rows), one cell per unit.
             units_wide = self.mask_spatial_shape[-1]
             mask = mask_unit_masking(B, (U // units_wide, units_wide), 1, mask_ratio, noise).units  # (B, U)
-            num_removed = U - int(U * (1 - mask_ratio))
+            num_removed = U - num_kept
         else:
             mask = self._check_mask(mask, B)
             # One read of the checked mask (eager); under torch.compile this breaks the graph, which
