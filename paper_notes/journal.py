@@ -32,7 +32,8 @@ EXCERPT_SEPARATOR = "<!-- more -->"
 _ALLOWED_KEYS = {
     "title", "date", "categories", "tags", "draft", "description", "pin", "readtime", "links",
 }
-_FRONT_MATTER = re.compile(r"\A---\s*\n(.*?\n)---\s*(?:\n|\Z)", re.S)
+FRONT_MATTER = re.compile(r"\A---\s*\n(.*?\n)---\s*(?:\n|\Z)", re.S)
+"""YAML front matter between two ``---`` lines at the top of a page (group 1): diary entries, and pages scanned for mentions."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def parse_date(value: str, argument: str = "date") -> dt.date:
 
 def split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str]:
     """Return ``(front matter mapping, body)``; a file without front matter is an error."""
-    match = _FRONT_MATTER.match(text)
+    match = FRONT_MATTER.match(text)
     if not match:
         raise SchemaError(path, None, "has no YAML front matter (a block between '---' lines at the top)")
     meta = load_yaml(match.group(1), path, line_offset=1) or {}

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+from .journal import FRONT_MATTER
 from .references import (
     BRACKET, UnresolvedReference, expand_references, has_locator, named_locators, named_references, resolve,
 )
@@ -137,7 +138,6 @@ _LINK_TARGET = re.compile(r"\]\([^)]*\)")
 _LINK = re.compile(r"\[([^\[\]\n]*)\]\([^)\n]*\)")
 _ATTRS = re.compile(r"\{\s*[:#.][^}\n]*\}")
 _AUTODOC = re.compile(r"^:::.*(?:\n[ \t]+.*)*", re.M)
-_FRONTMATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
 _HEADING = re.compile(r"^#{1,6}\s")
 
 
@@ -158,7 +158,7 @@ def check_markdown(markdown: str, where: str, papers: dict[str, Paper]) -> tuple
     problems: list[str] = []
     checked: Counter[tuple[str, str]] = Counter()
     title = ""
-    front = _FRONTMATTER.match(markdown)
+    front = FRONT_MATTER.match(markdown)
     if front:
         found = re.search(r"^title:\s*(.+)$", front.group(1), re.M)
         title = found.group(1).strip().strip("\"'") if found else ""

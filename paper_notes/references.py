@@ -108,11 +108,12 @@ class Resolved:
 
 
 def paper_name(paper: Paper) -> str:
-    """The short name a page uses for the paper: the title before its colon (``Hiera``, ``SAM 2``), else the id upper-cased."""
+    """The short name a page uses for the paper: the title before its colon (``Hiera``, ``SAM 2``), else
+    its ``short_title`` (``ViT``), else the id upper-cased."""
     head = paper.title.split(":", 1)[0].strip()
     if ":" in paper.title and re.sub(r"\s", "", head).lower() == paper.id:
         return head
-    return {"vit": "ViT"}.get(paper.id, paper.id.upper())
+    return paper.short_title or paper.id.upper()
 
 
 def resolve(paper_id: str, locator_text: str, papers: dict[str, Paper], page: str) -> Resolved:

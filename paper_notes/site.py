@@ -16,10 +16,8 @@ from xml.sax.saxutils import escape
 from .journal import Entry
 from .outline import outline_markdown
 from .project import Project
-from .references import expand_references, item_results
+from .references import expand_references, item_results, reading_list_link
 from .registry import READING_LIST, STATUS_LABELS, Paper
-
-"""Docs folder of the generated reading-list pages: ``reading-list/index.md``, ``reading-list/<id>.md``."""
 
 CITATION = re.compile(r"\[(@[a-z0-9-]+(?:\s*;\s*@[a-z0-9-]+)*)\]")
 """``[@mae]`` or ``[@mae; @vit]``: a citation of papers from ``papers/``."""
@@ -275,24 +273,20 @@ def format_citation(keys: list[str], papers: dict[str, Paper], page_src: str) ->
         KeyError: naming the first key that is not a paper id.
     """
     parts = []
-    base = posixpath.dirname(page_src)
     for key in keys:
         if key not in papers:
             raise KeyError(key)
-        target = posixpath.relpath(f"{READING_LIST}/{key}.md", base or ".")
-        parts.append(f"[{papers[key].short_citation}]({target})")
+        parts.append(f"[{papers[key].short_citation}]({reading_list_link(page_src, key)})")
     return "（" + "；".join(parts) + "）"
 
 
 def reference_list(keys: list[str], papers: dict[str, Paper], page_src: str) -> str:
     """The 参考文献 section appended to a page that cites papers."""
-    base = posixpath.dirname(page_src) or "."
     lines = ["", "## 参考文献 {: #references }", ""]
     for key in keys:
         p = papers[key]
-        target = posixpath.relpath(f"{READING_LIST}/{key}.md", base)
         link = f" <{p.link}>" if p.link else ""
-        lines.append(f"1. {', '.join(p.authors)}. [{p.title}]({target}). *{p.venue}*, {p.year}.{link}")
+        lines.append(f"1. {', '.join(p.authors)}. [{p.title}]({reading_list_link(page_src, key)}). *{p.venue}*, {p.year}.{link}")
     return "\n".join(lines) + "\n"
 
 
