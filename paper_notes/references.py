@@ -254,6 +254,10 @@ def paper_names(papers: dict[str, Paper]) -> dict[str, str]:
     return {paper_name(p): pid for pid, p in papers.items() if getattr(p, "outline", None) is not None}
 
 
+_LOCATOR_ANY = re.compile("|".join(f"(?:{p})" for _, p in LOCATOR_PATTERNS).replace("?P<n>", "?:").replace("?P<panel>", "?:"))
+"""Any one locator, without groups."""
+
+
 def named_pattern(names: dict[str, str]) -> re.Pattern[str]:
     """Regex for the named form ``Hiera Fig. 4``, ``MAE 的图 1``, ``(MAE §4.1, Tab. 1c)``, ``(SAM 2 §4 "Memory attention", App. C.1)``.
 
@@ -261,16 +265,12 @@ def named_pattern(names: dict[str, str]) -> re.Pattern[str]:
     after ``,``, ``;``, ``and``, ``、`` or ``和``).
     """
     alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) or "(?!)"
-    locator = "|".join(f"(?:{p})" for _, p in LOCATOR_PATTERNS).replace("?P<n>", "?:").replace("?P<panel>", "?:")
-    locator = f"(?:{locator})(?![0-9])"
+    locator = f"(?:{_LOCATOR_ANY.pattern})(?![0-9])"
     titled = rf'{locator}(?:\s*"[^"\n]*")?'  # a locator may name its paragraph: §4 "Memory attention"
     return re.compile(
         rf"(?<![A-Za-z0-9])(?P<name>{alternatives})(?:'s)?\s*(?:的)?\s*(?P<loc>{locator})(?:\s*\"[^\"\n]*\")?"
         rf"(?P<more>(?:\s*(?:,|;|、|和|\band\b)\s*{titled})*)"
     )
-
-
-_LOCATOR_ANY = re.compile("|".join(f"(?:{p})" for _, p in LOCATOR_PATTERNS).replace("?P<n>", "?:").replace("?P<panel>", "?:"))
 
 
 def named_locators(match: re.Match[str]) -> list[str]:
