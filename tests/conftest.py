@@ -34,6 +34,16 @@ def run_build(root: Path, site_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(build_command(root, site_dir), cwd=root, env=ENV, capture_output=True, text=True, timeout=600)
 
 
+NOTES = Path(sys.executable).parent / "notes"
+"""The installed ``notes`` console script."""
+
+
+def run_notes(*args: str, cwd: Path | None = None, timeout: float = 60,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``notes ARGS`` in another process, its output captured as text."""
+    return subprocess.run([str(NOTES), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
 def uses_built_site(item: pytest.Item) -> bool:
     return "built_site" in getattr(item, "fixturenames", ())
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,13 +13,9 @@ from paper_notes.project import check_project
 from paper_notes.registry import load_papers
 
 from conftest import ROOT
+from conftest import run_notes as notes
 
-NOTES = Path(sys.executable).parent / "notes"  # the installed console script
 pytestmark = pytest.mark.subprocess  # every test runs the command
-
-
-def notes(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(NOTES), *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture
@@ -148,8 +142,7 @@ def test_edit_opens_the_new_entry_in_the_editor(project: Path) -> None:
 
     env = {**os.environ, "EDITOR": "sh -c 'echo edited-by-editor >> \"$0\"'"}
     env.pop("VISUAL", None)
-    result = subprocess.run([str(NOTES), "new", "x", "--paper", "mae", "--date", "2024-10-28", "--edit"],
-                            cwd=project, capture_output=True, text=True, env=env, timeout=60)
+    result = notes("new", "x", "--paper", "mae", "--date", "2024-10-28", "--edit", cwd=project, env=env)
     assert result.returncode == 0, result.stderr
     assert (project / result.stdout.strip()).read_text(encoding="utf-8").endswith("edited-by-editor\n")
 

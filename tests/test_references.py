@@ -3,8 +3,6 @@ and refused (naming page, paper and item) when the outline lacks the item."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ from paper_notes.references import (
 from paper_notes.registry import load_papers
 from paper_notes.site import cite
 
-from conftest import ROOT, run_build
+from conftest import ROOT, run_build, run_notes
 
 PAPERS = load_papers(ROOT / "papers")
 PAGE = "concepts/hiera.md"
@@ -129,8 +127,7 @@ def test_notes_check_fails_on_an_unknown_item_naming_page_paper_and_item(project
     page = root / "docs/concepts/kan.md"
     page.write_text(page.read_text(encoding="utf-8") + "\n网格扩展见 [@kan, §2.6]，还有 [@hiera, 图 4f]。\n",
                     encoding="utf-8")
-    notes = Path(sys.executable).parent / "notes"
-    result = subprocess.run([str(notes), "--root", str(root), "check"], capture_output=True, text=True, timeout=120)
+    result = run_notes("--root", str(root), "check", timeout=120)
     assert result.returncode == 1
     assert "docs/concepts/kan.md: reference to Section 2.6 of paper 'kan': the outline" in result.stderr
     assert "docs/concepts/kan.md: reference to Figure 4f of paper 'hiera'" in result.stderr

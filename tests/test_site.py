@@ -15,7 +15,7 @@ import pytest
 from paper_notes.journal import load_entries
 from paper_notes.registry import STATUS_LABELS, load_papers
 
-from conftest import ROOT, Build, run_build
+from conftest import ROOT, Build, run_build, run_notes
 
 pytestmark = pytest.mark.slow
 PAPERS = load_papers(ROOT / "papers")
@@ -241,12 +241,9 @@ def test_a_paper_with_an_unknown_status_fails_the_build(project_copy: Path, tmp_
 
 @pytest.mark.subprocess
 def test_a_new_entry_is_published_everywhere_and_stray_py_files_are_not_notebooks(project_copy: Path, tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    notes = Path(sys.executable).parent / "notes"
-    made = subprocess.run([str(notes), "new", "Hiera 的 unroll", "--paper", "hiera", "--tag", "掩码单元",
-                           "--date", "2024-11-01"], cwd=project_copy, capture_output=True, text=True, check=True)
+    made = run_notes("new", "Hiera 的 unroll", "--paper", "hiera", "--tag", "掩码单元", "--date", "2024-11-01",
+                     cwd=project_copy)
+    assert made.returncode == 0, made.stderr
     post = project_copy / made.stdout.strip()
     (project_copy / "docs/javascripts/helper.py").write_text("print('not a notebook')\n", encoding="utf-8")
     result = run_build(project_copy, tmp_path / "out")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ from paper_notes.glossary import load_glossary
 from paper_notes.registry import SchemaError, load_papers
 from paper_notes.terms import find_variants
 
-from conftest import ROOT
+from conftest import ROOT, run_notes
 
 PAPERS = load_papers(ROOT / "papers")
 TERMS = load_glossary(ROOT / "glossary.yaml", PAPERS)
@@ -59,8 +57,7 @@ def test_a_bad_avoid_list_fails_naming_the_file_and_the_term(tmp_path: Path, ent
 def test_notes_check_flags_a_variant(project_copy: Path) -> None:
     page = project_copy / "docs/concepts/vit.md"
     page.write_text(page.read_text(encoding="utf-8") + "\n每个图块加上位置编码。\n", encoding="utf-8")
-    notes = Path(sys.executable).parent / "notes"
-    result = subprocess.run([str(notes), "--root", str(project_copy), "check"], capture_output=True, text=True, timeout=120)
+    result = run_notes("--root", str(project_copy), "check", timeout=120)
     assert result.returncode == 1
     assert "docs/concepts/vit.md:" in result.stderr
     assert "'图块' is a variant of the glossary term '图像块' (patch)" in result.stderr
