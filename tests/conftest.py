@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +43,22 @@ def run_notes(*args: str, cwd: Path | None = None, timeout: float = 60,
               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``notes ARGS`` in another process, its output captured as text."""
     return subprocess.run([str(NOTES), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def max_abs_diff(a: Any, b: Any) -> float:
+    """Largest absolute difference of two tensors (``b`` may be a NumPy array)."""
+    import torch
+
+    return (a - torch.as_tensor(b)).abs().max().item()
+
+
+@pytest.fixture
+def official_on_meta(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The official Hiera constructors call ``.item()`` on ``torch.linspace``; keep that one tensor on the CPU."""
+    import torch
+
+    linspace = torch.linspace
+    monkeypatch.setattr(torch, "linspace", lambda *args, **kwargs: linspace(*args, **{**kwargs, "device": "cpu"}))
 
 
 def uses_built_site(item: pytest.Item) -> bool:

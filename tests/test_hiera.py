@@ -20,6 +20,8 @@ from refimpl.checkpoints import load_checkpoint
 from refimpl.hiera import Hiera, MaskedAutoencoderHiera, MaskUnitAttention
 from refimpl.unroll import pool_tokens, reroll, reroll_units, unroll
 
+from conftest import max_abs_diff
+
 with warnings.catch_warnings():  # the official package imports timm.models.layers (deprecated path)
     warnings.simplefilter("ignore", FutureWarning)
     official = pytest.importorskip("hiera")
@@ -30,10 +32,6 @@ FACTORIES = ["hiera_tiny_224", "hiera_small_224", "hiera_base_224", "hiera_base_
 # A small config that keeps every mechanism: 4 stages, mask units of 8 x 8 tokens, 2 x 2 unit grid.
 SMALL = dict(input_size=(64, 64), embed_dim=16, num_heads=1, stages=(1, 2, 1, 1))
 SMALL_MAE = dict(**SMALL, decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)
-
-
-def max_abs_diff(a: Tensor, b: Tensor) -> float:
-    return (a - b).abs().max().item()
 
 
 @pytest.fixture(scope="module")
@@ -119,13 +117,6 @@ def test_on_cuda_mae_hiera_gives_the_official_loss_and_predictions(dtype, images
     torch.testing.assert_close(out.loss.float(), loss.float(), rtol=tol, atol=tol)
     torch.testing.assert_close(out.pred[removed].float(), pred.float(), rtol=tol, atol=tol)
     torch.testing.assert_close(out.target[removed].float(), label.float(), rtol=tol, atol=tol)
-
-
-@pytest.fixture
-def official_on_meta(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The official constructor calls ``.item()`` on ``torch.linspace``; keep that one tensor on the CPU."""
-    linspace = torch.linspace
-    monkeypatch.setattr(torch, "linspace", lambda *args, **kwargs: linspace(*args, **{**kwargs, "device": "cpu"}))
 
 
 @pytest.mark.parametrize("name", FACTORIES)

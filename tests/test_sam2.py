@@ -42,6 +42,8 @@ from refimpl.sam2.official import FLAGS_21, official_video_predictor, randomize_
 from refimpl.sam2.segment import main as segment_main
 from refimpl.sam2.segment import model_for_checkpoint
 
+from conftest import max_abs_diff
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     official = pytest.importorskip("sam2")
@@ -54,10 +56,6 @@ CONFIG_FILES = {"sam2_hiera_tiny": "t", "sam2_hiera_small": "s", "sam2_hiera_bas
 SMALL = dict(embed_dim=16, num_heads=1, stages=(1, 2, 3, 1), global_att_blocks=(4,), window_pos_embed_bkg_spatial_size=(4, 4),
              image_size=128, d_model=64, mem_dim=16, memory_ffn_dim=128)
 H, W = 96, 160  # the synthetic image and clip: another size than the model's, as real inputs are
-
-
-def max_abs_diff(a: Tensor, b: Tensor | np.ndarray) -> float:
-    return (a - torch.as_tensor(b)).abs().max().item()
 
 
 @pytest.fixture(scope="module")
@@ -254,13 +252,6 @@ def test_an_official_format_checkpoint_written_from_the_official_model_loads_unc
     report = load_checkpoint(fresh, path, strict=True)
     assert report.missing == [] and len(report.loaded) == len(theirs.state_dict())
     assert all(torch.equal(v, fresh.state_dict()[k]) for k, v in theirs.state_dict().items())
-
-
-@pytest.fixture
-def official_on_meta(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The official Hiera calls ``.item()`` on ``torch.linspace``; keep that one tensor on the CPU."""
-    linspace = torch.linspace
-    monkeypatch.setattr(torch, "linspace", lambda *args, **kwargs: linspace(*args, **{**kwargs, "device": "cpu"}))
 
 
 def _packaged_config(name: str, version: str):

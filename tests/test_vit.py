@@ -19,6 +19,8 @@ from refimpl import vit
 from refimpl.pos_embed import get_1d_sincos_pos_embed, get_2d_sincos_pos_embed
 from refimpl.vit import Attention, Block, PatchEmbed, VisionTransformer, vit_tiny_patch16_224
 
+from conftest import max_abs_diff
+
 FACTORIES = [
     "vit_tiny_patch16_224",
     "vit_small_patch16_224",
@@ -27,10 +29,6 @@ FACTORIES = [
     "vit_huge_patch14_224",
 ]
 TOL = 1e-5
-
-
-def max_abs_diff(a: Tensor, b: Tensor) -> float:
-    return (a - b).abs().max().item()
 
 
 @pytest.fixture(scope="module")
