@@ -49,7 +49,7 @@ from torch import Tensor, nn
 from ..hiera import HieraPatchEmbed
 from ..vit import LN_EPS, DropPath
 from .layers import MLP
-from .position import sine_table_2d
+from .position import cached_table, sine_table_2d
 
 __all__ = [
     "window_partition",
@@ -363,11 +363,7 @@ class FpnNeck(nn.Module):
 
     def position_table(self, h: int, w: int, device: torch.device) -> Tensor:
         """The ``(D, h, w)`` sine table of a level, built once per size and device (outside autograd)."""
-        key = (h, w, device)
-        if key not in self._tables:
-            with torch.inference_mode(False), torch.no_grad():  # a plain tensor even if built under inference_mode
-                self._tables[key] = sine_table_2d(h, w, self.d_model, device=device)
-        return self._tables[key]
+        return cached_table(self._tables, (h, w, device), lambda: sine_table_2d(h, w, self.d_model, device=device))
 
     def forward(self, xs: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
         """Fuse the trunk's maps.

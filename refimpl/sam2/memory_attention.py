@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .layers import Attention
-from .position import apply_rope, axial_rope
+from .position import apply_rope, axial_rope, cached_table
 
 __all__ = ["RoPEAttention", "MemoryAttentionLayer", "MemoryAttention"]
 
@@ -58,12 +58,9 @@ class RoPEAttention(Attention):
 
     def rotations(self, n: int, device: torch.device) -> Tensor:
         """The complex rotations of a square grid of ``n`` tokens, ``(n, d_h / 2)``, built once per size."""
-        key = (n, device)
-        if key not in self._rotations:
-            side = math.isqrt(n)
-            with torch.inference_mode(False), torch.no_grad():
-                self._rotations[key] = axial_rope(self.internal_dim // self.num_heads, side, side, self.rope_theta).to(device)
-        return self._rotations[key]
+        side = math.isqrt(n)
+        return cached_table(self._rotations, (n, device),
+                            lambda: axial_rope(self.internal_dim // self.num_heads, side, side, self.rope_theta).to(device))
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, num_k_exclude_rope: int = 0) -> Tensor:
         """Attend.

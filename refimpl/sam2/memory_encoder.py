@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ..vit import DropPath
 from .layers import LayerNorm2d
-from .position import sine_table_2d
+from .position import cached_table, sine_table_2d
 
 __all__ = ["MaskDownSampler", "CXBlock", "Fuser", "Memory", "MemoryEncoder", "mask_for_memory"]
 
@@ -152,11 +152,8 @@ class MemoryEncoder(nn.Module):
         x = self.pix_feat_proj(frame) + self.mask_downsampler(mask)  # (B, D, h, w)
         x = self.out_proj(self.fuser(x))  # (B, D_mem, h, w)
         B, _, h, w = x.shape
-        key = (h, w, x.device)
-        if key not in self._tables:
-            with torch.inference_mode(False), torch.no_grad():  # a plain tensor even if built under inference_mode
-                self._tables[key] = sine_table_2d(h, w, self.out_dim, device=x.device)
-        return Memory(x, self._tables[key].to(x.dtype).expand(B, -1, -1, -1))
+        table = cached_table(self._tables, (h, w, x.device), lambda: sine_table_2d(h, w, self.out_dim, device=x.device))
+        return Memory(x, table.to(x.dtype).expand(B, -1, -1, -1))
 
 
 def mask_for_memory(high_res_logits: Tensor, binarize: bool) -> Tensor:

@@ -26,11 +26,24 @@ Shapes: ``h, w`` a grid, ``D`` a width, ``N = h * w``, ``d_h`` a head's width.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Hashable
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["sine_table_2d", "sine_encoding_1d", "RandomFourierEncoding", "axial_rope", "apply_rope"]
+__all__ = ["sine_table_2d", "sine_encoding_1d", "RandomFourierEncoding", "axial_rope", "apply_rope", "cached_table"]
+
+
+def cached_table(cache: dict[Hashable, Tensor], key: Hashable, build: Callable[[], Tensor]) -> Tensor:
+    """``cache[key]``, built by ``build()`` the first time: a module's fixed table, once per size and device.
+
+    It is built outside ``inference_mode`` (and without autograd), so the same plain tensor also
+    serves a later call that trains.
+    """
+    if key not in cache:
+        with torch.inference_mode(False), torch.no_grad():
+            cache[key] = build()
+    return cache[key]
 
 
 def _frequencies(count: int, temperature: float, device: torch.device | None = None) -> Tensor:
