@@ -30,7 +30,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -43,6 +43,8 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "UnreadableCheckpoint",
     "atomic_save",
+    "atomic_write",
+    "atomic_write_text",
     "capture_rng",
     "check_compatible",
     "checkpoint_name",
@@ -74,12 +76,28 @@ def atomic_save(obj: object, path: str | PathLike[str]) -> None:
         obj: what to save.
         path: the destination; its folder must exist.
     """
+    atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def atomic_write_text(path: str | PathLike[str], text: str) -> None:
+    """``text`` (UTF-8) to ``path``, atomically as [`atomic_save`][refimpl.train.checkpoint.atomic_save]."""
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def atomic_write(path: str | PathLike[str], write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write`` on a temporary file beside ``path``, then put it in place: ``path`` is either the
+    old file or the complete new one, also after a crash (file and folder are synced).
+
+    Args:
+        path: the destination; its folder must exist.
+        write: writes the contents to the binary file it is given.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a checkpoint is shared like any output
         with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

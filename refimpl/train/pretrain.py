@@ -73,6 +73,8 @@ from .checkpoint import (
     CHECKPOINT_FORMAT,
     UnreadableCheckpoint,
     atomic_save,
+    atomic_write,
+    atomic_write_text,
     capture_rng,
     check_compatible,
     checkpoint_name,
@@ -381,19 +383,6 @@ def _exclusive(out: Path) -> Any:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _trim_metrics(path: Path, step: int) -> None:
     """Drop metric lines after ``step`` (those steps are about to be run again) and a torn last line."""
     if not path.is_file():
@@ -401,7 +390,7 @@ def _trim_metrics(path: Path, step: int) -> None:
     lines = path.read_text(encoding="utf-8").splitlines()
     kept = [line for line in lines if _metric_step(line) <= step]
     if len(kept) != len(lines):
-        _write_text_atomic(path, "".join(line + "\n" for line in kept))
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
 def _metric_step(line: str) -> float:
@@ -569,7 +558,7 @@ def prepare_run(config: PretrainConfig, device: torch.device, info: DistInfo, st
         prune_checkpoints(out, config.keep_last)  # also removes temporary files of a killed write
         resolved = {"config": config.to_dict(), "plan": dataclasses.asdict(plan), "device": str(device),
                     "precision": precision, "torch": torch.__version__}
-        _write_text_atomic(out / CONFIG_FILE, json.dumps(resolved, indent=2) + "\n")
+        atomic_write_text(out / CONFIG_FILE, json.dumps(resolved, indent=2) + "\n")
         _trim_metrics(out / METRICS_FILE, step)
         log.info("data: %s; %s", data_text, "resuming " + str(resume_path) if state else "new run")
         log.info("plan: %s", plan)
@@ -718,9 +707,7 @@ def save_figure(run: Run) -> None:
         return
     path = run.out / f"recon-{run.step:08d}.png"
     fig = reconstruction_figure(rows, title=f"step {run.step}")
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=100))
 
 
 def checkpoint_and_figure(run: Run) -> None:
