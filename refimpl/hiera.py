@@ -901,7 +901,7 @@ class MaskedAutoencoderHiera(HieraBackbone):
                 f"({batch}, {U}) tensor: one value per mask unit of the {' x '.join(map(str, self.mask_spatial_shape))} "
                 f"unit grid"
             )
-        return checks.finite(noise, "noise")
+        return noise  # finiteness: checked where it is sorted (mask_unit_masking), with the same message
 
     # The interface MAE-ViT and MAE-Hiera share (the trainer and its figures use only this).
 
