@@ -63,11 +63,15 @@ def check_prose(root: Path, papers: dict[str, Paper], terms: list[Term]) -> Pros
         where = _rel(paper.path, root)
         for name, text in _paper_texts(paper):
             sources.append((f"{where}: field '{name}'", text))
-    for where, text in sources:
+
+    def scan(where: str, text: str) -> None:  # references, bare mentions and term variants of one text
         problems, checked = check_markdown(text, where, papers)
         out.problems += problems
         out.references.update(checked)
         out.problems += [str(v) for v in find_variants_by_line(strip_code(text), where, terms)]
+
+    for where, text in sources:
+        scan(where, text)
     for paper in papers.values():
         if paper.outline is None:
             continue
@@ -76,12 +80,7 @@ def check_prose(root: Path, papers: dict[str, Paper], terms: list[Term]) -> Pros
             out.problems += [str(v) for v in find_variants_by_line(item.gist, where, terms)]
     for term in terms:
         for name in ("short", "detail"):
-            where = f"glossary.yaml: term '{term.id}'.{name}"
-            text = getattr(term, name)
-            problems, checked = check_markdown(text, where, papers)
-            out.problems += problems
-            out.references.update(checked)
-            out.problems += [str(v) for v in find_variants_by_line(strip_code(text), where, terms)]
+            scan(f"glossary.yaml: term '{term.id}'.{name}", getattr(term, name))
     for path in sorted((root / "refimpl").rglob("*.py")):
         problems, named = check_python_source(path, _rel(path, root), papers)
         out.problems += problems
