@@ -93,13 +93,13 @@ def _load(text: str, path: Path, line_offset: int, loader_class: type) -> Any:
         root = loader.get_single_node()
         if root is None:
             return None
-        _check_node(root, path, "", line_offset)
+        _check_node(root, path, "", line_offset, loader)
         return loader.construct_document(root)  # checked: building the values cannot fail
     finally:
         loader.dispose()
 
 
-def _check_node(node: yaml.Node, path: Path, field: str, line_offset: int) -> None:
+def _check_node(node: yaml.Node, path: Path, field: str, line_offset: int, loader: Any) -> None:
     line = node.start_mark.line + 1 + line_offset
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
@@ -111,18 +111,18 @@ def _check_node(node: yaml.Node, path: Path, field: str, line_offset: int) -> No
                 raise SchemaError(path, child, f"appears twice (lines {seen[name]} and {key_line}); "
                                                f"expected each key once (YAML would keep only the last)")
             seen[name] = key_line
-            _check_node(value, path, child, line_offset)
+            _check_node(value, path, child, line_offset, loader)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _check_node(item, path, f"{field}[{index}]", line_offset)
+            _check_node(item, path, f"{field}[{index}]", line_offset, loader)
     elif node.tag == _TIMESTAMP:
         try:
-            yaml.SafeLoader(node.value).construct_yaml_timestamp(node)
+            loader.construct_yaml_timestamp(node)
         except ValueError as exc:
             raise SchemaError(path, field or None, f"got {node.value!r} (line {line}), which is not a real date "
                                                    f"({exc}); expected YYYY-MM-DD") from None
     elif node.tag == _FLOAT:
-        number = yaml.SafeLoader(node.value).construct_yaml_float(node)
+        number = loader.construct_yaml_float(node)
         if not math.isfinite(number):
             raise SchemaError(path, field or None, f"got {node.value!r} (line {line}); expected a finite number")
 
