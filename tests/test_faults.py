@@ -69,7 +69,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 @contextlib.contextmanager
-def tmpfs(size: str, read_only: bool = False) -> Iterator[Path]:
+def tmpfs(size: str) -> Iterator[Path]:
     """A small tmpfs mounted for the test: a full disk, or a folder even root cannot write.
 
     Skips the test (with the reason) where mounting is not allowed (no root, no CAP_SYS_ADMIN).

@@ -58,6 +58,13 @@ SMALL = dict(embed_dim=16, num_heads=1, stages=(1, 2, 3, 1), global_att_blocks=(
 H, W = 96, 160  # the synthetic image and clip: another size than the model's, as real inputs are
 
 
+def official_image_predictor(theirs) -> SAM2ImagePredictor:
+    """The official image predictor around ``theirs``, told the feature sizes of SMALL's 128 px (it assumes 1024 px)."""
+    predictor = SAM2ImagePredictor(theirs)
+    predictor._bb_feat_sizes = [(32, 32), (16, 16), (8, 8)]
+    return predictor
+
+
 @pytest.fixture(scope="module")
 def pair() -> tuple[SAM2, torch.nn.Module]:
     torch.manual_seed(0)
@@ -110,8 +117,7 @@ PROMPTS = {
 def test_masks_iou_and_object_score_equal_the_official_image_predictor(pair, image, prompt):
     mine, theirs = pair
     kwargs = dict(PROMPTS[prompt])
-    predictor = SAM2ImagePredictor(theirs)
-    predictor._bb_feat_sizes = [(32, 32), (16, 16), (8, 8)]  # it assumes 1024 px
+    predictor = official_image_predictor(theirs)
     points = labels = box = None
     with torch.no_grad():
         predictor.set_image(image.numpy())
@@ -150,8 +156,7 @@ def _official_points(points: Tensor | None, labels: Tensor | None, box: Tensor |
 
 def test_a_mask_prompt_gives_the_official_masks(pair, image):
     mine, theirs = pair
-    predictor = SAM2ImagePredictor(theirs)
-    predictor._bb_feat_sizes = [(32, 32), (16, 16), (8, 8)]
+    predictor = official_image_predictor(theirs)
     prompt = torch.randn(1, 1, 32, 32, generator=torch.Generator().manual_seed(4)) * 5  # low-res logits, e.g. a previous answer
     with torch.no_grad():
         predictor.set_image(image.numpy())
@@ -341,8 +346,7 @@ def command_files(pair, image, tmp_path) -> dict[str, Path]:
     files = {"checkpoint": tmp_path / "small.pt", "config": tmp_path / "small.json", "image": tmp_path / "photo.png",
              "out": tmp_path / "masks"}
     torch.save({"model": theirs.state_dict()}, files["checkpoint"])
-    config = {k: v for k, v in SMALL.items()}
-    files["config"].write_text(json.dumps(config), encoding="utf-8")
+    files["config"].write_text(json.dumps(SMALL), encoding="utf-8")
     Image.fromarray(image.numpy()).save(files["image"])
     return files
 
@@ -359,8 +363,7 @@ def test_the_command_writes_the_official_masks_as_pngs_and_never_overwrites(pair
     assert _run(command_files, "--point", "70,45") == 0
     written = sorted(command_files["out"].iterdir())
     assert [p.name for p in written] == ["photo_mask0.png", "photo_mask1.png", "photo_mask2.png"]
-    predictor = SAM2ImagePredictor(theirs)
-    predictor._bb_feat_sizes = [(32, 32), (16, 16), (8, 8)]
+    predictor = official_image_predictor(theirs)
     with torch.no_grad():
         predictor.set_image(image.numpy())
         masks, _, _ = predictor.predict(point_coords=np.array([[70.0, 45.0]]), point_labels=np.array([1]), multimask_output=True)
