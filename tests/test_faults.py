@@ -16,16 +16,14 @@ accepted in silence, never a user's file lost or overwritten.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,57 +45,13 @@ from refimpl.train.config import ConfigError, PretrainConfig
 from refimpl.vit import VisionTransformer
 
 from conftest import ROOT
+from faults import fill, one_line, remount_read_only, snapshot, tmpfs
 
 TINY_MAE = dict(img_size=32, patch_size=8, embed_dim=16, depth=1, num_heads=2, decoder_embed_dim=8,
                 decoder_depth=1, decoder_num_heads=2)
 TINY_HIERA = dict(input_size=(64, 64), embed_dim=8, num_heads=1, stages=(1, 1, 1, 1), decoder_embed_dim=8,
                   decoder_depth=1, decoder_num_heads=1)
 NAN = float("nan")
-
-
-def one_line(text: str) -> str:
-    """The text, which must be exactly one line."""
-    lines = text.strip().splitlines()
-    assert len(lines) == 1, text
-    assert "Traceback" not in text
-    return lines[0]
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` with its bytes: a write, a loss or a leftover shows as a difference."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-@contextlib.contextmanager
-def tmpfs(size: str) -> Iterator[Path]:
-    """A small tmpfs mounted for the test: a full disk, or a folder even root cannot write.
-
-    Skips the test (with the reason) where mounting is not allowed (no root, no CAP_SYS_ADMIN).
-    """
-    folder = Path(tempfile.mkdtemp(prefix="faults-tmpfs-"))
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                           capture_output=True, text=True)
-    if mount.returncode != 0:
-        folder.rmdir()
-        pytest.skip(f"cannot mount a tmpfs here ({mount.stderr.strip() or 'mount failed'}): needs root with CAP_SYS_ADMIN")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
-        folder.rmdir()
-
-
-def remount_read_only(folder: Path) -> None:
-    subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True, capture_output=True)
-
-
-def fill(folder: Path) -> None:
-    """Fill the file system of ``folder`` to the last byte."""
-    with open(folder / "filler", "wb") as handle, contextlib.suppress(OSError):
-        while True:
-            handle.write(b"\0" * 65536)
-            handle.flush()
-            os.fsync(handle.fileno())
 
 
 # --- API: a bad argument is a ValueError or TypeError that names it ----------------------------------
