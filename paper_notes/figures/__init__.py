@@ -3,8 +3,14 @@
 Each module in this package exposes ``FIGURES``: a dict from an output name (``"masking/random.svg"``)
 to a function that takes no arguments and returns a ``matplotlib.figure.Figure``. The build
 (``scripts/gen_pages.py``) writes every figure to ``docs/figures/<name>`` in the built site, so a
-page shows it with ``![caption](../figures/masking/random.svg)``. Labels inside figures are in
-English (the build machine may have no CJK font); captions on the pages are Chinese.
+page shows it with ``![caption](../figures/masking/random.svg)``. Titles, axis labels and legends are
+Chinese, with the English term in brackets where the page uses it (``掩码率 (masking ratio)``).
+
+Fonts (:func:`style`): Latin letters, digits and symbols in DejaVu Sans (matplotlib's own font), Chinese
+in Noto Sans CJK SC, a font file the ``noto-cjk-sans-otc`` package of the docs extra ships (SIL OFL
+1.1), so a fresh ``pip install -e '.[docs]'`` draws the same glyphs on any machine. The SVG holds the
+glyphs as paths: a reader needs no font. A character that neither font has fails the figure
+(:func:`render_svg` raises) instead of drawing an empty box.
 
 A module's figures are drawn again only when its key changes (:func:`cached_figures`): its source,
 the project modules it imports, the files they name in ``INPUTS`` and the versions of the packages
@@ -18,9 +24,12 @@ import io
 import json
 import logging
 import pkgutil
+import re
 import shutil
 import sys
+import warnings
 from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
 
 log = logging.getLogger("mkdocs.plugins.paper_notes.figures")
@@ -103,16 +112,114 @@ def cached_figures(root: Path) -> Iterator[tuple[str, bytes]]:
         yield name, found[name]
 
 
+LATIN_FAMILY = "DejaVu Sans"
+"""The font of Latin text, digits and symbols: matplotlib's own, first in the fallback list."""
+
+CJK_FAMILY = "Noto Sans CJK SC"
+"""The font of Chinese text: the Simplified Chinese face of the collection ``noto-cjk-sans-otc`` ships."""
+
+_MISSING_GLYPH = r"Glyph (\d+) \(.*\) missing from"
+"""The start of matplotlib's warning for a character no font in the list has."""
+
+
+@cache
+def cjk_family() -> str | None:
+    """Register the Noto Sans CJK collection with matplotlib and name the family Chinese is drawn in.
+
+    The collection is the file of the ``noto-cjk-sans-otc`` package (docs extra). matplotlib 3.11
+    registers each of its ten faces; a version that reads only a collection's first face gets Noto
+    Sans CJK JP (the same characters, Japanese forms of a few), which is then used.
+
+    Returns:
+        ``"Noto Sans CJK SC"``, another face's family, or ``None`` if the package is not installed.
+    """
+    try:
+        from noto_cjk_sans_otc import FONT_PATH
+    except ImportError:
+        return None
+    from matplotlib import font_manager
+
+    path = str(FONT_PATH)
+    font_manager.fontManager.addfont(path)
+    names = {entry.name for entry in font_manager.fontManager.ttflist if entry.fname == path}
+    return CJK_FAMILY if CJK_FAMILY in names else min(names, default=None)
+
+
+def style() -> dict[str, object]:
+    """The matplotlib settings every figure is drawn with (``matplotlib.rc_context(style())``).
+
+    ``font.family`` is a fallback list: DejaVu Sans draws what it has (Latin, digits, the minus sign,
+    math), Noto Sans CJK SC the rest. SVG text is written as paths, with a fixed hash salt so that an
+    unchanged figure gives the same bytes.
+    """
+    cjk = cjk_family()
+    return {"font.family": [LATIN_FAMILY, *([cjk] if cjk else [])], "svg.fonttype": "path",
+            "svg.hashsalt": "paper-notes"}
+
+
 def render_svg(make_figure: Callable[[], object]) -> bytes:
-    """Draw one figure and return it as SVG with text as paths (no font needed to view it)."""
+    """Draw one figure with :func:`style` and return it as SVG with text as paths (no font needed to view it).
+
+    Raises:
+        ValueError: naming the figure and the character, if it draws a character that no font of
+            :func:`style` has, in text or in a ``$...$`` formula (matplotlib would only warn, or log,
+            and draw an empty box).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with plt.rc_context({"svg.fonttype": "path", "svg.hashsalt": "paper-notes"}):
-        fig = make_figure()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
-        plt.close(fig)
+    fig = None
+    formulas = _FormulaGlyphs()  # mathtext logs its missing glyphs instead of warning
+    mathtext = logging.getLogger("matplotlib.mathtext")
+    level = mathtext.level
+    mathtext.setLevel(min(mathtext.getEffectiveLevel(), logging.WARNING))
+    mathtext.addHandler(formulas)
+    try:
+        with warnings.catch_warnings(), plt.rc_context(style()):
+            warnings.filterwarnings("error", message=_MISSING_GLYPH, category=UserWarning)
+            try:
+                fig = make_figure()
+                buffer = io.BytesIO()
+                fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+            except UserWarning as exc:
+                match = re.match(_MISSING_GLYPH, str(exc))
+                if match is None:
+                    raise
+                raise ValueError(_missing_glyph_message(make_figure, chr(int(match.group(1))))) from None
+    finally:
+        mathtext.removeHandler(formulas)
+        mathtext.setLevel(level)
+        if fig is not None:
+            plt.close(fig)
+    if formulas.missing:
+        raise ValueError(_missing_glyph_message(make_figure, formulas.missing[0], formula=True))
     return buffer.getvalue()
+
+
+class _FormulaGlyphs(logging.Handler):
+    """Collects the characters mathtext replaced by a dummy symbol (a label with ``$...$`` is all mathtext)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.missing: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = re.search(r"does not have a glyph for .*\[U\+([0-9a-fA-F]+)\]", record.getMessage())
+        if match:
+            self.missing.append(chr(int(match.group(1), 16)))
+
+
+def _missing_glyph_message(make_figure: Callable[[], object], char: str, formula: bool = False) -> str:
+    where = f"{getattr(make_figure, '__module__', '?')}.{getattr(make_figure, '__qualname__', make_figure)!s}"
+    if formula:
+        return (f"figure {where} draws {char!r} (U+{ord(char):04X}) in a label with a $...$ formula, which "
+                "matplotlib draws wholly in its math font; put that text in a label of its own")
+    fonts = ", ".join(style()["font.family"])  # type: ignore[arg-type]
+    if cjk_family() is None:
+        fix = ("Chinese is drawn in Noto Sans CJK SC from the noto-cjk-sans-otc package: "
+               "install the docs extra (pip install -e '.[docs]')")
+    else:
+        fix = "write it with characters these fonts have"
+    return f"figure {where} draws {char!r} (U+{ord(char):04X}), which none of the fonts {fonts} has; {fix}"

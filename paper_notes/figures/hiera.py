@@ -77,17 +77,17 @@ def tokens_and_units() -> Figure:
     fig = Figure(figsize=(7.5, 3.6))
     grid, legend = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
     ids = np.arange(SIDE * SIDE).reshape(SIDE, SIDE)
-    _cells(grid, ids, "8 x 8 tokens, raster index; 4 mask units of 4 x 4")
+    _cells(grid, ids, "8 × 8 个 token（数字：光栅序号）；4 个 4 × 4 的掩码单元 (mask unit)")
     for k in range(1, UNITS_ACROSS):
         grid.plot([k * UNIT, k * UNIT], [0, SIDE], color="black", linewidth=1.5)
         grid.plot([0, SIDE], [k * UNIT, k * UNIT], color="black", linewidth=1.5)
     for u, hue in enumerate(HUES):
         legend.add_patch(Rectangle((0, 3 - u), 0.8, 0.8, color=hue))
-        legend.text(1.0, 3.4 - u, f"mask unit {u}", va="center", fontsize=8)
-    for k, (name, mix) in enumerate(zip(["top-left", "top-right", "bottom-left", "bottom-right"], SHADE)):
+        legend.text(1.0, 3.4 - u, f"掩码单元 {u}", va="center", fontsize=8)
+    for k, (name, mix) in enumerate(zip(["左上", "右上", "左下", "右下"], SHADE)):
         shade = np.array(mcolors.to_rgb("#777777")) * (1 - mix) + mix
         legend.add_patch(Rectangle((0, -1.5 - k), 0.8, 0.8, color=tuple(shade)))
-        legend.text(1.0, -1.1 - k, f"{name} of its 2x2", va="center", fontsize=8)
+        legend.text(1.0, -1.1 - k, f"在所属 2×2 窗口的{name}", va="center", fontsize=8)
     legend.set_xlim(0, 5)
     legend.set_ylim(-5, 4)
     legend.axis("off")
@@ -99,9 +99,9 @@ def unroll_steps() -> Figure:
     fig = Figure(figsize=(9, 6.4))
     axes = fig.subplots(3, 1)
     titles = [
-        "sequence before unroll: raster order (read left to right, then the next row)",
-        "after unroll step 1: row k = the 16 tokens at offset k of every 2x2 window (4 sub-grids of 4 x 4)",
-        "after step 2: inside each row, offset in the coarser 2x2, then the mask unit (fastest)",
+        "展开重排 (unroll) 之前的序列：光栅顺序（从左往右读，读完一行接下一行）",
+        "展开重排第 1 步之后：第 k 行 = 每个 2×2 窗口里偏移为 k 的 16 个 token（4 个 4 × 4 的子网格）",
+        "第 2 步之后：每行之内先按较粗一级 2×2 里的偏移排，再按掩码单元排（变化最快）",
     ]
     for steps, (ax, title) in enumerate(zip(axes, titles)):
         _cells(ax, _order(steps).reshape(4, 16), title)
@@ -113,11 +113,11 @@ def pool_one_window() -> Figure:
     fig = Figure(figsize=(9.5, 3.4))
     grid, seq, out = fig.subplots(1, 3, gridspec_kw={"width_ratios": [8, 16, 4]})
     window = {18, 19, 26, 27}  # rows 2-3, columns 2-3
-    _cells(grid, np.arange(64).reshape(8, 8), "one 2x2 window in the grid", outline=window)
+    _cells(grid, np.arange(64).reshape(8, 8), "网格里的一个 2×2 窗口", outline=window)
     order = _order(2).reshape(4, 16)
-    _cells(seq, order, "the same 4 tokens: one column of view(4, 16)", outline=window)
+    _cells(seq, order, "同样这 4 个 token：view(4, 16) 的一列", outline=window)
     pooled = pool_tokens(torch.as_tensor(order.reshape(1, 64, 1)), 4).flatten().numpy()  # max of raster ids
-    _cells(out, pooled.reshape(4, 4), "max over rows (of the ids:\nthe bottom-right): 16 tokens,\nstill unrolled")
+    _cells(out, pooled.reshape(4, 4), "每列 4 行取最大（对\n序号即右下角）：16 个\ntoken，仍是展开顺序")
     return fig
 
 
@@ -125,12 +125,12 @@ def masked_unit_disappears() -> Figure:
     """Removing mask units 1 and 2 removes the same columns of every row; pooling is unchanged."""
     fig = Figure(figsize=(9.5, 5.2))
     axes = fig.subplot_mosaic([["grid", "seq"], ["grid", "kept"]], gridspec_kw={"width_ratios": [8, 16]})
-    _cells(axes["grid"], np.arange(64).reshape(8, 8), "mask units 1 and 2 removed (grey)", removed=set(REMOVED))
+    _cells(axes["grid"], np.arange(64).reshape(8, 8), "去掉掩码单元 1 和 2（灰色）", removed=set(REMOVED))
     order = _order(2)
-    _cells(axes["seq"], order.reshape(4, 16), "unrolled: units 1 and 2 are whole columns", removed=set(REMOVED))
+    _cells(axes["seq"], order.reshape(4, 16), "展开重排之后：单元 1 和 2 是整列", removed=set(REMOVED))
     kept = np.array([i for i in order if _unit(i) not in REMOVED])
     _cells(axes["kept"], kept.reshape(4, 8),
-           "what the encoder gets: 32 tokens; each column is still one 2x2 window")
+           "编码器拿到的：32 个 token；每一列仍是一个 2×2 窗口")
     return fig
 
 
@@ -159,12 +159,12 @@ def video_units() -> Figure:
     ids = np.arange(FRAMES * SIDE * SIDE).reshape(FRAMES, SIDE, SIDE)
     video = dict(removed=set(REMOVED_VIDEO), fontsize=5, unit_of=_video_unit, color_of=_video_color)
     for t in range(FRAMES):
-        _cells(axes[f"t{t}"], ids[t], f"token frame {t}: units {4 * t}-{4 * t + 3}", **video)
+        _cells(axes[f"t{t}"], ids[t], f"token 帧 {t}：掩码单元 {4 * t}–{4 * t + 3}", **video)
     order = unroll(torch.arange(ids.size).reshape(1, -1, 1), (FRAMES, SIDE, SIDE), [(1, 2, 2)] * 2).flatten().numpy()
     units = FRAMES * UNITS_ACROSS**2
     _cells(axes["seq"], order.reshape(-1, units),
-           f"after unroll with strides (1, 2, 2) x 2: view(16, {units}); column u = mask unit u "
-           f"(frame-major), units {', '.join(map(str, REMOVED_VIDEO))} removed", **video)
+           f"按步长 (1, 2, 2) 展开重排两次之后：view(16, {units})；第 u 列 = 掩码单元 u（按帧优先编号），"
+           f"去掉了单元 {'、'.join(map(str, REMOVED_VIDEO))}", **video)
     return fig
 
 
@@ -198,13 +198,13 @@ def mae_for_hierarchical() -> Figure:
     fig = Figure(figsize=(14, 3.3))
     axes = fig.subplots(1, 5)
     removed = set(REMOVED)
-    _toy(axes[0], "(a) mask whole units\n(4 x 4 tokens here),\nnot single tokens", removed, fill_removed=True)
-    _toy(axes[1], "(b) delete them (sparse, as MAE):\na 3x3 kernel now needs\ntokens that are gone", removed)
+    _toy(axes[0], "(a) 整个掩码单元一起遮\n（这里是 4 × 4 个 token），\n而不是单个 token", removed, fill_removed=True)
+    _toy(axes[1], "(b) 像 MAE 那样删掉（稀疏）：\n3×3 的核要用到\n已被删掉的 token", removed)
     _kernel(axes[1], 3, 2, 3, "crimson")
-    _toy(axes[2], "(c) fill them with [M] tokens:\nthe grid is back,\nbut nothing is saved", removed, fill_removed=True)
+    _toy(axes[2], "(c) 用掩码 token [M] 补上：\n网格完整了，\n但计算一点也没省", removed, fill_removed=True)
     _kernel(axes[2], 3, 2, 3)
     ax = axes[3]  # (d): the kept units as separate little images, each padded
-    ax.set_title("(d) kept units as separate\nimages, padded: sparse,\nbut the padding costs", fontsize=8)
+    ax.set_title("(d) 保留的单元各当一张小图，\n边上补零：是稀疏的，\n但补零有开销", fontsize=8)
     for k, u in enumerate(sorted(set(range(4)) - removed)):
         x0, y0 = k * (UNIT + 3), 2
         ax.add_patch(Rectangle((x0 - 1, y0 - 1), UNIT + 2, UNIT + 2, facecolor="white", edgecolor="0.6",
@@ -215,7 +215,7 @@ def mae_for_hierarchical() -> Figure:
     ax.set_ylim(-0.6, SIDE + 0.6)
     ax.set_aspect("equal")
     ax.axis("off")
-    _toy(axes[4], "(e) kernel = stride\n(2x2, stride 2): no window\ncrosses a unit", removed)
+    _toy(axes[4], "(e) 核大小 = 步长\n（2×2，步长 2）：没有\n窗口跨过单元边界", removed)
     for row in range(0, SIDE, 2):
         for col in range(0, SIDE, 2):
             if _unit(row * SIDE + col) not in removed:
@@ -228,8 +228,8 @@ def table1_steps() -> Figure:
     data = results("hiera", "table", "1")
     fig = Figure(figsize=(10, 3.6), layout="constrained")
     axes = fig.subplots(1, 2)
-    labels = ["MViTv2-L (supervised)"] + [row[0][:1] for row in data.rows[1:]]
-    for ax, (acc, speed, unit) in zip(axes, ((1, 2, "IN1K, im/s"), (3, 4, "K400, clip/s"))):
+    labels = ["MViTv2-L（有监督）"] + [row[0][:1] for row in data.rows[1:]]
+    for ax, (acc, speed, data_set, unit) in zip(axes, ((1, 2, "图像 IN1K", "im/s"), (3, 4, "视频 K400", "clip/s"))):
         xs = [number(row[speed]) for row in data.rows]
         ys = [number(row[acc]) for row in data.rows]
         ax.plot(xs[1:], ys[1:], "-o", color="C0", markersize=4)
@@ -237,9 +237,9 @@ def table1_steps() -> Figure:
         for x, y, label in zip(xs, ys, labels):
             below = label in ("e", "b")  # d and e nearly coincide
             ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, -12 if below else 4), fontsize=8)
-        ax.set_xlabel(f"throughput ({unit}, A100 fp16)")
-        ax.set_ylabel("top-1 (%)")
-        ax.set_title(f"Hiera Table 1, {unit.split(',')[0]}: steps a-f from MViTv2-L to Hiera-L", fontsize=9)
+        ax.set_xlabel(f"吞吐量 (throughput)：{unit}，A100 fp16")
+        ax.set_ylabel("top-1 精度 (%)")
+        ax.set_title(f"Hiera 表 1，{data_set}：从 MViTv2-L 到 Hiera-L 的 a–f 各步", fontsize=9)
     return fig
 
 
@@ -248,16 +248,16 @@ def mask_ratio() -> Figure:
     data = results("hiera", "table", "3b")
     fig = Figure(figsize=(8, 3.0), layout="constrained")
     axes = fig.subplots(1, 2)
-    for ax, prefix, name in zip(axes, ("图像", "视频"), ("images (IN1K)", "video (K400)")):
+    for ax, prefix, name in zip(axes, ("图像", "视频"), ("图像 (IN1K)", "视频 (K400)")):
         rows = [row for row in data.rows if row[0].startswith(prefix)]
         xs, ys = [number(r[1]) for r in rows], [number(r[2]) for r in rows]
         ax.plot(xs, ys, "-o")
         best = ys.index(max(ys))
-        ax.annotate(f"best: {xs[best]}", (xs[best], ys[best]), textcoords="offset points", xytext=(-10, -14),
+        ax.annotate(f"最好：{xs[best]}", (xs[best], ys[best]), textcoords="offset points", xytext=(-10, -14),
                     fontsize=8)
-        ax.set_xlabel("mask ratio")
-        ax.set_ylabel("top-1 (%)")
-        ax.set_title(f"Hiera-L, {name}", fontsize=9)
+        ax.set_xlabel("掩码率 (masking ratio)")
+        ax.set_ylabel("top-1 精度 (%)")
+        ax.set_title(f"Hiera-L，{name}", fontsize=9)
     return fig
 
 

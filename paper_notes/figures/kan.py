@@ -32,10 +32,10 @@ def bspline_bases():
         ax.axvspan(-1, 1, color="0.93", zorder=0)
         for c in range(basis.shape[1]):
             ax.plot(x, basis[:, c], linewidth=1.3)
-        ax.plot(x, basis.sum(-1), color="black", linestyle="--", linewidth=1.0, label="sum")
+        ax.plot(x, basis.sum(-1), color="black", linestyle="--", linewidth=1.0, label="各基函数之和")
         ax.plot(grid[0], torch.zeros_like(grid[0]), "k|", markersize=9)
-        ax.set_title(f"order k = {k}: {G + k} bases, {G + 2 * k + 1} knots", fontsize=9)
-        ax.set_xlabel("x (grey: grid_range [-1, 1])", fontsize=8)
+        ax.set_title(f"阶数 k = {k}：{G + k} 个基函数，{G + 2 * k + 1} 个节点", fontsize=9)
+        ax.set_xlabel("x（灰底：grid_range [-1, 1]）", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0].legend(fontsize=7, loc="upper left")
     return fig
@@ -65,19 +65,19 @@ def grid_extension():
         fine = coarse.refine(G, x)  # least-squares copy of the coarse curve on G intervals
         start = fine(x)
         gap = (start - coarse(x)).abs().max().item()
-        ax.plot(x, target, color="black", linewidth=2.4, alpha=0.3, label="target")
-        ax.plot(x, coarse(x), linewidth=1.4, label="G = 3, fitted")
-        ax.plot(x, start, linestyle="--", linewidth=1.4, label=f"refine({G}): max |diff| = {gap:.1e}")
+        ax.plot(x, target, color="black", linewidth=2.4, alpha=0.3, label="目标函数")
+        ax.plot(x, coarse(x), linewidth=1.4, label="G = 3，拟合结果")
+        ax.plot(x, start, linestyle="--", linewidth=1.4, label=f"refine({G})：最大 |差| = {gap:.1e}")
         if G == 12:
             _fit(fine, x, target)
-            ax.plot(x, fine(x), linewidth=1.4, label="G = 12, fitted further")
+            ax.plot(x, fine(x), linewidth=1.4, label="G = 12，继续拟合")
         ax.plot(coarse.grid[0, 3:7], torch.zeros(4), "|", color="C0", markersize=12)
         ax.plot(fine.grid[0, 3 : 4 + G], torch.zeros(G + 1) - 0.15, "|", color="C1", markersize=8)
-        nested = "nested knots: exact" if G % 3 == 0 else "knots not nested: approximate"
-        ax.set_title(f"G = 3 -> {G} ({nested})", fontsize=9)
-        ax.set_xlabel(f"x (ticks: interior knots of G = 3 and G = {G})")
+        nested = "节点嵌套：精确" if G % 3 == 0 else "节点不嵌套：近似"
+        ax.set_title(f"网格扩展 (grid extension) G = 3 → {G}（{nested}）", fontsize=9)
+        ax.set_xlabel(f"x（竖线：G = 3 与 G = {G} 的内部节点）")
         ax.legend(fontsize=7, loc="lower left")
-    axes[0].set_ylabel("phi(x)")
+    axes[0].set_ylabel("φ(x)")
     return fig
 
 

@@ -47,7 +47,7 @@ def _figure(mask: Tensor, title: str, subtitle: str, unit_lines: bool = False):
     image = _astronaut()
     fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.9), layout="constrained")
     panels = (
-        (image[0].permute(1, 2, 0).numpy(), f"input: {GRID} x {GRID} patches of {PATCH} px"),
+        (image[0].permute(1, 2, 0).numpy(), f"输入：{GRID} × {GRID} 个 {PATCH} px 的图像块 (patch)"),
         (_grey_out(image, mask), subtitle),
     )
     for ax, (pixels, label) in zip(axes, panels):
@@ -63,7 +63,7 @@ def _figure(mask: Tensor, title: str, subtitle: str, unit_lines: bool = False):
         ax.set_xticks([])
         ax.set_yticks([])
     kept = int((mask == 0).sum())
-    fig.suptitle(f"{title}  ({kept} of {mask.numel()} patches visible)", fontsize=11)
+    fig.suptitle(f"{title}（可见 {kept} / {mask.numel()} 个图像块）", fontsize=11)
     return fig
 
 
@@ -72,14 +72,14 @@ def random_figure():
     noise = torch.rand(1, GRID * GRID, generator=torch.Generator().manual_seed(SEED))
     tokens = torch.zeros(1, GRID * GRID, 1)  # only the mask is used
     mask = random_masking(tokens, 0.75, noise=noise).mask  # (1, L)
-    return _figure(mask, "Random masking (MAE)", "75% removed, single patches at random")
+    return _figure(mask, "随机掩码 (random masking, MAE)", "去掉 75%：随机挑选的单个图像块")
 
 
 def block_figure():
     """BEiT: 40% of the patches removed as random rectangles (seed 0)."""
     generator = torch.Generator().manual_seed(SEED)
     mask = block_masking(1, (GRID, GRID), 0.4, generator=generator)  # (1, L)
-    return _figure(mask, "Block masking (BEiT)", "40% removed, in rectangles of >= 4 patches")
+    return _figure(mask, "分块掩码 (block-wise masking, BEiT)", "去掉 40%：成片的矩形，每片至少 4 个图像块")
 
 
 def mask_unit_figure():
@@ -89,8 +89,8 @@ def mask_unit_figure():
     mask = mask_unit_masking(1, (GRID, GRID), UNIT, 0.75, noise=noise).mask  # (1, L)
     return _figure(
         mask,
-        "Mask-unit masking (Hiera)",
-        "75% of 7 x 7 units (2 x 2 patches) removed",
+        "掩码单元掩码 (mask-unit masking, Hiera)",
+        "7 × 7 个掩码单元（各 2 × 2 个图像块）去掉 75%",
         unit_lines=True,
     )
 

@@ -25,6 +25,8 @@ LOG = RUNS / "mae-tiny-cpu.jsonl"
 INPUTS = ("docs/guides/runs",)
 """What the figures read, relative to the project root (``RUNS``): part of their build-cache key."""
 ROWS = ("input", "masked", "prediction", "target", "reconstruction")
+ROW_LABELS = {"input": "输入", "masked": "遮挡后", "prediction": "预测", "target": "目标", "reconstruction": "重建"}
+"""How the guide's figure names the rows of a grid."""
 
 
 def _records() -> list[dict]:
@@ -39,19 +41,19 @@ def loss_curve() -> object:
     steps = [r["step"] for r in records]
     fig = Figure(figsize=(6.4, 3.4))
     ax = fig.subplots()
-    ax.plot(steps, [r["loss"] for r in records], color="tab:blue", label="loss")
+    ax.plot(steps, [r["loss"] for r in records], color="tab:blue", label="损失 (loss)")
     ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
-    ax.annotate("predict the patch mean: loss = 1", (steps[-1], 1.0), xytext=(0, 4), textcoords="offset points",
+    ax.annotate("每块都预测成它的均值：损失 = 1", (steps[-1], 1.0), xytext=(0, 4), textcoords="offset points",
                 ha="right", fontsize=8, color="grey")
-    ax.set_xlabel("optimizer step (batch 64)")
-    ax.set_ylabel("MSE on removed patches (norm_pix_loss)")
+    ax.set_xlabel("优化器步数（batch 64）")
+    ax.set_ylabel("被遮图像块上的 MSE (norm_pix_loss)")
     twin = ax.twinx()
-    twin.plot(steps, [r["lr"] for r in records], color="tab:orange", linewidth=1, label="learning rate")
-    twin.set_ylabel("learning rate")
+    twin.plot(steps, [r["lr"] for r in records], color="tab:orange", linewidth=1, label="学习率 (learning rate)")
+    twin.set_ylabel("学习率")
     twin.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     lines = ax.get_lines()[:1] + twin.get_lines()
     ax.legend(lines, [line.get_label() for line in lines], loc="upper right", fontsize=8)
-    ax.set_title("mae_vit_tiny_patch16, 64 px, patch 8, CPU", fontsize=10)
+    ax.set_title("mae_vit_tiny_patch16，64 px 图像，8 px 图像块，CPU", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -70,11 +72,11 @@ def reconstructions() -> object:
     for ax, path, grid in zip(axes, paths, grids):
         ax.imshow(grid, interpolation="nearest")
         step = int(path.stem.rsplit("-", 1)[1])
-        ax.set_title(f"step {step}", fontsize=10)
+        ax.set_title(f"第 {step} 步", fontsize=10)
         ax.set_xticks([])
         rows = len(ROWS)
         ax.set_yticks([(i + 0.5) * grid.shape[0] / rows for i in range(rows)])
-        ax.set_yticklabels(ROWS if ax is axes[0] else [""] * rows, fontsize=8)
+        ax.set_yticklabels([ROW_LABELS[r] for r in ROWS] if ax is axes[0] else [""] * rows, fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -92,14 +92,14 @@ def windows_and_units() -> Figure:
     axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [8, 12, 6]})
     side, unit = 8, 4
     units = np.array([[(r // unit) * (side // unit) + c // unit for c in range(side)] for r in range(side)])
-    _grid(axes[0], units, "MAE-Hiera, stage 1: 8 x 8 tokens, 4 mask units\n"
-                          "units 1, 2 removed by the mask (grey); attention\n"
-                          "stays inside each kept unit (unrolled order)", removed={1, 2})
-    _grid(axes[1], window_ids(10, 10, 4), "SAM 2 trunk: 10 x 10 tokens, windows of 4\n"
-                                          "nothing removed; grid zero-padded to 12 x 12\n"
-                                          "(hatched), 9 windows from window_partition")
-    _grid(axes[2], window_ids(5, 5, 2), "after query pooling (2 x 2):\n5 x 5 tokens, windows of 4 / 2 = 2,\n"
-                                        "padded to 6 x 6")
+    _grid(axes[0], units, "MAE-Hiera 第 1 阶段：8 × 8 个 token，4 个掩码单元\n"
+                          "单元 1、2 被掩码去掉（灰色）；注意力只在\n"
+                          "每个保留的单元之内（展开重排后的顺序）", removed={1, 2})
+    _grid(axes[1], window_ids(10, 10, 4), "SAM 2 主干：10 × 10 个 token，窗口边长 4\n"
+                                          "什么也不去掉；网格补零到 12 × 12（斜线），\n"
+                                          "window_partition 切出 9 个窗口")
+    _grid(axes[2], window_ids(5, 5, 2), "查询池化 (2 × 2) 之后：\n5 × 5 个 token，窗口边长 4 / 2 = 2，\n"
+                                        "补零到 6 × 6")
     return fig
 
 
@@ -164,11 +164,10 @@ def block_layout_figure() -> Figure:
         ax.set_xlim(-0.5, 49)
         ax.set_ylim(-0.6, 1.2)
         ax.axis("off")
-        ax.set_title(f"Hiera-{SIZE_NAMES[size]}: {len(layout)} blocks; global attention (red, G) in blocks {glob}; "
-                     f"window side in pixels per stage: {', '.join(pixels)}", fontsize=8, loc="left")
-    fig.text(0.01, 0.01, "number in a block = window side in tokens of its input grid; triangle = queries "
-                         "max-pooled 2 x 2 (first block of stages 2-4, which still uses the previous stage's window); "
-                         "blue shades = stages 1-4", fontsize=7)
+        ax.set_title(f"Hiera-{SIZE_NAMES[size]}：{len(layout)} 个块；全局注意力（红色 G）在块 {glob}（从 0 数）；"
+                     f"各阶段窗口边长（像素）：{', '.join(pixels)}", fontsize=8, loc="left")
+    fig.text(0.01, 0.01, "块里的数字 = 窗口边长（以该块输入网格的 token 计）；三角 = 查询在此做 2 × 2 最大池化"
+                         "（第 2–4 阶段的第一个块，它仍用上一阶段的窗口）；蓝色由浅到深 = 第 1–4 阶段", fontsize=7)
     return fig
 
 
@@ -251,18 +250,18 @@ def memory_selection() -> Figure:
                     fontsize=6, color="white")
         for frame, _ in step.pointers:
             ax.plot(frame + 0.5, y + 0.16, marker="o", markersize=2.6, color="black")
-        ax.text(num_frames + 0.3, y + 0.5, f"{len(step.spatial)} maps + {len(step.pointers)} pointers = "
-                                             f"{memory_token_count(step):,} keys", va="center", fontsize=6.5)
+        ax.text(num_frames + 0.3, y + 0.5, f"{len(step.spatial)} 张图 + {len(step.pointers)} 个指针 = "
+                                             f"{memory_token_count(step):,} 个键", va="center", fontsize=6.5)
     ax.set_xlim(0, num_frames + 6.5)
     ax.set_ylim(0, rows)
     ax.set_xticks([f + 0.5 for f in range(num_frames)], [str(f) for f in range(num_frames)], fontsize=7)
     ax.set_yticks([rows - 0.5 - r for r in range(rows)], [str(s.frame) for s in steps], fontsize=7)
-    ax.set_xlabel("frame of the clip (prompted: 0 and 12)", fontsize=8)
-    ax.set_ylabel("frame being tracked (outlined)", fontsize=8)
+    ax.set_xlabel("视频里的帧（提示帧：0 和 12）", fontsize=8)
+    ax.set_ylabel("正在跟踪的帧（方框）", fontsize=8)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    ax.set_title("what MemoryBank.select returns: red P = prompted frame (t_pos 0), blue 1-6 = recent frame "
-                 "(t_pos; 6 = previous frame), dot = object pointer; keys at 1024 px", fontsize=8, loc="left")
+    ax.set_title("MemoryBank.select 的结果：红色 P = 提示帧 (t_pos 0)，蓝色 1–6 = 最近帧（t_pos；6 = 上一帧），"
+                 "黑点 = 对象指针 (object pointer)；键数按 1024 px 计", fontsize=8, loc="left")
     return fig
 
 
@@ -297,13 +296,13 @@ def rope_offsets() -> Figure:
     for ax, q, m in zip(axes, queries, maps):
         image = ax.imshow(m, cmap="viridis", vmin=vmin, vmax=vmax)
         ax.plot(q[1], q[0], marker="+", color="red", markersize=9)
-        ax.set_title(f"query at row {q[0]}, column {q[1]}", fontsize=8)
+        ax.set_title(f"查询在第 {q[0]} 行、第 {q[1]} 列", fontsize=8)
         ax.tick_params(labelsize=6)
     dy, dx = queries[1][0] - queries[0][0], queries[1][1] - queries[0][1]
     diff = np.abs(maps[1][dy:, dx:] - maps[0][: side - dy, : side - dx])
     axes[2].imshow(diff, cmap="gray_r", vmin=0, vmax=max(float(diff.max()), 1e-12))
-    axes[2].set_title(f"|right map shifted back - left map|: at most {diff.max():.0e}\n"
-                      f"(scores up to {vmax:.0f}; the angles are float32)", fontsize=8)
+    axes[2].set_title(f"|中图平移回去 − 左图|：最大 {diff.max():.0e}\n"
+                      f"（打分最大 {vmax:.0f}；旋转角是 float32）", fontsize=8)
     axes[2].tick_params(labelsize=6)
     fig.colorbar(image, ax=axes[:2], shrink=0.8).ax.tick_params(labelsize=6)
     return fig

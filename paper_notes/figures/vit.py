@@ -24,14 +24,15 @@ def sincos_similarity() -> Figure:
     for ax, (r, c), similarity in zip(axes, REFERENCES, maps):
         image = ax.imshow(similarity.numpy(), cmap="viridis", vmin=low, vmax=1.0)
         ax.scatter([c], [r], marker="x", color="red", s=40)
-        ax.set_title(f"cell (row {r}, col {c})", fontsize=10)
+        ax.set_title(f"第 {r} 行、第 {c} 列（红叉）", fontsize=9)
         ax.set_xticks([0, GRID - 1])
         ax.set_yticks([0, GRID - 1])
-        ax.set_xlabel("column", fontsize=9)
+        ax.set_xlabel("列", fontsize=9)
         if ax is axes[0]:
-            ax.set_ylabel("row", fontsize=9)
-    fig.colorbar(image, ax=list(axes), shrink=0.8, label="cosine similarity")
-    fig.suptitle(f"Fixed 2-D sin-cos position embedding (D={EMBED_DIM}, {GRID}x{GRID} grid)", fontsize=11)
+            ax.set_ylabel("行", fontsize=9)
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="余弦相似度 (cosine similarity)")
+    fig.suptitle(f"固定的二维正弦余弦位置嵌入 (2-D sin-cos position embedding)：D = {EMBED_DIM}，{GRID} × {GRID} 网格",
+                 fontsize=11)
     return fig
 
 
