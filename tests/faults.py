@@ -50,8 +50,9 @@ def remount_read_only(folder: Path) -> None:
 
 def fill(folder: Path) -> None:
     """Fill the file system of ``folder`` to the last byte."""
-    with open(folder / "filler", "wb") as handle, contextlib.suppress(OSError):
+    # Unbuffered, and the OSError caught outside the file: a buffered close would retry the write
+    # that failed and raise ENOSPC again (unless the free space was a multiple of the chunk).
+    with contextlib.suppress(OSError), open(folder / "filler", "wb", buffering=0) as handle:
         while True:
             handle.write(b"\0" * 65536)
-            handle.flush()
             os.fsync(handle.fileno())

@@ -235,13 +235,16 @@ def test_a_mask_prompt_on_frame_0_then_tracking_and_an_absent_object_equal_the_o
             resized = F.interpolate(torch.as_tensor(mask)[None, None].float(), (128, 128), mode="bilinear", align_corners=False,
                                     antialias=True) > 0.5  # as the official add_new_mask resizes it
             mine_out = _track(mine, state["images"].float(), mask=resized)
+            mine_raw = _track(mine, state["images"].float(), mask=torch.as_tensor(mask)[None, None])  # H x W: track_step resizes
     finally:
         mine.load_state_dict(state_dict)
         theirs.load_state_dict(state_dict)
-    for t, (out, _) in enumerate(mine_out):
-        assert max_abs_diff(F.interpolate(out.masks, (H, W), mode="bilinear", align_corners=False), their_masks[t]) <= TOL
+    for t, ((out, _), (raw, _)) in enumerate(zip(mine_out, mine_raw, strict=True)):
+        assert raw.high_res_masks.shape == (1, 1, 128, 128)
         their_out = state["output_dict_per_obj"][0]["cond_frame_outputs" if t == 0 else "non_cond_frame_outputs"][t]
-        assert max_abs_diff(out.obj_ptr, their_out["obj_ptr"]) <= TOL
+        for mine_t in (out, raw):
+            assert max_abs_diff(F.interpolate(mine_t.masks, (H, W), mode="bilinear", align_corners=False), their_masks[t]) <= TOL
+            assert max_abs_diff(mine_t.obj_ptr, their_out["obj_ptr"]) <= TOL
     assert mine_out[0][0].object_score_logits.item() == 10.0  # a mask prompt is its own answer
     assert all(out.object_score_logits.item() < 0 for out, _ in mine_out[1:])  # then judged absent
 

@@ -22,7 +22,8 @@ distance (SAM 2.1 code: pointers get a temporal encoding of that distance; the p
 temporal position to the recent frames' memories only, SAM 2 §4, App. C.1).
 
 A limit from the official code kept for parity: the pointer distances are divided by
-``min(num_frames, max_obj_ptrs) - 1``, so they depend on the video's length when it is known.
+``min(num_frames, max_obj_ptrs) - 1``, so they depend on the video's length when it is known
+(we divide by at least 1, where the official code divides by zero for a one-frame video).
 
 Shape letters: ``B`` batch (objects), ``D_mem`` 64, ``h, w`` the stride-16 grid, ``D`` 256.
 """
@@ -34,6 +35,8 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+from .. import checks
 
 __all__ = ["MemoryEntry", "MemorySelection", "MemoryBank"]
 
@@ -57,7 +60,7 @@ class MemorySelection(NamedTuple):
     pointers: list[tuple[int, Tensor]]
     """``(signed frame distance, object pointer (B, D))``: prompted frames first, then recent ones, newest first."""
     max_distance: int
-    """The largest pointer distance possible, ``min(num_frames, max_obj_ptrs) - 1``, the temporal encoding's scale."""
+    """The largest pointer distance possible, ``min(num_frames, max_obj_ptrs) - 1`` but at least 1, the temporal encoding's scale."""
 
 
 @dataclass
@@ -79,6 +82,10 @@ class MemoryBank:
     """Prompted ("conditioning") frames by index, in the order they were prompted."""
     recent: dict[int, MemoryEntry] = field(default_factory=dict)
     """Tracked frames by index (only the last ``max(num_maskmem, max_obj_ptrs) - 1`` are kept)."""
+
+    def __post_init__(self) -> None:
+        checks.integer(self.num_maskmem, "num_maskmem", 1, example="7")
+        checks.integer(self.max_obj_ptrs, "max_obj_ptrs", 1, example="16")
 
     def __len__(self) -> int:
         return len(self.prompted) + len(self.recent)
@@ -130,4 +137,7 @@ class MemoryBank:
             entry = self.recent.get(t)
             if entry is not None:
                 pointers.append((distance, entry.obj_ptr))
-        return MemorySelection(spatial, pointers, max_ptrs - 1)
+        # At least 1: the official code divides by ``max_ptrs - 1`` = 0 for a one-frame video (NaN pointers;
+        # there only a correction on that frame reaches it). The only distance then is 0, and 0 / 1 = 0 is what
+        # every longer video gives it; from 1 on the scale is the official one.
+        return MemorySelection(spatial, pointers, max(max_ptrs - 1, 1))

@@ -32,6 +32,7 @@ Shape letters: ``B`` batch (objects), ``S`` the image side, ``h, w = S / 16``, `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -115,6 +116,29 @@ def to_model_coords(coords: Tensor, orig_hw: tuple[int, int], image_size: int) -
     return coords / scale * image_size
 
 
+def _require(ok: Tensor, message: Callable[[], str]) -> None:
+    """Raise ``ValueError(message())`` unless the boolean tensor ``ok`` is true.
+
+    As [`checks.finite`][refimpl.checks.finite]: on a GPU an asynchronous device assert (the
+    host does not wait), skipped while ``torch.compile`` traces.
+    """
+    if torch.compiler.is_compiling():
+        return
+    if ok.device.type != "cpu":
+        torch._assert_async(ok, "a SAM 2 prompt is out of range (run on the CPU for the values)")
+    elif not bool(ok):
+        raise ValueError(message())
+
+
+def _check_features(features: object) -> None:
+    """The frame's features must be those of ``encode_image``, finite (the levels the decoder reads)."""
+    if not isinstance(features, ImageFeatures):
+        raise TypeError(f"features must be the ImageFeatures that SAM2.encode_image returns, got {type(features).__name__}")
+    checks.finite(features.vision_features, "features.vision_features")
+    for i, level in enumerate(features.backbone_fpn[:2]):
+        checks.finite(level, f"features.backbone_fpn[{i}]")
+
+
 class SAM2(nn.Module):
     """SAM 2 with the official state-dict names (SAM 2 §4, Fig. 3).
 
@@ -154,6 +178,14 @@ class SAM2(nn.Module):
         binarize_mask_from_pts_for_mem_enc: bool = True,
     ) -> None:
         super().__init__()
+        image_size = checks.integer(image_size, "image_size", example="1024")
+        num_maskmem = checks.integer(num_maskmem, "num_maskmem", example="7")
+        max_obj_ptrs = checks.integer(max_obj_ptrs, "max_obj_ptrs", example="16")
+        for flag, value in dict(no_obj_embed_spatial=no_obj_embed_spatial, obj_ptr_tpos_enc=obj_ptr_tpos_enc,
+                                dynamic_multimask_via_stability=dynamic_multimask_via_stability,
+                                binarize_mask_from_pts_for_mem_enc=binarize_mask_from_pts_for_mem_enc).items():
+            if not isinstance(value, bool):
+                raise TypeError(f"{flag} must be a bool, got {type(value).__name__} {value!r}; expected true or false")
         d, d_mem = image_encoder.neck.d_model, memory_encoder.out_dim
         self.image_size, self.hidden_dim, self.mem_dim = image_size, d, d_mem
         self.num_maskmem, self.max_obj_ptrs = num_maskmem, max_obj_ptrs
@@ -194,7 +226,7 @@ class SAM2(nn.Module):
 
         Raises:
             TypeError: if ``images`` is not a tensor.
-            ValueError: if it is not ``(B, 3, S, S)``.
+            ValueError: if it is not ``(B, 3, S, S)`` or holds NaN or infinity.
         """
         checks.tensor(images, "images", f"(B, 3, {self.image_size}, {self.image_size})", 4)
         if tuple(images.shape[1:]) != (3, self.image_size, self.image_size):
@@ -202,6 +234,7 @@ class SAM2(nn.Module):
                 f"images has shape {tuple(images.shape)}; expected (B, 3, {self.image_size}, {self.image_size}) "
                 f"(resize with SAM2.preprocess)"
             )
+        checks.finite(images, "images")
         features = self.image_encoder(images)
         fpn = list(features.backbone_fpn)
         fpn[0] = self.sam_mask_decoder.conv_s0(fpn[0])  # once per frame, not once per click
@@ -231,7 +264,16 @@ class SAM2(nn.Module):
     def _prompt(
         self, points: Tensor | None, labels: Tensor | None, box: Tensor | None, mask: Tensor | None, name: str = "mask_input"
     ) -> tuple[Tensor | None, Tensor | None]:
-        """Check a prompt at the public boundary and merge the box into the points."""
+        """Check a prompt at the public boundary and merge the box into the points.
+
+        Points and box corners are model-input pixels and must lie in the ``S x S`` input:
+        ``0 <= x, y <= S`` (NaN and infinity are refused first). A box must have ``x0 < x1`` and
+        ``y0 < y1`` and lie wholly inside, like the points: a box partly outside is refused, not
+        clipped (clipping would move its corners, which the model reads as the object's extent).
+        An empty set of clicks (``P = 0``) is no prompt. Returns ``(None, None)`` without clicks
+        or box.
+        """
+        S = self.image_size
         if (points is None) != (labels is None):
             raise ValueError("points and labels go together: pass both or neither")
         if points is not None:
@@ -239,19 +281,37 @@ class SAM2(nn.Module):
             checks.tensor(labels, "labels", "(B, P)", 2)
             if points.shape[-1] != 2 or tuple(labels.shape) != tuple(points.shape[:2]):
                 raise ValueError(f"points {tuple(points.shape)} and labels {tuple(labels.shape)}; expected (B, P, 2) and (B, P)")
+            if points.shape[0] == 0:
+                raise ValueError(f"points has shape {tuple(points.shape)}, a batch of 0 prompts; expected B >= 1")
+            checks.finite(points, "points")
+            _require(((points >= 0) & (points <= S)).all(),
+                     lambda: f"points {points.tolist()} reach outside the {S}x{S} model input; expected 0 <= x, y <= {S} "
+                             f"(model-input pixels: see to_model_coords)")
             bad = set(labels.unique().tolist()) - {0, 1}
             if bad:
                 raise ValueError(f"labels contain {sorted(bad)}; expected 1 (positive click) or 0 (negative click)")
+            if points.shape[1] == 0:  # no click is no prompt, as no points at all
+                points = labels = None
         if box is not None:
             checks.tensor(box, "box", "(B, 4)", 2)
             if box.shape[1] != 4:
                 raise ValueError(f"box has shape {tuple(box.shape)}; expected (B, 4) as x0, y0, x1, y1")
+            if box.shape[0] == 0:
+                raise ValueError(f"box has shape {tuple(box.shape)}, a batch of 0 boxes; expected B >= 1")
             if points is not None and box.shape[0] != points.shape[0]:
                 raise ValueError(f"box has batch {box.shape[0]} but points have {points.shape[0]}")
+            checks.finite(box, "box")
+            x0, y0, x1, y1 = box.unbind(-1)
+            _require(((x0 < x1) & (y0 < y1)).all(),
+                     lambda: f"box {box.tolist()} is inverted or empty; expected x0 < x1 and y0 < y1 (x0, y0, x1, y1)")
+            _require(((x0 >= 0) & (y0 >= 0) & (x1 <= S) & (y1 <= S)).all(),
+                     lambda: f"box {box.tolist()} reaches outside the {S}x{S} model input; expected 0 <= x0 < x1 <= {S} and "
+                             f"0 <= y0 < y1 <= {S} (a box partly outside is not clipped)")
         if mask is not None:
             checks.tensor(mask, name, "(B, 1, H, W)", 4)
-            if mask.shape[1] != 1:
-                raise ValueError(f"{name} has shape {tuple(mask.shape)}; expected one channel (B, 1, H, W)")
+            if mask.shape[1] != 1 or mask.shape[0] == 0 or 0 in mask.shape[-2:]:
+                raise ValueError(f"{name} has shape {tuple(mask.shape)}; expected one channel (B, 1, H, W) with B, H, W >= 1")
+            checks.finite(mask, name)
         if points is not None:
             labels = labels.to(torch.int32)
         return points_with_box(points, labels, box)
@@ -274,10 +334,12 @@ class SAM2(nn.Module):
         Args:
             features: [`encode_image`][refimpl.sam2.model.SAM2.encode_image] of one image (or of
                 as many images as prompts).
-            points: clicks ``(B, P, 2)`` in model-input pixels (see
-                [`to_model_coords`][refimpl.sam2.model.to_model_coords]).
+            points: clicks ``(B, P, 2)`` in model-input pixels, ``0 <= x, y <= S`` (see
+                [`to_model_coords`][refimpl.sam2.model.to_model_coords]); ``P = 0`` is no click.
             labels: ``(B, P)``: 1 positive, 0 negative.
-            box: ``(B, 4)``, ``x0, y0, x1, y1`` in model-input pixels.
+            box: ``(B, 4)``, ``x0, y0, x1, y1`` in model-input pixels, with ``0 <= x0 < x1 <= S``
+                and ``0 <= y0 < y1 <= S``: a box partly outside the image is refused, as a click
+                outside is, rather than clipped.
             mask_input: mask logits ``(B, 1, S/4, S/4)``, e.g. a previous prediction.
             multimask_output: three candidate masks (good for one ambiguous click) or one.
 
@@ -285,12 +347,15 @@ class SAM2(nn.Module):
             [`Prediction`][refimpl.sam2.model.Prediction].
 
         Raises:
-            TypeError: if a prompt is not a tensor.
-            ValueError: for no prompt at all, wrong shapes or labels, or batches that do not match.
+            TypeError: if a prompt is not a tensor, or ``features`` are not ``ImageFeatures``.
+            ValueError: for no prompt at all (zero clicks and no box or mask), wrong shapes or
+                labels, NaN or infinity in a prompt or in ``features``, a click or box outside the
+                image, an inverted or empty box, or batches that do not match.
         """
-        if points is None and box is None and mask_input is None:
-            raise ValueError("predict needs a prompt: points with labels, a box, or a mask_input")
+        _check_features(features)
         points, labels = self._prompt(points, labels, box, mask_input)
+        if points is None and mask_input is None:  # zero clicks count as none
+            raise ValueError("predict needs a prompt: points with labels (at least one click), a box, or a mask_input")
         side = self.sam_prompt_encoder.mask_input_size
         if mask_input is not None and tuple(mask_input.shape[-2:]) != side:
             raise ValueError(f"mask_input has shape {tuple(mask_input.shape)}; expected (B, 1, {side[0]}, {side[1]})")
@@ -459,17 +524,22 @@ class SAM2(nn.Module):
           answers with three candidate masks and the best by predicted IoU is kept, and its
           memory joins the recent queue.
 
-        Corrections (a prompt on a frame already in the bank) and tracking backwards in time are
-        not implemented.
+        Only forward tracking is implemented: a frame without a prompt must come after the first
+        prompted frame and not before the newest tracked one (tracking that newest frame again
+        computes it again). Corrections (a prompt on a frame already in the bank) are not
+        implemented either. Both are refused with a ``ValueError``.
 
         Args:
-            frame_idx: the frame's index in the video.
+            frame_idx: the frame's index in the video, below ``num_frames`` when that is given.
             features: its [`encode_image`][refimpl.sam2.model.SAM2.encode_image].
             bank: the video's [`MemoryBank`][refimpl.sam2.memory_bank.MemoryBank], updated in place.
-            points: clicks ``(B, P, 2)`` in model-input pixels.
+            points: clicks ``(B, P, 2)`` in model-input pixels, as in
+                [`predict`][refimpl.sam2.model.SAM2.predict] (``P = 0`` is no click).
             labels: ``(B, P)``: 1 positive, 0 negative.
-            box: ``(B, 4)``.
-            mask: ``(B, 1, S, S)`` binary mask prompt.
+            box: ``(B, 4)``, inside the image, as in [`predict`][refimpl.sam2.model.SAM2.predict].
+            mask: ``(B, 1, H, W)`` mask prompt, nonzero inside. Of any size, as the official
+                ``add_new_mask``: one of another size than ``S x S`` is resized to it (bilinear,
+                antialiased, then ``>= 0.5``), so ``high_res_masks`` are always ``S x S``.
             num_frames: the video's length, if known (the official predictor's pointer encoding
                 depends on it).
             run_memory_encoder: compute the memory and add it to the bank.
@@ -478,21 +548,40 @@ class SAM2(nn.Module):
             [`TrackOutput`][refimpl.sam2.model.TrackOutput].
 
         Raises:
-            TypeError: if a prompt is not a tensor.
-            ValueError: for a bad prompt, a mask together with clicks, a prompt on a frame the
-                bank already holds, or tracking with an empty bank.
+            TypeError: if a prompt is not a tensor, ``features`` are not ``ImageFeatures`` or
+                ``bank`` is not a ``MemoryBank``.
+            ValueError: for a bad prompt (as [`predict`][refimpl.sam2.model.SAM2.predict]), a mask
+                together with clicks, ``frame_idx`` not below ``num_frames``, a prompt on a frame
+                the bank already holds, tracking with an empty bank, or tracking backwards.
         """
         if not isinstance(frame_idx, int) or isinstance(frame_idx, bool) or frame_idx < 0:
             raise ValueError(f"frame_idx={frame_idx!r}; expected an int >= 0")
-        prompted = points is not None or box is not None or mask is not None
+        if num_frames is not None:
+            checks.integer(num_frames, "num_frames", 1, example="the video's length, e.g. 8")
+            if frame_idx >= num_frames:
+                raise ValueError(f"frame_idx={frame_idx} is not below num_frames={num_frames}; frames are numbered 0 .. num_frames - 1")
+        if not isinstance(bank, MemoryBank):
+            raise TypeError(f"bank must be a MemoryBank (the video's memories), got {type(bank).__name__}")
+        _check_features(features)
         if mask is not None and (points is not None or box is not None):
             raise ValueError("a mask prompt goes alone: pass either mask, or points/box")
         points, labels = self._prompt(points, labels, box, mask, name="mask")
-        held = frame_idx in bank.prompted or frame_idx in bank.recent
-        if prompted and held:
+        prompted = points is not None or mask is not None  # zero clicks and no box: no prompt
+        if prompted and (frame_idx in bank.prompted or frame_idx in bank.recent):
             raise ValueError(f"frame {frame_idx} is already in the bank; correction clicks on a tracked frame are not implemented")
-        if not prompted and not bank.prompted:
-            raise ValueError(f"frame {frame_idx} has no prompt and the bank holds no prompted frame; prompt a frame first")
+        if not prompted:
+            if not bank.prompted:
+                raise ValueError(f"frame {frame_idx} has no prompt and the bank holds no prompted frame; prompt a frame first")
+            if frame_idx in bank.prompted:
+                raise ValueError(f"frame {frame_idx} is a prompted frame: its answer came with its prompt; track the frames after it")
+            first, newest = min(bank.prompted), max(bank.recent, default=-1)
+            if frame_idx < first or frame_idx < newest:
+                before = f"the first prompted frame {first}" if frame_idx < first else f"frame {newest}, already tracked"
+                raise ValueError(f"frame {frame_idx} comes before {before}; only forward tracking is implemented "
+                                 f"(frames in increasing order after a prompted frame)")
+        if mask is not None and tuple(mask.shape[-2:]) != (self.image_size, self.image_size):
+            size = (self.image_size, self.image_size)  # as the official add_new_mask
+            mask = (F.interpolate(mask.float(), size=size, mode="bilinear", align_corners=False, antialias=True) >= 0.5).float()
         high_res = features.backbone_fpn[:2]
         if mask is not None:
             heads = self._mask_as_output(features.vision_features, high_res, mask)
@@ -560,15 +649,37 @@ def build_sam2(
         The model, in training mode, randomly initialised.
 
     Raises:
-        ValueError: for an unknown ``version`` or sizes that do not fit together.
+        TypeError: for a size that is not an int (or a tuple of ints).
+        ValueError: for an unknown ``version`` or sizes that are not positive or do not fit together.
     """
     if version not in ("2", "2.1"):
         raise ValueError(f"version={version!r}; expected '2.1' (SAM 2.1 checkpoints) or '2' (the first SAM 2 release)")
+    embed_dim, num_heads = checks.integer(embed_dim, "embed_dim", example="96"), checks.integer(num_heads, "num_heads", example="1")
+    image_size = checks.integer(image_size, "image_size", example="1024")
+    d_model, mem_dim = checks.integer(d_model, "d_model", example="256"), checks.integer(mem_dim, "mem_dim", example="64")
+    memory_attention_layers = checks.integer(memory_attention_layers, "memory_attention_layers", example="4")
+    memory_ffn_dim = checks.integer(memory_ffn_dim, "memory_ffn_dim", example="2048")
+    stages = _ints(stages, "stages", "(1, 2, 7, 2)")
+    if len(stages) != 4:
+        raise ValueError(f"stages={stages} has {len(stages)} entries; expected 4 (the neck reads four stages), e.g. (1, 2, 7, 2)")
+    window_spec = _ints(window_spec, "window_spec", "(8, 4, 14, 7)")
+    if len(window_spec) != len(stages):
+        raise ValueError(f"window_spec={window_spec} has {len(window_spec)} entries; expected one per stage ({len(stages)})")
+    global_att_blocks = _ints(global_att_blocks, "global_att_blocks", "(5, 7, 9)", minimum=0)
+    if any(b >= sum(stages) for b in global_att_blocks):
+        raise ValueError(f"global_att_blocks={global_att_blocks} names a block past the last of {sum(stages)} (numbered from 0)")
+    window_pos_embed_bkg_spatial_size = checks.pair(window_pos_embed_bkg_spatial_size, "window_pos_embed_bkg_spatial_size", "(7, 7)")
+    if embed_dim % num_heads:
+        raise ValueError(f"embed_dim={embed_dim} is not a multiple of num_heads={num_heads}; each head gets embed_dim / num_heads channels")
+    if d_model % 16:
+        raise ValueError(f"d_model={d_model} is not a multiple of 16; the mask decoder's 8 heads work at half the width")
     stride = 4 * window_spec[0]
     if image_size % stride or image_size % 32:
         raise ValueError(f"image_size={image_size}; expected a multiple of 32 and of 4 * window_spec[0] = {stride}")
     if d_model % mem_dim:
         raise ValueError(f"d_model={d_model} is not a multiple of mem_dim={mem_dim}; pointers are split into d_model / mem_dim tokens")
+    if mem_dim % 4:
+        raise ValueError(f"mem_dim={mem_dim} is not a multiple of 4; the memories' 2-D sine table needs it")
     trunk = Hiera(embed_dim, num_heads, tuple(stages), tuple(global_att_blocks), tuple(window_spec), tuple(window_pos_embed_bkg_spatial_size))
     neck = FpnNeck(trunk.channel_list, d_model)
     flags = dict(no_obj_embed_spatial=version == "2.1", obj_ptr_tpos_enc=version == "2.1")
@@ -579,6 +690,13 @@ def build_sam2(
         image_size=image_size,
         **{**flags, **kwargs},
     )
+
+
+def _ints(value: object, name: str, example: str, minimum: int = 1) -> tuple[int, ...]:
+    """``value`` as a tuple of ints ``>= minimum`` (a list or tuple of any length)."""
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{name} must be a tuple of ints, got {type(value).__name__} {value!r}; expected e.g. {example}")
+    return tuple(checks.integer(v, f"{name}[{i}]", minimum, example) for i, v in enumerate(value))
 
 
 SIZES: dict[str, dict[str, Any]] = {

@@ -6,38 +6,70 @@ sam2-segment photo.jpg --checkpoint sam2.1_hiera_tiny.pt --box 100,80,600,500 --
 sam2-segment photo.jpg --checkpoint sam2_hiera_small.pt --point 420,310 --negative 500,300 --best
 ```
 
-Coordinates are pixels of the image as it is on disk (``x`` to the right, ``y`` down). The size
-and version (SAM 2 or SAM 2.1) are read from the checkpoint; ``--config FILE.json`` gives the
-[`build_sam2`][refimpl.sam2.model.build_sam2] arguments of another model instead. One click
-alone gives three candidate masks (the click is ambiguous), anything more one mask; ``--best``
-keeps only the mask with the highest predicted IoU. Masks are written as 8-bit PNGs (255
-inside, 0 outside) at the image's size, named ``<image stem>_mask<i>.png``.
+Coordinates are pixels of the image **as a photo viewer shows it**: ``x`` to the right, ``y``
+down, origin at the top-left corner, after the rotation the photo's EXIF orientation asks for
+(a phone photo stored sideways is turned upright first, as every viewer does). A click must
+lie inside the image (``0 <= x < W``, ``0 <= y < H``); a box must have ``x0 < x1``, ``y0 < y1``
+and lie inside too (``0 <= x0 < x1 <= W``): a box partly outside is refused, not clipped.
+Negative numbers may follow the flag directly (``--box -5,0,90,60`` is read as a value, and
+refused as outside).
+
+How the image is read ([`read_image`][refimpl.sam2.segment.read_image]): EXIF orientation
+applied; 8-bit images as they are; 16-bit greyscale (PNG, TIFF) scaled to 8 bits
+(``round(v / 257)``); 32-bit integer images read as 16-bit when their values lie in
+``0..65535``, refused otherwise; floating-point images scaled from ``[0, 1]``, refused outside
+it; palette images through their palette; an alpha channel is dropped (the colours under it
+are kept); CMYK converted without a colour profile; colour profiles are not applied; the first
+frame of an animation. Other modes (e.g. LAB) are refused with one line.
+
+The size and version (SAM 2 or SAM 2.1) are read from the checkpoint; ``--config FILE.json``
+gives the [`build_sam2`][refimpl.sam2.model.build_sam2] arguments of another model instead. One
+click alone gives three candidate masks (the click is ambiguous), anything more one mask;
+``--best`` keeps only the mask with the highest predicted IoU. Masks are written as 8-bit PNGs
+(255 inside, 0 outside) at the size and orientation of the image as shown, named
+``<image stem>_mask<i>.png``.
 
 Nothing is overwritten: if a mask file exists, nothing is written. Each file is written to a
-temporary name and linked into place. Exit codes: 0 done, 2 bad usage, unreadable input or a
-file in the way (one line on stderr).
+temporary name and linked into place; if one cannot be written (a full or read-only disk), the
+masks this run wrote are removed again: all masks or none. Exit codes: 0 done, 2 bad usage,
+unreadable input, a file in the way or a write that failed (one line on stderr).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import inspect
 import io
 import json
+import math
+import os
+import re
 import sys
+import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import checks
 from ..checkpoints import load_state, read_state_dict
 from .model import SAM2, SIZES, build_sam2, to_model_coords
 
-__all__ = ["main", "model_for_checkpoint", "segment_image"]
+__all__ = ["main", "model_for_checkpoint", "read_image", "segment_image"]
 
 _SIZES = {(size["embed_dim"], sum(size["stages"])): size for size in SIZES.values()}
 """(stage-1 width, blocks) -> the released size's arguments; both are read from the checkpoint's trunk."""
+
+_CONFIG_FIELDS = sorted(
+    (set(inspect.signature(build_sam2).parameters) | set(inspect.signature(SAM2).parameters))
+    - {"kwargs", "image_encoder", "memory_attention", "memory_encoder"}
+)
+"""What ``--config`` may set: the arguments of ``build_sam2`` and the switches of ``SAM2``."""
 
 
 class UsageError(Exception):
@@ -58,6 +90,8 @@ def model_for_checkpoint(state: dict[str, Tensor], config: dict | None = None) -
 
     Raises:
         UsageError: if the state dict is not one of the released sizes and no ``config`` is given.
+        TypeError: if ``config`` holds a value of the wrong type (from ``build_sam2``).
+        ValueError: if ``config`` holds a wrong value (from ``build_sam2``).
     """
     version = "2.1" if "no_obj_embed_spatial" in state else "2"
     if config is not None:
@@ -100,16 +134,120 @@ def segment_image(
     return (logits[0] > 0).cpu(), out.iou[0].cpu()
 
 
-def _pair(text: str, count: int, flag: str) -> list[float]:
+# --- reading the image ---------------------------------------------------------------------------
+
+
+class ImageError(ValueError):
+    """An image that is read but cannot be turned into 8-bit RGB faithfully."""
+
+
+def read_image(path: Path) -> Tensor:
+    """The image at ``path`` as a photo viewer shows it: ``(H, W, 3)`` uint8 RGB.
+
+    The EXIF orientation is applied (``PIL.ImageOps.exif_transpose``), so ``H, W`` and the pixel
+    coordinates are those of the upright image. Bit depths are converted, not clipped: 16-bit
+    greyscale to 8 bits by ``round(v / 257)``; 32-bit integer images as 16-bit when every value
+    lies in ``0..65535``; floating-point images from ``[0, 1]`` by ``round(v * 255)``. Palette,
+    greyscale, 1-bit, CMYK (no colour profile), YCbCr and HSV images are converted by Pillow; an
+    alpha channel is dropped. Only the first frame of an animation is read.
+
+    Args:
+        path: the image file, any format Pillow reads.
+
+    Returns:
+        ``(H, W, 3)`` uint8.
+
+    Raises:
+        ValueError: one line, naming the file: not a readable file, not an image, truncated, over
+            Pillow's decompression-bomb limit, or a mode or value range that has no faithful 8-bit
+            RGB (e.g. LAB, a float image outside ``[0, 1]``).
+    """
+    from PIL import Image, ImageOps
+
+    problem = checks.path_problem(path)
+    if problem:
+        raise ValueError(f"image {str(path)!r} {problem}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's advice (palette transparency, odd EXIF): not the user's business
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                upright = ImageOps.exif_transpose(img)  # a new image, decoded
+                rgb = _to_rgb(upright if upright is not None else img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValueError(f"image {str(path)!r} is refused as a possible decompression bomb: {_line(exc)}") from None
+    except ImageError as exc:
+        raise ValueError(f"image {str(path)!r} {exc}") from None
+    except Exception as exc:  # UnidentifiedImageError, OSError for a truncated file, SyntaxError in a bad header, ...
+        raise ValueError(f"image {str(path)!r} cannot be read ({type(exc).__name__}: {_line(exc)})") from None
+    return torch.from_numpy(np.array(rgb, dtype=np.uint8))  # a writable copy
+
+
+def _to_rgb(img) -> np.ndarray:
+    """8-bit RGB pixels ``(H, W, 3)`` of a Pillow image, converting bit depths rather than clipping them."""
+    mode = img.mode
+    if mode.startswith("I;16") or mode == "I":
+        values = np.asarray(img).astype(np.int64)
+        if mode == "I" and values.size and (values.min() < 0 or values.max() > 65535):
+            raise ImageError(f"is a 32-bit integer image with values {values.min()}..{values.max()}; expected 0..65535 "
+                             f"(16-bit): convert it to 8 bits first")
+        grey = ((values + 128) // 257).astype(np.uint8)  # round(v / 257): 65535 -> 255
+    elif mode == "F":
+        values = np.asarray(img).astype(np.float64)
+        if not np.isfinite(values).all():
+            raise ImageError("is a floating-point image holding NaN or infinite values; expected values in [0, 1]")
+        if values.size and (values.min() < 0 or values.max() > 1):
+            raise ImageError(f"is a floating-point image with values {values.min():g}..{values.max():g}; expected [0, 1]: "
+                             f"convert it to 8 bits first")
+        grey = np.rint(values * 255).astype(np.uint8)
+    elif mode == "LAB":
+        raise ImageError("is a LAB image, which Pillow does not convert to RGB faithfully; convert it to RGB first")
+    else:
+        try:
+            return np.asarray(img.convert("RGB"))  # drops alpha; palette, grey, 1-bit, CMYK, YCbCr, HSV
+        except ValueError as exc:
+            raise ImageError(f"has Pillow mode {mode!r}, which cannot be converted to RGB ({exc})") from None
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+def _line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+# --- arguments -----------------------------------------------------------------------------------
+
+
+def _numbers(text: str, count: int, flag: str) -> list[float]:
     parts = text.split(",")
     try:
         values = [float(p) for p in parts]
     except ValueError:
         values = []
-    if len(values) != count:
-        raise argparse.ArgumentTypeError(f"{flag} {text!r}: expected {count} comma-separated numbers, e.g. "
+    if len(values) != count or not all(math.isfinite(v) for v in values):
+        what = "numbers" if len(values) != count else "numbers, finite"
+        raise argparse.ArgumentTypeError(f"{flag} {text!r}: expected {count} comma-separated {what}, e.g. "
                                          f"{'420,310' if count == 2 else '100,80,600,500'}")
     return values
+
+
+_VALUE_FLAGS = ("--point", "--negative", "--box")
+_NEGATIVE = re.compile(r"-\.?\d[\d.,eE+-]*")
+
+
+def _join_negative_values(argv: Sequence[str]) -> list[str]:
+    """``--box -100,80,600,500`` -> ``--box=-100,80,600,500``: argparse would take ``-100,...`` for an option."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--":
+            return out + list(argv[i:])
+        if argv[i] in _VALUE_FLAGS and i + 1 < len(argv) and _NEGATIVE.fullmatch(argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
 
 
 class _Parser(argparse.ArgumentParser):
@@ -117,33 +255,114 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"sam2-segment: error: {message}\n")
 
 
+_EPILOG = """\
+coordinates: pixels of the image as a photo viewer shows it: x to the right, y down, origin at
+the top-left corner, after the rotation its EXIF orientation asks for. A click must lie inside
+(0 <= x < W, 0 <= y < H); a box must have X0 < X1, Y0 < Y1 and lie inside (0 <= X0 < X1 <= W):
+a box partly outside is refused, not clipped. Negative values may follow the flag directly.
+
+image: EXIF orientation applied; 16-bit greyscale scaled to 8 bits (v / 257), 32-bit integer
+images read as 16-bit (values 0..65535), float images from [0, 1]; palette images through
+their palette; an alpha channel is dropped; CMYK converted without a colour profile; colour
+profiles are not applied; the first frame of an animation. Masks are PNGs at the size and
+orientation of the image as shown.
+
+exit codes: 0 done, 2 bad usage, unreadable input, a file in the way or a failed write (one
+line on stderr; a failed write leaves none of this run's masks behind).
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="sam2-segment", description="Segment an image from clicks or a box with SAM 2 weights.")
-    parser.add_argument("image", type=Path, help="the image (any format Pillow reads)")
+    parser = _Parser(prog="sam2-segment", description="Segment an image from clicks or a box with SAM 2 weights.",
+                     epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("image", type=Path, help="the image (any format Pillow reads; see 'image' below)")
     parser.add_argument("--checkpoint", type=Path, required=True, help="official SAM 2 / SAM 2.1 weights (.pt), or ours")
-    parser.add_argument("--point", action="append", default=[], type=lambda t: _pair(t, 2, "--point"), metavar="X,Y",
+    parser.add_argument("--point", action="append", default=[], type=lambda t: _numbers(t, 2, "--point"), metavar="X,Y",
                         help="a positive click (repeatable)")
-    parser.add_argument("--negative", action="append", default=[], type=lambda t: _pair(t, 2, "--negative"), metavar="X,Y",
+    parser.add_argument("--negative", action="append", default=[], type=lambda t: _numbers(t, 2, "--negative"), metavar="X,Y",
                         help="a negative click: not the object (repeatable)")
-    parser.add_argument("--box", type=lambda t: _pair(t, 4, "--box"), metavar="X0,Y0,X1,Y1", help="a box around the object")
-    parser.add_argument("--out", type=Path, default=Path("."), help="folder for the PNGs (default: here)")
+    parser.add_argument("--box", type=lambda t: _numbers(t, 4, "--box"), metavar="X0,Y0,X1,Y1", help="a box around the object")
+    parser.add_argument("--out", type=Path, default=Path("."), help="folder for the PNGs, created if needed (default: here)")
     parser.add_argument("--best", action="store_true", help="write only the mask with the highest predicted IoU")
     parser.add_argument("--config", type=Path, help="JSON object of build_sam2 arguments, for a model that is not a released size")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda (default: cuda if there is one)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda if there is one, else cpu)")
     return parser
 
 
-def _read_image(path: Path) -> Tensor:
-    from PIL import Image, UnidentifiedImageError
+def _available_devices() -> list[str]:
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        names.append("mps")
+    return names
 
-    if not path.is_file():
-        raise UsageError(f"image {str(path)!r} does not exist")
+
+def _device(text: str | None) -> torch.device:
+    """The ``--device``: one this machine has, or a one-line refusal naming those it has."""
+    if text is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    available = ", ".join(_available_devices())
     try:
-        with Image.open(path) as img:
-            rgb = img.convert("RGB")
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UsageError(f"image {str(path)!r} cannot be read ({type(exc).__name__}: {exc})") from None
-    return torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8).reshape(rgb.height, rgb.width, 3)
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"--device {text!r} is not supported; expected cpu, cuda, cuda:N or mps (available here: {available})")
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        why = "CUDA is not available here" if not torch.cuda.is_available() else f"there are {torch.cuda.device_count()} CUDA devices"
+        raise UsageError(f"--device {text!r}: {why}; available here: {available}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"--device {text!r}: MPS is not available here; available here: {available}")
+    return device
+
+
+def _read_config(path: Path) -> dict:
+    """``--config``: a UTF-8 JSON object of known fields, without repeated keys or NaN."""
+    def pairs(items: list[tuple[str, object]]) -> dict:
+        keys = [k for k, _ in items]
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise UsageError(f"--config {str(path)!r} repeats the field {repeated[0]!r}; give each field once")
+        return dict(items)
+
+    def constant(name: str) -> object:
+        raise UsageError(f"--config {str(path)!r} holds {name}; expected finite numbers")
+
+    problem = checks.path_problem(path)
+    if problem:
+        raise UsageError(f"--config {str(path)!r} {problem}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--config {str(path)!r} is not UTF-8 text (byte {exc.start}: {exc.reason}); expected a JSON object") from None
+    except OSError as exc:
+        raise UsageError(f"--config {str(path)!r} cannot be read ({exc.strerror or exc})") from None
+    try:
+        config = json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--config {str(path)!r} is not valid JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"--config {str(path)!r} holds {type(config).__name__}; expected a JSON object")
+    unknown = sorted(set(config) - set(_CONFIG_FIELDS))
+    if unknown:
+        raise UsageError(f"--config {str(path)!r} has the unknown field {unknown[0]!r}; expected build_sam2 arguments: "
+                         f"{', '.join(_CONFIG_FIELDS)}")
+    return config
+
+
+def _out_problem(out: Path) -> str | None:
+    """What keeps ``--out`` from being (or becoming) a folder, in words that follow the path; ``None`` if nothing."""
+    if out.exists() or out.is_symlink():
+        return checks.path_problem(out, "folder")
+    ancestor = out.parent
+    while not (ancestor.exists() or ancestor.is_symlink()) and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    problem = checks.path_problem(ancestor, "folder")
+    return f"cannot be created: {str(ancestor)!r} {problem}" if problem else None
+
+
+# --- writing -------------------------------------------------------------------------------------
 
 
 def _png(mask: Tensor) -> bytes:
@@ -154,63 +373,131 @@ def _png(mask: Tensor) -> bytes:
     return buffer.getvalue()
 
 
-def _run(args: argparse.Namespace) -> int:
-    from paper_notes.files import write_new_file
+def _link_new(path: Path, data: bytes) -> None:
+    """Create ``path`` holding ``data``: a synced temporary file beside it, hard-linked into place (never replaces a file)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a mask should look like any other file the user makes
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+        os.link(tmp, path)  # FileExistsError if the name appeared meanwhile
+    finally:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
+
+def _write_all_or_none(folder: Path, files: dict[Path, bytes]) -> None:
+    """Create the folder (and its missing parents) and every file, or, on any failure, none of them.
+
+    What this call created (files and folders) is removed again before the error goes on; a
+    file that was there before is never touched.
+    """
+    missing = []
+    parent = folder
+    while not parent.is_dir():
+        missing.append(parent)
+        parent = parent.parent
+    created: list[Path] = []
+    try:
+        for new in reversed(missing):
+            new.mkdir()
+            created.append(new)
+        for path, data in files.items():
+            _link_new(path, data)
+            created.append(path)
+    except BaseException:
+        for path in reversed(created):
+            with contextlib.suppress(OSError):
+                path.rmdir() if path in missing else path.unlink()
+        raise
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def _run(args: argparse.Namespace) -> int:
     if not args.point and not args.box:
         raise UsageError("give a prompt: --point X,Y (and --negative X,Y) or --box X0,Y0,X1,Y1")
-    image = _read_image(args.image)
+    device = _device(args.device)
+    problem = checks.path_problem(args.checkpoint)
+    if problem:
+        raise UsageError(f"checkpoint {str(args.checkpoint)!r} {problem}")
+    problem = _out_problem(args.out)
+    if problem:
+        raise UsageError(f"--out {str(args.out)!r} {problem}")
+    config = _read_config(args.config) if args.config is not None else None
+    try:
+        image = read_image(args.image)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     H, W = image.shape[:2]
     for x, y in args.point + args.negative:
         if not (0 <= x < W and 0 <= y < H):
-            raise UsageError(f"point {x:g},{y:g} is outside the {W}x{H} image")
-    config = None
-    if args.config is not None:
-        try:
-            config = json.loads(args.config.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UsageError(f"--config {str(args.config)!r}: {exc}") from None
-        if not isinstance(config, dict):
-            raise UsageError(f"--config {str(args.config)!r} holds {type(config).__name__}; expected a JSON object")
+            raise UsageError(f"point {x:g},{y:g} is outside the {W}x{H} image (as displayed, EXIF rotation applied); "
+                             f"expected 0 <= x < {W}, 0 <= y < {H}")
+    if args.box:
+        x0, y0, x1, y1 = args.box
+        shown = f"{x0:g},{y0:g},{x1:g},{y1:g}"
+        if not (x0 < x1 and y0 < y1):
+            raise UsageError(f"box {shown} is inverted or empty; expected X0 < X1 and Y0 < Y1")
+        if not (0 <= x0 and 0 <= y0 and x1 <= W and y1 <= H):
+            raise UsageError(f"box {shown} reaches outside the {W}x{H} image (as displayed, EXIF rotation applied); "
+                             f"expected 0 <= X0 < X1 <= {W} and 0 <= Y0 < Y1 <= {H} (clip it to the image if you mean the part inside)")
     try:
         state = read_state_dict(args.checkpoint)
+    except (OSError, ValueError, TypeError) as exc:
+        raise UsageError(_line(exc)) from None
+    try:
         model = model_for_checkpoint(state, config)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"--config {str(args.config)!r}: {_line(exc)}") from None
+    try:
         load_state(model, state, str(args.checkpoint), strict=True)
-    except (FileNotFoundError, ValueError, TypeError) as exc:
-        raise UsageError(str(exc)) from None
-    model = model.to(args.device).eval()
+    except (ValueError, TypeError) as exc:
+        raise UsageError(_line(exc)) from None
 
     clicks = args.point + args.negative
     points = torch.tensor(clicks, dtype=torch.float32) if clicks else None
     labels = torch.tensor([1] * len(args.point) + [0] * len(args.negative), dtype=torch.int32) if clicks else None
     box = torch.tensor(args.box, dtype=torch.float32) if args.box else None
     multimask = len(clicks) == 1 and box is None  # one click is ambiguous: three candidates (official default)
-    with torch.inference_mode():
-        masks, iou = segment_image(model, image, points, labels, box, multimask)
+    try:
+        model = model.to(device).eval()
+        with torch.inference_mode():
+            masks, iou = segment_image(model, image, points, labels, box, multimask)
+    except torch.cuda.OutOfMemoryError:  # torch.OutOfMemoryError from 2.5 on
+        raise UsageError(f"out of memory on {device} for a {W}x{H} image with this model; try --device cpu") from None
     keep = [int(iou.argmax())] if args.best else list(range(len(iou)))
     targets = {i: args.out / f"{args.image.stem}_mask{i}.png" for i in keep}
-    existing = [str(p) for p in targets.values() if p.exists()]
+    existing = [str(p) for p in targets.values() if p.exists() or p.is_symlink()]
     if existing:
         raise UsageError(f"{', '.join(existing)} already exist; nothing was written (choose another --out)")
+    try:
+        _write_all_or_none(args.out, {path: _png(masks[i]) for i, path in targets.items()})
+    except FileExistsError as exc:
+        raise UsageError(f"{exc.filename2 or exc.filename} appeared while writing; nothing was written (choose another --out)") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write the masks to {str(args.out)!r}: {exc.strerror or _line(exc)}; nothing was written") from None
     for i, path in targets.items():
-        try:
-            write_new_file(path, _png(masks[i]))
-        except FileExistsError:
-            raise UsageError(f"{path} appeared while writing; it was left as it is") from None
         print(f"{path}\tpredicted IoU {iou[i].item():.3f}\t{int(masks[i].sum())} pixels")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``sam2-segment``; returns the exit code."""
+    """Entry point of ``sam2-segment``; returns the exit code (0 done, 2 refused or failed, with one line on stderr)."""
     try:
-        args = _parser().parse_args(argv)
+        args = _parser().parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:  # --help (0) or a usage error, already reported in one line (2)
         return int(exc.code or 0)
     try:
         return _run(args)
     except UsageError as exc:
-        print(f"sam2-segment: error: {exc}", file=sys.stderr)
+        print(f"sam2-segment: error: {_line(exc)}", file=sys.stderr)
         return 2
 
 
