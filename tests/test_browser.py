@@ -307,7 +307,7 @@ SCREENSHOT_PAGES = {
     "journal-entry": ENTRY,
     "concepts": "concepts/",
     **{f"concept-{p.stem}": f"concepts/{p.stem}/" for p in sorted((ROOT / "docs/concepts").glob("*.md")) if p.stem != "index"},
-    "notebook": "notebooks/vit_background/",
+    **{f"notebook-{p.stem}": f"notebooks/{p.stem}/" for p in sorted((ROOT / "docs/notebooks").glob("*.py"))},
     "reading-list": "reading-list/",
 }
 
@@ -326,6 +326,26 @@ _LAYOUT_PROBLEMS = """() => {
     }
     return problems
 }"""
+
+
+FIGURES = "article img[src*='figures/'], article .nb-output--image img"
+"""A concept page's build-time figures and a notebook's plots: each is also shot on its own, at full size."""
+
+_FIGURE_PROBLEMS = f"""() => [...document.querySelectorAll("{FIGURES}")]
+    .filter((img) => !img.complete || img.naturalWidth === 0)
+    .map((img) => `figure did not load: ${{(img.getAttribute("src") || "").slice(0, 80)}}`)"""
+
+
+def _shoot_figures(page: object, folder: Path, name: str) -> list[Path]:
+    """Screenshot every figure of the page on its own (``<folder>/<name>-figure-<k>.jpg``), where its
+    labels are legible; returns the files."""
+    shots = []
+    figures = page.locator(FIGURES)
+    for k in range(figures.count()):
+        shot = folder / f"{name}-figure-{k + 1}.jpg"
+        figures.nth(k).screenshot(path=str(shot), type="jpeg", quality=85)
+        shots.append(shot)
+    return shots
 
 
 def _wait_for_math(page: object) -> list[str]:
@@ -353,14 +373,17 @@ def test_screenshots_light_and_dark_with_figures_inside_the_column_math_rendered
     visit = Visit(browser, base_url, viewport={"width": 1400, "height": 1000}, color_scheme=scheme)
     problems: list[str] = []
     heights: dict[str, int] = {}
+    figure_shots: list[Path] = []
     try:
         for name, path in SCREENSHOT_PAGES.items():
             page = visit.open(path)
             expected = "slate" if scheme == "dark" else "default"
             assert page.locator("body").get_attribute("data-md-color-scheme") == expected
-            problems += [f"{path or '/'}: {p}" for p in _wait_for_math(page) + page.evaluate(_LAYOUT_PROBLEMS)]
+            problems += [f"{path or '/'}: {p}" for p in
+                         _wait_for_math(page) + page.evaluate(_LAYOUT_PROBLEMS) + page.evaluate(_FIGURE_PROBLEMS)]
             heights[name] = page.evaluate("() => document.documentElement.scrollHeight")
             page.screenshot(path=str(folder / f"{name}.jpg"), full_page=True, type="jpeg", quality=80)
+            figure_shots += _shoot_figures(page, folder, name)
         page = visit.open("")
         box = page.locator("input.md-search__input")
         box.click()
@@ -372,6 +395,10 @@ def test_screenshots_light_and_dark_with_figures_inside_the_column_math_rendered
         visit.context.close()
     with capsys.disabled():
         print(f"\nscreenshots ({scheme}): {folder}\npage heights at 1400 px: "
-              + ", ".join(f"{name} {h}" for name, h in heights.items()))
+              + ", ".join(f"{name} {h}" for name, h in heights.items())
+              + f"\n{len(figure_shots)} figures on their own, labels legible: {folder}/<page>-figure-<k>.jpg")
+    pages_with_figures = {p.name.partition("-figure-")[0] for p in figure_shots}
+    assert {"concept-hiera", "concept-kan", "concept-sam2", "notebook-kan_fit"} <= pages_with_figures, \
+        f"expected close-ups of the figures of hiera, kan, sam2 and a notebook; got {sorted(pages_with_figures)}"
     assert visit.errors == [] and visit.foreign == []
     assert not problems, "\n".join(problems)

@@ -9,6 +9,8 @@ on a small model; the trunk layout against ``papers/sam2.yaml`` (SAM 2 Tab. 13).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -109,3 +111,66 @@ def test_a_rope_score_map_moves_with_the_query_and_peaks_at_it():
     assert np.allclose(b[4:, 2:], a[: side - 4, : side - 2], rtol=0, atol=1e-4)
     assert np.unravel_index(a.argmax(), a.shape) == (3, 4)
     assert a.max() == pytest.approx(64.0)  # all-ones vector: |q|^2 = 64 at zero offset
+
+
+# --- the page's memory-bank numbers: drawn from select, and the text agrees with them ---------
+
+SAM2_PAGE = (Path(__file__).resolve().parents[1] / "docs/concepts/sam2.md").read_text(encoding="utf-8")
+
+
+def _reads_by_select(num_frames: int, prompted: tuple[int, ...]) -> dict[int, tuple[int, int, int]]:
+    """``{t: (maps, pointers, keys)}`` straight from ``MemoryBank.select`` (1024 px: 4096 keys a map, 4 a pointer)."""
+    bank = MemoryBank()
+
+    def entry() -> MemoryEntry:
+        return MemoryEntry(torch.zeros(1, 1, 1, 1), torch.zeros(1, 1, 1, 1), torch.zeros(1, 1))
+
+    for t in prompted:
+        bank.add(t, entry(), prompted=True)
+    reads = {}
+    for t in range(num_frames):
+        if t not in prompted:
+            chosen = bank.select(t, num_frames)
+            maps, pointers = len(chosen.spatial), len(chosen.pointers)
+            reads[t] = (maps, pointers, 4096 * maps + 4 * pointers)
+            bank.add(t, entry(), prompted=False)
+    return reads
+
+
+def test_every_sam2_figure_is_on_the_page():
+    assert [name for name in figures.FIGURES if f"](../figures/{name})" not in SAM2_PAGE] == []
+
+
+def test_the_one_prompt_table_draws_the_numbers_select_gives_frame_by_frame():
+    reads = _reads_by_select(figures.ONE_PROMPT_FRAMES, (0,))
+    ax = figures.memory_one_prompt().axes[0]
+    drawn = [int(t.get_text()) for t in ax.texts if t.get_text().isdigit()]
+    frames = sorted(reads)
+    assert drawn == frames + [reads[t][k] for k in range(3) for t in frames]  # header row, then maps, pointers, keys
+    assert min(frames) == 1 and max(frames) > 16  # the table reaches past the frame where pointers stop growing
+
+
+def test_the_pages_sentences_on_one_prompt_name_the_frames_where_select_stops_growing():
+    reads = _reads_by_select(40, (0,))
+    maps, pointers = max(r[0] for r in reads.values()), max(r[1] for r in reads.values())
+    map_frame = min(t for t, r in reads.items() if r[0] == maps)
+    pointer_frame = min(t for t, r in reads.items() if r[1] == pointers)
+    assert figures.saturation(figures.memory_schedule(40, (0,))) == ((map_frame, maps), (pointer_frame, pointers))
+    assert f"第 {map_frame} 帧起读满 {maps} 张图" in SAM2_PAGE
+    assert f"第 {pointer_frame} 帧才读满 {pointers} 个" in SAM2_PAGE
+    assert all(reads[t] == _reads_by_select(pointer_frame + 1, (0,))[t] for t in range(1, pointer_frame + 1)), \
+        "the page says the counts do not depend on the clip's length"
+
+
+def test_the_pages_reading_of_the_two_prompt_figure_is_what_select_gives():
+    num_frames, prompted = figures.SELECTION_CLIP
+    assert f"一段 {num_frames} 帧、在第 {prompted[0]} 帧和第 {prompted[1]} 帧上有提示" in SAM2_PAGE
+    later = prompted[1]
+    steps = figures.memory_schedule(num_frames, prompted)
+    first_map = min(s.frame for s in steps if later in {f for f, _ in s.spatial})
+    first_pointer = min(s.frame for s in steps if later in {f for f, _ in s.pointers})
+    after = next(s for s in steps if s.frame == later + 1)
+    recent = sum(1 for _, t_pos in after.spatial if t_pos)
+    assert f"第 {later} 帧的记忆从第 {first_map} 帧起就被读到" in SAM2_PAGE
+    assert f"要等到第 {first_pointer} 帧才用" in SAM2_PAGE
+    assert f"第 {later + 1} 帧的\"上一帧\"正是提示帧 {later}" in SAM2_PAGE and f"最近帧只剩 {recent} 张" in SAM2_PAGE

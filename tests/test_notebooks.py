@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import base64
+import re
 from pathlib import Path
 
 import nbformat
@@ -74,3 +76,70 @@ def test_a_file_that_is_not_a_notebook_is_named(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe not utf-8")
     with pytest.raises(NotebookError, match="nb.py"):
         execute(path, tmp_path, run=False)
+
+
+# --- the notebooks' own figures: Chinese labels, drawn in the concept figures' fonts ----------
+
+NOTEBOOK_SOURCES = sorted((Path(__file__).resolve().parents[1] / "docs" / "notebooks").glob("*.py"))
+LABEL_CALLS = {"title", "suptitle", "set_title", "xlabel", "ylabel", "set_xlabel", "set_ylabel", "text", "legend",
+               "annotate", "set_label", "colorbar"}
+"""Calls whose string arguments a reader sees in a plot (and ``label=`` of any call)."""
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_ENGLISH_WORD = re.compile(r"[A-Za-z]{3,}")
+
+
+def _literal(node: ast.AST) -> str | None:
+    """The text a string argument shows: a literal, or an f-string's literal parts (``{…}`` for the fields)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else "{…}" for v in node.values)
+    return None
+
+
+def _plot_labels(path: Path) -> list[tuple[int, str]]:
+    """``(line, text)`` of every string a notebook's code hands to a plot title, axis label, text or legend."""
+    import jupytext
+
+    code = "\n".join(cell.source if cell.cell_type == "code" else "" for cell in jupytext.read(path).cells)
+    labels = []
+    for node in ast.walk(ast.parse(code)):
+        if not isinstance(node, ast.Call):
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        args = list(node.args) if name in LABEL_CALLS or name == "show" else []
+        args += [k.value for k in node.keywords if k.arg in ("label", "title")]
+        labels += [(node.lineno, text) for text in map(_literal, args) if text and text.strip()]
+    return labels
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_SOURCES, ids=lambda p: p.name)
+def test_a_notebooks_plot_labels_are_chinese_with_no_glossary_variant(path: Path) -> None:
+    from paper_notes.glossary import load_glossary
+    from paper_notes.terms import find_variants
+
+    labels = _plot_labels(path)
+    english = [f"{path.name}: {text!r}" for _, text in labels if _ENGLISH_WORD.search(text) and not _CJK.search(text)]
+    assert english == [], "plot labels in English only; write them in Chinese (English term in brackets)"
+    terms = load_glossary(Path(__file__).resolve().parents[1] / "glossary.yaml")
+    assert [str(v) for line, text in labels for v in find_variants(text, f"{path.name}:{line}", terms)] == []
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOK_SOURCES if "matplotlib" in p.read_text(encoding="utf-8")],
+                         ids=lambda p: p.name)
+def test_a_notebook_that_plots_draws_in_the_concept_figures_fonts_and_every_label_has_its_glyphs(path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    from paper_notes.figures import render_svg
+
+    source = path.read_text(encoding="utf-8")
+    assert "from paper_notes.figures import style" in source and "plt.rcParams.update(style())" in source
+    labels = [text for _, text in _plot_labels(path)]
+
+    def all_labels() -> Figure:
+        fig = Figure()
+        for k, text in enumerate(labels):
+            fig.text(0, k / max(len(labels), 1), text.replace("$", ""))
+        return fig
+
+    render_svg(all_labels)  # raises, naming the character, if no font of style() has it

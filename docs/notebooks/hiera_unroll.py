@@ -25,9 +25,12 @@ import torch
 import torch.nn.functional as F
 from skimage import data
 
+from paper_notes.figures import style
 from refimpl.hiera import mae_hiera_tiny_224
 from refimpl.unroll import pool_tokens, reroll, reroll_units, unroll
 from refimpl.masking import mask_unit_masking
+
+plt.rcParams.update(style())  # Chinese labels in Noto Sans CJK (docs extra), as in the concept pages' figures
 
 photo = torch.from_numpy(data.astronaut()).permute(2, 0, 1)[None].float() / 255  # (1, 3, 512, 512)
 img = F.interpolate(photo, size=(224, 224), mode="area")  # (1, 3, 224, 224)
@@ -55,7 +58,7 @@ def show(seq: torch.Tensor, rows: int, cols: int, title: str) -> None:
 # %%
 step1 = unroll(x, (56, 56), strides[:1])  # (1, 3136, 3)
 quarters = step1.reshape(2, 2, 28, 28, 3).permute(0, 2, 1, 3, 4)  # (sy, 28, sx, 28, 3)
-show(quarters.reshape(1, -1, 3), 56, 56, "after step 1: 4 sub-images, one per offset in the 2x2 window")
+show(quarters.reshape(1, -1, 3), 56, 56, "unroll 第 1 步之后：4 张子图，2×2 窗口里的每个偏移一张")
 
 # %% [markdown]
 # 三步之后是 64 张 7×7 的小图：每张小图的一个像素就是一个掩码单元里的一个 token。
@@ -64,7 +67,7 @@ show(quarters.reshape(1, -1, 3), 56, 56, "after step 1: 4 sub-images, one per of
 # %%
 full = unroll(x, (56, 56), strides)  # (1, 3136, 3), order (sy1, sx1, sy2, sx2, sy3, sx3, uy, ux)
 tiles = full.reshape(8, 8, 7, 7, 3).permute(0, 2, 1, 3, 4)  # (8, 7, 8, 7, 3): 64 tiles of 7 x 7
-show(tiles.reshape(1, -1, 3), 56, 56, "after 3 steps: 64 tiles of 7 x 7 (one pixel per mask unit)")
+show(tiles.reshape(1, -1, 3), 56, 56, "3 步之后：64 张 7×7 的小图（每个像素对应一个掩码单元）")
 
 # %% [markdown]
 # ## 2. 池化就是 reshape + max
@@ -96,7 +99,7 @@ print("pooled kept units equal the pooled full image:",
 
 kept_seq = (1 - units)[:, None, :].expand(1, 64, 49).reshape(1, -1, 1)  # (1, 3136, 1): unit of each position
 visible = reroll(full * kept_seq, (56, 56), strides)  # (1, 3136, 3) raster, removed units black
-show(visible, 56, 56, "what the encoder sees: 19 of 49 mask units (removed = black)")
+show(visible, 56, 56, "编码器 (encoder) 看到的：49 个掩码单元 (mask unit) 里的 19 个（去掉的涂黑）")
 
 # %% [markdown]
 # ## 4. 整个 MAE-Hiera

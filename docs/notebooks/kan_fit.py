@@ -30,7 +30,10 @@ import time
 import matplotlib.pyplot as plt
 import torch
 
+from paper_notes.figures import style
 from refimpl.kan import KAN
+
+plt.rcParams.update(style())  # Chinese labels in Noto Sans CJK (docs extra), as in the concept pages' figures
 
 torch.manual_seed(0)
 torch.set_num_threads(1)
@@ -93,10 +96,10 @@ fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
 ax.plot(range(1, len(losses) + 1), losses)
 for b, G in zip(boundaries, (3, 5, 10, 20)):
     ax.axvline(b + 0.5, color="0.6", linestyle="--", linewidth=0.8)
-    ax.text(b + 1, max(losses), f"G={G}", fontsize=8, va="top")
+    ax.text(b + 1, max(losses), f"G = {G}", fontsize=8, va="top")
 ax.set_yscale("log")
-ax.set_xlabel("LBFGS step")
-ax.set_ylabel("train RMSE")
+ax.set_xlabel("LBFGS 步数（每个网格 15 步）")
+ax.set_ylabel("训练集上的均方根误差 (RMSE)")
 plt.show()
 
 # %% [markdown]
@@ -109,4 +112,9 @@ plt.show()
 
 # %%
 fig = model.plot_activations()
+for l, (layer, panel) in enumerate(zip(model.layers, fig.subfigs), 1):  # refimpl labels in English
+    panel.suptitle(f"第 {l} 层：{layer.in_features} 个输入 → {layer.out_features} 个输出", fontsize=9)
+    for ax in panel.axes:
+        ax.set_xlabel(ax.get_xlabel().replace("x", "输入 "), fontsize=7)
+        ax.set_ylabel(ax.get_ylabel().replace("out", "输出"), fontsize=7)
 plt.show()

@@ -26,8 +26,11 @@ import torch
 import torch.nn.functional as F
 from skimage import data
 
+from paper_notes.figures import style
 from refimpl.mae import mae_vit_tiny_patch16
 from refimpl.masking import gather_tokens, patchify, random_masking, shuffle_order, unpatchify, unshuffle
+
+plt.rcParams.update(style())  # Chinese labels in Noto Sans CJK (docs extra), as in the concept pages' figures
 
 torch.set_printoptions(precision=2, linewidth=100)
 
@@ -90,12 +93,12 @@ def grey_out(patch_tokens, mask):
 
 
 fig, axes = plt.subplots(1, 4, figsize=(10, 2.8))
-show(axes[0], img, "input")
+show(axes[0], img, "输入图像")
 order = torch.argsort(noise, dim=1)  # the shuffled order, as a picture: patches sorted by noise
-show(axes[1], unpatchify(gather_tokens(patches, order), 16), "patches in shuffled order")
+show(axes[1], unpatchify(gather_tokens(patches, order), 16), "按噪声打乱后的图像块")
 kept_only = torch.cat([masked.kept, torch.full((1, 196 - 49, 768), 0.5)], dim=1)
-show(axes[2], unpatchify(kept_only, 16), "keep first 49 (encoder input)")
-show(axes[3], unpatchify(grey_out(patches, masked.mask), 16), "unshuffled: removed = grey")
+show(axes[2], unpatchify(kept_only, 16), "保留前 49 块（编码器的输入）")
+show(axes[3], unpatchify(grey_out(patches, masked.mask), 16), "还原顺序：去掉的块涂灰")
 plt.tight_layout()
 plt.show()
 
@@ -123,9 +126,9 @@ print("decoder output (B, L, p*p*C):     ", tuple(pred.shape))
 print("same mask as before:", torch.equal(mask, masked.mask), "| loss on removed patches:", round(loss.item(), 4))
 
 fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.8))
-show(axes[0], unpatchify(grey_out(patches, mask), 16), "masked input")
-show(axes[1], unpatchify(pred, 16), "prediction (untrained)")
-show(axes[2], img, "target")
+show(axes[0], unpatchify(grey_out(patches, mask), 16), "遮挡后的输入")
+show(axes[1], unpatchify(pred, 16), "预测（未训练）")
+show(axes[2], img, "目标（原图）")
 plt.tight_layout()
 plt.show()
 

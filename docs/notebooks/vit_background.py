@@ -26,7 +26,10 @@ import torch
 import torch.nn.functional as F
 from skimage import data
 
+from paper_notes.figures import style
 from refimpl.masking import patchify, unpatchify
+
+plt.rcParams.update(style())  # Chinese labels in Noto Sans CJK (docs extra), as in the concept pages' figures
 
 PATCH = 16  # patch side p, in pixels
 SIZE = 224  # ViT-Base input resolution
@@ -75,7 +78,7 @@ for idx in (0, 1, 13, 14, 195):
         color="black",
         bbox=dict(boxstyle="round,pad=0.15", facecolor="yellow", edgecolor="none"),
     )
-ax.set_title(f"{SIZE}x{SIZE} image, {h}x{w} grid of {PATCH}x{PATCH} patches", fontsize=9)
+ax.set_title(f"{SIZE}×{SIZE} 的图像，{h}×{w} 个 {PATCH}×{PATCH} 的图像块", fontsize=9)
 ax.set_xticks([0, 112, 223])
 ax.set_yticks([0, 112, 223])
 ax.tick_params(labelsize=7)
@@ -117,7 +120,7 @@ for i, ax in enumerate(axes):
     ax.imshow(tokens[0, i].reshape(PATCH, PATCH, 3).numpy())  # (768,) -> (16, 16, 3)
     ax.set_title(str(i), fontsize=7)
     ax.axis("off")
-fig.suptitle("tokens 0-19 in sequence order", fontsize=9, y=1.05)
+fig.suptitle("按序列顺序排列的第 0–19 个 token", fontsize=9, y=1.05)
 plt.show()
 
 # %% [markdown]
@@ -129,9 +132,9 @@ plt.show()
 # %%
 fig, ax = plt.subplots(figsize=(8, 3.2))
 im = ax.imshow(tokens[0].numpy(), aspect="auto", cmap="viridis", interpolation="nearest")
-ax.set_xlabel("position in token vector (0-767)", fontsize=8)
-ax.set_ylabel("token index (0-195)", fontsize=8)
-ax.set_title("token matrix (196 x 768), values in [0, 1]", fontsize=9)
+ax.set_xlabel("token 向量里的位置（0–767）", fontsize=8)
+ax.set_ylabel("token 的编号（0–195）", fontsize=8)
+ax.set_title("token 矩阵（196 × 768），取值在 [0, 1] 内", fontsize=9)
 ax.tick_params(labelsize=7)
 fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
 fig.tight_layout()

@@ -10,12 +10,15 @@
 - ``sam2/memory_selection.svg``: which frames a tracking step attends to, frame by frame over a
   clip with two prompted frames, from [`MemoryBank.select`][refimpl.sam2.memory_bank.MemoryBank.select]
   itself; and how many memory tokens that makes at 1024 pixels.
+- ``sam2/memory_one_prompt.svg``: the same with one prompt on frame 0, as a table: for every frame
+  ``t``, the memory maps, object pointers and keys that ``select`` gives, and the frames where
+  each count stops growing ([`saturation`][paper_notes.figures.sam2.saturation]).
 - ``sam2/rope_offsets.svg``: the attention score between a query and keys rotated by
   [`axial_rope`][refimpl.sam2.position.axial_rope] depends only on the offset: the map for a
   query at another place is the same map, shifted.
 
-The pure helpers (``block_layout``, ``memory_schedule``, ``memory_token_count``, ``rope_scores``)
-return the data the figures draw; ``tests/test_figures_sam2.py`` checks them and renders every figure.
+The pure helpers (``block_layout``, ``memory_schedule``, ``memory_token_count``, ``saturation``,
+``rope_scores``) return the data the figures draw; ``tests/test_figures_sam2.py`` checks them and renders every figure.
 """
 
 from __future__ import annotations
@@ -232,9 +235,13 @@ def memory_token_count(step: StepMemories, image_size: int | None = None, d_mode
     return len(step.spatial) * side * side + len(step.pointers) * split
 
 
+SELECTION_CLIP = (20, (0, 12))
+"""``(frames, prompted frames)`` of the clip ``memory_selection`` draws (the page's text names them)."""
+
+
 def memory_selection() -> Figure:
     """Rows: the frame being tracked; columns: frames of the clip; squares: spatial memories; dots: pointers."""
-    num_frames, prompted = 20, (0, 12)
+    num_frames, prompted = SELECTION_CLIP
     steps = memory_schedule(num_frames, prompted)
     fig = Figure(figsize=(11, 6.6))
     ax = fig.subplots()
@@ -256,12 +263,65 @@ def memory_selection() -> Figure:
     ax.set_ylim(0, rows)
     ax.set_xticks([f + 0.5 for f in range(num_frames)], [str(f) for f in range(num_frames)], fontsize=7)
     ax.set_yticks([rows - 0.5 - r for r in range(rows)], [str(s.frame) for s in steps], fontsize=7)
-    ax.set_xlabel("视频里的帧（提示帧：0 和 12）", fontsize=8)
+    ax.set_xlabel(f"视频里的帧（提示帧：{' 和 '.join(map(str, prompted))}）", fontsize=8)
     ax.set_ylabel("正在跟踪的帧（方框）", fontsize=8)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.set_title("MemoryBank.select 的结果：红色 P = 提示帧 (t_pos 0)，蓝色 1–6 = 最近帧（t_pos；6 = 上一帧），"
                  "黑点 = 对象指针 (object pointer)；键数按 1024 px 计", fontsize=8, loc="left")
+    return fig
+
+
+def saturation(steps: list[StepMemories]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``((frame, maps), (frame, pointers))``: the largest number of memory maps and of object pointers
+    any step reads, each with the first frame that reads that many (the frame a count stops growing)."""
+    maps = max(len(s.spatial) for s in steps)
+    pointers = max(len(s.pointers) for s in steps)
+    return ((next(s.frame for s in steps if len(s.spatial) == maps), maps),
+            (next(s.frame for s in steps if len(s.pointers) == pointers), pointers))
+
+
+ONE_PROMPT_FRAMES = 19
+"""Frames of the clip in ``memory_one_prompt``: the counts stop growing at frame 16, whatever the length."""
+
+
+def memory_one_prompt() -> Figure:
+    """One prompt on frame 0: a table of the maps, pointers and keys each frame ``t`` reads, from ``select``."""
+    steps = memory_schedule(ONE_PROMPT_FRAMES, prompted=(0,))
+    (map_frame, max_maps), (pointer_frame, max_pointers) = saturation(steps)
+    per_map = memory_token_count(StepMemories(0, ((0, 0),), ()))  # 4096 at the released sizes
+    per_pointer = memory_token_count(StepMemories(0, (), ((0, 0),)))  # 4
+    rows = [("空间记忆图", [len(s.spatial) for s in steps], max_maps, "#08519c", "#c6dbef"),
+            ("对象指针\n(object pointer)", [len(s.pointers) for s in steps], max_pointers, "#006d2c", "#c7e9c0"),
+            ("键数 (key)", [memory_token_count(s) for s in steps], None, None, None)]
+    label_width = 2.6
+    fig = Figure(figsize=(9, 2.3))
+    ax = fig.subplots()
+    height = len(rows) + 1
+    ax.text(label_width - 0.15, height - 0.5, "当前帧 t", ha="right", va="center", fontsize=8)
+    for c, step in enumerate(steps):
+        ax.text(label_width + c + 0.5, height - 0.5, str(step.frame), ha="center", va="center", fontsize=8)
+    for r, (label, values, full, dark, light) in enumerate(rows):
+        y = height - 2 - r
+        ax.text(label_width - 0.15, y + 0.5, label, ha="right", va="center", fontsize=8)
+        for c, value in enumerate(values):
+            if full is None:
+                face, ink = "#f0f0f0", "black"
+            else:  # light -> dark as the count grows; full = the most any step reads
+                face = dark if value == full else mcolors.to_hex(
+                    np.add(np.multiply(mcolors.to_rgb(light), 1 - 0.6 * value / full),
+                           np.multiply(mcolors.to_rgb(dark), 0.6 * value / full)))
+                ink = "white" if value == full else "black"
+            ax.add_patch(Rectangle((label_width + c, y), 1, 1, facecolor=face, edgecolor="white", linewidth=1))
+            ax.text(label_width + c + 0.5, y + 0.5, str(value), ha="center", va="center",
+                    fontsize=6.8 if full is None else 8, color=ink)
+    ax.set_xlim(0, label_width + len(steps))
+    ax.set_ylim(0, height)
+    ax.axis("off")
+    ax.set_title(f"只在第 0 帧有提示：第 {map_frame} 帧起读满 {max_maps} 张空间记忆图，第 {pointer_frame} 帧起读满 "
+                 f"{max_pointers} 个对象指针（深色 = 读满）\n每个数都由 MemoryBank.select 逐帧算出；"
+                 f"键数 = 图数 × {per_map} + 指针数 × {per_pointer}（{_build_defaults()['image_size']} px）",
+                 fontsize=8.5, loc="left")
     return fig
 
 
@@ -312,5 +372,6 @@ FIGURES = {
     "sam2/windows_and_units.svg": windows_and_units,
     "sam2/block_layout.svg": block_layout_figure,
     "sam2/memory_selection.svg": memory_selection,
+    "sam2/memory_one_prompt.svg": memory_one_prompt,
     "sam2/rope_offsets.svg": rope_offsets,
 }
