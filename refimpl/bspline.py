@@ -29,6 +29,36 @@ from . import checks
 __all__ = ["SplineGrid", "bspline_basis", "extend_grid", "spline_grid", "spline_linear", "uniform_grid"]
 
 
+def _order(spline_order: object) -> int:
+    return checks.integer(spline_order, "spline_order", 0, "3")
+
+
+def _check_knots(grid: object, name: str, minimum: int, why: str) -> Tensor:
+    """Knots per input: a floating ``(in, n)`` tensor, ``n >= minimum``, finite, non-decreasing, ``t_0 < t_{n-1}``.
+
+    Repeated knots are allowed (``0 / 0 = 0``); decreasing ones, or a row that spans no
+    interval, would give bases that are silently all zero or negative.
+    """
+    grid = checks.floating(grid, name, "(in, n)", ndim=2)
+    n = grid.shape[1]
+    if n < minimum:
+        raise ValueError(f"{name} has {n} knot{'' if n == 1 else 's'} per row (shape {tuple(grid.shape)}); {why}")
+    checks.finite(grid, name)
+    rises = (grid.diff(dim=1) >= 0).all(dim=1)  # (in,)
+    spans = grid[:, -1] > grid[:, 0]  # (in,)
+
+    def detail() -> str:
+        row = int((~(rises & spans)).nonzero()[0])
+        knots = grid[row].tolist()
+        shown = ", ".join(f"{v:g}" for v in knots[:8]) + (", ..." if len(knots) > 8 else "")
+        problem = "is not increasing" if not bool(rises[row]) else "spans no interval"
+        return f"{name} row {row} {problem}: [{shown}]; expected non-decreasing knots with t_0 < t_last"
+
+    checks.holds(rises & spans, f"{name} has a row of knots that decreases or spans no interval; expected "
+                                f"non-decreasing knots with t_0 < t_last", detail)
+    return grid
+
+
 def extend_grid(interior: Tensor, spline_order: int) -> Tensor:
     """Add ``k`` knots on each side of a grid, spaced like the grid on average (KAN §2.2).
 
@@ -36,12 +66,33 @@ def extend_grid(interior: Tensor, spline_order: int) -> Tensor:
     ``G + k`` bases cover the whole of ``[t_0, t_G]`` with a partition of unity.
 
     Args:
-        interior: knots ``t_0 < ... < t_G`` per input, shape ``(in, G + 1)``.
+        interior: knots ``t_0 <= ... <= t_G`` per input with ``t_0 < t_G`` (``G >= 1``), finite,
+            shape ``(in, G + 1)``.
         spline_order: ``k >= 0``.
 
     Returns:
         Knots, shape ``(in, G + 2k + 1)``.
+
+    Raises:
+        TypeError: if ``interior`` is not a floating tensor or ``spline_order`` not an ``int``.
+        ValueError: if ``interior`` is not 2-D, has fewer than 2 knots per row, holds NaN or
+            infinity, or a row decreases or spans no interval; or ``spline_order < 0``.
+
+    Examples:
+        >>> extend_grid(torch.tensor([[0.0, 1.0, 2.0]]), 1)
+        tensor([[-1.,  0.,  1.,  2.,  3.]])
+        >>> extend_grid(torch.tensor([[0.5]]), 3)
+        Traceback (most recent call last):
+        ...
+        ValueError: interior has 1 knot per row (shape (1, 1)); expected at least 2, t_0 < t_G, to space the new knots
     """
+    k = _order(spline_order)
+    interior = _check_knots(interior, "interior", 2, "expected at least 2, t_0 < t_G, to space the new knots")
+    return _extend(interior, k)
+
+
+def _extend(interior: Tensor, spline_order: int) -> Tensor:
+    """Unchecked [`extend_grid`][refimpl.bspline.extend_grid]."""
     G = interior.shape[1] - 1
     h = (interior[:, -1:] - interior[:, :1]) / G  # (in, 1)
     steps = torch.arange(1, spline_order + 1, dtype=interior.dtype, device=interior.device)  # (k,)
@@ -81,7 +132,7 @@ def uniform_grid(
     k = checks.integer(spline_order, "spline_order", 0, "3")
     lo, hi = checks.interval(grid_range, "grid_range", example="(-1, 1)")
     interior = torch.linspace(lo, hi, G + 1, dtype=dtype).expand(in_features, G + 1)  # (in, G + 1)
-    return extend_grid(interior, k)
+    return _extend(interior, k)
 
 
 def _safe_div(num: Tensor, den: Tensor) -> Tensor:
@@ -106,14 +157,20 @@ def bspline_basis(x: Tensor, grid: Tensor, spline_order: int) -> Tensor:
     fast path computes only the ``k + 1`` non-zero bases of each input and agrees with it.
 
     Args:
-        x: inputs, shape ``(N, in)``.
-        grid: knots per input, non-decreasing, shape ``(in, n)``.
+        x: inputs, shape ``(N, in)``, finite.
+        grid: knots per input, non-decreasing with ``t_0 < t_{n-1}``, finite, shape ``(in, n)``.
         spline_order: ``k >= 0``; ``n >= k + 2``.
 
     Returns:
         Bases ``B_{j,k}(x_i)``, shape ``(N, in, n - k - 1)``; non-negative, at most ``k + 1``
         non-zero per input, zero outside ``[t_0, t_{n-1})``, summing to 1 on
         ``[t_k, t_{n-k-1})``.
+
+    Raises:
+        TypeError: if ``x`` or ``grid`` is not a floating tensor, or ``spline_order`` not an ``int``.
+        ValueError: if ``spline_order < 0``; ``grid`` has fewer than ``k + 2`` knots per row (no
+            basis), a row that decreases or spans no interval, or NaN or infinity; ``x`` is not
+            ``(N, in)`` with one input per row of ``grid``, or holds NaN or infinity.
 
     Examples:
         >>> grid = uniform_grid(1, 2, 1)  # knots -2, -1, 0, 1, 2
@@ -122,6 +179,17 @@ def bspline_basis(x: Tensor, grid: Tensor, spline_order: int) -> Tensor:
         <BLANKLINE>
                 [[0.0000, 0.7500, 0.2500]]])
     """
+    k = _order(spline_order)
+    grid = _check_knots(grid, "grid", k + 2, f"spline_order={k} needs at least {k + 2} (k + 2), for one basis")
+    x = checks.floating(x, "x", "(N, in)", ndim=2)
+    if x.shape[1] != grid.shape[0]:
+        raise ValueError(f"x has {x.shape[1]} inputs (shape {tuple(x.shape)}) but grid has {grid.shape[0]} rows "
+                         f"(shape {tuple(grid.shape)}); expected one row of knots per input")
+    return _basis(checks.finite(x, "x"), grid, k)
+
+
+def _basis(x: Tensor, grid: Tensor, spline_order: int) -> Tensor:
+    """Unchecked [`bspline_basis`][refimpl.bspline.bspline_basis]."""
     xe = x.unsqueeze(-1)  # (N, in, 1)
     t = grid.unsqueeze(0)  # (1, in, n)
     basis = ((xe >= t[..., :-1]) & (xe < t[..., 1:])).to(x.dtype)  # (N, in, n - 1): order 0
@@ -183,13 +251,22 @@ def spline_grid(grid: Tensor, k: int) -> SplineGrid:
     Whether the knots are equally spaced (to rounding), so the non-zero bases have a closed form,
     and the tensors either way takes.
 
+    Its knots are checked here, once per change of the grid: a layer's knots enter as a buffer
+    (a state dict, ``update_grid``), not as an argument of ``forward``.
+
     Args:
-        grid: knots ``(in, n)``.
-        k: spline order.
+        grid: knots ``(in, n)``, finite, non-decreasing with ``t_0 < t_{n-1}``, ``n >= k + 2``.
+        k: spline order, ``>= 0``.
 
     Returns:
         A [`SplineGrid`][refimpl.bspline.SplineGrid]; a layer keeps it until its knots change.
+
+    Raises:
+        TypeError, ValueError: as [`bspline_basis`][refimpl.bspline.bspline_basis] for ``grid``
+            and ``k``.
     """
+    k = checks.integer(k, "spline_order", 0, "3")
+    grid = _check_knots(grid, "grid", k + 2, f"spline_order={k} needs at least {k + 2} (k + 2), for one basis")
     n = grid.shape[1]
     t0 = grid[:, :1].contiguous()  # (in, 1)
     h = (grid[:, -1:] - t0) / (n - 1)  # (in, 1)
@@ -364,7 +441,8 @@ def spline_linear(x: Tensor, base: Tensor, weight: Tensor, grid: Tensor, info: S
     is ever formed.
 
     Args:
-        x: inputs ``(N, in)``.
+        x: inputs ``(N, in)``, finite (not checked here: the values are the caller's, e.g.
+            [`KANLinear.forward`][refimpl.kan.KANLinear.forward], which checks them).
         base: the residual branch ``b(x)``, ``(N, in)``.
         weight: ``(in * F, out)``, per input its base weight then its ``G + k`` spline weights.
         grid: knots ``(in, G + 2k + 1)``.
@@ -373,5 +451,20 @@ def spline_linear(x: Tensor, base: Tensor, weight: Tensor, grid: Tensor, info: S
 
     Returns:
         ``(N, out)``.
+
+    Raises:
+        ValueError: if the shapes do not fit together, or ``info`` was made for another grid
+            size or order than ``grid`` and ``k``.
     """
+    in_dim, n = grid.shape
+    if tuple(info.poly.shape) != (k + 1, k + 1) or tuple(info.padded.shape) != (in_dim, n + 2 * k):
+        raise ValueError(f"k={k} but info was made for spline_order={info.poly.shape[0] - 1} and a grid of shape "
+                         f"{tuple(info.padded.shape[:1]) + (info.padded.shape[1] - 2 * (info.poly.shape[0] - 1),)}; "
+                         f"expected info = spline_grid(grid, k) for grid of shape {tuple(grid.shape)}")
+    if x.ndim != 2 or x.shape[1] != in_dim or tuple(base.shape) != tuple(x.shape):
+        raise ValueError(f"x has shape {tuple(x.shape)} and base {tuple(base.shape)}; expected both (N, in) = "
+                         f"(N, {in_dim}), one input per row of grid")
+    if weight.ndim != 2 or weight.shape[0] != in_dim * (n - k):
+        raise ValueError(f"weight has shape {tuple(weight.shape)}; expected (in * F, out) = ({in_dim * (n - k)}, out) "
+                         f"with F = 1 + G + k = {n - k}")
     return _SplineMatmul.apply(x, base, weight, grid, info, k)

@@ -18,14 +18,27 @@ Release-file layouts handled by [`read_state_dict`][refimpl.checkpoints.read_sta
 - official Hiera: ``"model_state"``; generic trainers: ``"state_dict"``; or a bare state dict.
 - Hugging Face ``ViTMAEForPreTraining`` / ``ViTMAEModel`` (``model.safetensors``): converted by
   [`hf_vitmae_to_official`][refimpl.checkpoints.hf_vitmae_to_official].
+
+What is refused, each in one line naming the file: a path that is not a regular file (saying
+what it is: missing, a folder, a link loop, a FIFO, a device), an empty or truncated file ("the
+file ends too early"), pickled code, and, at load, a state dict of another architecture, a
+tensor of another dtype kind (integer weights for floating parameters, or the reverse; a
+float16, bfloat16 or float64 file is cast, as ``load_state_dict`` casts), or a non-finite
+floating tensor. Non-finite weights are refused rather than warned about: no released
+checkpoint holds NaN or infinity, such a file is broken (typically saved after a run
+diverged), and every output of a model loaded from it would be NaN, far from the cause.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import pickletools
 import re
+import struct
 import tempfile
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from os import PathLike
@@ -36,10 +49,20 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from . import checks
+
 if TYPE_CHECKING:
     from .mae import MaskedAutoencoderViT
 
 _WRAPPER_KEYS = ("model", "model_state", "state_dict", "module")
+
+
+class CheckpointNotFound(FileNotFoundError, ValueError):
+    """A checkpoint path that does not exist: a ``FileNotFoundError``, and a ``ValueError`` like every other refusal."""
+
+
+class CheckpointIsAFolder(IsADirectoryError, ValueError):
+    """A checkpoint path that is a folder: an ``IsADirectoryError``, and a ``ValueError`` like every other refusal."""
 
 
 def read_state_dict(path: str | PathLike[str]) -> dict[str, Tensor]:
@@ -57,9 +80,11 @@ def read_state_dict(path: str | PathLike[str]) -> dict[str, Tensor]:
         Tensors by official key.
 
     Raises:
-        FileNotFoundError: if ``path`` does not exist.
-        ValueError: if the file holds no state dict (e.g. a whole pickled model, which is refused
-            rather than executed).
+        FileNotFoundError: if ``path`` does not exist (also a ``ValueError``).
+        IsADirectoryError: if it is a folder (also a ``ValueError``).
+        ValueError: if it is not a regular file, is empty or truncated, or holds no state dict
+            (e.g. a whole pickled model, which is refused rather than executed). The tensors'
+            values are not checked here: [`load_state`][refimpl.checkpoints.load_state] checks them.
     """
     path = Path(path)
     check_checkpoint_path(path)
@@ -87,18 +112,26 @@ def read_state_dict(path: str | PathLike[str]) -> dict[str, Tensor]:
 
 
 def check_checkpoint_path(path: Path) -> None:
-    """Refuse a path that is not a non-empty file, saying what it is instead.
+    """Refuse a path that is not a non-empty regular file, saying what it is instead.
+
+    The words come from [`path_problem`][refimpl.checks.path_problem]: a link loop, a FIFO (which
+    a read would wait on forever) or ``/dev/null`` is named as such, not called missing. Every
+    exception raised is a ``ValueError``; the missing path and the folder are also the
+    ``FileNotFoundError`` and ``IsADirectoryError`` callers may catch.
 
     Raises:
-        FileNotFoundError: if ``path`` does not exist.
+        FileNotFoundError: if ``path`` does not exist, or is a link to a missing target.
         IsADirectoryError: if it is a folder.
-        ValueError: if it is empty (0 bytes).
+        ValueError: if it is a link loop, a FIFO, a device or socket, unreadable, or empty (0 bytes).
     """
-    if path.is_dir():
-        raise IsADirectoryError(f"checkpoint path {str(path)!r} is a folder; expected a checkpoint file in it "
-                                f"(e.g. {str(path / 'checkpoint.pth')!r})")
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint path {str(path)!r} does not exist")
+    problem = checks.path_problem(path, "file")
+    if problem is not None and problem.startswith(("does not exist", "is a link to a missing target")):
+        raise CheckpointNotFound(f"checkpoint path {str(path)!r} {problem}")
+    if problem == "is a folder; expected a file":
+        raise CheckpointIsAFolder(f"checkpoint path {str(path)!r} is a folder; expected a checkpoint file in it "
+                                  f"(e.g. {str(path / 'checkpoint.pth')!r})")
+    if problem is not None:
+        raise ValueError(f"checkpoint path {str(path)!r} {problem}; expected a checkpoint file")
     if path.stat().st_size == 0:
         raise ValueError(f"checkpoint {str(path)!r} is empty (0 bytes), e.g. a copy or write that was cut short")
 
@@ -106,11 +139,18 @@ def check_checkpoint_path(path: Path) -> None:
 def unreadable_reason(exc: BaseException, path: Path) -> str:
     """Why ``torch.load`` (``weights_only=True``) or safetensors refused ``path``, in one line.
 
-    Refusing a pickle that would run code names what it wanted to run (``GLOBAL posix.system``),
-    from the middle of PyTorch's long message, rather than cutting the message off mid-word.
+    A file cut short is recognised from its structure, not from PyTorch's message (which, for a
+    zip archive shorter than its last record, is "Invalid argument"): a torch.save archive
+    without its end record, a pickle that stops before its ``STOP``, a safetensors file shorter
+    than its header says. Refusing a pickle that would run code names what it wanted to run
+    (``GLOBAL posix.system``), from the middle of PyTorch's long message, rather than cutting the
+    message off mid-word.
     """
+    truncated = _truncation(path)
+    if truncated:
+        return truncated
     text = " ".join(str(exc).split())
-    if isinstance(exc, EOFError) or not text:
+    if isinstance(exc, EOFError) or not text or re.search(r"(?i)unexpected EOF|ran out of input", text):
         return "the file ends too early (truncated)"
     blocked = re.search(r"(?i)unsupported global:?\s+(?:GLOBAL\s+)?([\w.]+)", text)
     if blocked:
@@ -119,8 +159,72 @@ def unreadable_reason(exc: BaseException, path: Path) -> str:
         return "it is not a complete torch.save archive (truncated or corrupted)"
     if "header" in text.lower() and path.suffix == ".safetensors":
         return f"it is not a valid safetensors file ({text[:160]})"
+    if path.suffix != ".safetensors":
+        head = _head(path, 16)
+        if head is not None and not head.startswith((_ZIP_MAGIC, b"\x80")):
+            return f"it is neither a torch.save archive nor a pickle (it starts with {head!r})"
     first = text.split(". ")[0]
     return f"{type(exc).__name__}: {first[:200]}"
+
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_TRUNCATED = "the file ends too early (truncated)"
+
+
+def _head(path: Path, size: int) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(size)
+    except OSError:
+        return None
+
+
+def _truncation(path: Path) -> str | None:
+    """Why ``path`` looks cut short, from its structure alone, or ``None``."""
+    head = _head(path, 8)
+    if head is None:
+        return None
+    try:
+        size = path.stat().st_size
+        if path.suffix == ".safetensors":
+            return _safetensors_truncation(path, head, size)
+        if len(head) < len(_ZIP_MAGIC) and _ZIP_MAGIC.startswith(head):
+            return _TRUNCATED
+        if head.startswith(_ZIP_MAGIC):  # torch.save's zip: its end record is the last thing written
+            return None if zipfile.is_zipfile(path) else f"{_TRUNCATED}: it is not a complete torch.save archive"
+        if head.startswith(b"\x80"):  # the legacy format: up to 5 pickles, then the raw tensor data
+            with open(path, "rb") as handle:
+                for _ in range(5):
+                    if handle.tell() == size:
+                        break
+                    try:
+                        for _op in pickletools.genops(handle):  # reads opcodes only: nothing is run
+                            pass
+                    except ValueError:  # "pickle exhausted before seeing STOP", a cut argument
+                        return f"{_TRUNCATED}: a pickle stops before its end"
+    except (OSError, struct.error):
+        return None
+    return None
+
+
+def _safetensors_truncation(path: Path, head: bytes, size: int) -> str | None:
+    """A safetensors file: 8 bytes of header length, the JSON header, then the data it indexes."""
+    not_valid = "it is not a valid safetensors file: " + _TRUNCATED
+    if len(head) < 8:
+        return f"{not_valid}: {size} bytes, less than the 8 that give the header's length"
+    (header_size,) = struct.unpack("<Q", head)
+    with open(path, "rb") as handle:
+        handle.seek(8)
+        header = handle.read(min(header_size, 100_000_000))
+    if len(header) < header_size:
+        return f"{not_valid}: {size} of at least {8 + header_size} bytes, in its header" if header[:1] == b"{" else None
+    try:
+        entries = json.loads(header)
+        end = max((int(v["data_offsets"][1]) for k, v in entries.items() if k != "__metadata__"), default=0)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
+    expected = 8 + header_size + end
+    return f"{not_valid}: {size} of {expected} bytes" if size < expected else None
 
 
 def _unwrap(obj: object, path: Path) -> dict[str, Tensor]:
@@ -267,7 +371,11 @@ def to_hf_vitmae(model: MaskedAutoencoderViT, mask_ratio: float = 0.75) -> nn.Mo
 
     Returns:
         The Hugging Face model, on the CPU, in training mode.
+
+    Raises:
+        ValueError: if ``mask_ratio`` is outside ``[0, 1)`` (NaN included).
     """
+    mask_ratio = checks.fraction(mask_ratio, "mask_ratio")
     import transformers
 
     d, dd = model.cls_token.shape[-1], model.mask_token.shape[-1]
@@ -323,8 +431,13 @@ def load_checkpoint(model: nn.Module, path: str | PathLike[str], *, strict: bool
         A [`LoadReport`][refimpl.checkpoints.LoadReport]; ``str(report)`` is a one-line summary.
 
     Raises:
-        ValueError: for unexpected keys, shape mismatches, no key in common, or (``strict``)
-            missing keys; the model is unchanged.
+        FileNotFoundError, IsADirectoryError: as [`read_state_dict`][refimpl.checkpoints.read_state_dict]
+            (both also ``ValueError``).
+        ValueError: for a file that cannot be read (see ``read_state_dict``), unexpected keys,
+            shape mismatches, a tensor of another dtype kind than the model's (integer for
+            floating, or the reverse), a floating tensor holding NaN or infinity, no key in common,
+            or (``strict``) missing keys; the model is unchanged. Each names the file and the
+            first offending key.
     """
     return load_state(model, read_state_dict(path), str(path), strict=strict)
 
@@ -342,7 +455,8 @@ def load_state(model: nn.Module, state: Mapping[str, Tensor], source: str, *, st
         A [`LoadReport`][refimpl.checkpoints.LoadReport].
 
     Raises:
-        ValueError: as [`load_checkpoint`][refimpl.checkpoints.load_checkpoint]; the model is unchanged.
+        ValueError: as [`load_checkpoint`][refimpl.checkpoints.load_checkpoint] (wrong keys, shapes or
+            dtype kinds, non-finite floating tensors); the model is unchanged.
     """
     path = source
     own = model.state_dict()
@@ -358,6 +472,25 @@ def load_state(model: nn.Module, state: Mapping[str, Tensor], source: str, *, st
                 f"checkpoint {str(path)!r} does not match {type(model).__name__}: {key!r} has shape "
                 f"{tuple(value.shape)} in the file, expected {tuple(own[key].shape)} (another model size?)"
             )
+    order = [k for k in own if k in state]  # the model's order: the same first key from .pth and .safetensors
+    for key in order:
+        value, mine = state[key], own[key]
+        if _kind(value.dtype) != _kind(mine.dtype):
+            floating = mine.is_floating_point()
+            cast = " (float16, bfloat16 and float64 files are cast; other kinds are not)" if floating else ""
+            raise ValueError(
+                f"checkpoint {str(path)!r} does not match {type(model).__name__}: {key!r} is {value.dtype} in the file "
+                f"but {mine.dtype} in the model; expected {_kind(mine.dtype)} values{cast}"
+            )
+    for key in order:
+        value = state[key]
+        if (value.is_floating_point() or value.is_complex()) and not _finite(value):
+            bad = int((~torch.isfinite(value)).sum())
+            raise ValueError(
+                f"checkpoint {str(path)!r}: {key!r} holds NaN or infinite values ({bad} of {value.numel()}); "
+                f"expected finite weights: the file is broken (no released checkpoint holds NaN; a run that "
+                f"diverged may save them)"
+            )
     missing = sorted(set(own) - set(state))
     if not state or len(missing) == len(own):
         raise ValueError(f"checkpoint {str(path)!r} has no tensor in common with {type(model).__name__}")
@@ -365,6 +498,24 @@ def load_state(model: nn.Module, state: Mapping[str, Tensor], source: str, *, st
         raise ValueError(f"checkpoint {str(path)!r} lacks {len(missing)} keys with strict=True, e.g. {missing[:3]}")
     model.load_state_dict(state, strict=False)
     return LoadReport(loaded=sorted(state), missing=missing)
+
+
+def _finite(value: Tensor) -> bool:
+    """Whether a floating tensor holds no NaN or infinity: one pass of ``aminmax`` (NaN propagates), no bool copy."""
+    if value.numel() == 0:
+        return True
+    if value.is_complex():
+        return bool(torch.isfinite(value).all())
+    low, high = torch.aminmax(value)
+    return bool(torch.isfinite(low) & torch.isfinite(high))
+
+
+def _kind(dtype: torch.dtype) -> str:
+    if dtype == torch.bool:
+        return "boolean"
+    if dtype.is_complex:
+        return "complex"
+    return "floating-point" if dtype.is_floating_point else "integer"
 
 
 def save_checkpoint(model: nn.Module, path: str | PathLike[str]) -> None:

@@ -14,6 +14,29 @@ Every message names the argument, the value it got and what is expected, e.g.
 Checks that read tensor *values* (NaN in the masking noise, say) would make a GPU wait for
 the host; they run in eager mode and are skipped while ``torch.compile`` traces, where a
 compiled training step must not synchronise.
+
+**Non-finite values: one policy.** A NaN or an infinity is never passed along in silence:
+
+- *User input is refused at the door.* What a user hands a public entry (images into a ViT,
+  an MAE, a Hiera or an MAE-Hiera; the inputs of a KAN; masking noise; knots; positions) must
+  be finite: a ``ValueError`` names the argument (``imgs holds NaN or infinite values; expected
+  finite values``). It is checked once per call, where the value enters
+  ([`images`][refimpl.checks.images] does it for every model), never again in inner layers,
+  and with [`finite`][refimpl.checks.finite] or [`holds`][refimpl.checks.holds], which never
+  make the host wait for a GPU. A NaN image would otherwise come out as a NaN loss or NaN
+  features, far from its cause.
+- *Hyper-parameters are real numbers in a range* ([`real`][refimpl.checks.real] refuses NaN, and
+  infinity where the range is open), so a ratio, scale, threshold or epsilon of NaN is refused
+  when the model or the call is built, not discovered in its output.
+- *Weights are checked at load.* [`refimpl.checkpoints.load_checkpoint`][refimpl.checkpoints.load_checkpoint]
+  refuses a state dict with a non-finite floating tensor (no released checkpoint holds one; such
+  a file is broken, and every output of the model would be NaN), naming the file and the first
+  such key; the model is left unchanged.
+- *What the computation produces is not checked:* NaN that arises in training (a diverging run)
+  is the trainer's to detect, from the loss.
+
+Pure rearrangements (``patchify``, ``unshuffle``, ``unroll``) move values without reading them
+and take any floats: NaN in, NaN out at the same place, which is not a wrong answer.
 """
 
 from __future__ import annotations
@@ -23,7 +46,7 @@ import math
 import numbers
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -35,6 +58,7 @@ __all__ = [
     "finite",
     "floating",
     "fraction",
+    "holds",
     "images",
     "integer",
     "integer_tensor",
@@ -216,13 +240,38 @@ def finite(x: Tensor, name: str) -> Tensor:
     return x
 
 
+def holds(ok: Tensor, message: str, detail: Callable[[], str] | None = None) -> None:
+    """Refuse unless every element of the boolean tensor ``ok`` is true, without making the host wait for a GPU.
+
+    The general form of [`finite`][refimpl.checks.finite]: on the CPU it raises
+    ``ValueError(message)`` at once, with ``detail()`` (called only then, to describe the
+    offending values) in place of ``message`` when given; on a GPU it is ``torch._assert_async``,
+    which fails the device later with ``message``. Skipped while ``torch.compile`` traces.
+
+    Examples:
+        >>> holds(torch.tensor([True, True]), "never shown")
+        >>> holds(torch.tensor([1.0, 0.5]).diff() >= 0, "knots decrease", lambda: "knots [1.0, 0.5] decrease")
+        Traceback (most recent call last):
+        ...
+        ValueError: knots [1.0, 0.5] decrease
+    """
+    if torch.compiler.is_compiling() or ok.numel() == 0 or ok.is_meta:
+        return
+    if ok.device.type != "cpu":
+        torch._assert_async(ok.all(), message)
+    elif not bool(ok.all()):
+        raise ValueError(detail() if detail is not None else message)
+
+
 def images(value: object, name: str, layout: str, ndim: int | None, dtype: torch.dtype, nonempty: bool = False) -> Tensor:
-    """Images for a model: a floating tensor with ``ndim`` dimensions in the model's dtype.
+    """Images for a model: a finite floating tensor with ``ndim`` dimensions in the model's dtype.
 
     The caller checks the channels and size against its model; this checks what every model
     needs: a tensor, floating (not ``uint8`` pixels), in the parameters' dtype unless
-    ``torch.autocast`` is on (it casts each op's 16- and 32-bit inputs itself), and optionally
-    not empty.
+    ``torch.autocast`` is on (it casts each op's 16- and 32-bit inputs itself), optionally
+    not empty, and finite (with [`finite`][refimpl.checks.finite]: no NaN or infinity, which
+    would come out as a NaN loss or NaN features; on a GPU the check does not wait). A model
+    calls it once per call, at its public entry, and its inner layers trust the result.
 
     Args:
         value: the argument.
@@ -241,7 +290,7 @@ def images(value: object, name: str, layout: str, ndim: int | None, dtype: torch
     if x.dtype != dtype and not (_autocast_on(x.device.type) and x.dtype != torch.float64):  # it leaves float64 alone
         raise TypeError(f"{name} has dtype {x.dtype} but the model's parameters are {dtype}; expected "
                         f"{name}.to({dtype}) (or a forward pass under torch.autocast)")
-    return x
+    return finite(x, name)
 
 
 def _autocast_on(device_type: str) -> bool:

@@ -384,7 +384,8 @@ class HieraBackbone(nn.Module):
             ``input_size`` not a multiple of ``patch_stride * mask_unit_size``, a patch
             convolution whose output grid is not ``input_size // patch_stride``,
             ``mask_unit_size != q_stride ** (len(stages) - 1)``, ``q_pool >= len(stages)``,
-            ``len(mask_unit_attn) != len(stages)`` or ``sep_pos_embed`` for images.
+            ``len(mask_unit_attn) != len(stages)`` or ``sep_pos_embed`` for images; also if
+            ``mlp_ratio``, ``dim_mul`` or ``head_mul`` is not a positive finite number.
     """
 
     def __init__(
@@ -415,8 +416,10 @@ class HieraBackbone(nn.Module):
         for name, value in (("in_chans", in_chans), ("embed_dim", embed_dim), ("num_heads", num_heads)):
             checks.integer(value, name, example="96" if name == "embed_dim" else "3")
         stages = tuple(checks.integer(v, f"stages[{i}]", example="2") for i, v in enumerate(stages))
-        checks.real(mlp_ratio, "mlp_ratio", 0.0, low_open=True, example="4.0")
+        checks.real(mlp_ratio, "mlp_ratio", 0.0, math.inf, low_open=True, high_open=True, example="4.0")
         checks.real(drop_path_rate, "drop_path_rate", 0.0, 1.0, high_open=True, example="0.1")
+        for name, value in (("dim_mul", dim_mul), ("head_mul", head_mul)):  # int(dim * nan) would say nothing
+            checks.real(value, name, 0.0, math.inf, low_open=True, high_open=True, example="2.0")
         input_size, q_stride = tuple(input_size), tuple(q_stride)
         mask_unit_size, patch_stride = tuple(mask_unit_size), tuple(patch_stride)
         patch_kernel, patch_padding = tuple(patch_kernel), tuple(patch_padding)
@@ -604,14 +607,20 @@ class HieraBackbone(nn.Module):
         Raises:
             TypeError: if ``imgs`` or ``mask`` is not a tensor.
             ValueError: if ``imgs`` is not ``(B, in_chans, *input_size)`` (e.g. an image given to
-                a video model, or a clip of another length), or ``mask`` is not a ``(B, U)`` 0/1
-                mask removing the same number of units per sample, at least one kept.
+                a video model, or a clip of another length) or holds NaN or infinite values, or
+                ``mask`` is not a ``(B, U)`` 0/1 mask removing the same number of units per
+                sample, at least one kept.
         """
         imgs = self._check_images(imgs)
+        if mask is not None:  # given ids, the caller made them from a valid mask: no value is read
+            mask = self._check_mask(mask, imgs.shape[0], values=ids is None)
+        return self._features(imgs, mask, ids)
+
+    def _features(self, imgs: Tensor, mask: Tensor | None, ids: MaskIds | None) -> HieraFeatures:
+        """Unchecked [`forward_features`][refimpl.hiera.HieraBackbone.forward_features]."""
         B = imgs.shape[0]
         keep = None
-        if mask is not None:  # given ids, the caller made them from a valid mask: no value is read
-            mask = self._check_mask(mask, B, values=ids is None)
+        if mask is not None:
             keep = (1 - mask.to(imgs.dtype)).reshape(B, 1, *self.mask_spatial_shape)  # (B, 1, [ut,] uy, ux), 1 = kept
         x = self.patch_embed(imgs, keep) + self.get_pos_embed()  # (B, L, D)
         x = unroll(x, self.tokens_spatial_shape, self.unroll_strides)  # (B, L, D), unit index fastest
@@ -647,7 +656,8 @@ class Hiera(HieraBackbone):
         **kwargs: passed to [`HieraBackbone`][refimpl.hiera.HieraBackbone] (sizes, stages, ...).
 
     Raises:
-        ValueError: if the sizes do not fit (see ``HieraBackbone``).
+        ValueError: if the sizes do not fit (see ``HieraBackbone``), ``head_dropout`` is outside
+            ``[0, 1)`` or ``head_init_scale`` is not finite.
 
     Examples:
         >>> import torch
@@ -670,6 +680,9 @@ class Hiera(HieraBackbone):
     def __init__(
         self, num_classes: int = 1000, head_dropout: float = 0.0, head_init_scale: float = 0.001, **kwargs: Any
     ) -> None:
+        checks.real(head_dropout, "head_dropout", 0.0, 1.0, high_open=True, example="0.0")
+        checks.real(head_init_scale, "head_init_scale", -math.inf, math.inf, low_open=True, high_open=True,
+                    example="0.001")
         super().__init__(**kwargs)
         width = self.blocks[-1].dim_out
         self.norm = _LayerNorm(width)
@@ -699,7 +712,7 @@ class Hiera(HieraBackbone):
 
         Raises:
             TypeError: if ``imgs`` is not a tensor.
-            ValueError: if ``imgs`` is not ``(B, in_chans, *input_size)``.
+            ValueError: if ``imgs`` is not ``(B, in_chans, *input_size)`` or holds NaN or infinite values.
         """
         tokens = self.forward_features(imgs).tokens  # (B, N, D_last)
         return self.head(self.norm(tokens.mean(dim=1)))
@@ -822,8 +835,16 @@ class MaskedAutoencoderHiera(HieraBackbone):
         Returns:
             ``(B, U_keep, ku_f, kv_f, D_last)`` [``(B, U_keep, 1, ku_f, kv_f, D_last)``]: the kept
             units at the final resolution (2 x 2).
+
+        Raises:
+            TypeError, ValueError: as [`forward_features`][refimpl.hiera.HieraBackbone.forward_features].
         """
-        stages = self.forward_features(imgs, mask, ids).stages  # (B, U_keep, [kt,] ku_s, kv_s, D_s) each
+        imgs = self._check_images(imgs)
+        return self._encode(imgs, self._check_mask(mask, imgs.shape[0], values=ids is None), ids)
+
+    def _encode(self, imgs: Tensor, mask: Tensor, ids: MaskIds | None) -> Tensor:
+        """Unchecked [`forward_encoder`][refimpl.hiera.MaskedAutoencoderHiera.forward_encoder]."""
+        stages = self._features(imgs, mask, ids).stages  # (B, U_keep, [kt,] ku_s, kv_s, D_s) each
         fused = 0.0
         for head, units in zip(self.multi_scale_fusion_heads, stages[: self.q_pool] + stages[-1:]):
             if not isinstance(head, nn.Identity):
@@ -959,9 +980,10 @@ class MaskedAutoencoderHiera(HieraBackbone):
 
         Raises:
             TypeError: if ``imgs``, ``mask`` or ``noise`` is not a tensor or ``mask_ratio`` not a number.
-            ValueError: if ``imgs`` has the wrong shape, ``mask_ratio`` is outside ``[0, 1)`` or keeps
-                no unit, ``mask`` is not a valid ``(B, U)`` 0/1 mask, ``noise`` is not a floating
-                ``(B, U)`` tensor, or both ``mask`` and ``noise`` are given.
+            ValueError: if ``imgs`` has the wrong shape or holds NaN or infinite values (the loss
+                would be NaN), ``mask_ratio`` is outside ``[0, 1)`` or keeps no unit, ``mask`` is
+                not a valid ``(B, U)`` 0/1 mask, ``noise`` is not a finite floating ``(B, U)``
+                tensor, or both ``mask`` and ``noise`` are given.
         """
         imgs = self._check_images(imgs, nonempty=True)
         B = imgs.shape[0]
@@ -992,7 +1014,7 @@ class MaskedAutoencoderHiera(HieraBackbone):
             num_removed = int(mask[0].sum())
         # Once for the encoder and the decoder; the mask is valid here (drawn, or checked above).
         ids = ids_from_mask(mask, num_removed, check=False)
-        pred = self.forward_decoder(self.forward_encoder(imgs, mask, ids), mask, ids)  # (B, L_pred, C*p*p)
+        pred = self.forward_decoder(self._encode(imgs, mask, ids), mask, ids)  # (B, L_pred, C*p*p); checked above
         n = len(self.mask_unit_size_final)
         removed = mask.reshape(B, -1, *[1] * n, 1).expand(B, -1, *self.mask_unit_size_final, 1)  # (B, U, [1,] 2, 2, 1)
         removed = units_to_raster(removed, self.mask_spatial_shape).reshape(B, -1)  # (B, L_pred)

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -56,7 +55,7 @@ import torch
 from torch import Tensor, nn
 
 from . import checks
-from .bspline import SplineGrid, bspline_basis, extend_grid, spline_grid, spline_linear, uniform_grid
+from .bspline import SplineGrid, _basis, _extend, _SplineMatmul, spline_grid, uniform_grid
 
 __all__ = [
     "KANLinear",
@@ -70,8 +69,12 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-def _check_input(x: object, layer: KANLinear, name: str = "x") -> Tensor:
-    """Check a layer input ``(..., in)`` against the layer's width and dtype."""
+def _check_input(x: object, layer: KANLinear, name: str = "x", finite: bool = True) -> Tensor:
+    """Check a layer input ``(..., in)`` against the layer's width and dtype, and (``finite``) its values.
+
+    ``finite=False`` where the caller checks the values itself (the grid update, whose message
+    names the columns); the check of values never makes the host wait for a GPU.
+    """
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (..., {layer.in_features}), got {type(x).__name__}")
     if not x.is_floating_point():
@@ -86,7 +89,21 @@ def _check_input(x: object, layer: KANLinear, name: str = "x") -> Tensor:
             f"{name} has shape {tuple(x.shape)}; expected (..., {layer.in_features}), "
             f"the last dimension equal to in_features={layer.in_features}"
         )
+    return checks.finite(x, name) if finite else x
+
+
+def _check_batch(x: object, layer: KANLinear) -> Tensor:
+    """A batch ``(N, in)`` with ``N >= 2``, over which edge scales measure spreads."""
+    x = _check_input(x, layer)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"x has {x.shape[0] if x.ndim == 2 else 'no'} samples (shape {tuple(x.shape)}); expected "
+                         f"(N, {layer.in_features}) with N >= 2 to measure spreads over the batch")
     return x
+
+
+def _real(value: object, name: str, low: float = -math.inf, example: str = "1.0") -> float:
+    """A finite real number ``>= low`` (``-inf``: any finite number)."""
+    return checks.real(value, name, low, math.inf, low_open=math.isinf(low), high_open=True, example=example)
 
 
 def _check_samples(x: Tensor, name: str, distinct: bool) -> None:
@@ -117,7 +134,7 @@ def _fit_transfer(x_sorted: Tensor, new_grid: Tensor, old_basis: Tensor, k: int)
     coefficients, so one solve per input serves all ``out`` edges and no ``(N, in, out)``
     target is formed.
     """
-    new_basis = bspline_basis(x_sorted, new_grid, k)  # (N, in, G_new + k)
+    new_basis = _basis(x_sorted, new_grid, k)  # (N, in, G_new + k)
     a = new_basis.transpose(0, 1)  # (in, N, G_new + k)
     b = old_basis.transpose(0, 1)  # (in, N, G_old + k)
     return torch.linalg.lstsq(a, b).solution  # (in, G_new + k, G_old + k)
@@ -189,9 +206,10 @@ class KANLinear(nn.Module):
             raise TypeError(
                 f"base_activation must be an nn.Module class such as nn.SiLU, got {base_activation!r}"
             )
-        if isinstance(grid_eps, bool) or not isinstance(grid_eps, numbers.Real) or not 0 <= grid_eps <= 1:
-            raise ValueError(f"grid_eps={grid_eps!r} is not a number in [0, 1]; expected e.g. 0.02")
-        self.grid_eps = float(grid_eps)
+        self.grid_eps = checks.real(grid_eps, "grid_eps", 0.0, 1.0, example="0.02")
+        noise_scale = _real(noise_scale, "noise_scale", 0.0, "0.5")
+        scale_base_mu, scale_sp = _real(scale_base_mu, "scale_base_mu", example="0.0"), _real(scale_sp, "scale_sp")
+        scale_base_sigma = _real(scale_base_sigma, "scale_base_sigma", 0.0)
         self.base_activation = base_activation()
 
         G, k, n_in, n_out = self.grid_size, self.spline_order, self.in_features, self.out_features
@@ -200,7 +218,7 @@ class KANLinear(nn.Module):
         # Noise at the G + 1 grid points, fitted by the bases: a near-zero spline to start from.
         points = self.grid[:, k : k + G + 1].T  # (G + 1, in)
         noise = (torch.rand(G + 1, n_in, n_out) - 0.5) * noise_scale / G  # (G + 1, in, out)
-        basis = bspline_basis(points, self.grid, k).transpose(0, 1)  # (in, G + 1, G + k)
+        basis = _basis(points, self.grid, k).transpose(0, 1)  # (in, G + 1, G + k)
         coef = torch.linalg.lstsq(basis, noise.transpose(0, 1)).solution  # (in, G + k, out)
         self.coef = nn.Parameter(coef.transpose(1, 2).contiguous())  # (in, out, G + k)
         rand = torch.rand(n_in, n_out) * 2 - 1
@@ -272,9 +290,15 @@ class KANLinear(nn.Module):
 
         Returns:
             Features, shape ``(N, in, F)``; ``features(x).flatten(1) @ weight()`` is the layer.
+
+        Raises:
+            TypeError, ValueError: as [`forward`][refimpl.kan.KANLinear.forward].
         """
-        x = _check_input(x, self)
-        basis = bspline_basis(x, self.grid, self.spline_order)  # (N, in, G + k)
+        return self._features(_check_input(x, self))
+
+    def _features(self, x: Tensor) -> Tensor:
+        """Unchecked [`features`][refimpl.kan.KANLinear.features]."""
+        basis = _basis(x, self.grid, self.spline_order)  # (N, in, G + k)
         return torch.cat([self.base_activation(x).unsqueeze(-1), basis], dim=-1)  # (N, in, F)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -288,13 +312,18 @@ class KANLinear(nn.Module):
 
         Raises:
             TypeError: if ``x`` is not a floating tensor of the layer's dtype.
-            ValueError: if the last dimension of ``x`` is not ``in``.
+            ValueError: if the last dimension of ``x`` is not ``in``, or ``x`` holds NaN or
+                infinite values.
         """
-        x = _check_input(x, self)
+        return self._forward(_check_input(x, self))
+
+    def _forward(self, x: Tensor) -> Tensor:
+        """Unchecked [`forward`][refimpl.kan.KANLinear.forward], for a caller that checked ``x`` (``KAN``)."""
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)  # (N, in)
         base = self.base_activation(x2)  # (N, in): its own backward comes from autograd
-        y = spline_linear(x2, base, self.weight(), self.grid, self._grid_info(), self.spline_order)
+        # The kernel of bspline.spline_linear, without its shape checks: x and the grid fit by construction.
+        y = _SplineMatmul.apply(x2, base, self.weight(), self.grid, self._grid_info(), self.spline_order)
         return y.reshape(*lead, self.out_features)  # (..., out)
 
     def forward_reference(self, x: Tensor) -> Tensor:
@@ -305,9 +334,12 @@ class KANLinear(nn.Module):
 
         Returns:
             Outputs, shape ``(N, out)``.
+
+        Raises:
+            TypeError, ValueError: as [`forward`][refimpl.kan.KANLinear.forward].
         """
         x = _check_input(x, self)
-        basis = bspline_basis(x, self.grid, self.spline_order)  # (N, in, G + k)
+        basis = _basis(x, self.grid, self.spline_order)  # (N, in, G + k)
         spline_w = (self.mask * self.scale_sp).unsqueeze(-1) * self.coef  # (in, out, G + k)
         # n: sample, i: input, c: basis, o: output; sums over i and c, no (N, in, out) tensor
         spline = torch.einsum("nic,ioc->no", basis, spline_w)  # (N, out)
@@ -326,8 +358,16 @@ class KANLinear(nn.Module):
 
         Returns:
             ``(y (N, out), scale (out, in))``.
+
+        Raises:
+            TypeError, ValueError: as [`forward`][refimpl.kan.KANLinear.forward], and for fewer
+                than 2 samples (a spread over one sample is NaN).
         """
-        feats = self.features(x)  # (N, in, F)
+        return self._edge_scales(_check_batch(x, self))
+
+    def _edge_scales(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Unchecked [`edge_scales`][refimpl.kan.KANLinear.edge_scales]."""
+        feats = self._features(x)  # (N, in, F)
         N = feats.shape[0]
         w3 = self.weight().view(self.in_features, -1, self.out_features)  # (in, F, out)
         y = feats.flatten(1) @ w3.flatten(0, 1)  # (N, out)
@@ -359,17 +399,17 @@ class KANLinear(nn.Module):
             ValueError: if its last dimension is not ``in``, it holds NaN or inf, or an input
                 column is constant.
         """
-        x = _check_input(x, self).reshape(-1, self.in_features)  # (N, in)
+        x = _check_input(x, self, finite=False).reshape(-1, self.in_features)  # (N, in)
         _check_samples(x, "x", distinct=True)
         G, k, N = self.grid_size, self.spline_order, x.shape[0]
         x_sorted = x.sort(dim=0).values  # (N, in)
-        old_basis = bspline_basis(x_sorted, self.grid, k)  # (N, in, G + k)
+        old_basis = _basis(x_sorted, self.grid, k)  # (N, in, G + k)
         ids = [int(N / G * j) for j in range(G)] + [N - 1]  # pykan's positions, float division
         adaptive = x_sorted[ids].T  # (in, G + 1)
         lo, hi = adaptive[:, :1], adaptive[:, -1:]
         steps = torch.arange(G + 1, dtype=x.dtype, device=x.device)  # (G + 1,)
         uniform = lo + (hi - lo) / G * steps  # (in, G + 1)
-        grid = extend_grid(self.grid_eps * uniform + (1 - self.grid_eps) * adaptive, k)  # (in, n)
+        grid = _extend(self.grid_eps * uniform + (1 - self.grid_eps) * adaptive, k)  # (in, n)
         transfer = _fit_transfer(x_sorted, grid, old_basis, k)  # (in, G + k, G + k)
         self.coef.copy_(torch.einsum("icd,iod->ioc", transfer, self.coef))  # (in, out, G + k)
         self.grid.copy_(grid)
@@ -404,7 +444,7 @@ class KANLinear(nn.Module):
                 ``KANLinear.update_grid``).
         """
         G_new = checks.integer(new_grid_size, "new_grid_size", 1, "10")
-        x = _check_input(x, self).reshape(-1, self.in_features)  # (N, in)
+        x = _check_input(x, self, finite=False).reshape(-1, self.in_features)  # (N, in)
         _check_samples(x, "x", distinct=False)
         G, k = self.grid_size, self.spline_order
         interior = self.grid[:, k : k + G + 1]  # (in, G + 1)
@@ -412,9 +452,9 @@ class KANLinear(nn.Module):
         left = pos.floor().clamp(max=G - 1).long()  # (G_new + 1,)
         frac = (pos - left).to(x.dtype).to(x.device)
         new_interior = interior[:, left] + frac * (interior[:, left + 1] - interior[:, left])  # (in, G_new + 1)
-        grid = extend_grid(new_interior, k)  # (in, G_new + 2k + 1)
+        grid = _extend(new_interior, k)  # (in, G_new + 2k + 1)
         x_sorted = x.sort(dim=0).values  # (N, in)
-        transfer = _fit_transfer(x_sorted, grid, bspline_basis(x_sorted, self.grid, k), k)  # (in, G_new + k, G + k)
+        transfer = _fit_transfer(x_sorted, grid, _basis(x_sorted, self.grid, k), k)  # (in, G_new + k, G + k)
         child = KANLinear(
             self.in_features, self.out_features, grid_size=G_new, spline_order=k, grid_range=self.grid_range,
             base_activation=type(self.base_activation), grid_eps=self.grid_eps,
@@ -502,9 +542,14 @@ class KAN(nn.Module):
 
         Returns:
             Outputs, shape ``(..., n_L)``.
+
+        Raises:
+            TypeError, ValueError: as [`KANLinear.forward`][refimpl.kan.KANLinear.forward]; ``x``
+                is checked once, here, not again by each layer.
         """
+        x = _check_input(x, self.layers[0])
         for layer in self.layers:
-            x = layer(x)
+            x = layer._forward(x)
         return x
 
     def forward_with_scales(self, x: Tensor) -> KANForward:
@@ -516,12 +561,15 @@ class KAN(nn.Module):
         Returns:
             ``KANForward(y (N, n_L), scales)`` with one ``(n_{l+1}, n_l)`` tensor per layer,
             from ``KANLinear.edge_scales``.
+
+        Raises:
+            TypeError, ValueError: as [`KANLinear.edge_scales`][refimpl.kan.KANLinear.edge_scales],
+                checked once, here.
         """
-        if isinstance(x, Tensor) and x.ndim == 2 and x.shape[0] < 2:
-            raise ValueError(f"x has {x.shape[0]} samples; expected N >= 2 to measure spreads over the batch")
+        x = _check_batch(x, self.layers[0])
         scales = []
         for layer in self.layers:
-            x, scale = layer.edge_scales(x)
+            x, scale = layer._edge_scales(x)
             scales.append(scale)
         return KANForward(x, scales)
 
@@ -551,7 +599,12 @@ class KAN(nn.Module):
 
         Returns:
             The penalty, a scalar; the training loss is ``loss + lamb * penalty``.
+
+        Raises:
+            ValueError: if a weight is negative, NaN or infinite.
         """
+        lamb_l1, lamb_entropy = _real(lamb_l1, "lamb_l1", 0.0), _real(lamb_entropy, "lamb_entropy", 0.0, "2.0")
+        lamb_coef, lamb_coefdiff = _real(lamb_coef, "lamb_coef", 0.0), _real(lamb_coefdiff, "lamb_coefdiff", 0.0)
         total = self.layers[0].coef.new_zeros(())
         for s in scales:
             p_row = s / (s.sum(dim=1, keepdim=True) + 1)  # (out, in)
@@ -572,8 +625,8 @@ class KAN(nn.Module):
             x: inputs, shape ``(N, n_0)``; see ``KANLinear.update_grid``.
         """
         for layer in self.layers:
-            layer.update_grid(x)
-            x = layer(x)
+            layer.update_grid(x)  # checks what each layer sees: a hidden column can be constant
+            x = layer._forward(x)
 
     @torch.no_grad()
     def refine(self, new_grid_size: int, x: Tensor) -> KAN:
@@ -589,8 +642,8 @@ class KAN(nn.Module):
         child = copy.deepcopy(self)
         layers = []
         for layer in self.layers:
-            layers.append(layer.refine(new_grid_size, x))
-            x = layer(x)
+            layers.append(layer.refine(new_grid_size, x))  # checks x, as update_grid does
+            x = layer._forward(x)
         child.layers = nn.ModuleList(layers)
         return child
 
@@ -605,11 +658,16 @@ class KAN(nn.Module):
 
         Args:
             x: inputs, shape ``(N, n_0)``, ``N >= 2``.
-            threshold: the paper's ``theta`` (default ``1e-2``).
+            threshold: the paper's ``theta`` (default ``1e-2``), a finite number ``>= 0``.
 
         Returns:
             For every hidden layer, the indices of the nodes kept.
+
+        Raises:
+            TypeError, ValueError: for a bad ``x`` (see ``KAN.forward_with_scales``) or a
+                ``threshold`` that is negative, NaN (which would switch every node off) or infinite.
         """
+        threshold = _real(threshold, "threshold", 0.0, "1e-2")
         scales = self.forward_with_scales(x).scales
         kept = []
         for l in range(len(self.layers) - 1):
@@ -633,7 +691,11 @@ class KAN(nn.Module):
 
         Returns:
             A ``matplotlib.figure.Figure``.
+
+        Raises:
+            ValueError: if ``num_points < 2``.
         """
+        num_points = checks.integer(num_points, "num_points", 2, "200")
         import matplotlib.pyplot as plt
 
         fig = plt.figure(figsize=(3.0 * len(self.layers) + 1.5, 4.2), layout="constrained")
@@ -644,7 +706,7 @@ class KAN(nn.Module):
             steps = torch.linspace(0, 1, num_points, dtype=lo.dtype, device=lo.device)
             xs = lo + (hi - lo) * steps.unsqueeze(1)  # (P, in)
             w3 = layer.weight().view(layer.in_features, -1, layer.out_features)  # (in, F, out)
-            phi = torch.einsum("pif,ifo->pio", layer.features(xs), w3).cpu()  # (P, in, out), P small
+            phi = torch.einsum("pif,ifo->pio", layer._features(xs), w3).cpu()  # (P, in, out), P small
             axes = panel.subplots(layer.out_features, layer.in_features, squeeze=False)
             for o in range(layer.out_features):
                 for i in range(layer.in_features):

@@ -30,6 +30,7 @@ patches, ``L_keep = int(L (1 - mask_ratio))``, ``D`` encoder width, ``D_dec`` de
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from functools import partial
 from typing import Any, NamedTuple
@@ -113,7 +114,7 @@ class MaskedAutoencoderViT(nn.Module):
         for name, value in (("depth", depth), ("num_heads", num_heads), ("decoder_embed_dim", decoder_embed_dim),
                             ("decoder_depth", decoder_depth), ("decoder_num_heads", decoder_num_heads)):
             checks.integer(value, name, example="8")
-        checks.real(mlp_ratio, "mlp_ratio", 0.0, low_open=True, example="4.0")
+        checks.real(mlp_ratio, "mlp_ratio", 0.0, math.inf, low_open=True, high_open=True, example="4.0")
         self.patch_size, self.in_chans, self.norm_pix_loss = patch_size, in_chans, norm_pix_loss
 
         # Encoder: a ViT whose position embedding is fixed sin-cos (not trained).
@@ -199,11 +200,14 @@ class MaskedAutoencoderViT(nn.Module):
         Raises:
             TypeError: for images that are not floating point in the model's dtype (outside
                 autocast), or ``noise`` that is not a floating tensor.
-            ValueError: for images of the wrong shape, ``mask_ratio`` outside ``[0, 1)`` or
-                ``noise`` that is not ``(B, L)`` or not finite.
+            ValueError: for images of the wrong shape or not finite, ``mask_ratio`` outside
+                ``[0, 1)`` or ``noise`` that is not ``(B, L)`` or not finite.
         """
-        imgs = self._check_images(imgs)
-        x = self.patch_embed(imgs)  # (B, L, D)
+        return self._encode(self._check_images(imgs), mask_ratio, noise)
+
+    def _encode(self, imgs: Tensor, mask_ratio: float, noise: Tensor | None) -> EncoderOutput:
+        """Unchecked [`forward_encoder`][refimpl.mae.MaskedAutoencoderViT.forward_encoder], for checked ``imgs``."""
+        x = self.patch_embed._embed(imgs)  # (B, L, D)
         x = x + self.pos_embed[:, 1:, :]  # position first, so shuffled tokens still know their place
         kept, mask, ids_restore, _ = random_masking(x, mask_ratio, noise)  # kept: (B, L_keep, D)
         cls = (self.cls_token + self.pos_embed[:, :1, :]).expand(kept.shape[0], -1, -1)  # (B, 1, D)
@@ -268,9 +272,10 @@ class MaskedAutoencoderViT(nn.Module):
 
         Raises:
             TypeError: as [`forward_encoder`][refimpl.mae.MaskedAutoencoderViT.forward_encoder].
-            ValueError: as [`forward_encoder`][refimpl.mae.MaskedAutoencoderViT.forward_encoder], and
-                for an empty batch or a ``mask_ratio`` that removes no patch: the loss is a mean
-                over the removed patches, so it would be 0/0.
+            ValueError: as [`forward_encoder`][refimpl.mae.MaskedAutoencoderViT.forward_encoder] (NaN or
+                infinite pixels included: they would make the loss NaN), and for an empty batch or
+                a ``mask_ratio`` that removes no patch: the loss is a mean over the removed
+                patches, so it would be 0/0.
         """
         imgs = self._check_images(imgs, nonempty=True)
         removed = self.num_patches - int(self.num_patches * (1 - checks.fraction(mask_ratio, "mask_ratio")))
@@ -279,7 +284,7 @@ class MaskedAutoencoderViT(nn.Module):
                 f"mask_ratio={mask_ratio!r} removes no patch of {self.num_patches}, so the loss (a mean over the "
                 f"removed patches) is undefined; expected a ratio that removes at least one, such as 0.75"
             )
-        latent, mask, ids_restore = self.forward_encoder(imgs, mask_ratio, noise)
+        latent, mask, ids_restore = self._encode(imgs, mask_ratio, noise)  # imgs checked once, above
         pred = self.forward_decoder(latent, ids_restore)
         return MAEOutput(self.forward_loss(imgs, pred, mask), pred, mask)
 

@@ -214,10 +214,13 @@ def normalize_patches(patches: Tensor, eps: float = 1.0e-6) -> NormalizedPatches
 
     Args:
         patches: ``(..., D)``, one flattened patch per row, e.g. ``(B, L, p*p*C)``.
-        eps: added to the variance.
+        eps: added to the variance, a finite number ``>= 0``.
 
     Returns:
         ``NormalizedPatches(patches, mean, std)``.
+
+    Raises:
+        ValueError: if ``eps`` is negative, NaN or infinite.
 
     Examples:
         >>> import torch
@@ -225,6 +228,7 @@ def normalize_patches(patches: Tensor, eps: float = 1.0e-6) -> NormalizedPatches
         >>> out.patches, out.mean, out.std
         (tensor([[-1.,  0.,  1.]]), tensor([[2.]]), tensor([[1.]]))
     """
+    eps = checks.real(eps, "eps", 0.0, math.inf, high_open=True, example="1e-6")
     mean = patches.mean(dim=-1, keepdim=True)  # (..., 1)
     std = (patches.var(dim=-1, keepdim=True) + eps) ** 0.5  # (..., 1)
     return NormalizedPatches((patches - mean) / std, mean, std)
@@ -622,7 +626,7 @@ def block_masking(
             ``generator`` is not a ``torch.Generator``.
         ValueError: if ``batch_size``, ``min_block`` or an entry of ``grid_size`` is not
             positive, ``grid_size`` is not a pair, ``mask_ratio`` is outside ``[0, 1)``
-            or ``max_aspect < 1``.
+            or ``max_aspect`` is below 1 or not finite.
 
     Examples:
         >>> import torch
@@ -644,7 +648,7 @@ def block_masking(
     h, w = checks.pair(grid_size, "grid_size")
     ratio = checks.fraction(mask_ratio, "mask_ratio")
     min_area = checks.integer(min_block, "min_block")
-    max_aspect = checks.real(max_aspect, "max_aspect", 1.0, example="1 / 0.3")
+    max_aspect = checks.real(max_aspect, "max_aspect", 1.0, math.inf, high_open=True, example="1 / 0.3")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(
             f"generator must be a torch.Generator or None, got {type(generator).__name__}"

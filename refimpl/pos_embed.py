@@ -71,7 +71,8 @@ def get_1d_sincos_pos_embed(embed_dim: int, positions: Tensor) -> Tensor:
 
     Raises:
         TypeError: if ``embed_dim`` is not an ``int`` or ``positions`` is not a tensor.
-        ValueError: if ``embed_dim`` is not a positive even number.
+        ValueError: if ``embed_dim`` is not a positive even number, or ``positions`` holds NaN or
+            infinite values (their sines would be NaN).
 
     Examples:
         >>> import torch
@@ -85,7 +86,7 @@ def get_1d_sincos_pos_embed(embed_dim: int, positions: Tensor) -> Tensor:
             f"positions must be a torch.Tensor, got {type(positions).__name__}; "
             f"expected e.g. torch.arange(14.0)"
         )
-    positions = positions.reshape(-1).to(torch.float64)  # (M,)
+    positions = checks.finite(positions, "positions").reshape(-1).to(torch.float64)  # (M,)
     return _sincos(embed_dim, positions).float()  # (M, D)
 
 

@@ -35,6 +35,7 @@ fine-tuning uses, is kept.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -123,8 +124,9 @@ class PatchEmbed(nn.Module):
             Patch tokens, shape ``(B, L, D)``.
 
         Raises:
-            TypeError: if ``x`` is not a tensor.
-            ValueError: if ``x`` is not 4-D, or its channels or size differ from the model's.
+            TypeError: if ``x`` is not a floating tensor in the model's dtype.
+            ValueError: if ``x`` is not 4-D, its channels or size differ from the model's, or it
+                holds NaN or infinite values.
         """
         x = checks.images(x, "x", "(B, C, H, W)", 4, self.proj.weight.dtype)
         if x.shape[1] != self.in_chans:
@@ -136,6 +138,10 @@ class PatchEmbed(nn.Module):
                 f"x has image size {tuple(x.shape[2:])}; expected "
                 f"img_size={self.img_size}, i.e. ({self.img_size}, {self.img_size})"
             )
+        return self._embed(x)
+
+    def _embed(self, x: Tensor) -> Tensor:
+        """[`forward`][refimpl.vit.PatchEmbed.forward] without its checks, for a model that checked ``x`` already."""
         x = self.proj(x)  # (B, D, h, w): one D-vector per grid cell
         return x.flatten(2).transpose(1, 2)  # (B, L, D): raster order over the grid
 
@@ -227,11 +233,14 @@ class DropPath(nn.Module):
 
     Args:
         p: probability of dropping the branch, in ``[0, 1)``.
+
+    Raises:
+        ValueError: if ``p`` is outside ``[0, 1)`` (NaN included).
     """
 
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
-        self.p = p
+        self.p = checks.real(p, "p", 0.0, 1.0, high_open=True, example="0.1")
 
     def forward(self, x: Tensor) -> Tensor:
         """Drop whole samples of a residual branch.
@@ -357,7 +366,7 @@ class VisionTransformer(nn.Module):
         super().__init__()
         num_classes = checks.integer(num_classes, "num_classes", 0, "1000")
         depth, num_heads = checks.integer(depth, "depth", example="12"), checks.integer(num_heads, "num_heads", example="12")
-        mlp_ratio = checks.real(mlp_ratio, "mlp_ratio", 0.0, low_open=True, example="4.0")
+        mlp_ratio = checks.real(mlp_ratio, "mlp_ratio", 0.0, math.inf, low_open=True, high_open=True, example="4.0")
         drop_path_rate = checks.real(drop_path_rate, "drop_path_rate", 0.0, 1.0, high_open=True, example="0.1")
         self.pos_embed_type = checks.choice(pos_embed, "pos_embed", ("learn", "sincos"))
         self.global_pool = checks.choice(global_pool, "global_pool", ("token", "avg"))
@@ -414,10 +423,11 @@ class VisionTransformer(nn.Module):
             Tokens, shape ``(B, 1 + L, D)``; index 0 is the class token.
 
         Raises:
-            TypeError: if ``x`` is not a tensor.
-            ValueError: if ``x`` is not 4-D, or its channels or size differ from the model's.
+            TypeError: if ``x`` is not a floating tensor in the model's dtype.
+            ValueError: if ``x`` is not 4-D, its channels or size differ from the model's, or it
+                holds NaN or infinite values.
         """
-        x = self.patch_embed(x)  # (B, L, D)
+        x = self.patch_embed(x)  # (B, L, D); the one check of x
         cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, D)
         x = torch.cat([cls, x], dim=1) + self.pos_embed  # (B, 1 + L, D): z_0, Eq. 1
         x = self.blocks(x)  # (B, 1 + L, D)
@@ -449,8 +459,9 @@ class VisionTransformer(nn.Module):
             Logits, shape ``(B, num_classes)`` (``(B, D)`` when ``num_classes=0``).
 
         Raises:
-            TypeError: if ``x`` is not a tensor.
-            ValueError: if ``x`` is not 4-D, or its channels or size differ from the model's.
+            TypeError: if ``x`` is not a floating tensor in the model's dtype.
+            ValueError: if ``x`` is not 4-D, its channels or size differ from the model's, or it
+                holds NaN or infinite values.
         """
         return self.forward_head(self.forward_features(x))
 

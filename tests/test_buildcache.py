@@ -143,9 +143,9 @@ def test_a_cache_hit_gives_the_same_page_and_a_refimpl_edit_reruns_exactly_its_n
 
     module = project / "refimpl/bspline.py"  # where refimpl.kan's uniform_grid comes from
     source = module.read_text(encoding="utf-8")
-    edited, count = re.subn(r"(def uniform_grid\(.*?\n    return extend_grid\(interior, k\))", r"\1 * 2", source,
+    edited, count = re.subn(r"(def uniform_grid\(.*?\n    return _extend\(interior, k\))", r"\1 * 2", source,
                             count=1, flags=re.S)
-    assert count == 1, "refimpl/bspline.py: uniform_grid no longer ends with 'return extend_grid(interior, k)'"
+    assert count == 1, "refimpl/bspline.py: uniform_grid no longer ends with 'return _extend(interior, k)'"
     module.write_text(edited, encoding="utf-8")
     log = _build(project, tmp_path / "after")
 
