@@ -13,8 +13,6 @@ the glossary's definitions, and ``refimpl/**/*.py``.
 
 from __future__ import annotations
 
-import contextlib
-
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from .glossary import Term
 from .mentions import check_markdown, check_python_source, notebook_markdown, strip_code
 from .registry import FREE_TEXT_FIELDS, Paper
 from .terms import find_variants_by_line
+from .yamlio import SchemaError, read_text
 
 
 @dataclass
@@ -53,12 +52,24 @@ def check_prose(root: Path, papers: dict[str, Paper], terms: list[Term]) -> Pros
     out = ProseReport()
     docs = root / "docs"
     sources: list[tuple[str, str]] = []
+    posts = docs / "journal" / "posts"
+
+    def read(path: Path) -> str | None:  # a folder, a FIFO (a read would wait forever), not UTF-8: said once
+        try:
+            return read_text(path)
+        except SchemaError as exc:
+            if path.parent != posts:  # the entries' own check has said it
+                out.problems.append(str(exc))
+            return None
+
     for path in sorted(docs.rglob("*.md")):
-        with contextlib.suppress(UnicodeDecodeError):  # reported by the schema check, by file
-            sources.append((_rel(path, root), path.read_text(encoding="utf-8")))
+        text = read(path)
+        if text is not None:
+            sources.append((_rel(path, root), text))
     for path in sorted((docs / "notebooks").glob("*.py")):
-        with contextlib.suppress(UnicodeDecodeError):
-            sources.append((_rel(path, root), notebook_markdown(path.read_text(encoding="utf-8"))))
+        text = read(path)
+        if text is not None:
+            sources.append((_rel(path, root), notebook_markdown(text)))
     for paper in papers.values():
         where = _rel(paper.path, root)
         for name, text in _paper_texts(paper):

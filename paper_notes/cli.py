@@ -8,9 +8,11 @@
 - ``notes status ID [to-read|reading|read]``: show or set a paper's reading status (only that
   line of its file changes).
 
-Exit codes: 0 success; 1 ``check`` found problems; 2 bad usage, refused, or the file system
-would not take the write (nothing written); 3 ``new --edit`` wrote the entry but could not open
-the editor.
+Exit codes: 0 success; 1 ``check`` found problems; 2 bad usage, refused (a bad argument, a
+project root, ``papers/`` or diary folder that is missing or not a folder), or the file system
+would not take the write (nothing written); 3 ``new --edit`` wrote the entry but the editor could
+not be started (``$EDITOR`` unset, not found, or not a valid command line) or exited with a
+non-zero status. Every error is one line on stderr.
 
 Before each command, temporary files that a killed write left in ``papers/`` and the diary's
 folder are removed and reported (see [`remove_stale_temporaries`][paper_notes.files.remove_stale_temporaries]).
@@ -27,7 +29,9 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .files import remove_stale_temporaries, replace_file, write_new_file
+from refimpl.checks import path_problem
+
+from .files import remove_stale_temporaries, rewrite_file, write_new_file
 from .journal import POSTS_DIR, new_entry, parse_date
 from .project import check_project, find_root
 from .registry import PAPER_ID, STATUS_LABELS, STATUSES, SchemaError, load_papers, new_paper_text, with_status
@@ -44,12 +48,51 @@ def _fail(message: str) -> int:
 
 
 EDITOR_FAILED = 3
-"""``notes new --edit``: the entry was written, the editor could not be started."""
+"""``notes new --edit``: the entry was written, the editor could not be started or failed."""
+
+
+class _Refused(Exception):
+    """A path or environment error found before a command runs: one line, exit 2."""
+
+
+def _project_root(root_arg: str | None) -> Path:
+    """The project root, checked once for every command: a folder with ``mkdocs.yml`` and ``papers/``,
+    and a diary folder that is a folder if it exists.
+
+    Raises:
+        _Refused: naming the path and what it is instead.
+    """
+    if root_arg is None:
+        try:
+            root = find_root()
+        except FileNotFoundError as exc:
+            raise _Refused(str(exc)) from None
+    else:
+        root = Path(root_arg).absolute()
+        problem = path_problem(root, kind="folder")
+        if problem is not None:
+            raise _Refused(f"--root {root_arg!r} {problem}; expected the project folder (with mkdocs.yml and papers/)")
+        root = root.resolve()
+    for part, kind in (("mkdocs.yml", "file"), ("papers", "folder")):
+        problem = path_problem(root / part, kind=kind)
+        if problem is not None:
+            raise _Refused(f"{root / part} {problem}; expected a paper-notes project at {root} "
+                           f"(a folder with mkdocs.yml and papers/)")
+    posts = root / POSTS_DIR
+    problem = path_problem(posts, kind="folder")
+    if problem not in (None, "does not exist"):  # `notes new` creates it
+        raise _Refused(f"the diary folder {posts} {problem}")
+    return root
 
 
 def _root(args: argparse.Namespace) -> Path:
-    root = Path(args.root).resolve() if args.root else find_root()
-    for folder in (root / "papers", root / POSTS_DIR):
+    """The checked root (see ``main``), after removing what killed writes left behind."""
+    root: Path = args.root_path
+    folders = {root / "papers", root / POSTS_DIR}
+    for path in (root / "papers").glob("*.y*ml"):  # a paper kept elsewhere: its writes happen there
+        if path.is_symlink():
+            folders.add(Path(os.path.realpath(path)).parent)
+    for folder in sorted(folders):
         for tmp in remove_stale_temporaries(folder):
             print(f"notes: removed {tmp}, a temporary file left by an interrupted write", file=sys.stderr)
     return root
@@ -87,28 +130,49 @@ def cmd_new(args: argparse.Namespace) -> int:
         shown = path
     print(shown)
     if args.edit:
-        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
-        if not editor:
-            print(f"notes: error: --edit needs $EDITOR (or $VISUAL); the entry was written: {shown}", file=sys.stderr)
-            return EDITOR_FAILED
-        command = [*shlex.split(editor), str(path)]
-        try:
-            return subprocess.call(command)
-        except OSError as exc:
-            print(f"notes: error: cannot start the editor {command[0]!r} ({exc.strerror or exc}); "
-                  f"the entry was written: {shown}", file=sys.stderr)
-            return EDITOR_FAILED
+        return _edit(path, shown)
+    return 0
+
+
+def _edit(path: Path, shown: Path) -> int:
+    """Open the new entry in ``$VISUAL`` or ``$EDITOR``: 0, or ``EDITOR_FAILED`` with one line.
+
+    The editor's own status is not passed on: 1 would read as "check found problems".
+    """
+    name = "VISUAL" if os.environ.get("VISUAL") else "EDITOR"
+    editor = os.environ.get(name)
+
+    def failed(why: str) -> int:
+        print(f"notes: error: {why}; the entry was written: {shown}", file=sys.stderr)
+        return EDITOR_FAILED
+
+    if not editor:
+        return failed("--edit needs $EDITOR (or $VISUAL)")
+    try:
+        words = shlex.split(editor)
+    except ValueError as exc:  # an unclosed quote
+        return failed(f"${name} {editor!r} is not a valid command line ({exc}); expected e.g. 'code --wait'")
+    if not words:
+        return failed(f"${name} {editor!r} names no command; expected e.g. 'vim'")
+    try:
+        status = subprocess.call([*words, str(path)])
+    except OSError as exc:
+        return failed(f"cannot start the editor {words[0]!r} ({exc.strerror or exc})")
+    if status < 0:
+        return failed(f"the editor {words[0]!r} was stopped by signal {-status}")
+    if status > 0:
+        return failed(f"the editor {words[0]!r} exited with status {status}")
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    try:
-        root = _root(args)
-    except FileNotFoundError as exc:
-        return _fail(str(exc))
-    problems = check_project(root)
+    root = _root(args)
+    skipped: list[str] = []
+    problems = check_project(root, skipped=skipped)
     for problem in problems:
         print(problem, file=sys.stderr)
+    for note in skipped:  # not a problem: what waits for the problems above to be fixed
+        print(f"notes check: {note}")
     if problems:
         print(f"notes check: {len(problems)} problem(s)", file=sys.stderr)
         return 1
@@ -176,8 +240,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         if args.status is None:
             print(f"{paper.id}: {_status_label(paper.status)}")
             return 0
-        if args.status != paper.status:
-            replace_file(paper.path, with_status(paper.path.read_text(encoding="utf-8"), args.status, paper.path))
+        if args.status != paper.status:  # through a symlink, keeping CRLF and a BOM: only the status changes
+            rewrite_file(paper.path, lambda text: with_status(text, args.status, paper.path))
     except (ValueError, FileNotFoundError) as exc:
         return _fail(str(exc))
     except OSError as exc:
@@ -234,6 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        args.root_path = _project_root(args.root)
+    except _Refused as exc:
+        return _fail(str(exc))
     return args.func(args)
 
 

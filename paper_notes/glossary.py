@@ -26,7 +26,8 @@ from markdown import Extension
 from markdown.treeprocessors import Treeprocessor
 
 from .registry import PAPER_ID
-from .yamlio import SchemaError, load_yaml, read_text
+from .text import markdown_text
+from .yamlio import SchemaError, load_yaml, one_line_problem, read_text
 
 _FIELDS = {"id", "term", "en", "aliases", "avoid", "short", "detail", "papers"}
 _SKIP_TAGS = {"code", "pre", "a", "abbr", "h1", "h2", "h3", "h4", "h5", "h6", "script", "style", "kbd"}
@@ -83,6 +84,12 @@ def load_glossary(path: Path | str, known_papers: Iterable[str] | None = None) -
             value = item.get(name, [])
             if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
                 raise SchemaError(path, f"{where}.{name}", f"got {value!r}; expected a list of strings")
+        for name in ("term", "en", "short", "aliases", "avoid"):  # one line each: a tooltip, a heading
+            value = item.get(name, [])
+            for text in value if isinstance(value, list) else [value]:
+                problem = one_line_problem(text)
+                if problem is not None:
+                    raise SchemaError(path, f"{where}.{name}", f"got {text!r}, which {problem}")
         if not PAPER_ID.match(item["id"]) or item["id"] in seen_ids:
             raise SchemaError(path, f"{where}.id", "expected a unique lowercase ASCII id (a-z, 0-9, '-')")
         if any(c in item["short"] for c in '"<>'):
@@ -233,10 +240,10 @@ def render_glossary_page(terms: list[Term], paper_titles: dict[str, str]) -> str
     ]
     for term in terms:
         heading = term.term if term.term == term.en else f"{term.term} ({term.en})"
-        lines += [f"## {heading} {{ #{term.id} }}", "", f"**{term.short}**", "", term.detail, ""]
+        lines += [f"## {markdown_text(heading)} {{ #{term.id} }}", "", f"**{markdown_text(term.short)}**", "", term.detail, ""]
         if term.avoid:
             lines += ["本站统一写作“" + term.term + "”，不写作 " + "、".join(f"`{v}`" for v in term.avoid) + "。", ""]
         if term.papers:
-            links = "、".join(f"[{paper_titles.get(p, p)}](reading-list/{p}.md)" for p in term.papers)
+            links = "、".join(f"[{markdown_text(paper_titles.get(p, p))}](reading-list/{p}.md)" for p in term.papers)
             lines += [f"相关论文：{links}", ""]
     return "\n".join(lines)

@@ -14,13 +14,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 from .files import write_new_file
 from .registry import READING_LIST
-from .yamlio import LINE_BREAK, SchemaError, load_yaml, read_text
+from .text import markdown_text
+from .yamlio import SchemaError, load_yaml, one_line_problem, read_text
 
 POSTS_DIR = Path("docs/journal/posts")
 """Where entries live, relative to the project root."""
@@ -28,12 +30,17 @@ POSTS_DIR = Path("docs/journal/posts")
 FILE_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})-([a-z0-9]+(?:-[a-z0-9]+)*)\.md$")
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 EXCERPT_SEPARATOR = "<!-- more -->"
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+"""Characters XML 1.0 cannot hold, even escaped: an entry's excerpt and title go into ``journal/feed.xml``."""
 
 _ALLOWED_KEYS = {
     "title", "date", "categories", "tags", "draft", "description", "pin", "readtime", "links",
 }
-FRONT_MATTER = re.compile(r"\A---\s*\n(.*?\n)---\s*(?:\n|\Z)", re.S)
-"""YAML front matter between two ``---`` lines at the top of a page (group 1): diary entries, and pages scanned for mentions."""
+FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?\n)---[ \t]*(?:\r?\n|\Z)", re.S)
+"""YAML front matter between two ``---`` lines at the top of a page (group 1): diary entries, and pages scanned for mentions.
+
+A byte-order mark before the first ``---`` is allowed: MkDocs reads pages as ``utf-8-sig``, so
+the site sees the front matter, and an editor that adds a BOM should not make it "missing"."""
 
 
 @dataclass(frozen=True)
@@ -55,13 +62,17 @@ class Entry:
 def parse_date(value: str, argument: str = "date") -> dt.date:
     """Parse a strict ``YYYY-MM-DD`` date.
 
+    Full-width digits and hyphens (``２０２４－１０－２６``, as a Chinese input method types them)
+    are read as their ASCII forms (Unicode NFKC); digits of other scripts are refused.
+
     Raises:
         ValueError: naming ``argument`` and the value when it is not a real calendar date.
     """
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value or ""):
-        raise ValueError(f"{argument} {value!r} is not a date; expected YYYY-MM-DD")
+    ascii_form = unicodedata.normalize("NFKC", value or "")
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", ascii_form):
+        raise ValueError(f"{argument} {value!r} is not a date; expected YYYY-MM-DD in the digits 0-9, e.g. 2024-10-26")
     try:
-        return dt.date.fromisoformat(value)
+        return dt.date.fromisoformat(ascii_form)
     except ValueError:
         raise ValueError(f"{argument} {value!r} is not a real calendar date; expected YYYY-MM-DD") from None
 
@@ -90,14 +101,21 @@ def parse_entry(path: Path, known_papers: Iterable[str]) -> Entry:
         text = read_text(path)
     except OSError as exc:
         raise SchemaError(path, None, f"cannot be read ({exc.strerror or exc})") from None
+    control = _NOT_XML.search(text)
+    if control:  # the excerpt goes into journal/feed.xml, and XML 1.0 cannot hold one
+        raise SchemaError(path, None, f"has the control character U+{ord(control.group()):04X} on line "
+                                      f"{text.count(chr(10), 0, control.start()) + 1}; expected printable text")
     meta, body = split_front_matter(text, path)
     unknown = sorted(set(meta) - _ALLOWED_KEYS)
     if unknown:
         raise SchemaError(path, unknown[0], f"unknown front-matter key; expected only: {', '.join(sorted(_ALLOWED_KEYS))}")
 
     title = meta.get("title")
-    if not isinstance(title, str) or not title.strip() or LINE_BREAK.search(title):
+    if not isinstance(title, str):
         raise SchemaError(path, "title", f"got {title!r}; expected a non-empty string on one line")
+    problem = one_line_problem(title)
+    if problem is not None:
+        raise SchemaError(path, "title", f"got {title!r}, which {problem}")
 
     raw_date, updated = meta.get("date"), None
     if isinstance(raw_date, dict):
@@ -135,9 +153,12 @@ def parse_entry(path: Path, known_papers: Iterable[str]) -> Entry:
         raise SchemaError(path, "categories", f"got {papers!r}, which names a paper twice; expected each id once")
 
     tags = meta.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() and not LINE_BREAK.search(t)
-                                             for t in tags):
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise SchemaError(path, "tags", f"got {tags!r}; expected a list of non-empty one-line strings")
+    for tag in tags:
+        problem = one_line_problem(tag)
+        if problem is not None:
+            raise SchemaError(path, "tags", f"got {tag!r}, which {problem}")
     if len(set(tags)) != len(tags):
         raise SchemaError(path, "tags", f"got {tags!r}, which repeats a tag; expected each tag once")
 
@@ -167,9 +188,9 @@ def render_entry(title: str, date: dt.date, papers: list[str], tags: list[str], 
     if tags:
         lines.append("tags:")
         lines += [f"  - {json.dumps(t, ensure_ascii=False)}" for t in tags]
-    lines += ["---", "", f"# {title}", "", "（一两句话：今天读了什么、最重要的收获。这一段是日记列表里的摘要。）", "",
+    lines += ["---", "", f"# {markdown_text(title)}", "", "（一两句话：今天读了什么、最重要的收获。这一段是日记列表里的摘要。）", "",
               EXCERPT_SEPARATOR, "", "## 读了什么", "", "## 哪里不懂", "", "## 弄懂了什么", "", "## 相关论文", ""]
-    lines += [f"- [{paper_titles.get(p, p)}](../../{READING_LIST}/{p}.md)" for p in papers]  # from journal/posts/
+    lines += [f"- [{markdown_text(paper_titles.get(p, p))}](../../{READING_LIST}/{p}.md)" for p in papers]  # from journal/posts/
     return "\n".join(lines) + "\n"
 
 
@@ -205,8 +226,9 @@ def new_entry(
     title = title.strip()
     if not title:
         raise ValueError("title is empty; expected a non-empty title, e.g. notes new \"MAE 的解码器\" --paper mae")
-    if LINE_BREAK.search(title):
-        raise ValueError(f"title {title!r} has a line break; expected a title on one line")
+    problem = one_line_problem(title)
+    if problem is not None:
+        raise ValueError(f"title {title!r} {problem}")
     if not papers:
         raise ValueError("no --paper given; expected at least one paper id from papers/ (see `notes papers`)")
     for pid in papers:
@@ -216,8 +238,9 @@ def new_entry(
     if any(not t for t in tags):
         raise ValueError("--tag is empty; expected a non-empty tag")
     for tag in tags:
-        if LINE_BREAK.search(tag):
-            raise ValueError(f"--tag {tag!r} has a line break; expected a tag on one line")
+        problem = one_line_problem(tag)
+        if problem is not None:
+            raise ValueError(f"--tag {tag!r} {problem}")
     tags = list(dict.fromkeys(tags))  # keep order, drop repeats
     date = date or dt.date.today()
     papers = list(dict.fromkeys(papers))  # keep order, drop repeats

@@ -27,6 +27,7 @@
 
 from __future__ import annotations
 
+import html
 import importlib.metadata
 import json
 import logging
@@ -37,13 +38,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
 
 from paper_notes import rebuild_memo, search
 from paper_notes.journal import EXCERPT_SEPARATOR, Entry
-from paper_notes.notebooks import NOTEBOOKS, NotebookError, execute, to_markdown
+from paper_notes.notebooks import NOTEBOOKS, TIMEOUT_S, NotebookError, execute, to_markdown
 from paper_notes.project import Project, load_project
 from paper_notes.references import UnresolvedReference
 from paper_notes.registry import SchemaError
@@ -79,7 +81,13 @@ def on_config(config: Any) -> Any:
     _state.update(project=project, root=root)
     _use_this_checkout(root)
     rebuild_memo.new_build(root)
-    _state["execute"] = bool((config.extra.get("notebooks") or {}).get("execute", True))
+    notebooks = config.extra.get("notebooks") or {}
+    _state["execute"] = bool(notebooks.get("execute", True))
+    timeout = notebooks.get("timeout_s", TIMEOUT_S)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
+        raise PluginError(f"paper-notes: mkdocs.yml extra.notebooks.timeout_s is {timeout!r}; "
+                          f"expected a positive number of seconds (default {TIMEOUT_S})")
+    _state["timeout_s"] = timeout
 
     blog = config.plugins.get("material/blog")
     if blog is not None:
@@ -175,13 +183,27 @@ def on_page_read_source(page: Any, config: Any) -> str | None:
         return None
     path = Path(page.file.abs_src_path)
     try:
-        executed = execute(path, _state["root"], run=_state["execute"])
+        executed = execute(path, _state["root"], run=_state["execute"], timeout_s=_state["timeout_s"])
     except NotebookError as exc:
         raise PluginError(f"paper-notes: {exc}") from None
     return to_markdown(executed.notebook, path.name)
 
 
+def escape_meta_title(page: Any) -> None:
+    """A title from front matter (a diary entry's) is plain text: give the templates it HTML-escaped.
+
+    Material's templates print ``page.meta.title`` and ``page.title`` as they are (the ``<title>``,
+    the header, the neighbours' footer links, tag listings), so ``<b>x</b>`` or ``A<B`` in a title
+    would be HTML there. As ``Markup``, templates that do escape (``| e`` in ``aria-label``) leave it
+    as it is rather than escape it twice.
+    """
+    title = page.meta.get("title") if isinstance(page.meta, dict) else None
+    if isinstance(title, str) and not isinstance(title, Markup):
+        page.meta["title"] = Markup(html.escape(title))
+
+
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
+    escape_meta_title(page)
     src = page.file.src_uri
     try:
         markdown = expand_results(markdown, _project().papers, src)

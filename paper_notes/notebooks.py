@@ -9,8 +9,10 @@ its printed text as a fenced ``text`` block and its figures inline (``data:`` UR
 renders it like any other page, so citations, references to a paper's items, math, glossary tooltips,
 links and the bare-mention checks apply to notebooks exactly as to the rest of the site.
 
-A cell tagged ``hide-input`` shows its outputs only. A cell that raises fails the build, naming the
-notebook and the cell.
+A cell tagged ``hide-input`` shows its outputs only. A cell that raises, runs longer than
+[`TIMEOUT_S`][paper_notes.notebooks.TIMEOUT_S] or kills its kernel fails the build in one line
+naming the notebook and the cell (its number and first line); the traceback of a cell that
+raised is logged at debug level (``mkdocs build --verbose``).
 """
 
 from __future__ import annotations
@@ -32,8 +34,21 @@ NOTEBOOKS = "notebooks"
 """Docs folder whose ``*.py`` files are notebooks."""
 
 KERNEL = "python3"
-TIMEOUT_S = 600
-"""Longest a cell may run."""
+TIMEOUT_S = 120
+"""Longest a cell may run, in seconds (``extra.notebooks.timeout_s`` in ``mkdocs.yml`` overrides it).
+
+The slowest cell of the site's notebooks today is ``kan_fit.py``'s training cell: 4.7 s on a
+2-core CPU machine (the ``matplotlib`` imports are next, at 3-4 s with a cold cache). 120 s is
+about 25 times that: room for a slower CI runner or a busier machine, while a cell that never
+ends (a ``while True``, a read that waits for input) fails the build in two minutes, not ten.
+A notebook that needs longer cells should train less, or load a result."""
+
+_TIMED_OUT = {"ename": "CellTimeoutError", "evalue": "", "traceback": []}
+"""The error a cell that ran out of time is given (nbclient's ``error_on_timeout``)."""
+
+_CLIENT_LOG = logging.getLogger("paper_notes.nbclient")
+_CLIENT_LOG.addHandler(logging.NullHandler())  # nbclient logs each timeout as an error; our one line says it
+_CLIENT_LOG.propagate = False
 
 FORMAT = "paper-notes markdown 1"
 """Folded into the cache key: change it when what is cached (the executed notebook) changes meaning."""
@@ -51,16 +66,18 @@ class Executed:
     cached: bool
 
 
-def execute(path: Path, root: Path, *, run: bool = True) -> Executed:
+def execute(path: Path, root: Path, *, run: bool = True, timeout_s: float = TIMEOUT_S) -> Executed:
     """The notebook at ``path``, executed, from the cache when its key is there.
 
     Args:
         path: a jupytext percent-format ``.py`` notebook.
         root: the project root (for the key and the cache folder).
         run: ``False`` reads the notebook without executing it (a quick build of a copy).
+        timeout_s: longest a cell may run, in seconds.
 
     Raises:
-        NotebookError: if the file is not a notebook or a cell raises.
+        NotebookError: in one line naming the notebook (and the cell), if the file is not a
+            notebook, or a cell raises, runs longer than ``timeout_s`` or kills the kernel.
     """
     import jupytext
     import nbformat
@@ -78,17 +95,42 @@ def execute(path: Path, root: Path, *, run: bool = True) -> Executed:
         return Executed(nbformat.reads(cached.read_text(encoding="utf-8"), as_version=4), cached=True)
 
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     log.info("executing notebook: %s", path.name)
-    client = NotebookClient(notebook, timeout=TIMEOUT_S, kernel_name=KERNEL, allow_errors=False,
-                            resources={"metadata": {"path": str(path.parent)}})
+    running: dict[str, Any] = {}
+
+    def started(cell: Any, cell_index: int) -> None:
+        running.update(cell=cell, index=cell_index)
+
+    # On a timeout, interrupt the cell (so the kernel shuts down idle, without a ZMQ traceback of its
+    # own on stderr) and take the reply as an error of our own name.
+    client = NotebookClient(notebook, timeout=timeout_s, kernel_name=KERNEL, allow_errors=False,
+                            resources={"metadata": {"path": str(path.parent)}}, on_cell_start=started,
+                            interrupt_on_timeout=True, error_on_timeout=_TIMED_OUT, log=_CLIENT_LOG)
     try:
         client.execute()
-    except CellExecutionError as exc:
-        raise NotebookError(f"{path}: a cell raised\n{exc}") from None
+    except (CellTimeoutError, CellExecutionError) as exc:
+        if isinstance(exc, CellTimeoutError) or exc.ename == _TIMED_OUT["ename"]:
+            raise NotebookError(f"{path}: {_cell_name(running)} ran longer than {timeout_s:g} s, the limit for a "
+                                f"cell; expected it to finish (make it faster, or raise extra.notebooks.timeout_s)") from None
+        log.debug("%s: traceback of the cell that raised:\n%s", path, exc)
+        raise NotebookError(f"{path}: {_cell_name(running)} raised {exc.ename}: {' '.join(str(exc.evalue).split())} "
+                            f"(its traceback: mkdocs build --verbose)") from None
+    except DeadKernelError as exc:
+        raise NotebookError(f"{path}: the kernel died while running {_cell_name(running)} "
+                            f"({' '.join(str(exc).split())})") from None
     write_file(cached, nbformat.writes(notebook))
     return Executed(notebook, cached=False)
+
+
+def _cell_name(running: dict[str, Any]) -> str:
+    """``cell 4 (`train(model, 200)`)``: the cell's number among all cells, from 1, and its first line."""
+    if "cell" not in running:
+        return "a cell"
+    lines = [line for line in _joined(running["cell"].get("source", "")).splitlines() if line.strip()]
+    first = lines[0].strip() if lines else ""
+    return f"cell {running['index'] + 1} (`{first[:60] + ('...' if len(first) > 60 else '')}`)"
 
 
 def _fence(text: str, lang: str, css: str = "") -> str:

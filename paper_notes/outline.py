@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .text import markdown_text
+
 KINDS = ("section", "figure", "table")
 """The kinds of outline items, in the order the paper page shows them."""
 
@@ -238,7 +240,7 @@ def outline_markdown(outline: Outline, paper_id: str) -> str:
         lines += [f"### {headings[kind]} {{ #outline-{_KEYS[kind]} }}", ""]
         for item in items:
             panels = f"（小图 {', '.join(f'({p})' for p in item.panels)}）" if item.panels else ""
-            lines.append(f'- <span id="{item.anchor}">{item.label}</span> **{item.title}** {item.gist}{panels}')
+            lines.append(f'- <span id="{item.anchor}">{item.label}</span> **{markdown_text(item.title)}** {item.gist}{panels}')
         lines.append("")
     lines += ["</div>", ""]
     return "\n".join(lines)

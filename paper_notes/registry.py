@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .yamlio import LINE_BREAK, SchemaError, load_yaml, read_text
+from .yamlio import SchemaError, load_yaml, one_line_problem, read_text
 
 from .outline import Outline, outline_field
 
@@ -225,10 +225,13 @@ def parse_paper(data: Any, path: Path) -> Paper:
         )
     if not 1900 <= values["year"] <= 2100:
         raise SchemaError(path, "year", f"got {values['year']}; expected a four-digit year")
-    for name in ("title", "venue", "arxiv", "doi", "url", "code", "authors", "affiliations"):
+    for name in ("title", "short_title", "venue", "arxiv", "doi", "url", "code", "authors", "affiliations", "tags"):
         for text in (values[name] if isinstance(values[name], list) else [values[name]]):
-            if isinstance(text, str) and LINE_BREAK.search(text):
-                raise SchemaError(path, name, f"got {text!r}, which has a line break; expected one line")
+            if text is None or (text == "" and not _FIELDS[name][1]):  # an optional field left empty
+                continue
+            problem = one_line_problem(text)
+            if problem is not None:
+                raise SchemaError(path, name, f"got {text!r}, which {problem}")
     if values["doi"] is not None and not _DOI.match(values["doi"]):
         raise SchemaError(path, "doi", f"got {values['doi']!r}; expected a DOI like '10.1109/CVPR52688.2022.01553' "
                                        f"(no https://doi.org/ prefix)")
@@ -290,6 +293,7 @@ def load_papers(papers_dir: Path | str, problems: list[str] | None = None) -> di
         problems.append(str(error))
 
     papers: dict[str, Paper] = {}
+    unreadable: set[str] = set()  # ids whose file is there but broken: reported once, not again by each link to it
     for path in sorted(papers_dir.glob("*.y*ml")):
         if path.suffix not in (".yaml", ".yml"):
             continue
@@ -297,6 +301,7 @@ def load_papers(papers_dir: Path | str, problems: list[str] | None = None) -> di
             paper = read_paper(path)
         except SchemaError as exc:
             problem(exc)
+            unreadable.add(path.stem)
             continue
         if paper.id in papers:
             problem(SchemaError(path, "id", f"{paper.id!r} is also the id of {papers[paper.id].path.name}; "
@@ -305,7 +310,7 @@ def load_papers(papers_dir: Path | str, problems: list[str] | None = None) -> di
         papers[paper.id] = paper
     for paper in papers.values():
         for rid in paper.related:
-            if rid not in papers:
+            if rid not in papers and rid not in unreadable:
                 problem(SchemaError(paper.path, "related", f"names unknown paper id {rid!r}; known: {', '.join(papers)}"))
     return dict(sorted(papers.items(), key=lambda kv: (kv[1].added, kv[0])))
 
@@ -353,12 +358,17 @@ def bibliography(papers: dict[str, Paper]) -> str:
 
 # --- writing papers/<id>.yaml (``notes add-paper`` and ``notes status``) --------------------
 
-_STATUS_LINE = re.compile(r"^(status:[ \t]*)([^#\s][^#\n]*?)?([ \t]*(?:#[^\n]*)?)$", re.M)
-"""The top-level ``status:`` line: the key, the value, and spaces plus a comment, kept as they are."""
+_STATUS_LINE = re.compile(r"^(status:[ \t]*)([^#\s][^#\r\n]*?)?([ \t]*(?:#[^\r\n]*)?\r?)$", re.M)
+"""The top-level ``status:`` line: the key, the value, and spaces plus a comment (and a CR), kept as they are."""
 
 
 def _scalar(value: str | None) -> str:
-    return "null" if value is None else json.dumps(value, ensure_ascii=False)  # a JSON string is valid YAML
+    if value is None:
+        return "null"
+    text = json.dumps(value, ensure_ascii=False)  # a JSON string is valid YAML
+    # JSON escapes only U+0000-U+001F; YAML refuses DEL and C1 characters written raw. Escaped, the
+    # schema reads them and says what is wrong with the field, not that the new file is not YAML.
+    return re.sub(r"[\x7f-\x9f]", lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def new_paper_text(path: Path, *, title: str, authors: list[str], venue: str, year: int,

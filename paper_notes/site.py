@@ -18,6 +18,7 @@ from .outline import outline_markdown
 from .project import Project
 from .references import expand_references, item_results, reading_list_link
 from .registry import READING_LIST, STATUS_LABELS, Paper
+from .text import markdown_link_title, markdown_text
 
 CITATION = re.compile(r"\[(@[a-z0-9-]+(?:\s*;\s*@[a-z0-9-]+)*)\]")
 """``[@mae]`` or ``[@mae; @vit]``: a citation of papers from ``papers/``."""
@@ -73,10 +74,11 @@ def reading_list_index(project: Project) -> str:
         code = f"[代码]({paper.code})" if paper.code else "—"
         entries = project.entries_for(paper.id)
         diary = f"[{len(entries)} 篇]({paper.id}.md#{DIARY_ANCHOR})" if entries else "—"
-        title = paper.title.replace('"', "&quot;")
+        title = markdown_link_title(paper.title)
+        tags = " · ".join(markdown_text(t) for t in paper.tags) or "—"
         lines.append(
-            f'| [{paper.display_title}]({paper.id}.md "{title}") | {paper.venue_year} '
-            f"| {STATUS_LABELS[paper.status]} | {' · '.join(paper.tags) or '—'} | {code} | {diary} |"
+            f'| [{markdown_text(paper.display_title)}]({paper.id}.md "{title}") | {markdown_text(paper.venue_year)} '
+            f"| {STATUS_LABELS[paper.status]} | {tags} | {code} | {diary} |"
         )
     counts = {s: sum(p.status == s for p in project.papers.values()) for s in STATUS_LABELS}
     lines += [
@@ -107,19 +109,19 @@ def paper_page(project: Project, paper: Paper) -> str:
     from .registry import to_bibtex
 
     rows = [
-        ("作者", ", ".join(paper.authors) + _mark(paper, "authors")),
-        ("单位", "; ".join(paper.affiliations) + _mark(paper, "affiliations") if paper.affiliations else "—"),
-        ("发表", paper.venue_year + _mark(paper, "venue")),
+        ("作者", markdown_text(", ".join(paper.authors)) + _mark(paper, "authors")),
+        ("单位", markdown_text("; ".join(paper.affiliations)) + _mark(paper, "affiliations") if paper.affiliations else "—"),
+        ("发表", markdown_text(paper.venue_year) + _mark(paper, "venue")),
         ("发表日期", (paper.published.isoformat() if paper.published else "—") + _mark(paper, "published")),
         ("arXiv", f"[{paper.arxiv}](https://arxiv.org/abs/{paper.arxiv})" if paper.arxiv else "—"),
         ("DOI", f"[{paper.doi}](https://doi.org/{paper.doi})" + _mark(paper, "doi") if paper.doi else "—"),
         ("链接", f"<{paper.url}>" if paper.url else "—"),
         ("代码", f"<{paper.code}>" if paper.code else "未开源或未找到"),
         ("状态", STATUS_LABELS[paper.status]),
-        ("标签", " · ".join(paper.tags) or "—"),
+        ("标签", " · ".join(markdown_text(t) for t in paper.tags) or "—"),
         ("加入清单", paper.added.isoformat()),
     ]
-    lines = [f"# {paper.title} {{ #{paper.id} }}", "", "| | |", "| --- | --- |"]
+    lines = [f"# {markdown_text(paper.title)} {{ #{paper.id} }}", "", "| | |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     lines.append("")
     if paper.unconfirmed:
@@ -137,13 +139,13 @@ def paper_page(project: Project, paper: Paper) -> str:
     related = [project.papers[r] for r in paper.related]
     if related:
         lines += ["## 相关论文", ""]
-        lines += [f"- [{r.title}]({r.id}.md)（{r.venue_year}）" for r in related]
+        lines += [f"- [{markdown_text(r.title)}]({r.id}.md)（{markdown_text(r.venue_year)}）" for r in related]
         lines.append("")
     entries = project.entries_for(paper.id)
     lines += [f"## 讨论这篇论文的日记 {{ #{DIARY_ANCHOR} }}", ""]
     if entries:
         lines += [
-            f"- {e.date.isoformat()} [{e.title}]({posixpath.relpath(_entry_doc(e, project.root), READING_LIST)})"
+            f"- {e.date.isoformat()} [{markdown_text(e.title)}]({posixpath.relpath(_entry_doc(e, project.root), READING_LIST)})"
             for e in entries
         ]
     else:
@@ -216,13 +218,13 @@ def related_entries(project: Project, paper_ids: list[str], page_src: str) -> st
     base = posixpath.dirname(page_src) or "."
     lines = []
     for entry in project.entries:  # newest first
-        papers = [project.papers[p].display_title for p in entry.papers if p in paper_ids]
+        papers = [markdown_text(project.papers[p].display_title) for p in entry.papers if p in paper_ids]
         linked = links_to(entry, page_src, project.root)
         if not papers and not linked:
             continue
         why = "、".join(papers) + ("；链接到本页" if papers and linked else "链接到本页" if linked else "")
         target = posixpath.relpath(_entry_doc(entry, project.root), base)
-        lines.append(f"- {entry.date.isoformat()} [{entry.title}]({target})（{why}）")
+        lines.append(f"- {entry.date.isoformat()} [{markdown_text(entry.title)}]({target})（{why}）")
     return "\n".join(lines) + "\n" if lines else "还没有日记。\n"
 
 
@@ -234,7 +236,7 @@ def expand_related_entries(markdown: str, project: Project, page_src: str) -> st
 def reading_list_nav(project: Project) -> str:
     """literate-nav ``SUMMARY.md`` for the reading-list section."""
     lines = ["* [总览](index.md)"]
-    lines += [f"* [{p.display_title}]({p.id}.md)" for p in project.papers.values()]
+    lines += [f"* [{markdown_text(p.display_title)}]({p.id}.md)" for p in project.papers.values()]
     return "\n".join(lines) + "\n"
 
 
@@ -276,7 +278,7 @@ def format_citation(keys: list[str], papers: dict[str, Paper], page_src: str) ->
     for key in keys:
         if key not in papers:
             raise KeyError(key)
-        parts.append(f"[{papers[key].short_citation}]({reading_list_link(page_src, key)})")
+        parts.append(f"[{markdown_text(papers[key].short_citation)}]({reading_list_link(page_src, key)})")
     return "（" + "；".join(parts) + "）"
 
 
@@ -286,7 +288,8 @@ def reference_list(keys: list[str], papers: dict[str, Paper], page_src: str) -> 
     for key in keys:
         p = papers[key]
         link = f" <{p.link}>" if p.link else ""
-        lines.append(f"1. {', '.join(p.authors)}. [{p.title}]({reading_list_link(page_src, key)}). *{p.venue}*, {p.year}.{link}")
+        lines.append(f"1. {markdown_text(', '.join(p.authors))}. [{markdown_text(p.title)}]({reading_list_link(page_src, key)}). "
+                     f"*{markdown_text(p.venue)}*, {p.year}.{link}")
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,11 @@ PyYAML alone lets three mistakes through or turns them into tracebacks:
 - a key written twice (``status: read`` then ``status: reading``): the last one silently wins;
 - a date that is not a date (``added: 2024-13-45``): ``ValueError: month must be in 1..12``,
   with no file or field;
-- ``.nan`` or ``.inf`` where a number belongs: accepted.
+- ``.nan`` or ``.inf`` where a number belongs: accepted;
+- anchors and aliases (``&a`` / ``*a``): a few hundred bytes of nested aliases expand to
+  billions of values (an "alias bomb"), and ``title: &t [*t]`` is a value that contains itself.
+  No file of ours needs them, so they are refused, from the parser's events, before anything
+  is built or walked.
 
 [`load_yaml`][paper_notes.yamlio.load_yaml] first composes the document (PyYAML's node tree,
 with line numbers and no values built yet), walks it for those three, and only then builds the
@@ -20,15 +24,51 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["LINE_BREAK", "SchemaError", "load_yaml", "read_text"]
+from refimpl.checks import path_problem
+
+__all__ = ["LINE_BREAK", "SchemaError", "load_yaml", "one_line_problem", "read_text"]
 
 LINE_BREAK = re.compile(r"[\r\n\v\f\x85\u2028\u2029]")
 """Anything YAML or Markdown would take for the end of a line: refused in one-line fields (a title)."""
+
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
+"""C0 and C1 control characters other than tab and the line breaks: XML 1.0 cannot hold them at
+all (``journal/feed.xml`` would not parse), and no title needs one."""
+
+_INVISIBLE_EXTRA = frozenset("\u115f\u1160\u2800\u3164\uffa0")
+"""Letters and symbols that draw nothing (Hangul fillers, the blank Braille pattern)."""
+
+
+def _invisible(char: str) -> bool:
+    # Z*: spaces and separators; C*: controls, format characters (U+200B, U+2060, U+FEFF ...), unassigned.
+    return unicodedata.category(char)[0] in "ZC" or char in _INVISIBLE_EXTRA
+
+
+def one_line_problem(text: str) -> str | None:
+    """What is wrong with ``text`` as a one-line field (a title, a tag, an author), or ``None``.
+
+    The words finish ``f"got {text!r}, which ..."``: a line break, a control character (tab is
+    fine), or nothing visible at all (empty, spaces, a zero-width space U+200B, ...).
+
+    Examples:
+        >>> one_line_problem("A<B: 掩码")
+        >>> one_line_problem("\u200b")
+        'shows nothing (only spaces or invisible characters); expected visible text'
+    """
+    if LINE_BREAK.search(text):
+        return "has a line break; expected one line"
+    control = _CONTROL.search(text)
+    if control:
+        return f"has the control character U+{ord(control.group()):04X}; expected printable text"
+    if all(_invisible(char) for char in text):
+        return "shows nothing (only spaces or invisible characters); expected visible text"
+    return None
 
 
 class SchemaError(ValueError):
@@ -52,9 +92,14 @@ def read_text(path: Path) -> str:
     """The file's text, decoded as UTF-8.
 
     Raises:
-        SchemaError: if the file is not UTF-8, naming the file and the first bad byte.
+        SchemaError: if the file is not UTF-8, naming the file and the first bad byte; or if the
+            path is not a readable regular file (a folder, a FIFO whose read would wait forever,
+            ``/dev/null``, a link loop), saying which.
         OSError: if it cannot be read.
     """
+    problem = path_problem(path, kind="file")
+    if problem is not None:
+        raise SchemaError(path, None, problem)
     data = path.read_bytes()
     try:
         return data.decode("utf-8")
@@ -76,7 +121,7 @@ def load_yaml(text: str, path: Path, line_offset: int = 0) -> Any:
 
     Raises:
         SchemaError: naming ``path`` and the field, for invalid YAML, a repeated key, a date that
-            does not exist, or a non-finite number.
+            does not exist, a non-finite number, or an anchor or alias (naming its line).
     """
     try:
         return _load(text, path, line_offset, getattr(yaml, "CSafeLoader", yaml.SafeLoader))
@@ -84,10 +129,44 @@ def load_yaml(text: str, path: Path, line_offset: int = 0) -> Any:
         try:
             return _load(text, path, line_offset, yaml.SafeLoader)
         except yaml.YAMLError as exc:
-            raise SchemaError(path, None, f"is not valid YAML: {exc}") from None
+            raise SchemaError(path, None, f"is not valid YAML: {_yaml_error(exc, text, line_offset)}") from None
+
+
+def _yaml_error(exc: yaml.YAMLError, text: str, line_offset: int) -> str:
+    """PyYAML's message on one line: what, where in the file, and the line it started on, quoted."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return " ".join(str(exc).split())
+    context = getattr(exc, "context", None)
+    what = f"{context}, {exc.problem}" if context else str(exc.problem)  # type: ignore[attr-defined]
+    where = f"line {mark.line + 1 + line_offset}, column {mark.column + 1}"
+    start = getattr(exc, "context_mark", None) or mark  # an unclosed bracket: the line that opened it
+    lines = text.splitlines()
+    quoted = lines[start.line].strip() if start.line < len(lines) else ""
+    return f"{what} ({where}{f': {quoted!r}' if quoted else ''})"
+
+
+def _refuse_aliases(text: str, path: Path, line_offset: int, loader_class: type) -> None:
+    """Refuse the first anchor or alias, from the parser's events: before a node is built or walked."""
+    if "&" not in text and "*" not in text:  # neither can be written without one of these
+        return
+    loader = loader_class(text)
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            name = event.anchor if isinstance(event, yaml.NodeEvent) else None
+            if name is not None:
+                sign = "*" if isinstance(event, yaml.AliasEvent) else "&"
+                line = event.start_mark.line + 1 + line_offset
+                raise SchemaError(path, None, f"uses the YAML {'alias' if sign == '*' else 'anchor'} "
+                                              f"'{sign}{name}' (line {line}); expected plain values "
+                                              f"(anchors and aliases are not used in these files)")
+    finally:
+        loader.dispose()
 
 
 def _load(text: str, path: Path, line_offset: int, loader_class: type) -> Any:
+    _refuse_aliases(text, path, line_offset, loader_class)
     loader = loader_class(text)
     try:
         root = loader.get_single_node()
