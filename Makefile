@@ -33,10 +33,16 @@ $(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
 # of the extra then finds it there. The version is read from pyproject.toml.
 SAM2_REQ = $(BIN)/python -c 'import tomllib; print(next(r for r in tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["test"] if r.startswith("sam2")))'
 
+# Anchors whose own requirements the tests never import (carvekit: a web server stack and OpenCV), or pin
+# below the project's (pysodmetrics: numpy<2.3.5, scikit-image<0.26, which pip would downgrade), are
+# installed without them; the list is pyproject.toml's [tool.paper-notes] no-deps-anchors (about 2 s).
+NO_DEPS_REQS = $(BIN)/python -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["paper-notes"]["no-deps-anchors"]))'
+
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile 'setuptools>=77.0.3'
 	SAM2_BUILD_CUDA=0 $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile \
 		--no-build-isolation --no-deps "$$($(SAM2_REQ))"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile --no-deps $$($(NO_DEPS_REQS))
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e '.[test]'
 	@touch $@ $(VENV)/.installed-docs
 
