@@ -1,8 +1,10 @@
 r"""U²-Net (Qin et al., Pattern Recognition 2020): a U-Net whose every stage is itself a small U-Net.
 
 Salient object detection (SOD) asks for one map per image: the probability, per pixel, that
-it belongs to the object a viewer looks at first. U²-Net answers it without an ImageNet
-backbone, trained from scratch, with one block, one architecture built from it, and one loss:
+it belongs to the object a viewer looks at first. Most SOD networks are built on a backbone
+made for image classification, whose features serve semantics (U²-Net §1); U²-Net answers the
+task without one, trained from scratch, with one block, one architecture built from it, and
+one loss:
 
 - **The residual U-block, RSU-L** ([`RSU`][refimpl.u2net.model.RSU]). A residual block
   ``x + F(x)`` whose ``F`` is not two convolutions but a U-Net of height ``L``: an input
@@ -23,13 +25,13 @@ backbone, trained from scratch, with one block, one architecture built from it, 
   weight 1 each.
 
 Two sizes, by the channel widths of the stages: [`u2net_full`][refimpl.u2net.model.u2net_full]
-(U²-Net, 44.0 M parameters, the 176.3 MB release file ``u2net.pth``) and
-[`u2net_lite`][refimpl.u2net.model.u2net_lite] (U²-Net†, 1.13 M parameters, the 4.7 MB
-``u2netp.pth``): the same eleven stages, the small one with 16 middle and 64 output channels
-everywhere.
+(U²-Net, 44.0 M parameters, the release file ``u2net.pth``; 176.3 MB in the paper's abstract) and
+[`u2net_lite`][refimpl.u2net.model.u2net_lite] (U²-Net†, 1.13 M parameters, the release file
+``u2netp.pth``; 4.7 MB in the abstract): the same eleven stages, the small one with 16 middle
+and 64 output channels everywhere.
 
 Shape letters: ``B`` batch; ``C_in``, ``M``, ``C_out`` a block's input, middle and output
-channels (the paper's I, M, O); ``H, W`` the input size of a block or the image size; ``h_i,
+channels (I, M, O for short); ``H, W`` the input size of a block or the image size; ``h_i,
 w_i`` the size at level ``i`` of a U (``h_1 = H``, ``h_{i+1} = ceil(h_i / 2)``).
 
 **Any size.** Pooling uses ``ceil_mode=True`` and every upsampling goes to the exact size of
@@ -167,7 +169,7 @@ class RSU(nn.Module):
 
 
 class Stage(NamedTuple):
-    """One RSU of the big U, as a row of the paper's configuration table."""
+    """One RSU of the big U: its height and its I, M, O channels (the official code's values)."""
 
     height: int
     """``L``: RSU-L."""
@@ -334,12 +336,12 @@ def _stages(value: object, name: str) -> tuple[Stage, ...]:
 
 
 def u2net_full(out_ch: int = 1) -> U2Net:
-    """U²-Net, 44.0 M parameters (the release ``u2net.pth``, 176.3 MB)."""
+    """U²-Net, 44.0 M parameters (the release ``u2net.pth``; the abstract gives 176.3 MB)."""
     return U2Net(**U2NET_FULL, out_ch=out_ch)
 
 
 def u2net_lite(out_ch: int = 1) -> U2Net:
-    """U²-Net†, the small one, 1.13 M parameters (the release ``u2netp.pth``, 4.7 MB)."""
+    """U²-Net†, the small one, 1.13 M parameters (the release ``u2netp.pth``; the abstract gives 4.7 MB)."""
     return U2Net(**U2NET_LITE, out_ch=out_ch)
 
 
