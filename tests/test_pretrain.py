@@ -494,10 +494,11 @@ def test_the_first_step_trains_on_the_official_augmentation_bit_for_bit_normalis
         torch.manual_seed(sample_seed(config.seed, epoch, index))  # the crop the dataset draws for this sample
         expected_imgs.append(augment(dataset.source[index]))
     loaded = [dataset[key] for key in keys]
-    assert all(img.dtype == torch.uint8 and img.shape == (3, 32, 32) for img, _ in loaded)  # a quarter of float's bytes
-    imgs = normalize_images(torch.stack([img for img, _ in loaded]))
+    assert all(s.image.dtype == torch.uint8 and s.image.shape == (3, 32, 32) for s in loaded)  # a quarter of float's bytes
+    assert all(s.unreadable == -1 for s in loaded)  # every image was read, none stood in for another
+    imgs = normalize_images(torch.stack([s.image for s in loaded]))
     assert torch.equal(imgs, torch.stack(expected_imgs))  # the official crops and values, bit for bit
-    noise = torch.stack([n for _, n in loaded])
+    noise = torch.stack([s.noise for s in loaded])
     with torch.no_grad():
         loss = model(imgs, config.mask_ratio, noise=noise).loss.item()
     assert losses(tmp_path)[0] == (1, pytest.approx(loss, abs=1e-6))  # the log rounds to 6 decimals

@@ -36,8 +36,10 @@ import numpy as np
 import torch
 
 from ..checkpoints import check_checkpoint_path, unreadable_reason
+from ..checks import path_problem
 from ..mae import encoder_state
 from .config import RESUME_KEYS, ConfigError
+from .data import unreadable_limit
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -47,8 +49,10 @@ __all__ = [
     "atomic_write_text",
     "capture_rng",
     "check_compatible",
+    "check_shapes",
     "checkpoint_name",
     "export_encoder",
+    "first_non_finite",
     "list_checkpoints",
     "load_training_checkpoint",
     "prune_checkpoints",
@@ -153,15 +157,19 @@ def load_training_checkpoint(path: str | PathLike[str]) -> dict[str, Any]:
         The dict described in the module docstring.
 
     Raises:
-        ConfigError: if the file is missing, unreadable, or not one of our training checkpoints.
+        ConfigError: if the path is not a readable regular file (missing, a folder, a FIFO, a link
+            loop, ...), the file is not one of our training checkpoints, lacks one of its entries,
+            or holds a NaN or infinite value (a broken checkpoint; the message names the tensor).
+            [`UnreadableCheckpoint`][refimpl.train.checkpoint.UnreadableCheckpoint] if it cannot
+            be read at all (empty, truncated, a pickle that would run code).
     """
     path = Path(path)
+    problem = path_problem(path, "file")
+    if problem:
+        hint = " (e.g. one of its checkpoint-<step>.pth files)" if problem.startswith("is a folder") else ""
+        raise ConfigError(f"checkpoint {str(path)!r} {problem}{hint}")
     try:
         check_checkpoint_path(path)
-    except FileNotFoundError:
-        raise ConfigError(f"checkpoint {str(path)!r} does not exist") from None
-    except IsADirectoryError as exc:
-        raise ConfigError(str(exc)) from None
     except ValueError as exc:  # empty
         raise UnreadableCheckpoint(f"{exc}; move it away or choose another output_dir") from None
     try:
@@ -174,11 +182,85 @@ def load_training_checkpoint(path: str | PathLike[str]) -> dict[str, Any]:
             f"{str(path)!r} is not a refimpl.train checkpoint (no format {CHECKPOINT_FORMAT!r}); "
             f"choose another output_dir"
         )
+    for key, kind, what in _ENTRIES:
+        value = state.get(key)
+        if not isinstance(value, kind) or (kind is int and (isinstance(value, bool) or value < 0)):
+            found = (f"lacks the entry {key!r}" if key not in state else
+                     f"holds {type(value).__name__} {value!r:.40} as {key!r}, not {what}")
+            raise ConfigError(f"checkpoint {str(path)!r} {found}; it is not a complete refimpl.train checkpoint "
+                              f"(edited, or of another version): move it away or resume another")
+    bad = first_non_finite({"model": state["model"], "optimizer": state["optimizer"]})
+    if bad is not None:
+        raise ConfigError(f"checkpoint {str(path)!r} is broken: tensor {bad!r} holds NaN or infinite values (saved by a "
+                          f"version that did not check its weights, or damaged); resume an earlier checkpoint "
+                          f"with --resume, or move it away")
     return dict(state)
 
 
-def check_compatible(state: Mapping[str, Any], config: Mapping[str, Any], dataset_size: int, path: Path) -> None:
-    """Refuse to resume a checkpoint of another run.
+_ENTRIES = (
+    ("model", Mapping, "a state dict"), ("optimizer", Mapping, "a state dict"), ("scheduler", Mapping, "a state dict"),
+    ("rng", Mapping, "generator states"), ("config", Mapping, "a config"), ("step", int, "a number of steps"),
+    ("dataset_size", int, "a number of images"),
+)
+"""The entries a resume reads: name, type, and what it should hold (for the message)."""
+
+
+def first_non_finite(tree: object) -> str | None:
+    """The name of the first floating tensor in ``tree`` (a state dict, or nested dicts and lists of
+    tensors) that holds NaN or infinity, e.g. ``"model.blocks.0.norm1.weight"``; ``None`` if all are finite.
+
+    One check for all the tensors (a single host sync, on any device); the names only when it fails.
+
+    Examples:
+        >>> first_non_finite({"model": {"w": torch.ones(2), "b": torch.tensor([0.0, float("nan")])}})
+        'model.b'
+    """
+    floats: list[tuple[str, torch.Tensor]] = []
+
+    def collect(node: object, name: str) -> None:
+        if isinstance(node, torch.Tensor):
+            if node.is_floating_point() and node.numel():
+                floats.append((name, node))
+            return
+        items = node.items() if isinstance(node, Mapping) else enumerate(node) if isinstance(node, (list, tuple)) else ()
+        for key, value in items:
+            collect(value, f"{name}.{key}" if name else str(key))
+
+    collect(tree, "")
+    if not floats or bool(torch.stack([torch.isfinite(t).all() for _, t in floats]).all()):
+        return None
+    return next(name for name, t in floats if not bool(torch.isfinite(t).all()))
+
+
+def check_shapes(saved: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Refuse a checkpoint whose model tensors do not fit the model built from the config.
+
+    Raises:
+        ConfigError: naming the first key missing on one side, or the first one whose shapes differ,
+            with both shapes.
+    """
+    for key, value in expected.items():
+        if key not in saved:
+            raise ConfigError(f"checkpoint {str(path)!r} has no tensor {key!r}, which the model of this config "
+                              f"needs; it is not a checkpoint of this model")
+        there, here = tuple(saved[key].shape), tuple(value.shape)
+        if there != here:
+            raise ConfigError(f"checkpoint {str(path)!r}: tensor {key!r} has shape {there} there, {here} in the "
+                              f"model of this config; it is not a checkpoint of this model")
+    extra = next((key for key in saved if key not in expected), None)
+    if extra is not None:
+        raise ConfigError(f"checkpoint {str(path)!r} has a tensor {extra!r} that the model of this config lacks; "
+                          f"it is not a checkpoint of this model")
+
+
+def check_compatible(state: Mapping[str, Any], config: Mapping[str, Any], dataset_size: int,
+                     path: Path) -> str | None:
+    """Refuse to resume a checkpoint of another run; accept a data folder changed by a few images.
+
+    A folder that gained or lost at most [`unreadable_limit`][refimpl.train.data.unreadable_limit]
+    images (1 %, at least one: e.g. the unreadable ones the run reported, now removed) still holds
+    this run: the resume goes on from the checkpoint's step, with each epoch's order and the
+    schedule's length worked out for the new count. Any other difference means another run.
 
     Args:
         state: a loaded checkpoint.
@@ -186,9 +268,12 @@ def check_compatible(state: Mapping[str, Any], config: Mapping[str, Any], datase
         dataset_size: the number of images the new run found.
         path: the checkpoint, for the message.
 
+    Returns:
+        ``None``, or a one-line warning when the number of images changed.
+
     Raises:
-        ConfigError: naming the first field (of ``RESUME_KEYS``) that differs, or a different
-            dataset size.
+        ConfigError: naming the first field (of ``RESUME_KEYS``) that differs, or a dataset size
+            that changed by more than the limit.
     """
     saved = state["config"]
     for key in RESUME_KEYS:
@@ -197,11 +282,18 @@ def check_compatible(state: Mapping[str, Any], config: Mapping[str, Any], datase
                 f"{str(path)!r} belongs to another run: {key}={saved.get(key)!r} there, {config.get(key)!r} now; "
                 f"nothing was written; use another output_dir, or the same {key} to resume"
             )
-    if state["dataset_size"] != dataset_size:
+    before = state["dataset_size"]
+    if before == dataset_size:
+        return None
+    if abs(before - dataset_size) > unreadable_limit(before):
         raise ConfigError(
-            f"{str(path)!r} was trained on {state['dataset_size']} images, the data now has {dataset_size}; "
-            f"nothing was written; use another output_dir to start a new run on the changed data"
+            f"{str(path)!r} was trained on {before} images, the data now has {dataset_size} (a resume accepts a "
+            f"change of at most {unreadable_limit(before)}); nothing was written; use another output_dir to start "
+            f"a new run on the changed data"
         )
+    return (f"the data folder now has {dataset_size} images, {path.name} was trained on {before}: resuming at step "
+            f"{state['step']} with each epoch's order drawn for {dataset_size} images (not bit-identical to a run "
+            f"on unchanged data)")
 
 
 def capture_rng() -> dict[str, Any]:

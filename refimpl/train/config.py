@@ -30,6 +30,10 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from ..checks import path_problem
+
 __all__ = [
     "HIERA_MODELS",
     "HIERA_UNIT_PX",
@@ -184,6 +188,13 @@ class PretrainConfig:
             _nonnegative_int(self.warmup_steps, "warmup_steps")
         _nonnegative_int(self.figure_every, "figure_every")
         _nonnegative_int(self.seed, "seed")
+        if self.seed >= 2**63:  # torch.manual_seed takes a signed 64-bit seed
+            raise ConfigError(f"seed={self.seed}; expected an integer in [0, 2**63)")
+        for name in ("norm_pix_loss", "check_images", "progress", "tensorboard", "fsdp", "compile"):
+            value = getattr(self, name)
+            if not isinstance(value, bool) and not (name == "compile" and value is None):
+                also = ", or null for the default" if name == "compile" else ""
+                raise ConfigError(f"{name}={value!r}; expected true or false{also}")
         if not _is_number(self.mask_ratio) or not 0 < self.mask_ratio < 1:
             # 0 removes nothing: the loss, a mean over the removed patches, would be 0/0.
             raise ConfigError(f"mask_ratio={self.mask_ratio!r}; expected a number in (0, 1): the loss is a mean "
@@ -250,7 +261,7 @@ class PretrainConfig:
             ConfigError: naming the first unknown key.
         """
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
+        unknown = sorted(set(values) - names, key=str)
         if unknown:
             raise ConfigError(f"{source}: unknown key {unknown[0]!r}; expected field names of PretrainConfig, e.g. batch_size")
         values = dict(values)
@@ -272,7 +283,12 @@ data each optimizer step sees does not depend on them, nor on the number of proc
 
 
 def load_config_file(path: str | PathLike[str]) -> dict[str, Any]:
-    """Read a JSON (``.json``) or YAML (``.yaml``/``.yml``) mapping of field values.
+    """Read a JSON (``.json``) or YAML (``.yaml``/``.yml``) mapping of field values, strictly.
+
+    A key written twice (``epochs: 1`` ... ``epochs: 50``) is refused rather than won by the last
+    one, in both formats; so are YAML anchors, aliases and merge keys (``&a``, ``*a``, ``<<``),
+    which a config needs none of and which can make a few hundred bytes expand to billions of
+    values. The file must be UTF-8 (a leading byte-order mark is allowed).
 
     Args:
         path: the file.
@@ -281,30 +297,100 @@ def load_config_file(path: str | PathLike[str]) -> dict[str, Any]:
         Field name to value, not yet checked against the dataclass.
 
     Raises:
-        ConfigError: if the file is missing, cannot be parsed, or is not a mapping.
+        ConfigError: one line naming the file (and for YAML the line) if the file is not a
+            readable regular file, not UTF-8, cannot be parsed, repeats a key, uses an alias,
+            or is not a mapping.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
-    text = path.read_text(encoding="utf-8")
+    problem = path_problem(path, "file")
+    if problem:
+        raise ConfigError(f"config file {str(path)!r} {problem}")
+    if path.suffix not in (".yaml", ".yml", ".json"):
+        raise ConfigError(f"config file {str(path)!r}: expected a .json, .yaml or .yml file")
+    data = path.read_bytes()
     try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            values = yaml.safe_load(text)
-        elif path.suffix == ".json":
-            values = json.loads(text)
-        else:
-            raise ConfigError(f"config file {str(path)!r}: expected a .json, .yaml or .yml file")
-    except (ValueError, ImportError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(f"config file {str(path)!r} cannot be parsed: {str(exc).splitlines()[0]}") from None
+        text = data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (byte {data[exc.start]:#04x} on line {line}); "
+                          f"save it as UTF-8") from None
+    try:
+        values = _parse_yaml(text) if path.suffix in (".yaml", ".yml") else _parse_json(text)
+    except _ParseError as exc:
+        raise ConfigError(f"config file {str(path)!r}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {str(path)!r} nests lists or mappings too deeply; a config needs two levels") from None
     if values is None:
         values = {}
     if not isinstance(values, dict):
         raise ConfigError(f"config file {str(path)!r} holds a {type(values).__name__}; expected a mapping of field: value")
     return values
+
+
+class _ParseError(ValueError):
+    """A config file's syntax, repeated key or alias; the message starts with the line where known."""
+
+
+def _parse_json(text: str) -> Any:
+    def refuse_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in values:
+                raise _ParseError(f"key {key!r} is repeated; expected each key once")
+            values[key] = value
+        return values
+
+    try:
+        return json.loads(text, object_pairs_hook=refuse_repeats)
+    except json.JSONDecodeError as exc:
+        raise _ParseError(f"line {exc.lineno}: {exc.msg} (not valid JSON)") from None
+
+
+def _parse_yaml(text: str) -> Any:
+    loader = _StrictLoader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise _ParseError(f"{where}{', '.join(filter(None, (exc.context, exc.problem)))} (not valid YAML)") from None
+    except yaml.YAMLError as exc:
+        raise _ParseError(f"{' '.join(str(exc).split())} (not valid YAML)") from None
+    finally:
+        loader.dispose()
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's ``SafeLoader`` that refuses repeated keys, anchors, aliases and merge keys, naming the line.
+
+    Aliases are refused while the document is composed, before any value is built, so an alias
+    bomb costs nothing.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            kind = "alias *" if isinstance(event, yaml.AliasEvent) else "anchor &"
+            raise _ParseError(f"line {event.start_mark.line + 1}: {kind}{event.anchor}; anchors and aliases "
+                              f"are not allowed in a config, write each value out")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            line = key_node.start_mark.line + 1
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise _ParseError(f"line {line}: merge key '<<' is not allowed in a config; write each key out")
+            key = self.construct_object(key_node, deep=True)
+            try:
+                repeated = key in first_line
+            except TypeError:  # an unhashable key: SafeLoader's own error names it
+                break
+            if repeated:
+                raise _ParseError(f"line {line}: key {key!r} is repeated (first on line {first_line[key]}); "
+                                  f"expected each key once")
+            first_line[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def resolve_config(file_values: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> PretrainConfig:

@@ -19,12 +19,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
+
+from ..checks import path_problem
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -34,17 +36,22 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "IMG_EXTENSIONS",
+    "UNREADABLE_FRACTION",
     "DataError",
     "EmbeddedPhotos",
     "FolderImages",
     "ImageScan",
     "MAEPretrainDataset",
     "ResumableSampler",
+    "Sample",
+    "UnreadableImage",
     "denormalize_images",
     "normalize_images",
     "pretrain_transform",
     "sample_seed",
     "scan_image_folder",
+    "too_many_unreadable",
+    "unreadable_limit",
 ]
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -68,6 +75,45 @@ class DataError(ValueError):
     """The data folder cannot be used; the message is one line naming the folder and the problem."""
 
 
+class UnreadableImage(DataError):
+    """One image file cannot be decoded (truncated, corrupt, removed while the run reads it).
+
+    Args:
+        path: the file.
+        reason: what the decoder said, one line.
+    """
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"image {str(path)!r} cannot be decoded: {reason}")
+        self.path, self.reason = path, reason
+
+    def __reduce__(self) -> tuple[type, tuple[Path, str]]:  # data-loader workers pickle it
+        return type(self), (self.path, self.reason)
+
+
+UNREADABLE_FRACTION = 0.01
+"""The share of a data folder's images that may be unreadable, or change between sessions, before a run stops."""
+
+
+def unreadable_limit(n: int) -> int:
+    """How many of ``n`` images may be unreadable in one epoch (and may be added or removed before a
+    resume): 1 %, and at least one.
+
+    Examples:
+        >>> unreadable_limit(8), unreadable_limit(1_281_167)
+        (1, 12811)
+    """
+    return max(1, int(n * UNREADABLE_FRACTION))
+
+
+def too_many_unreadable(first: Path, reason: str, count: int, n: int) -> str:
+    """The one-line message that stops a run: ``count`` of ``n`` images cannot be decoded, ``first`` among them."""
+    others = f" and {count - 1} more" if count > 1 else ""
+    return (f"image {str(first)!r}{others} cannot be decoded ({reason}); a run reads on past at most "
+            f"{unreadable_limit(n)} unreadable of its {n} images ({UNREADABLE_FRACTION:.0%}, at least one): fix or "
+            f"replace them, then run the same command to resume")
+
+
 @dataclass(frozen=True)
 class ImageScan:
     """What [`scan_image_folder`][refimpl.train.data.scan_image_folder] found."""
@@ -75,9 +121,12 @@ class ImageScan:
     root: Path
     """The folder scanned."""
     files: tuple[Path, ...]
-    """Image files, sorted, so every process sees the same order."""
+    """Image files, sorted, so every process sees the same order; each real file once."""
     skipped: int
-    """Files skipped: not an image by name, hidden, or (``check_images``) unreadable."""
+    """Files skipped: not an image by name, hidden, a dangling link, or (``check_images``) unreadable."""
+    links: int = 0
+    """Links not followed: to the folder itself, into it, to one of its ancestors, or to a file or
+    folder found already (a loop such as ``ln -s . D/again``, or two names for one file)."""
 
 
 def scan_image_folder(root: str | PathLike[str], check_images: bool = True) -> ImageScan:
@@ -85,8 +134,12 @@ def scan_image_folder(root: str | PathLike[str], check_images: bool = True) -> I
 
     Files are searched recursively; labels, if any, are ignored (MAE needs none). A file whose
     name does not end in one of ``IMG_EXTENSIONS`` is skipped, and so is one PIL cannot open when
-    ``check_images`` (only the header is read, so this is cheap). Skips are counted and reported
-    in one ``UserWarning``, not raised.
+    ``check_images`` (only the header is read, so this is cheap: a file cut short after its header
+    is found by the loader, see [`MAEPretrainDataset`][refimpl.train.data.MAEPretrainDataset]).
+    Symbolic links are followed, except a link that leads back to ``root``, into it or to one of
+    its ancestors (``ln -s . D/again`` would otherwise count every image again and again): each
+    real file and folder is read once, whatever the number of names it has. Skips are counted and
+    reported in one ``UserWarning``, not raised.
 
     Args:
         root: the data folder.
@@ -96,39 +149,72 @@ def scan_image_folder(root: str | PathLike[str], check_images: bool = True) -> I
         An [`ImageScan`][refimpl.train.data.ImageScan].
 
     Raises:
-        DataError: if ``root`` does not exist, is not a directory, cannot be read, or holds no image.
+        DataError: if ``root`` is not a readable folder (missing, a file, a link loop, ...), a
+            folder under it cannot be listed, or it holds no image.
     """
     root = Path(root)
-    if not root.exists():
-        raise DataError(f"data folder {str(root)!r} does not exist")
-    if not root.is_dir():
-        raise DataError(f"data folder {str(root)!r} is a file; expected a directory of images")
-    if not os.access(root, os.R_OK | os.X_OK):
-        raise DataError(f"data folder {str(root)!r} cannot be read (permission denied)")
-
-    def fail(exc: OSError) -> None:
-        raise DataError(f"data folder {str(root)!r} cannot be read: {exc.strerror or exc} ({exc.filename})")
-
+    problem = path_problem(root, "folder")
+    if problem:
+        raise DataError(f"data folder {str(root)!r} {problem}")
+    real_root = root.resolve()
+    top = root.stat()
+    seen = {(top.st_dev, top.st_ino)}  # folders and files, by identity: each real one once
     files: list[Path] = []
-    skipped = 0
-    for dirpath, dirnames, filenames in os.walk(root, onerror=fail, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if name.startswith(".") or not name.lower().endswith(IMG_EXTENSIONS):
+    skipped = links = 0
+    pending = [(root, top.st_dev)]
+    while pending:  # depth first, each folder's files before its subfolders: os.walk's order
+        folder, device = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            raise DataError(f"data folder {str(root)!r} cannot be read: {exc.strerror or exc} ({exc.filename})") from None
+        subfolders = []
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                is_dir = entry.is_dir()
+            except OSError:  # a link loop
+                is_dir = False
+            if is_dir and entry.name.startswith("."):
+                continue
+            if not is_dir and (entry.name.startswith(".") or not entry.name.lower().endswith(IMG_EXTENSIONS)):
                 skipped += 1
+                continue
+            if entry.is_symlink():
+                try:
+                    target = path.resolve(strict=True)
+                    info = target.stat()
+                except (OSError, RuntimeError):  # dangling, or a loop of links
+                    skipped += 1
+                    continue
+                if target.is_relative_to(real_root) or real_root.is_relative_to(target):
+                    links += 1  # into the folder (read there) or one of its ancestors (holding it)
+                    continue
+                identity = (info.st_dev, info.st_ino)
+            else:
+                identity = (device, entry.inode())
+            if identity in seen:
+                links += 1
+                continue
+            seen.add(identity)
+            if is_dir:
+                subfolders.append((path, identity[0]))
             elif check_images and not _header_ok(path):
                 skipped += 1
             else:
                 files.append(path)
+        pending.extend(reversed(subfolders))
     if not files:
         raise DataError(
             f"data folder {str(root)!r} holds no readable image ({skipped} other files); expected "
             f"{', '.join(IMG_EXTENSIONS[:3])}, ... files directly inside or in class subfolders"
         )
-    if skipped:
-        warnings.warn(f"skipped {skipped} non-image or unreadable files in data folder {str(root)!r}", stacklevel=2)
-    return ImageScan(root, tuple(files), skipped)
+    if skipped or links:
+        parts = [f"{skipped} non-image or unreadable files"] if skipped else []
+        parts += [f"{links} links back into the folder or to files read already"] if links else []
+        warnings.warn(f"skipped {' and '.join(parts)} in data folder {str(root)!r}", stacklevel=2)
+    return ImageScan(root, tuple(files), skipped, links)
 
 
 def _header_ok(path: Path) -> bool:
@@ -138,7 +224,7 @@ def _header_ok(path: Path) -> bool:
         with Image.open(path) as image:
             image.size  # noqa: B018 - the header is parsed lazily by .size
         return True
-    except (OSError, ValueError, SyntaxError):  # PIL raises all three for bad files
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # PIL raises all of these for bad files
         return False
 
 
@@ -156,14 +242,19 @@ class FolderImages:
         return len(self.files)
 
     def __getitem__(self, index: int) -> Image.Image:
+        """The ``index``-th image as RGB.
+
+        Raises:
+            UnreadableImage: if the file cannot be opened or decoded (e.g. cut short after its header).
+        """
         from PIL import Image
 
         path = self.files[index]
         try:
             with Image.open(path) as image:
                 return image.convert("RGB")  # decodes the whole file before it is closed
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise DataError(f"image {str(path)!r} cannot be decoded: {exc}") from None
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise UnreadableImage(path, " ".join(str(exc).split()) or type(exc).__name__) from None
 
 
 class EmbeddedPhotos:
@@ -302,17 +393,39 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, index]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
+class Sample(NamedTuple):
+    """One item of [`MAEPretrainDataset`][refimpl.train.data.MAEPretrainDataset] (batched by the data loader: ``B`` first)."""
+
+    image: Tensor
+    """``uint8 (3, S, S)``: the augmented crop."""
+    noise: Tensor
+    """``(L,)``: the masking noise."""
+    unreadable: Tensor
+    """``int64 ()``: the sample's own index if its file could not be decoded and the next readable
+    image stood in for it, else -1."""
+
+
 class MAEPretrainDataset(Dataset):
     """Augmented images and their masking noise, keyed by ``(epoch, index)``.
 
-    ``dataset[(epoch, index)]`` returns ``(image uint8 (3, S, S), noise (L,))``; the image becomes the
-    model's input through [`normalize_images`][refimpl.train.data.normalize_images]. Both are drawn from a
+    ``dataset[(epoch, index)]`` returns a [`Sample`][refimpl.train.data.Sample]
+    ``(image uint8 (3, S, S), noise (L,), unreadable)``; the image becomes the model's input
+    through [`normalize_images`][refimpl.train.data.normalize_images]. Both are drawn from a
     generator seeded by [`sample_seed`][refimpl.train.data.sample_seed]; the noise's argsort is the
     sample's shuffle in [`random_masking`][refimpl.masking.random_masking] (for MAE-Hiera: of its
     mask units, ``L = U``), so the mask is fixed by the sample too.
 
+    An image that cannot be decoded (cut short after its header, corrupt, removed during the run)
+    is replaced by the next readable one (``index + 1``, ``index + 2``, ... wrapping around), with
+    the crop and mask of ``(epoch, index)``, and ``unreadable`` says so: a choice that depends on
+    the files alone, so every worker, rank and resumed session makes the same one. The trainer
+    counts these and stops when more than
+    [`unreadable_limit`][refimpl.train.data.unreadable_limit] of them turn up in an epoch; here,
+    more than that many unreadable files in a row stop the search.
+
     Args:
-        source: ``len`` and ``[i] -> RGB PIL image``; an
+        source: ``len`` and ``[i] -> RGB PIL image``, raising
+            [`UnreadableImage`][refimpl.train.data.UnreadableImage] for a bad file; an
             [`EmbeddedPhotos`][refimpl.train.data.EmbeddedPhotos] or
             [`FolderImages`][refimpl.train.data.FolderImages].
         img_size: output side ``S``.
@@ -329,9 +442,15 @@ class MAEPretrainDataset(Dataset):
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    def __getitem__(self, key: tuple[int, int]) -> Sample:
+        """The sample ``(epoch, index)``.
+
+        Raises:
+            DataError: if the file at ``index`` and the
+                [`unreadable_limit`][refimpl.train.data.unreadable_limit] files after it are all unreadable.
+        """
         epoch, index = key
-        image = self.source[index]
+        image, unreadable = self._image(index)
         # torchvision's transforms draw from the global CPU generator: seed a private copy of it.
         # (Not torch.manual_seed: it also queues a seed for every accelerator, formatting a stack
         # trace each time, which made every sample 10 % slower.)
@@ -339,7 +458,20 @@ class MAEPretrainDataset(Dataset):
             torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
             out = self.transform(image)  # uint8 (3, S, S)
             noise = torch.rand(self.num_patches)  # (L,)
-        return out, noise
+        return Sample(out, noise, torch.tensor(unreadable))
+
+    def _image(self, index: int) -> tuple[Image.Image, int]:
+        """The image at ``index``, or the next readable one, and ``index`` if it was replaced (else -1)."""
+        n = len(self.source)
+        tries = min(unreadable_limit(n) + 1, n)
+        first: UnreadableImage | None = None
+        for offset in range(tries):
+            try:
+                return self.source[(index + offset) % n], -1 if offset == 0 else index
+            except UnreadableImage as exc:
+                first = first or exc
+        assert first is not None
+        raise DataError(too_many_unreadable(first.path, first.reason, tries, n))
 
 
 class ResumableSampler(Sampler[tuple[int, int]]):

@@ -33,6 +33,7 @@ __all__ = [
     "cleanup_distributed",
     "full_state_dicts",
     "load_state_dicts",
+    "reduce_ints",
     "setup_distributed",
     "shard_model",
     "unshard_model",
@@ -145,6 +146,19 @@ def any_rank(flag: bool, info: DistInfo) -> bool:
     value = torch.tensor([int(flag)], dtype=torch.int32)
     dist.all_reduce(value, op=dist.ReduceOp.MAX, group=info.cpu_group)
     return bool(value.item())
+
+
+def reduce_ints(values: list[int], op: str, info: DistInfo) -> list[int]:
+    """Element-wise ``"sum"``, ``"min"`` or ``"max"`` of small integers over all ranks, on the host (gloo).
+
+    Every rank gets the same answer, so every rank takes the same decision from it (e.g. to stop).
+    """
+    if not info.distributed:
+        return list(values)
+    value = torch.tensor(values, dtype=torch.int64)
+    dist.all_reduce(value, op={"sum": dist.ReduceOp.SUM, "min": dist.ReduceOp.MIN, "max": dist.ReduceOp.MAX}[op],
+                    group=info.cpu_group)
+    return value.tolist()
 
 
 def shard_model(model: nn.Module, blocks: list[nn.Module], param_dtype: torch.dtype | None = None) -> None:

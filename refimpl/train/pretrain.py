@@ -67,6 +67,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import hiera, mae
+from ..checks import path_problem
 from ..hiera import MaskedAutoencoderHiera
 from ..mae import MaskedAutoencoderViT
 from .checkpoint import (
@@ -77,8 +78,10 @@ from .checkpoint import (
     atomic_write_text,
     capture_rng,
     check_compatible,
+    check_shapes,
     checkpoint_name,
     export_encoder,
+    first_non_finite,
     list_checkpoints,
     load_training_checkpoint,
     prune_checkpoints,
@@ -91,8 +94,12 @@ from .data import (
     FolderImages,
     MAEPretrainDataset,
     ResumableSampler,
+    Sample,
+    UnreadableImage,
     normalize_images,
     scan_image_folder,
+    too_many_unreadable,
+    unreadable_limit,
 )
 from .distributed import (
     DistInfo,
@@ -101,6 +108,7 @@ from .distributed import (
     cleanup_distributed,
     full_state_dicts,
     load_state_dicts,
+    reduce_ints,
     setup_distributed,
     shard_model,
     unshard_model,
@@ -109,10 +117,10 @@ from .schedule import make_optimizer, make_scheduler
 from .signals import STOP_SIGNALS, StopOnSignal, ignore_stop_signals
 
 __all__ = [
-    "FACTORIES", "MAEModel", "Run", "RunPlan", "TrainResult", "build_model", "build_parser", "checkpoint_and_figure",
-    "default_workers", "epoch_batches", "figure_batch", "finish", "log_interval", "main", "noise_length", "open_data",
+    "FACTORIES", "MAEModel", "Run", "RunPlan", "TrainResult", "build_model", "build_parser", "check_weights",
+    "checkpoint_and_figure", "default_workers", "epoch_batches", "figure_batch", "finish", "log_interval", "main", "noise_length", "open_data",
     "plan_run", "prepare_run", "resolve_precision", "save_checkpoint", "save_figure", "should_stop", "train",
-    "train_step",
+    "train_step", "unreadable_images",
 ]
 
 log = logging.getLogger(__name__)
@@ -344,11 +352,14 @@ def _find_resume(config: PretrainConfig, out: Path, is_main: bool) -> tuple[Path
 
 
 def _check_output_dir(config: PretrainConfig, out: Path, resume: Path | None, state: dict | None,
-                      dataset_size: int) -> None:
-    """Make sure ``out`` can take this run: its checkpoint is of the same run, or it holds no other run; raise before writing."""
+                      dataset_size: int) -> str | None:
+    """Make sure ``out`` can take this run: its checkpoint is of the same run, or it holds no other run; raise before writing.
+
+    Returns:
+        A warning to log when the checkpoint's data folder has gained or lost a few images, else ``None``.
+    """
     if state is not None:
-        check_compatible(state, config.to_dict(), dataset_size, resume)
-        return
+        return check_compatible(state, config.to_dict(), dataset_size, resume)
     saved = out / CONFIG_FILE
     if saved.is_file():  # a run killed before its first checkpoint: same run may restart, another may not
         try:
@@ -362,25 +373,72 @@ def _check_output_dir(config: PretrainConfig, out: Path, resume: Path | None, st
                     f"{str(out)!r} holds another run ({key}={previous.get(key)!r} there, {now.get(key)!r} now); "
                     f"nothing was written; use another output_dir"
                 )
+    return None
+
+
+LOCK_FILE = ".lock"
 
 
 @contextlib.contextmanager
-def _exclusive(out: Path) -> Any:
-    """Hold an exclusive lock on ``out/.lock`` (POSIX): two runs writing one folder would interleave."""
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out/.lock`` (POSIX) for the session: two runs writing one folder would interleave.
+
+    The lock is the kernel's (``flock``), so it ends with its process whatever the way: a run
+    killed by SIGKILL leaves the file but no lock, and the next start takes the file over with a
+    warning naming the process written in it. A session that ends any other way, a refused start
+    included, removes the file.
+    """
     try:
         import fcntl
     except ImportError:  # Windows: no advisory locks, carry on unguarded
         yield
         return
-    with open(out / ".lock", "a") as handle:
+    path = out / LOCK_FILE
+    while True:
+        handle = open(path, "a+")  # noqa: SIM115 - held for the whole session
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
+            handle.close()
             raise ConfigError(f"another mae-pretrain is running in {str(out)!r}; wait for it or use another output_dir") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break  # else its holder removed the file between our open and our lock: take the new one
+        handle.close()
+    try:
+        handle.seek(0)
+        owner = " ".join(handle.read(40).split())
+        if owner:
+            log.warning("took over %s of process %s, which ended without releasing it (killed?)", path, owner)
+        with contextlib.suppress(OSError):  # the pid only names the owner in that warning: a full disk may refuse it
+            os.ftruncate(handle.fileno(), 0)
+            os.write(handle.fileno(), f"{os.getpid()}\n".encode())  # unbuffered: nothing left to fail at close
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # before unlocking: a start that opened this file then sees it is gone
+            path.unlink()
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def _stop_workers(loader: torch.utils.data.DataLoader) -> None:
+    """End the data-loader workers now, whatever ends the session (the end, an error, a signal).
+
+    Left to the interpreter's exit, they would never end: ``multiprocessing`` stops its children
+    with SIGTERM, which the workers ignore
+    ([`ignore_stop_signals`][refimpl.train.signals.ignore_stop_signals]), then waits for them.
+    PyTorch has no public call for this; its iterator's own shutdown is what ``del`` would run.
+    """
+    iterator = getattr(loader, "_iterator", None)
+    shutdown = getattr(iterator, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+    loader._iterator = None
 
 
 def _trim_metrics(path: Path, step: int) -> None:
@@ -485,6 +543,8 @@ class Run:
     """Summed (detached) losses of the current logging interval, on the device: no host sync per step."""
     interval_steps: int = 0
     interval_start: float = 0.0
+    unreadable: set[int] = field(default_factory=set)
+    """Indices of this epoch's images (on this rank) that could not be decoded and were replaced."""
 
     @property
     def gathers(self) -> bool:
@@ -517,13 +577,19 @@ def prepare_run(config: PretrainConfig, device: torch.device, info: DistInfo, st
     source, data_text = open_data(config)
     plan = plan_run(config, len(source), info.world_size)
     out = Path(config.output_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"output_dir {str(out)!r} is a file; expected a folder (new, or holding this run)")
+    problem = path_problem(out, "folder")
+    if problem not in (None, "does not exist"):
+        raise ConfigError(f"output_dir {str(out)!r} {problem} (new, or holding this run)")
     resume_path, state = _find_resume(config, out, info.is_main)
-    _check_output_dir(config, out, resume_path, state, plan.dataset_size)
+    changed_data = _check_output_dir(config, out, resume_path, state, plan.dataset_size)
+    model = build_model(config)  # before anything is written: model_kwargs may refuse
+    if state is not None:
+        check_shapes(state["model"], model.state_dict(), resume_path)
     if info.is_main:
         try:
-            out.mkdir(parents=True, exist_ok=True)
+            if not out.exists():  # a refused start leaves no empty folder behind
+                out.mkdir(parents=True)
+                stack.callback(_remove_if_empty, out)
             stack.enter_context(_exclusive(out))
         except OSError as exc:  # a read-only file system, no permission, ...
             raise ConfigError(f"cannot write in output_dir {str(out)!r} ({exc.strerror or exc}); "
@@ -532,7 +598,7 @@ def prepare_run(config: PretrainConfig, device: torch.device, info: DistInfo, st
     cuda = device.type == "cuda"
     precision = resolve_precision(config.precision, device)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    model = build_model(config).to(device)
+    model = model.to(device)
     sharded = config.fsdp and info.distributed
     if sharded:
         if precision == "fp16":  # validate() refuses an explicit fp16; this is "auto" on an old GPU
@@ -547,7 +613,11 @@ def prepare_run(config: PretrainConfig, device: torch.device, info: DistInfo, st
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     step = 0
     if state is not None:
-        load_state_dicts(model, optimizer, state["model"], state["optimizer"], sharded)
+        try:
+            load_state_dicts(model, optimizer, state["model"], state["optimizer"], sharded)
+        except (RuntimeError, KeyError, ValueError) as exc:  # the model's tensors fit (check_shapes): the optimizer's do not
+            raise ConfigError(f"checkpoint {str(resume_path)!r}: its optimizer state does not fit this model "
+                              f"({' '.join(str(exc).split())[:200]}); resume another checkpoint") from None
         scheduler.load_state_dict(state["scheduler"])
         if scaler.is_enabled() and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
@@ -561,6 +631,10 @@ def prepare_run(config: PretrainConfig, device: torch.device, info: DistInfo, st
         atomic_write_text(out / CONFIG_FILE, json.dumps(resolved, indent=2) + "\n")
         _trim_metrics(out / METRICS_FILE, step)
         log.info("data: %s; %s", data_text, "resuming " + str(resume_path) if state else "new run")
+        if changed_data:
+            before = plan_run(config, state["dataset_size"], info.world_size).total_steps
+            schedule = f"; the schedule now ends at step {plan.total_steps}, not {before}" if before != plan.total_steps else ""
+            log.warning("%s%s", changed_data, schedule)
         log.info("plan: %s", plan)
 
     # Wrap for speed and for several processes; `model` stays for state dicts and figures.
@@ -579,6 +653,8 @@ def prepare_run(config: PretrainConfig, device: torch.device, info: DistInfo, st
         dataset, batch_size=plan.micro_batch, sampler=sampler, num_workers=workers, pin_memory=cuda,
         drop_last=True, persistent_workers=workers > 0, worker_init_fn=ignore_stop_signals if workers > 0 else None,
     )
+    if workers:
+        stack.callback(_stop_workers, loader)
     run = Run(config=config, plan=plan, info=info, device=device, out=out, model=model, net=net, ddp=ddp,
               optimizer=optimizer, scheduler=scheduler, scaler=scaler, sampler=sampler, loader=loader,
               amp_dtype=amp_dtype, sharded=sharded, stop=min(plan.total_steps, config.max_steps or plan.total_steps),
@@ -601,14 +677,16 @@ def prepare_run(config: PretrainConfig, device: torch.device, info: DistInfo, st
     return run
 
 
-def epoch_batches(run: Run) -> Iterator[tuple[Tensor, Tensor]]:
-    """The micro-batches from ``run.step`` to the end of its epoch: ``uint8 (B, 3, S, S)`` images and ``(B, L)`` noise."""
+def epoch_batches(run: Run) -> Iterator[Sample]:
+    """The micro-batches from ``run.step`` to the end of its epoch: [`Sample`][refimpl.train.data.Sample]s of
+    ``uint8 (B, 3, S, S)`` images, ``(B, L)`` noise and ``(B,)`` unreadable-image markers."""
     position = run.sampler_position(run.step)
     run.sampler.set_position(position["epoch"], position["start"])
+    run.unreadable.clear()
     return iter(run.loader)
 
 
-def train_step(run: Run, batches: Iterator[tuple[Tensor, Tensor]]) -> float:
+def train_step(run: Run, batches: Iterator[Sample]) -> float:
     """Step 5: ``accum_steps`` forward/backward passes, then one optimizer step.
 
     The loss of each micro-batch is scaled by ``1 / accum_steps`` (and, in fp16, by the gradient
@@ -620,7 +698,8 @@ def train_step(run: Run, batches: Iterator[tuple[Tensor, Tensor]]) -> float:
     """
     config = run.config
     for micro in range(config.accum_steps):
-        imgs, noise = next(batches)  # uint8 (B, 3, S, S), (B, L)
+        imgs, noise, unreadable = next(batches)  # uint8 (B, 3, S, S), (B, L), (B,)
+        run.unreadable.update(i for i in unreadable.tolist() if i >= 0)
         imgs = normalize_images(imgs.to(run.device, non_blocking=True))
         noise = noise.to(run.device, non_blocking=True)
         sync = micro == config.accum_steps - 1
@@ -647,6 +726,8 @@ def log_interval(run: Run, lr: float) -> None:
 
     Raises:
         FloatingPointError: if the loss is not finite: the run diverged.
+        DataError: if more of this epoch's images could not be decoded than
+            [`unreadable_limit`][refimpl.train.data.unreadable_limit] allows.
     """
     if run.step % run.config.log_every and run.step != run.stop:
         return
@@ -657,10 +738,11 @@ def log_interval(run: Run, lr: float) -> None:
     if run.scaler.is_enabled():
         line["loss_scale"] = run.scaler.get_scale()
     if not math.isfinite(mean_loss):
-        kept = list_checkpoints(run.out) if run.info.is_main else []
-        raise FloatingPointError(
-            f"training diverged: the loss is {mean_loss} at step {run.step} (lr {lr:.3g}); lower the "
-            f"learning rate (--blr or --lr){f', then resume from {kept[-1].name}' if kept else ''}")
+        raise FloatingPointError(f"training diverged: the loss is {mean_loss} at step {run.step} (lr {lr:.3g}); "
+                                 f"{_lower_the_lr(run)}")
+    unreadable = unreadable_images(run)
+    if unreadable:
+        line["unreadable"] = unreadable
     if run.info.is_main:
         run.metrics.append(line)
         with open(run.out / METRICS_FILE, "a", encoding="utf-8") as handle:
@@ -672,6 +754,63 @@ def log_interval(run: Run, lr: float) -> None:
             run.bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{line['images_per_s']:.1f}")
     run.loss_sum.zero_()
     run.interval_steps, run.interval_start = 0, time.perf_counter()
+
+
+def _lower_the_lr(run: Run) -> str:
+    kept = list_checkpoints(run.out) if run.info.is_main else []
+    return f"lower the learning rate (--blr or --lr){f', then resume from {kept[-1].name}' if kept else ''}"
+
+
+def unreadable_images(run: Run, report: bool = False) -> int:
+    """The images of this epoch so far that could not be decoded and were replaced, over all ranks.
+
+    Every rank calls it (at each log line and each epoch's end) and gets the same count. With
+    ``report``, rank 0 logs one line naming the first file when there are any.
+
+    Raises:
+        DataError: on every rank, if there are more than
+            [`unreadable_limit`][refimpl.train.data.unreadable_limit] of them.
+    """
+    count = reduce_ints([len(run.unreadable)], "sum", run.info)[0]
+    if not count:
+        return 0
+    n = run.plan.dataset_size
+    first = reduce_ints([min(run.unreadable, default=n)], "min", run.info)[0]
+    source = run.loader.dataset.source
+    path = source.files[first]
+    if count > unreadable_limit(n) or (report and run.info.is_main):
+        try:
+            source[first]
+            reason = "it could not be decoded earlier in this epoch"
+        except UnreadableImage as exc:
+            reason = exc.reason
+        if count > unreadable_limit(n):
+            raise DataError(too_many_unreadable(path, reason, count, n))
+        epoch = (run.step - 1) // run.plan.steps_per_epoch
+        limit = unreadable_limit(n)
+        them = f" and {count - 1} more" if count > 1 else ""
+        log.warning("epoch %d: image %r%s could not be decoded (%s); the next readable image stood in for %s; fix "
+                    "or remove %s (a resume accepts up to %d image%s fewer)", epoch, str(path), them, reason,
+                    "each" if count > 1 else "it", "them" if count > 1 else "it", limit, "s" if limit > 1 else "")
+    return count
+
+
+def check_weights(run: Run) -> None:
+    """Before a checkpoint, on every rank: refuse to save weights that hold NaN or infinity.
+
+    A resume from such a checkpoint could only diverge again; the loss, checked at each log line
+    only, can miss the step where the weights broke.
+
+    Raises:
+        FloatingPointError: on every rank, naming the first bad tensor (this rank's, under FSDP its shard).
+    """
+    local = {name: (param.to_local() if hasattr(param, "to_local") else param).detach()  # FSDP: this rank's shard
+             for name, param in run.model.named_parameters()}
+    bad = first_non_finite(local)
+    if any_rank(bad is not None, run.info):
+        where = f" (tensor {bad!r})" if bad else ""
+        raise FloatingPointError(f"training diverged: the weights hold NaN or infinite values after step "
+                                 f"{run.step}{where}, so no checkpoint was written; {_lower_the_lr(run)}")
 
 
 def save_checkpoint(run: Run) -> dict[str, Tensor]:
@@ -712,12 +851,15 @@ def save_figure(run: Run) -> None:
 
 def checkpoint_and_figure(run: Run) -> None:
     """A figure every ``figure_every`` steps, a checkpoint every ``save_every``; at the end both, and the encoder."""
+    end = run.step == run.stop
+    saves = run.step % run.config.save_every == 0 or end
+    if saves:
+        check_weights(run)
     if not run.gathers:
         return
-    end = run.step == run.stop
     if (run.config.figure_every and run.step % run.config.figure_every == 0) or end:
         save_figure(run)
-    if run.step % run.config.save_every == 0 or end:
+    if saves:
         model_state = save_checkpoint(run)
         if end and run.info.is_main:
             export_encoder(model_state, run.out / ENCODER_FILE, run.model.encoder_state)
@@ -730,8 +872,10 @@ def should_stop(run: Run, signals: StopOnSignal) -> bool:
     """
     if run.step < run.stop and any_rank(signals.received is not None, run.info):
         run.stopped_by = signals.received or STOP_SIGNALS[0].name
-        if run.gathers and run.step % run.config.save_every:
-            save_checkpoint(run)
+        if run.step % run.config.save_every:
+            check_weights(run)
+            if run.gathers:
+                save_checkpoint(run)
         if run.info.is_main:
             log.warning("%s: stopped after step %d and saved %s; run the same command to resume",
                         run.stopped_by, run.step, checkpoint_name(run.step))
@@ -794,6 +938,7 @@ def _session(config: PretrainConfig, device: torch.device, info: DistInfo,
                     on_step(run.step)
                 if should_stop(run, signals):
                     break
+            unreadable_images(run, report=True)  # the epoch's end, or the session's
         return finish(run)
 
 
@@ -859,12 +1004,14 @@ def main(argv: list[str] | None = None) -> int:
         argv: arguments without the program name; ``sys.argv[1:]`` when ``None``.
 
     Returns:
-        The exit status: 0 on success, 2 for a bad config or data (one line on stderr, nothing
-        written), 1 when the run failed after it started (the loss diverged, a write failed; one
-        line; the checkpoints written before are kept), 143 when
-        SIGTERM and 130 when Ctrl-C stopped it after writing a checkpoint, also 130 when a second
-        Ctrl-C interrupted it at once (the last checkpoint written stays); in every case rerun the
-        same command to resume.
+        The exit status: 0 on success; 2 for a bad config, data, path or checkpoint (one line on
+        stderr, nothing written), and also when more images turn out unreadable during the run than
+        a run reads on past, or memory runs out (one line saying what to lower; the checkpoints
+        written before are kept); 1 when the run failed after it started (the loss or the weights
+        diverged, a write failed, a data-loader worker died; one line; the checkpoints written
+        before are kept); 143 when SIGTERM and 130 when Ctrl-C stopped it after writing a
+        checkpoint, also 130 when a second Ctrl-C interrupted it at once (the last checkpoint
+        written stays); in every case rerun the same command to resume.
     """
     parser = build_parser()
     args = vars(parser.parse_args(argv))
@@ -878,11 +1025,23 @@ def main(argv: list[str] | None = None) -> int:
         config = resolve_config(load_config_file(config_path) if config_path else {}, args)
         result = train(config)
     except (ConfigError, DataError) as exc:
-        print(f"mae-pretrain: error: {exc}", file=sys.stderr)
+        print(f"mae-pretrain: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except FloatingPointError as exc:
-        print(f"mae-pretrain: error: {exc}", file=sys.stderr)
+        print(f"mae-pretrain: error: {_one_line(exc)}", file=sys.stderr)
         return 1
+    except (MemoryError, RuntimeError) as exc:
+        text = _one_line(exc)
+        if isinstance(exc, MemoryError) or _OUT_OF_MEMORY.search(text):
+            print(f"mae-pretrain: error: out of memory{_allocation(text)}: lower --batch-size (or raise "
+                  f"--accum-steps to split it), --img-size or the model's size; the checkpoints written before "
+                  f"are kept", file=sys.stderr)
+            return 2
+        if text.startswith("DataLoader worker"):
+            print(f"mae-pretrain: error: {text} (out of memory?): lower --num-workers or --batch-size, then run the "
+                  f"same command to resume", file=sys.stderr)
+            return 1
+        raise
     except OSError as exc:  # the disk filled up, the folder was removed, ... during the run
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"mae-pretrain: error: {where}{exc.strerror or exc}; the checkpoints written before are kept; "
@@ -897,6 +1056,28 @@ def main(argv: list[str] | None = None) -> int:
     if main_rank:
         log.info("done: checkpoints, %s, %s and figures in %s", METRICS_FILE, ENCODER_FILE, config.output_dir)
     return 0
+
+
+_OUT_OF_MEMORY = re.compile(r"out of memory|can't allocate memory", re.IGNORECASE)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error's message on one line; for one raised in a data-loader worker, the original message
+    (PyTorch wraps it in the worker's traceback)."""
+    text = str(exc).strip()
+    if "\nOriginal Traceback" in text:
+        text = text.splitlines()[-1].partition(": ")[2] or text
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def _allocation(text: str) -> str:
+    """`` (tried to allocate 137 GiB)`` from an allocator's message, or nothing."""
+    found = re.search(r"tried to allocate (\d+) bytes", text, re.IGNORECASE)
+    if found:
+        gib = int(found.group(1)) / 2**30
+        return f" (tried to allocate {gib:,.0f} GiB)" if gib >= 10 else f" (tried to allocate {gib:.2g} GiB)"
+    found = re.search(r"tried to allocate ([\d.]+ [KMGT]i?B)", text, re.IGNORECASE)
+    return f" (tried to allocate {found.group(1)})" if found else ""
 
 
 if __name__ == "__main__":
