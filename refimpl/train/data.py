@@ -464,14 +464,13 @@ class MAEPretrainDataset(Dataset):
         """The image at ``index``, or the next readable one, and ``index`` if it was replaced (else -1)."""
         n = len(self.source)
         tries = min(unreadable_limit(n) + 1, n)
-        first: UnreadableImage | None = None
+        failures: list[UnreadableImage] = []  # tries >= 1, so the loop ends with one at least
         for offset in range(tries):
             try:
                 return self.source[(index + offset) % n], -1 if offset == 0 else index
             except UnreadableImage as exc:
-                first = first or exc
-        assert first is not None
-        raise DataError(too_many_unreadable(first.path, first.reason, tries, n))
+                failures.append(exc)
+        raise DataError(too_many_unreadable(failures[0].path, failures[0].reason, tries, n))
 
 
 class ResumableSampler(Sampler[tuple[int, int]]):
