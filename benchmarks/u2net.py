@@ -18,37 +18,20 @@ test: run it by hand and quote the table::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the anchors' builders
+from anchors.u2net import load_official, official_config  # noqa: E402
+
 from refimpl.u2net import U2NET_FULL, U2NET_LITE, u2net_full, u2net_lite
 
 MODELS = {"full": (u2net_full, U2NET_FULL, 176.3), "lite": (u2net_lite, U2NET_LITE, 4.7)}
 """name: (our factory, its stage table, the paper's size in MB)."""
-
-
-def load_official() -> object:
-    """carvekit's U²-Net file, loaded alone: importing ``carvekit.ml`` would reseed the global RNGs."""
-    spec = importlib.util.find_spec("carvekit")
-    if spec is None or spec.origin is None:
-        raise SystemExit("carvekit is not installed: make test installs it (pip install --no-deps carvekit==4.1.2)")
-    path = Path(spec.origin).parent / "ml" / "arch" / "u2net" / "u2net.py"
-    file_spec = importlib.util.spec_from_file_location("_carvekit_u2net", path)
-    module = importlib.util.module_from_spec(file_spec)
-    file_spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-def official_config(config: dict) -> dict:
-    enc, dec = config["encoder"], config["decoder"]
-    n = len(enc)
-    cfg = {f"stage{i}": [f"En_{i}", tuple(s), s.out_ch if i == n else -1] for i, s in enumerate(enc, start=1)}
-    cfg.update({f"stage{n - 1 - j}d": [f"De_{n - 1 - j}", tuple(s), s.out_ch] for j, s in enumerate(dec)})
-    return cfg
 
 
 def build(official: object, name: str, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -122,7 +105,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    official = load_official()
+    try:
+        official = load_official()
+    except ModuleNotFoundError as exc:
+        raise SystemExit(str(exc)) from None
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32 CPU")
 
     pairs = {name: build(official, name) for name in args.models}

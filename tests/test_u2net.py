@@ -1,17 +1,11 @@
 """U²-Net and U²-Net† against the official architecture (carvekit 4.1.2), the loss, and ``u2net-cutout``.
 
-The anchor is ``carvekit.ml.arch.u2net.u2net``, the official ``model/u2net.py`` refactored (same
-keys, a config dict so that the small model can be built too). It is loaded as a file, not
-imported as ``carvekit.ml.arch.u2net.u2net``: importing it by name runs ``carvekit/ml/__init__.py``,
-which imports ``carvekit.utils`` and calls ``fix_seed()`` on import, reseeding Python's and
-PyTorch's global random generators (and setting cuDNN flags), a side effect on every test that
-runs after it. The file itself needs only torch. ``make`` installs carvekit with ``--no-deps``
-(see ``pyproject.toml``, ``[tool.paper-notes]``).
+The anchor is carvekit's copy of the official ``model/u2net.py``, loaded by
+``tests/anchors/u2net.py``, which says why it is loaded as a file.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -27,32 +21,8 @@ from refimpl.u2net import U2NET_FULL, U2NET_LITE, U2Net, deep_supervision_loss, 
 from refimpl.u2net.cutout import main as cutout_main
 from refimpl.u2net.cutout import read_image, saliency_map
 
+from anchors.u2net import load_official, official_config
 from faults import one_line, remount_read_only, snapshot, tmpfs
-
-
-def load_official() -> object:
-    """The anchor's architecture module, loaded from its file (see the module docstring)."""
-    spec = importlib.util.find_spec("carvekit")
-    if spec is None or spec.origin is None:
-        pytest.skip("carvekit (the U²-Net anchor) is not installed; `make` installs it with --no-deps")
-    path = Path(spec.origin).parent / "ml" / "arch" / "u2net" / "u2net.py"
-    file_spec = importlib.util.spec_from_file_location("_carvekit_u2net", path)
-    module = importlib.util.module_from_spec(file_spec)
-    file_spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-def official_config(config: dict) -> dict:
-    """Our stage tables as carvekit's config: ``{stage: [name, (L, I, M, O[, dilated]), side input or -1]}``."""
-    enc, dec = config["encoder"], config["decoder"]
-    n = len(enc)
-    cfg = {}
-    for i, s in enumerate(enc, start=1):
-        cfg[f"stage{i}"] = [f"En_{i}", tuple(s), s.out_ch if i == n else -1]
-    for j, s in enumerate(dec):
-        level = n - 1 - j
-        cfg[f"stage{level}d"] = [f"De_{level}", tuple(s), s.out_ch]
-    return cfg
 
 
 SIZES = {"full": (u2net_full, U2NET_FULL), "lite": (u2net_lite, U2NET_LITE)}
@@ -60,7 +30,10 @@ SIZES = {"full": (u2net_full, U2NET_FULL), "lite": (u2net_lite, U2NET_LITE)}
 
 @pytest.fixture(scope="module")
 def official() -> object:
-    return load_official()
+    try:
+        return load_official()
+    except ModuleNotFoundError as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="module")
