@@ -47,6 +47,7 @@ from refimpl.train.data import (  # noqa: E402
     EmbeddedPhotos,
     FolderImages,
     MAEPretrainDataset,
+    Sample,
     normalize_images,
     scan_image_folder,
 )
@@ -115,8 +116,8 @@ def loader_and_step(pipeline: str, files: list[Path], img_size: int, batch: int,
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers,
                                          pin_memory=cuda, drop_last=True)  # mae-pretrain's settings
 
-    def ours(item: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        imgs, noise = item  # uint8 (B, 3, S, S), (B, L)
+    def ours(item: Sample) -> torch.Tensor:
+        imgs, noise = item.image, item.noise  # uint8 (B, 3, S, S), (B, L)
         noise.to(device, non_blocking=True)
         return normalize_images(imgs.to(device, non_blocking=True))
 

@@ -58,7 +58,7 @@ def test_a_reference_resolves_to_the_outline_item(paper: str, locator: str, anch
     ("kan", "§2.6", "Section 2.6", "has no such section"),
     ("mae", "表 1g", "Table 1g", "has no such table"),
     ("bert", "图 1", "Figure 1", "no such paper id"),
-    ("u2net", "图 1", "Figure 1", "papers/u2net.yaml has no outline"),
+    ("ptq4ris", "图 1", "Figure 1", "papers/ptq4ris.yaml has no outline"),
     ("mae", "Eq. 1", "'Eq. 1'", "not a section, figure or table"),
 ])
 def test_a_reference_the_outline_lacks_names_page_paper_and_item(paper: str, locator: str, item: str,
