@@ -12,12 +12,21 @@ the same inputs, at the released image size (1024 px).
 - **Speed**: the image encoder on one frame, and one tracking step (a frame attending to one
   prompted and six recent memories and their pointers, then the decoder and the memory
   encoder); median milliseconds of alternating rounds, and the speed ratio ours/official.
+- **Automatic mode** (``--auto``, instead of the two parts above): ``AutomaticMaskGenerator``
+  against the official ``SAM2AutomaticMaskGenerator`` on one ``H x W`` image with a reduced grid
+  (``--points-per-side``, 8 by default): the masks (how many, whether identical, in the same
+  order), the largest score differences, and the time of one ``generate`` call each. Two
+  settings: every candidate kept (thresholds 0, no NMS: every mask is upsampled, filtered and
+  encoded, the most work for both) and the official defaults (random weights predict IoUs near
+  0.5, so the IoU filter drops nearly every candidate before it is upsampled: ours only
+  upsamples the candidates that pass, the official code upsamples all three masks of every click).
 
 Not a test: run it by hand and quote the output with the command::
 
     .venv/bin/python benchmarks/sam2.py                          # Hiera-T, 1024 px, CPU, float32
     .venv/bin/python benchmarks/sam2.py --size base_plus --no-parity
     .venv/bin/python benchmarks/sam2.py --device cuda --dtype bfloat16 --no-parity
+    .venv/bin/python benchmarks/sam2.py --auto --runs 3             # automatic mode, Hiera-T, 720 x 1280 image
 """
 
 from __future__ import annotations
@@ -162,6 +171,47 @@ def speed(mine: torch.nn.Module, theirs: torch.nn.Module, device: str, dtype: to
     return rows
 
 
+AUTO_SETTINGS = {
+    "every candidate kept": dict(pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0),
+    "official defaults": dict(),
+}
+"""The automatic mode's two settings (with ``points_per_side`` and ``points_per_batch`` added)."""
+
+
+def automatic(mine: torch.nn.Module, theirs: torch.nn.Module, device: str, H: int, W: int, points_per_side: int,
+              check: bool, warmup: int, runs: int) -> tuple[dict[str, str], list[tuple[str, float, float]]]:
+    """Automatic mode on one ``H x W`` image: ``(parity rows, [(setting, ours ms, official ms)])``."""
+    from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
+
+    from refimpl.sam2 import AutomaticMaskGenerator
+
+    S = mine.image_size
+    image = (torch.rand(H, W, 3, generator=torch.Generator().manual_seed(4)) * 60).to(torch.uint8)
+    image[H // 4 : H // 2, W // 5 : W // 2] = torch.tensor([220, 180, 60], dtype=torch.uint8)  # two objects
+    image[H // 2 : 7 * H // 8, 3 * W // 5 : 4 * W // 5] = torch.tensor([40, 200, 90], dtype=torch.uint8)
+    parity: dict[str, str] = {}
+    rows = []
+    for name, settings in AUTO_SETTINGS.items():
+        settings = dict(settings, points_per_side=points_per_side, points_per_batch=64)
+        ours = AutomaticMaskGenerator(mine, **settings)
+        official = SAM2AutomaticMaskGenerator(theirs, **settings)
+        official.predictor._bb_feat_sizes = [(S // 4, S // 4), (S // 8, S // 8), (S // 16, S // 16)]  # it assumes 1024 px
+        if check:
+            a, b = ours.generate(image), official.generate(image.numpy())
+            same = len(a) == len(b) and all(
+                np.array_equal(x["segmentation"].cpu().numpy(), y["segmentation"])
+                and all(x[k] == y[k] for k in ("area", "bbox", "point_coords", "crop_box")) for x, y in zip(a, b))
+            parity[f"auto, {name}: masks ours / official"] = f"{len(a)} / {len(b)}"
+            parity[f"auto, {name}: same masks, boxes, clicks, crops, same order"] = "yes" if same else "NO"
+            for key in ("predicted_iou", "stability_score"):
+                value = max((abs(x[key] - y[key]) for x, y in zip(a, b)), default=0.0)
+                parity[f"auto, {name}: {key}"] = f"{value:.3g}"
+        times = median_ms({"ours": lambda: ours.generate(image), "official": lambda: official.generate(image.numpy())},
+                          warmup, runs, device)
+        rows.append((f"automatic mode, {name} ({points_per_side}x{points_per_side} clicks, {H}x{W})", times["ours"], times["official"]))
+    return parity, rows
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=list(SIZES), default="tiny")
@@ -173,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="size of the synthetic image and clip of the parity part (default: 720 1280)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--auto", action="store_true", help="automatic mode instead of the parts: parity and speed of generate()")
+    parser.add_argument("--points-per-side", type=int, default=8, help="automatic mode's grid (default 8: 64 clicks)")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch.cuda.is_available() is False")
@@ -186,6 +238,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     mine.load_state_dict(state, strict=True)
     theirs.to(args.device), mine.to(args.device)
     print(f"SAM 2.1 Hiera-{args.size} at {args.image_size} px, {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    if args.auto:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the official transforms' torch.jit.script deprecation
+            parity_rows, rows = automatic(mine, theirs, args.device, *args.frame_size, args.points_per_side, args.parity,
+                                          args.warmup, args.runs)
+        if args.parity:
+            print("\n| automatic mode | ours vs official |\n| --- | --- |")
+            for name, value in parity_rows.items():
+                print(f"| {name} | {value} |")
+        print("\n| float32 | ours ms | official ms | ours/official speed |\n| --- | --- | --- | --- |")
+        for name, ours_ms, theirs_ms in rows:
+            print(f"| {name} | {ours_ms:.1f} | {theirs_ms:.1f} | {theirs_ms / ours_ms:.2f}x |")
+        return
     if args.parity:
         print("\n| output | max abs difference |\n| --- | --- |")
         for name, value in parity(mine, theirs, args.device, *args.frame_size).items():

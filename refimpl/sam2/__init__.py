@@ -14,6 +14,7 @@ attending to a memory of what it predicted before (SAM 2 §4, Fig. 3). One modul
 | [`memory_attention`][refimpl.sam2.memory_attention] | self- and cross-attention with 2-D RoPE | SAM 2 §4, App. C.1, §8.2.2 |
 | [`model`][refimpl.sam2.model] | the whole model, image prediction, one tracking step, the four sizes | SAM 2 §4, Fig. 3 |
 | [`position`][refimpl.sam2.position], [`layers`][refimpl.sam2.layers] | position encodings; MLP, LayerNorm2d, attention | |
+| [`automatic_mask_generator`][refimpl.sam2.automatic_mask_generator] | every object of an image from a grid of clicks | SAM 2 §5.1 |
 | [`segment`][refimpl.sam2.segment] | the ``sam2-segment`` command | |
 
 The anchor is the official code as published on PyPI (``sam2`` 1.1.0, the SAM 2.1 code):
@@ -29,6 +30,7 @@ model = sam2_hiera_tiny().eval()
 ```
 """
 
+from .automatic_mask_generator import AutomaticMaskGenerator
 from .memory_bank import MemoryBank, MemoryEntry
 from .model import (
     SAM2,
@@ -45,6 +47,7 @@ from .model import (
 
 __all__ = [
     "SAM2",
+    "AutomaticMaskGenerator",
     "SIZES",
     "MemoryBank",
     "MemoryEntry",

@@ -4,6 +4,7 @@
 sam2-segment photo.jpg --checkpoint sam2.1_hiera_large.pt --point 420,310
 sam2-segment photo.jpg --checkpoint sam2.1_hiera_tiny.pt --box 100,80,600,500 --out masks/
 sam2-segment photo.jpg --checkpoint sam2_hiera_small.pt --point 420,310 --negative 500,300 --best
+sam2-segment photo.jpg --checkpoint sam2.1_hiera_large.pt --auto --points-per-side 16 --out objects/
 ```
 
 Coordinates are pixels of the image **as a photo viewer shows it**: ``x`` to the right, ``y``
@@ -28,6 +29,16 @@ click alone gives three candidate masks (the click is ambiguous), anything more 
 ``--best`` keeps only the mask with the highest predicted IoU. Masks are written as 8-bit PNGs
 (255 inside, 0 outside) at the size and orientation of the image as shown, named
 ``<image stem>_mask<i>.png``.
+
+``--auto`` finds every object instead, with no prompt: the
+[automatic mask generator][refimpl.sam2.automatic_mask_generator.AutomaticMaskGenerator] clicks a
+grid of points and keeps the distinct, confident masks. Its settings are flags named after its
+arguments (``--points-per-side 16``, ``--pred-iou-thresh 0.7``, ``--crop-n-layers 1``,
+``--use-m2m``, ...; the official defaults otherwise). Every mask is written as
+``<image stem>_auto<i>.png``, and ``<image stem>_auto.json`` holds the records in the order of
+the masks: for each, its PNG, its uncompressed COCO RLE (``{"size": [H, W], "counts": [...]}``,
+pycocotools reads it), area, box ``[x, y, w, h]``, predicted IoU, stability score, click and
+crop box.
 
 Nothing is overwritten: if a mask file exists, nothing is written. Each file is written to a
 temporary name and linked into place; if one cannot be written (a full or read-only disk), the
@@ -58,6 +69,7 @@ from torch import Tensor
 
 from .. import checks
 from ..checkpoints import load_state, read_state_dict
+from .automatic_mask_generator import AutomaticMaskGenerator, decode_rle
 from .model import SAM2, SIZES, build_sam2, to_model_coords
 
 __all__ = ["main", "model_for_checkpoint", "read_image", "segment_image"]
@@ -267,9 +279,47 @@ their palette; an alpha channel is dropped; CMYK converted without a colour prof
 profiles are not applied; the first frame of an animation. Masks are PNGs at the size and
 orientation of the image as shown.
 
+automatic mode (--auto): every object, from a grid of clicks, with the settings of the
+official SAM2AutomaticMaskGenerator (its defaults unless a flag is given). Writes
+<stem>_auto<i>.png per mask and <stem>_auto.json with the records (RLE, area, box, scores).
+
 exit codes: 0 done, 2 bad usage, unreadable input, a file in the way or a failed write (one
 line on stderr; a failed write leaves none of this run's masks behind).
 """
+
+
+def _auto_setting(kind: type, flag: str, minimum: float, maximum: float | None, example: str):
+    """An argparse type: a number of ``kind`` for an automatic-mode flag, in ``[minimum, maximum]``, one-line refusal otherwise."""
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value < minimum or (maximum is not None and value > maximum):
+            what = f"an int >= {minimum:g}" if kind is int else (f"a number in [{minimum:g}, {maximum:g}]" if maximum is not None
+                                                                 else f"a number >= {minimum:g}")
+            raise argparse.ArgumentTypeError(f"{flag} {text!r}: expected {what}, e.g. {example}")
+        return value
+    return parse
+
+
+_AUTO_FLAGS: dict[str, tuple[type, float, float | None, str]] = {
+    "--points-per-side": (int, 1, None, "32"),
+    "--points-per-batch": (int, 1, None, "64"),
+    "--pred-iou-thresh": (float, 0, 1, "0.8"),
+    "--stability-score-thresh": (float, 0, 1, "0.95"),
+    "--stability-score-offset": (float, 0, None, "1.0"),
+    "--box-nms-thresh": (float, 0, 1, "0.7"),
+    "--crop-n-layers": (int, 0, None, "0"),
+    "--crop-nms-thresh": (float, 0, 1, "0.7"),
+    "--crop-overlap-ratio": (float, 0, 1, "0.341"),
+    "--crop-n-points-downscale-factor": (int, 1, None, "1"),
+    "--min-mask-region-area": (int, 0, None, "0"),
+}
+"""Automatic-mode flags: (type, minimum, maximum, official default); each sets the AutomaticMaskGenerator argument of its name."""
+
+_AUTO_RECORDED = [flag[2:].replace("-", "_") for flag in _AUTO_FLAGS] + ["mask_threshold", "use_m2m", "multimask_output"]
+"""The generator settings written into ``<stem>_auto.json``, defaults included."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -286,6 +336,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--best", action="store_true", help="write only the mask with the highest predicted IoU")
     parser.add_argument("--config", type=Path, help="JSON object of build_sam2 arguments, for a model that is not a released size")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda if there is one, else cpu)")
+    auto = parser.add_argument_group("automatic mode", "every object, no prompt (the official SAM2AutomaticMaskGenerator)")
+    auto.add_argument("--auto", action="store_true", help="find every object from a grid of clicks; writes <stem>_auto<i>.png "
+                                                          "and <stem>_auto.json")
+    for flag, (kind, low, high, default) in _AUTO_FLAGS.items():
+        auto.add_argument(flag, type=_auto_setting(kind, flag, low, high, default), metavar="N" if kind is int else "X",
+                          help=f"default {default}" if flag != "--crop-overlap-ratio" else "default 512/1500")
+    auto.add_argument("--use-m2m", action="store_true", help="refine each mask once with itself as the mask prompt")
+    auto.add_argument("--single-mask", action="store_true", help="one mask per click instead of three")
     return parser
 
 
@@ -420,9 +478,27 @@ def _write_all_or_none(folder: Path, files: dict[Path, bytes]) -> None:
 # --- the command ---------------------------------------------------------------------------------
 
 
+def _auto_settings(args: argparse.Namespace) -> dict:
+    """The AutomaticMaskGenerator arguments the flags set; refuses automatic-mode flags without ``--auto`` and prompts with it."""
+    given = {flag: getattr(args, flag[2:].replace("-", "_")) for flag in _AUTO_FLAGS}
+    given = {flag: value for flag, value in given.items() if value is not None}
+    switches = [flag for flag, on in (("--use-m2m", args.use_m2m), ("--single-mask", args.single_mask)) if on]
+    if not args.auto:
+        if given or switches:
+            raise UsageError(f"{[*given, *switches][0]} is a setting of automatic mode; add --auto (or drop it to segment from a prompt)")
+        return {}
+    prompts = [flag for flag, value in (("--point", args.point), ("--negative", args.negative), ("--box", args.box), ("--best", args.best))
+               if value]
+    if prompts:
+        raise UsageError(f"--auto finds every object without a prompt; drop {prompts[0]} (or drop --auto to segment from a prompt)")
+    settings = {flag[2:].replace("-", "_"): value for flag, value in given.items()}
+    return {**settings, "use_m2m": args.use_m2m, "multimask_output": not args.single_mask, "output_mode": "uncompressed_rle"}
+
+
 def _run(args: argparse.Namespace) -> int:
-    if not args.point and not args.box:
-        raise UsageError("give a prompt: --point X,Y (and --negative X,Y) or --box X0,Y0,X1,Y1")
+    auto = _auto_settings(args)
+    if not args.auto and not args.point and not args.box:
+        raise UsageError("give a prompt: --point X,Y (and --negative X,Y) or --box X0,Y0,X1,Y1; or --auto for every object")
     device = _device(args.device)
     problem = checks.path_problem(args.checkpoint)
     if problem:
@@ -460,6 +536,8 @@ def _run(args: argparse.Namespace) -> int:
         load_state(model, state, str(args.checkpoint), strict=True)
     except (ValueError, TypeError) as exc:
         raise UsageError(_line(exc)) from None
+    if args.auto:
+        return _run_auto(args, auto, model, image, device)
 
     clicks = args.point + args.negative
     points = torch.tensor(clicks, dtype=torch.float32) if clicks else None
@@ -485,6 +563,51 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write the masks to {str(args.out)!r}: {exc.strerror or _line(exc)}; nothing was written") from None
     for i, path in targets.items():
         print(f"{path}\tpredicted IoU {iou[i].item():.3f}\t{int(masks[i].sum())} pixels")
+    return 0
+
+
+def _run_auto(args: argparse.Namespace, settings: dict, model: SAM2, image: Tensor, device: torch.device) -> int:
+    """``--auto``: every mask as ``<stem>_auto<i>.png`` and the records in ``<stem>_auto.json``, all or none."""
+    H, W = image.shape[:2]
+    try:
+        generator = AutomaticMaskGenerator(model.to(device).eval(), **settings)
+    except (TypeError, ValueError) as exc:  # a rule between settings: name the flags
+        message = _line(exc)
+        for flag in _AUTO_FLAGS:
+            name = flag[2:].replace("-", "_")
+            message = re.sub(rf"\b{name}\b=?", lambda m: flag + (" " if m.group().endswith("=") else ""), message)
+        raise UsageError(message) from None
+    try:
+        records = generator.generate(image)
+    except ValueError as exc:  # an image too small for the crop layers
+        raise UsageError(_line(exc).replace("crop_n_layers=", "--crop-n-layers ")) from None
+    except torch.cuda.OutOfMemoryError:
+        raise UsageError(f"out of memory on {device} for a {W}x{H} image with this model; try --device cpu "
+                         f"or a smaller --points-per-batch") from None
+    stem = args.image.stem
+    pngs = [args.out / f"{stem}_auto{i}.png" for i in range(len(records))]
+    table = args.out / f"{stem}_auto.json"
+    existing = [str(p) for p in [*pngs, table] if p.exists() or p.is_symlink()]
+    if existing:
+        raise UsageError(f"{', '.join(existing)} already exist; nothing was written (choose another --out)")
+    annotations = []
+    for i, (record, png) in enumerate(zip(records, pngs, strict=True)):
+        stability = record["stability_score"]  # NaN only for an empty mask kept with --stability-score-thresh 0
+        annotations.append({"id": i, "mask_file": png.name, **record,
+                            "stability_score": stability if math.isfinite(stability) else None})
+    document = {"image": {"file_name": args.image.name, "height": H, "width": W},
+                "settings": {name: getattr(generator, name) for name in _AUTO_RECORDED}, "annotations": annotations}
+    files = {png: _png(decode_rle(record["segmentation"])) for record, png in zip(records, pngs, strict=True)}
+    files[table] = (json.dumps(document, allow_nan=False) + "\n").encode("utf-8")
+    try:
+        _write_all_or_none(args.out, files)
+    except FileExistsError as exc:
+        raise UsageError(f"{exc.filename2 or exc.filename} appeared while writing; nothing was written (choose another --out)") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write the masks to {str(args.out)!r}: {exc.strerror or _line(exc)}; nothing was written") from None
+    for record, png in zip(records, pngs, strict=True):
+        print(f"{png}\tpredicted IoU {record['predicted_iou']:.3f}\t{record['area']} pixels")
+    print(f"{table}\t{len(records)} masks")
     return 0
 
 
