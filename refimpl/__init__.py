@@ -13,6 +13,7 @@ One module per concept, named after it, so a reader who knows the paper knows wh
 | [`refimpl.sam2`][refimpl.sam2] | SAM 2: windowed Hiera + FPN, prompt encoder, mask decoder, memory encoder, bank and attention, tracking | official `sam2` package |
 | [`refimpl.u2net`][refimpl.u2net] | U²-Net and U²-Net†: RSU blocks, the nested U, deep supervision; `u2net-cutout` | official architecture (carvekit 4.1.2) |
 | [`refimpl.sodmetrics`][refimpl.sodmetrics] | MAE, Fβ, weighted Fβ, S-measure, E-measure of salient/camouflaged object maps | `py_sod_metrics` |
+| [`refimpl.command_io`][refimpl.command_io] | what the commands share: a photo read as a viewer shows it, devices, `--config`, outputs all or none | |
 | [`refimpl.checkpoints`][refimpl.checkpoints] | loading official, Hugging Face, timm and our own files | |
 
 Import the submodule you need, e.g. ``from refimpl.mae import mae_vit_base_patch16``; this

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from refimpl.sam2 import MemoryBank, build_sam2
-from refimpl.sam2 import segment
+from refimpl import command_io
 from refimpl.sam2.segment import main as segment_main
 from refimpl.sam2.segment import read_image
 
@@ -453,7 +453,7 @@ def test_a_write_that_fails_halfway_leaves_none_of_the_runs_masks_and_the_rerun_
     out = tmp_path / "masks"
     out.mkdir()
     (out / "mine.txt").write_text("the user's own file")
-    real, calls = segment._link_new, []
+    real, calls = command_io._link_new, []
 
     def second_fails(path: Path, data: bytes) -> None:
         calls.append(path)
@@ -461,11 +461,11 @@ def test_a_write_that_fails_halfway_leaves_none_of_the_runs_masks_and_the_rerun_
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         real(path, data)
 
-    monkeypatch.setattr(segment, "_link_new", second_fails)
+    monkeypatch.setattr(command_io, "_link_new", second_fails)
     code, _, err = run(capsys, command(files, out, "--point", "5,5"))
     assert code == 2 and "No space left on device; nothing was written" in one_line(err)
     assert snapshot(out) == {"mine.txt": b"the user's own file"}
-    monkeypatch.setattr(segment, "_link_new", real)
+    monkeypatch.setattr(command_io, "_link_new", real)
     assert run(capsys, command(files, out, "--point", "5,5"))[0] == 0
     assert sorted(p.name for p in out.iterdir()) == ["mine.txt", "photo_mask0.png", "photo_mask1.png", "photo_mask2.png"]
 
@@ -474,7 +474,7 @@ def test_a_failed_run_removes_the_out_folders_it_created(files, tmp_path, capsys
     def fails(path: Path, data: bytes) -> None:
         raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
 
-    monkeypatch.setattr(segment, "_link_new", fails)
+    monkeypatch.setattr(command_io, "_link_new", fails)
     code, _, err = run(capsys, command(files, tmp_path / "new" / "masks", "--point", "5,5"))
     assert code == 2 and "Input/output error" in one_line(err)
     assert not (tmp_path / "new").exists()

@@ -30,7 +30,7 @@ import pytest
 import torch
 
 from refimpl.sam2 import AutomaticMaskGenerator, build_sam2
-from refimpl.sam2 import segment
+from refimpl import command_io
 from refimpl.sam2.automatic_mask_generator import (
     crop_boxes,
     decode_rle,
@@ -392,7 +392,7 @@ def test_auto_with_a_write_that_fails_halfway_leaves_nothing_and_the_rerun_works
     out = tmp_path / "objects"
     out.mkdir()
     (out / "mine.txt").write_text("the user's own file")
-    real, calls = segment._link_new, []
+    real, calls = command_io._link_new, []
 
     def third_fails(path: Path, data: bytes) -> None:
         calls.append(path)
@@ -400,11 +400,11 @@ def test_auto_with_a_write_that_fails_halfway_leaves_nothing_and_the_rerun_works
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         real(path, data)
 
-    monkeypatch.setattr(segment, "_link_new", third_fails)
+    monkeypatch.setattr(command_io, "_link_new", third_fails)
     code, _, err = run(capsys, files, out, *AUTO)
     assert code == 2 and "No space left on device; nothing was written" in one_line(err)
     assert snapshot(out) == {"mine.txt": b"the user's own file"}
-    monkeypatch.setattr(segment, "_link_new", real)
+    monkeypatch.setattr(command_io, "_link_new", real)
     assert run(capsys, files, out, *AUTO)[0] == 0
     assert "photo_auto.json" in {p.name for p in out.iterdir()}
 

@@ -15,7 +15,7 @@ and lie inside too (``0 <= x0 < x1 <= W``): a box partly outside is refused, not
 Negative numbers may follow the flag directly (``--box -5,0,90,60`` is read as a value, and
 refused as outside).
 
-How the image is read ([`read_image`][refimpl.sam2.segment.read_image]): EXIF orientation
+How the image is read ([`read_image`][refimpl.command_io.read_image]): EXIF orientation
 applied; 8-bit images as they are; 16-bit greyscale (PNG, TIFF) scaled to 8 bits
 (``round(v / 257)``); 32-bit integer images read as 16-bit when their values lie in
 ``0..65535``, refused otherwise; floating-point images scaled from ``[0, 1]``, refused outside
@@ -49,30 +49,35 @@ unreadable input, a file in the way or a write that failed (one line on stderr).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import inspect
-import io
 import json
 import math
-import os
 import re
 import sys
-import tempfile
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .. import checks
 from ..checkpoints import load_state, read_state_dict
+from ..command_io import (
+    OneLineParser,
+    UsageError,
+    encode_png,
+    one_line,
+    out_problem,
+    parse_device,
+    read_image,
+    read_json_config,
+    write_all_or_none,
+)
 from .automatic_mask_generator import AutomaticMaskGenerator, decode_rle
 from .model import SAM2, SIZES, build_sam2, to_model_coords
 
-__all__ = ["main", "model_for_checkpoint", "read_image", "segment_image"]
+__all__ = ["main", "model_for_checkpoint", "segment_image"]
 
 _SIZES = {(size["embed_dim"], sum(size["stages"])): size for size in SIZES.values()}
 """(stage-1 width, blocks) -> the released size's arguments; both are read from the checkpoint's trunk."""
@@ -82,10 +87,6 @@ _CONFIG_FIELDS = sorted(
     - {"kwargs", "image_encoder", "memory_attention", "memory_encoder"}
 )
 """What ``--config`` may set: the arguments of ``build_sam2`` and the switches of ``SAM2``."""
-
-
-class UsageError(Exception):
-    """A problem with what the user gave: reported in one line, exit code 2."""
 
 
 def model_for_checkpoint(state: dict[str, Tensor], config: dict | None = None) -> SAM2:
@@ -149,83 +150,6 @@ def segment_image(
 # --- reading the image ---------------------------------------------------------------------------
 
 
-class ImageError(ValueError):
-    """An image that is read but cannot be turned into 8-bit RGB faithfully."""
-
-
-def read_image(path: Path) -> Tensor:
-    """The image at ``path`` as a photo viewer shows it: ``(H, W, 3)`` uint8 RGB.
-
-    The EXIF orientation is applied (``PIL.ImageOps.exif_transpose``), so ``H, W`` and the pixel
-    coordinates are those of the upright image. Bit depths are converted, not clipped: 16-bit
-    greyscale to 8 bits by ``round(v / 257)``; 32-bit integer images as 16-bit when every value
-    lies in ``0..65535``; floating-point images from ``[0, 1]`` by ``round(v * 255)``. Palette,
-    greyscale, 1-bit, CMYK (no colour profile), YCbCr and HSV images are converted by Pillow; an
-    alpha channel is dropped. Only the first frame of an animation is read.
-
-    Args:
-        path: the image file, any format Pillow reads.
-
-    Returns:
-        ``(H, W, 3)`` uint8.
-
-    Raises:
-        ValueError: one line, naming the file: not a readable file, not an image, truncated, over
-            Pillow's decompression-bomb limit, or a mode or value range that has no faithful 8-bit
-            RGB (e.g. LAB, a float image outside ``[0, 1]``).
-    """
-    from PIL import Image, ImageOps
-
-    problem = checks.path_problem(path)
-    if problem:
-        raise ValueError(f"image {str(path)!r} {problem}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Pillow's advice (palette transparency, odd EXIF): not the user's business
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                upright = ImageOps.exif_transpose(img)  # a new image, decoded
-                rgb = _to_rgb(upright if upright is not None else img)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ValueError(f"image {str(path)!r} is refused as a possible decompression bomb: {_line(exc)}") from None
-    except ImageError as exc:
-        raise ValueError(f"image {str(path)!r} {exc}") from None
-    except Exception as exc:  # UnidentifiedImageError, OSError for a truncated file, SyntaxError in a bad header, ...
-        raise ValueError(f"image {str(path)!r} cannot be read ({type(exc).__name__}: {_line(exc)})") from None
-    return torch.from_numpy(np.array(rgb, dtype=np.uint8))  # a writable copy
-
-
-def _to_rgb(img) -> np.ndarray:
-    """8-bit RGB pixels ``(H, W, 3)`` of a Pillow image, converting bit depths rather than clipping them."""
-    mode = img.mode
-    if mode.startswith("I;16") or mode == "I":
-        values = np.asarray(img).astype(np.int64)
-        if mode == "I" and values.size and (values.min() < 0 or values.max() > 65535):
-            raise ImageError(f"is a 32-bit integer image with values {values.min()}..{values.max()}; expected 0..65535 "
-                             f"(16-bit): convert it to 8 bits first")
-        grey = ((values + 128) // 257).astype(np.uint8)  # round(v / 257): 65535 -> 255
-    elif mode == "F":
-        values = np.asarray(img).astype(np.float64)
-        if not np.isfinite(values).all():
-            raise ImageError("is a floating-point image holding NaN or infinite values; expected values in [0, 1]")
-        if values.size and (values.min() < 0 or values.max() > 1):
-            raise ImageError(f"is a floating-point image with values {values.min():g}..{values.max():g}; expected [0, 1]: "
-                             f"convert it to 8 bits first")
-        grey = np.rint(values * 255).astype(np.uint8)
-    elif mode == "LAB":
-        raise ImageError("is a LAB image, which Pillow does not convert to RGB faithfully; convert it to RGB first")
-    else:
-        try:
-            return np.asarray(img.convert("RGB"))  # drops alpha; palette, grey, 1-bit, CMYK, YCbCr, HSV
-        except ValueError as exc:
-            raise ImageError(f"has Pillow mode {mode!r}, which cannot be converted to RGB ({exc})") from None
-    return np.repeat(grey[..., None], 3, axis=2)
-
-
-def _line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 # --- arguments -----------------------------------------------------------------------------------
 
 
@@ -260,11 +184,6 @@ def _join_negative_values(argv: Sequence[str]) -> list[str]:
             out.append(argv[i])
             i += 1
     return out
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse's own convention)
-        self.exit(2, f"sam2-segment: error: {message}\n")
 
 
 _EPILOG = """\
@@ -323,7 +242,7 @@ _AUTO_RECORDED = [flag[2:].replace("-", "_") for flag in _AUTO_FLAGS] + ["mask_t
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="sam2-segment", description="Segment an image from clicks or a box with SAM 2 weights.",
+    parser = OneLineParser(prog="sam2-segment", description="Segment an image from clicks or a box with SAM 2 weights.",
                      epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("image", type=Path, help="the image (any format Pillow reads; see 'image' below)")
     parser.add_argument("--checkpoint", type=Path, required=True, help="official SAM 2 / SAM 2.1 weights (.pt), or ours")
@@ -347,132 +266,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _available_devices() -> list[str]:
-    names = ["cpu"]
-    if torch.cuda.is_available():
-        names += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    if torch.backends.mps.is_available():
-        names.append("mps")
-    return names
-
-
-def _device(text: str | None) -> torch.device:
-    """The ``--device``: one this machine has, or a one-line refusal naming those it has."""
-    if text is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    available = ", ".join(_available_devices())
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        device = None
-    if device is None or device.type not in ("cpu", "cuda", "mps"):
-        raise UsageError(f"--device {text!r} is not supported; expected cpu, cuda, cuda:N or mps (available here: {available})")
-    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
-        why = "CUDA is not available here" if not torch.cuda.is_available() else f"there are {torch.cuda.device_count()} CUDA devices"
-        raise UsageError(f"--device {text!r}: {why}; available here: {available}")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"--device {text!r}: MPS is not available here; available here: {available}")
-    return device
-
-
-def _read_config(path: Path) -> dict:
-    """``--config``: a UTF-8 JSON object of known fields, without repeated keys or NaN."""
-    def pairs(items: list[tuple[str, object]]) -> dict:
-        keys = [k for k, _ in items]
-        repeated = sorted({k for k in keys if keys.count(k) > 1})
-        if repeated:
-            raise UsageError(f"--config {str(path)!r} repeats the field {repeated[0]!r}; give each field once")
-        return dict(items)
-
-    def constant(name: str) -> object:
-        raise UsageError(f"--config {str(path)!r} holds {name}; expected finite numbers")
-
-    problem = checks.path_problem(path)
-    if problem:
-        raise UsageError(f"--config {str(path)!r} {problem}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"--config {str(path)!r} is not UTF-8 text (byte {exc.start}: {exc.reason}); expected a JSON object") from None
-    except OSError as exc:
-        raise UsageError(f"--config {str(path)!r} cannot be read ({exc.strerror or exc})") from None
-    try:
-        config = json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"--config {str(path)!r} is not valid JSON: {exc}") from None
-    if not isinstance(config, dict):
-        raise UsageError(f"--config {str(path)!r} holds {type(config).__name__}; expected a JSON object")
-    unknown = sorted(set(config) - set(_CONFIG_FIELDS))
-    if unknown:
-        raise UsageError(f"--config {str(path)!r} has the unknown field {unknown[0]!r}; expected build_sam2 arguments: "
-                         f"{', '.join(_CONFIG_FIELDS)}")
-    return config
-
-
-def _out_problem(out: Path) -> str | None:
-    """What keeps ``--out`` from being (or becoming) a folder, in words that follow the path; ``None`` if nothing."""
-    if out.exists() or out.is_symlink():
-        return checks.path_problem(out, "folder")
-    ancestor = out.parent
-    while not (ancestor.exists() or ancestor.is_symlink()) and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    problem = checks.path_problem(ancestor, "folder")
-    return f"cannot be created: {str(ancestor)!r} {problem}" if problem else None
-
-
 # --- writing -------------------------------------------------------------------------------------
-
-
-def _png(mask: Tensor) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray((mask.to(torch.uint8) * 255).numpy()).save(buffer, format="PNG")  # 2-D uint8: 8-bit grey
-    return buffer.getvalue()
-
-
-def _link_new(path: Path, data: bytes) -> None:
-    """Create ``path`` holding ``data``: a synced temporary file beside it, hard-linked into place (never replaces a file)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a mask should look like any other file the user makes
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-        os.link(tmp, path)  # FileExistsError if the name appeared meanwhile
-    finally:
-        os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-def _write_all_or_none(folder: Path, files: dict[Path, bytes]) -> None:
-    """Create the folder (and its missing parents) and every file, or, on any failure, none of them.
-
-    What this call created (files and folders) is removed again before the error goes on; a
-    file that was there before is never touched.
-    """
-    missing = []
-    parent = folder
-    while not parent.is_dir():
-        missing.append(parent)
-        parent = parent.parent
-    created: list[Path] = []
-    try:
-        for new in reversed(missing):
-            new.mkdir()
-            created.append(new)
-        for path, data in files.items():
-            _link_new(path, data)
-            created.append(path)
-    except BaseException:
-        for path in reversed(created):
-            with contextlib.suppress(OSError):
-                path.rmdir() if path in missing else path.unlink()
-        raise
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -499,14 +293,14 @@ def _run(args: argparse.Namespace) -> int:
     auto = _auto_settings(args)
     if not args.auto and not args.point and not args.box:
         raise UsageError("give a prompt: --point X,Y (and --negative X,Y) or --box X0,Y0,X1,Y1; or --auto for every object")
-    device = _device(args.device)
+    device = parse_device(args.device)
     problem = checks.path_problem(args.checkpoint)
     if problem:
         raise UsageError(f"checkpoint {str(args.checkpoint)!r} {problem}")
-    problem = _out_problem(args.out)
+    problem = out_problem(args.out)
     if problem:
         raise UsageError(f"--out {str(args.out)!r} {problem}")
-    config = _read_config(args.config) if args.config is not None else None
+    config = read_json_config(args.config, _CONFIG_FIELDS, "build_sam2 arguments") if args.config is not None else None
     try:
         image = read_image(args.image)
     except ValueError as exc:
@@ -527,15 +321,15 @@ def _run(args: argparse.Namespace) -> int:
     try:
         state = read_state_dict(args.checkpoint)
     except (OSError, ValueError, TypeError) as exc:
-        raise UsageError(_line(exc)) from None
+        raise UsageError(one_line(exc)) from None
     try:
         model = model_for_checkpoint(state, config)
     except (TypeError, ValueError) as exc:
-        raise UsageError(f"--config {str(args.config)!r}: {_line(exc)}") from None
+        raise UsageError(f"--config {str(args.config)!r}: {one_line(exc)}") from None
     try:
         load_state(model, state, str(args.checkpoint), strict=True)
     except (ValueError, TypeError) as exc:
-        raise UsageError(_line(exc)) from None
+        raise UsageError(one_line(exc)) from None
     if args.auto:
         return _run_auto(args, auto, model, image, device)
 
@@ -556,11 +350,11 @@ def _run(args: argparse.Namespace) -> int:
     if existing:
         raise UsageError(f"{', '.join(existing)} already exist; nothing was written (choose another --out)")
     try:
-        _write_all_or_none(args.out, {path: _png(masks[i]) for i, path in targets.items()})
+        write_all_or_none(args.out, {path: encode_png((masks[i].to(torch.uint8) * 255).numpy()) for i, path in targets.items()})
     except FileExistsError as exc:
         raise UsageError(f"{exc.filename2 or exc.filename} appeared while writing; nothing was written (choose another --out)") from None
     except OSError as exc:
-        raise UsageError(f"cannot write the masks to {str(args.out)!r}: {exc.strerror or _line(exc)}; nothing was written") from None
+        raise UsageError(f"cannot write the masks to {str(args.out)!r}: {exc.strerror or one_line(exc)}; nothing was written") from None
     for i, path in targets.items():
         print(f"{path}\tpredicted IoU {iou[i].item():.3f}\t{int(masks[i].sum())} pixels")
     return 0
@@ -572,7 +366,7 @@ def _run_auto(args: argparse.Namespace, settings: dict, model: SAM2, image: Tens
     try:
         generator = AutomaticMaskGenerator(model.to(device).eval(), **settings)
     except (TypeError, ValueError) as exc:  # a rule between settings: name the flags
-        message = _line(exc)
+        message = one_line(exc)
         for flag in _AUTO_FLAGS:
             name = flag[2:].replace("-", "_")
             message = re.sub(rf"\b{name}\b=?", lambda m: flag + (" " if m.group().endswith("=") else ""), message)
@@ -580,7 +374,7 @@ def _run_auto(args: argparse.Namespace, settings: dict, model: SAM2, image: Tens
     try:
         records = generator.generate(image)
     except ValueError as exc:  # an image too small for the crop layers
-        raise UsageError(_line(exc).replace("crop_n_layers=", "--crop-n-layers ")) from None
+        raise UsageError(one_line(exc).replace("crop_n_layers=", "--crop-n-layers ")) from None
     except torch.cuda.OutOfMemoryError:
         raise UsageError(f"out of memory on {device} for a {W}x{H} image with this model; try --device cpu "
                          f"or a smaller --points-per-batch") from None
@@ -597,14 +391,14 @@ def _run_auto(args: argparse.Namespace, settings: dict, model: SAM2, image: Tens
                             "stability_score": stability if math.isfinite(stability) else None})
     document = {"image": {"file_name": args.image.name, "height": H, "width": W},
                 "settings": {name: getattr(generator, name) for name in _AUTO_RECORDED}, "annotations": annotations}
-    files = {png: _png(decode_rle(record["segmentation"])) for record, png in zip(records, pngs, strict=True)}
+    files = {png: encode_png((decode_rle(record["segmentation"]).to(torch.uint8) * 255).numpy()) for record, png in zip(records, pngs, strict=True)}
     files[table] = (json.dumps(document, allow_nan=False) + "\n").encode("utf-8")
     try:
-        _write_all_or_none(args.out, files)
+        write_all_or_none(args.out, files)
     except FileExistsError as exc:
         raise UsageError(f"{exc.filename2 or exc.filename} appeared while writing; nothing was written (choose another --out)") from None
     except OSError as exc:
-        raise UsageError(f"cannot write the masks to {str(args.out)!r}: {exc.strerror or _line(exc)}; nothing was written") from None
+        raise UsageError(f"cannot write the masks to {str(args.out)!r}: {exc.strerror or one_line(exc)}; nothing was written") from None
     for record, png in zip(records, pngs, strict=True):
         print(f"{png}\tpredicted IoU {record['predicted_iou']:.3f}\t{record['area']} pixels")
     print(f"{table}\t{len(records)} masks")
@@ -620,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except UsageError as exc:
-        print(f"sam2-segment: error: {_line(exc)}", file=sys.stderr)
+        print(f"sam2-segment: error: {one_line(exc)}", file=sys.stderr)
         return 2
 
 
