@@ -174,3 +174,43 @@ def test_the_pages_reading_of_the_two_prompt_figure_is_what_select_gives():
     assert f"第 {later} 帧的记忆从第 {first_map} 帧起就被读到" in SAM2_PAGE
     assert f"要等到第 {first_pointer} 帧才用" in SAM2_PAGE
     assert f"第 {later + 1} 帧的\"上一帧\"正是提示帧 {later}" in SAM2_PAGE and f"最近帧只剩 {recent} 张" in SAM2_PAGE
+
+
+# --- automatic mode ------------------------------------------------------------------------------
+
+
+def test_the_drawn_clicks_are_where_the_generator_clicks():
+    """Every record of a generator with no filter comes from a drawn click of its crop; every crop has its drawn count."""
+    from refimpl.sam2 import AutomaticMaskGenerator
+    from refimpl.sam2.automatic_mask_generator import crop_boxes
+
+    H, W, side = 96, 160, 4
+    clicks = figures.auto_clicks(H, W, side, n_layers=1, overlap_ratio=0.25, downscale=2)
+    assert [c for c, _ in clicks] == crop_boxes(H, W, 1, 0.25)
+    assert [len(p) for _, p in clicks] == [16, 4, 4, 4, 4]
+    torch.manual_seed(0)
+    model = build_sam2(embed_dim=16, num_heads=1, stages=(1, 2, 3, 1), global_att_blocks=(4,),
+                       window_pos_embed_bkg_spatial_size=(4, 4), image_size=128, d_model=64, mem_dim=16, memory_ffn_dim=128).eval()
+    generator = AutomaticMaskGenerator(model, points_per_side=side, crop_n_layers=1, crop_overlap_ratio=0.25,
+                                       crop_n_points_downscale_factor=2, pred_iou_thresh=0.0, stability_score_thresh=0.0,
+                                       box_nms_thresh=1.0, crop_nms_thresh=1.0, output_mode="uncompressed_rle")
+    image = (torch.arange(H * W * 3) % 251).to(torch.uint8).reshape(H, W, 3)
+    records = generator.generate(image)
+    drawn = {tuple(c.box): {tuple(map(float, xy)) for xy in p} for c, p in clicks}
+    assert records
+    for r in records:
+        x, y, w, h = r["crop_box"]
+        assert tuple(map(float, r["point_coords"][0])) in drawn[(int(x), int(y), int(x + w), int(y + h))]
+
+
+def test_the_stability_curve_is_the_ratio_of_the_two_discs_and_separates_steep_from_gentle_edges():
+    thresholds = np.array([-2.0, 0.0, 0.5, 3.0])
+    side, radius = 64, 20.0
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
+    r = np.hypot(yy - (side - 1) / 2, xx - (side - 1) / 2)
+    for slope in figures.STABILITY_SLOPES:
+        logits = (slope * (radius - r)).astype(np.float32)
+        expected = [(logits > t + 1).sum() / (logits > t - 1).sum() for t in thresholds]
+        np.testing.assert_allclose(figures.stability_curve(slope, thresholds), expected, rtol=1e-6)
+    steep, gentle = (figures.stability_curve(s, np.array([0.0]))[0] for s in figures.STABILITY_SLOPES)
+    assert steep > 0.95 > gentle  # what the page says: the default 0.95 keeps the steep mask only

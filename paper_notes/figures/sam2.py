@@ -17,8 +17,17 @@
   [`axial_rope`][refimpl.sam2.position.axial_rope] depends only on the offset: the map for a
   query at another place is the same map, shifted.
 
+- ``sam2/auto_grid.svg``: where automatic mode clicks: the crops of
+  [`crop_boxes`][refimpl.sam2.automatic_mask_generator.crop_boxes] and the grid of
+  [`point_grid`][refimpl.sam2.automatic_mask_generator.point_grid] in each, placed as the
+  generator places them ([`auto_clicks`][paper_notes.figures.sam2.auto_clicks]).
+- ``sam2/stability.svg``: the stability score of
+  [`stability_score`][refimpl.sam2.automatic_mask_generator.stability_score] as the cut moves,
+  on two synthetic round logit maps, one with a steep and one with a gentle edge
+  ([`stability_curve`][paper_notes.figures.sam2.stability_curve]).
+
 The pure helpers (``block_layout``, ``memory_schedule``, ``memory_token_count``, ``saturation``,
-``rope_scores``) return the data the figures draw; ``tests/test_figures_sam2.py`` checks them and renders every figure.
+``rope_scores``, ``auto_clicks``, ``stability_curve``) return the data the figures draw; ``tests/test_figures_sam2.py`` checks them and renders every figure.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from refimpl.sam2.automatic_mask_generator import Crop, crop_boxes, point_grid, stability_score
 from refimpl.sam2.image_encoder import Hiera, window_partition
 from refimpl.sam2.memory_bank import MemoryBank, MemoryEntry
 from refimpl.sam2.model import SIZES, build_sam2
@@ -368,7 +378,106 @@ def rope_offsets() -> Figure:
     return fig
 
 
+# --- automatic mode ------------------------------------------------------------------------------
+
+
+def auto_clicks(height: int, width: int, points_per_side: int, n_layers: int, overlap_ratio: float = 512 / 1500,
+                downscale: int = 1) -> list[tuple[Crop, np.ndarray]]:
+    """Every crop of automatic mode and its clicks ``(P, 2)`` (``x, y``) in image pixels, as the generator places them.
+
+    The crops are [`crop_boxes`][refimpl.sam2.automatic_mask_generator.crop_boxes]; layer ``i``
+    has a [`point_grid`][refimpl.sam2.automatic_mask_generator.point_grid] of
+    ``int(points_per_side / downscale^i)`` per side, scaled to the crop's width and height and
+    moved to its corner (float64, then float32, as the generator's clicks).
+    """
+    out = []
+    for crop in crop_boxes(height, width, n_layers, overlap_ratio):
+        x0, y0, x1, y1 = crop.box
+        grid = point_grid(int(points_per_side / downscale**crop.layer)) * torch.tensor([x1 - x0, y1 - y0], dtype=torch.float64)
+        out.append((crop, grid.to(torch.float32).numpy() + np.array([x0, y0], dtype=np.float32)))
+    return out
+
+
+def auto_grid() -> Figure:
+    """Layer 0 (the whole image) and layer 1 (four overlapping crops), each with its own grid of clicks."""
+    H, W, side = 96, 160, 8
+    clicks = auto_clicks(H, W, side, n_layers=1, overlap_ratio=0.25, downscale=2)
+    fig = Figure(figsize=(10, 3.4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, layer in zip(axes, (0, 1)):
+        ax.add_patch(Rectangle((0, 0), W, H, fill=False, edgecolor="black", linewidth=1.2))
+        shown = [(c, p) for c, p in clicks if c.layer == layer]
+        for k, (crop, points) in enumerate(shown):
+            x0, y0, x1, y1 = crop.box
+            hue = HUES[k % len(HUES)] if layer else "black"
+            if layer:
+                ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=True, alpha=0.08, facecolor=hue, edgecolor=hue,
+                                       linewidth=1.2, linestyle="--"))
+            ax.scatter(points[:, 0], points[:, 1], s=10, color=hue, zorder=3)
+        n = int(side / 2**layer)
+        title = (f"第 0 层：整张图，{n}×{n} = {n * n} 个点" if layer == 0 else
+                 f"第 1 层：2×2 个互相重叠的裁剪，每个 {n}×{n} 个点（共 {4 * n * n} 个）")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlim(-3, W + 3)
+        ax.set_ylim(H + 3, -3)
+        ax.set_aspect("equal")
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel("x（像素）", fontsize=7)
+    axes[0].set_ylabel("y（像素）", fontsize=7)
+    fig.suptitle(f"{W}×{H} 像素的图，points_per_side={side}，crop_n_layers=1，"
+                 f"crop_overlap_ratio=0.25，crop_n_points_downscale_factor=2", fontsize=8)
+    return fig
+
+
+STABILITY_SLOPES = (10.0, 0.5)
+"""Logits per pixel at the edge of the two synthetic masks of ``stability.svg``: a steep edge and a gentle one."""
+
+
+def stability_curve(slope: float, thresholds: np.ndarray, offset: float = 1.0, side: int = 64, radius: float = 20.0) -> np.ndarray:
+    """Stability score of a round mask at each threshold, by [`stability_score`][refimpl.sam2.automatic_mask_generator.stability_score].
+
+    The logit map is ``slope * (radius - r)``, ``r`` the distance to the centre of a ``side x side``
+    map: the mask at threshold ``t`` is the disc of radius ``radius - t / slope``, and its edge is
+    steeper the larger ``slope`` is.
+
+    Returns:
+        ``(T,)`` float64, one score per threshold (NaN where nothing is above ``t - offset``).
+    """
+    yy, xx = torch.meshgrid(torch.arange(side, dtype=torch.float32), torch.arange(side, dtype=torch.float32), indexing="ij")
+    r = torch.hypot(yy - (side - 1) / 2, xx - (side - 1) / 2)
+    logits = (slope * (radius - r))[None]  # (1, side, side)
+    return np.array([float(stability_score(logits, float(t), offset)[0]) for t in thresholds])
+
+
+def stability() -> Figure:
+    """Left: the two logit profiles through the centre; right: their stability score as the threshold moves."""
+    thresholds = np.linspace(-6.0, 6.0, 121)
+    fig = Figure(figsize=(10, 3.4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    r = np.linspace(0, 32, 200)
+    for slope, hue in zip(STABILITY_SLOPES, HUES):
+        label = f"边缘陡（每像素 {slope:g}）" if slope == max(STABILITY_SLOPES) else f"边缘缓（每像素 {slope:g}）"
+        left.plot(r, slope * (20.0 - r), color=hue, label=label)
+        right.plot(thresholds, stability_curve(slope, thresholds), color=hue, label=label)
+    left.axhspan(-1, 1, color="#cccccc", alpha=0.5, label="阈值 0 ± 偏移 1")
+    left.axhline(0, color="black", linewidth=0.6)
+    left.set_ylim(-12, 12)
+    left.set_xlabel("到中心的距离（像素）", fontsize=8)
+    left.set_ylabel("掩码 logit", fontsize=8)
+    left.set_title("两张合成 logit 图的剖面（掩码是 logit > 阈值的圆盘）", fontsize=9)
+    right.axhline(0.95, color="black", linestyle="--", linewidth=0.8, label="默认保留线 0.95")
+    right.set_xlabel("阈值 t（默认 0）", fontsize=8)
+    right.set_ylabel("稳定性分数", fontsize=8)
+    right.set_title("稳定性分数 = |logit > t+1| / |logit > t−1|", fontsize=9)
+    for ax in (left, right):
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=6)
+    return fig
+
+
 FIGURES = {
+    "sam2/auto_grid.svg": auto_grid,
+    "sam2/stability.svg": stability,
     "sam2/windows_and_units.svg": windows_and_units,
     "sam2/block_layout.svg": block_layout_figure,
     "sam2/memory_selection.svg": memory_selection,
