@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the anchors' builders
-from anchors.u2net import load_official, official_config  # noqa: E402
+from anchors.u2net import load_official, official_config, randomize_batchnorm_  # noqa: E402
 
 from refimpl.u2net import U2NET_FULL, U2NET_LITE, u2net_full, u2net_lite
 
@@ -41,11 +41,7 @@ def build(official: object, name: str, seed: int = 0) -> tuple[torch.nn.Module, 
     anchor = official.U2NETArchitecture(official_config(config))
     g = torch.Generator().manual_seed(seed)
     state = anchor.state_dict()
-    for key, value in state.items():
-        if key.endswith(("running_var", "bn_s1.weight")):
-            value.copy_(torch.rand(value.shape, generator=g) + 0.5)
-        elif key.endswith(("running_mean", "bn_s1.bias")):
-            value.copy_(torch.randn(value.shape, generator=g) * 0.1)
+    randomize_batchnorm_(state, g)
     ours = factory()
     ours.load_state_dict(state)
     return ours, anchor

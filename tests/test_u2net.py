@@ -21,7 +21,7 @@ from refimpl.u2net import U2NET_FULL, U2NET_LITE, U2Net, deep_supervision_loss, 
 from refimpl.u2net.cutout import main as cutout_main
 from refimpl.u2net.cutout import read_image, saliency_map
 
-from anchors.u2net import load_official, official_config
+from anchors.u2net import load_official, official_config, randomize_batchnorm_
 from faults import one_line, remount_read_only, snapshot, tmpfs
 
 
@@ -45,11 +45,7 @@ def pair(official: object) -> dict[str, tuple[nn.Module, nn.Module, dict]]:
         torch.manual_seed(0)
         anchor = official.U2NETArchitecture(official_config(config))
         state = anchor.state_dict()
-        for key, value in state.items():
-            if key.endswith(("running_var", "bn_s1.weight")):
-                value.copy_(torch.rand(value.shape, generator=generator) + 0.5)
-            elif key.endswith(("running_mean", "bn_s1.bias")):
-                value.copy_(torch.randn(value.shape, generator=generator) * 0.1)
+        randomize_batchnorm_(state, generator)
         ours = factory()
         ours.load_state_dict(state)
         pairs[name] = (ours, anchor, {k: v.clone() for k, v in state.items()})

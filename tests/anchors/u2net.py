@@ -15,6 +15,8 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+import torch
+
 
 def load_official() -> ModuleType:
     """carvekit's U²-Net file, loaded alone.
@@ -44,3 +46,12 @@ def official_config(config: dict) -> dict:
         level = n - 1 - j
         cfg[f"stage{level}d"] = [f"De_{level}", tuple(s), s.out_ch]
     return cfg
+
+
+def randomize_batchnorm_(state: dict[str, torch.Tensor], generator: torch.Generator) -> None:
+    """Give every BatchNorm random statistics and affines in place, so eval mode is not the identity."""
+    for key, value in state.items():
+        if key.endswith(("running_var", "bn_s1.weight")):
+            value.copy_(torch.rand(value.shape, generator=generator) + 0.5)
+        elif key.endswith(("running_mean", "bn_s1.bias")):
+            value.copy_(torch.randn(value.shape, generator=generator) * 0.1)
