@@ -46,9 +46,10 @@ import torch.nn.functional as F
 
 # This file is itself named sam2.py: take its folder off the path so "import sam2" finds the package.
 sys.path = [p for p in sys.path if p != sys.path[0] or not p.endswith("benchmarks")]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the anchors' builders
 
 from refimpl.sam2 import SIZES, MemoryBank, build_sam2, to_model_coords  # noqa: E402
-from refimpl.sam2.official import official_video_predictor, randomize_, write_synthetic_clip  # noqa: E402
+from anchors.sam2_official import official_video_predictor, randomize_, write_synthetic_clip  # noqa: E402
 
 def diff(a: torch.Tensor, b: torch.Tensor | np.ndarray) -> float:
     return (a.float().cpu() - torch.as_tensor(b).float().cpu()).abs().max().item()

@@ -4,7 +4,7 @@ Both sides are built small (image 128 px, Hiera width 16, D = 64, D_mem = 16) wi
 of the released configs: windows that pad (14 on an 8 x 8 grid), a global-attention block, query
 pooling at every stage transition, the FPN neck, multi-mask output, the occlusion head, object
 pointers split into 4 tokens, RoPE over several memory frames. The official model comes from
-[`official_video_predictor`][refimpl.sam2.official.official_video_predictor] (its classes with the
+``official_video_predictor`` (``tests/anchors/sam2_official.py``) (its classes with the
 flags of ``configs/sam2.1/*.yaml``, checked below against the packaged files, and the
 post-processing its builders add). Same random weights, same inputs, float32 on CPU: the outputs
 agree to ``TOL``.
@@ -38,7 +38,7 @@ from refimpl.checkpoints import load_checkpoint
 from refimpl.sam2 import MemoryBank, SAM2, build_sam2, to_model_coords
 from refimpl.sam2 import model as sam2_models
 from refimpl.sam2.image_encoder import window_partition, window_unpartition
-from refimpl.sam2.official import FLAGS_21, official_video_predictor, randomize_, write_synthetic_clip
+from anchors.sam2_official import FLAGS_21, official_video_predictor, randomize_, write_synthetic_clip
 from refimpl.sam2.segment import main as segment_main
 from refimpl.sam2.segment import model_for_checkpoint
 

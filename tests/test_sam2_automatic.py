@@ -40,7 +40,7 @@ from refimpl.sam2.automatic_mask_generator import (
     point_grid,
     stability_score,
 )
-from refimpl.sam2.official import official_video_predictor, randomize_
+from anchors.sam2_official import official_video_predictor, randomize_
 from refimpl.sam2.segment import main as segment_main
 
 from faults import one_line, snapshot

@@ -28,7 +28,7 @@ from refimpl.sam2.instance_eval import (
     mask_ap,
     match_boxes,
 )
-from refimpl.sam2.official import randomize_
+from anchors.sam2_official import randomize_
 from refimpl.sam2.segment import segment_image
 from refimpl.sodmetrics import Measures
 

@@ -2,13 +2,13 @@
 
 Needs the official ``sam2`` package (PyPI ``sam2`` 1.1.0, the SAM 2.1 code; a test extra). It is
 built as ``configs/sam2.1/sam2.1_hiera_*.yaml`` would build it (``tests/test_sam2.py`` checks
-[`FLAGS_21`][refimpl.sam2.official.FLAGS_21] against the packaged file), with the switches the
+``FLAGS_21`` against the packaged file), with the switches the
 official builders add (``apply_postprocessing``), but without Hydra and with any size, so that the
 tests can use a small model. Hole filling is off: it needs the package's CUDA extension, which
 is not built here, and the official code skips it without that extension anyway.
 
-Used by ``tests/test_sam2.py`` and ``benchmarks/sam2.py``; the arguments are those of
-[`build_sam2`][refimpl.sam2.model.build_sam2], so the two models have the same state-dict keys
+Used by the SAM 2 tests and ``benchmarks/sam2.py`` (never by ``refimpl``); the arguments are those of
+``refimpl.sam2.build_sam2``, so the two models have the same state-dict keys
 and shapes.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .model import build_sam2
+from refimpl.sam2.model import build_sam2
 
 __all__ = ["FLAGS_21", "POSTPROCESSING", "official_video_predictor", "randomize_", "write_synthetic_clip"]
 
@@ -48,7 +48,7 @@ def official_video_predictor(**config: Any) -> torch.nn.Module:
     """The official ``SAM2VideoPredictor`` (a ``SAM2Base``) for a SAM 2.1 configuration.
 
     Args:
-        **config: the arguments of [`build_sam2`][refimpl.sam2.model.build_sam2] (its defaults
+        **config: the arguments of ``refimpl.sam2.build_sam2`` (its defaults
             fill the rest; ``version`` must be ``"2.1"``). ``global_att_blocks`` must not name a
             pooling block: the official code cannot pool with global attention.
 
