@@ -245,6 +245,9 @@ class MultiScaleBlock(nn.Module):
 class Hiera(nn.Module):
     """The SAM 2 image trunk ("HieraDet" in the official code): four stages of windowed Hiera blocks.
 
+    Not [`refimpl.hiera.Hiera`][refimpl.hiera.Hiera] (MAE-Hiera's mask-unit attention and unroll):
+    this one is the official ``sam2.modeling.backbones.hieradet.Hiera``: windowed attention, no mask units.
+
     Stage ``s`` has ``stages[s]`` blocks; the first block of stages 2-4 doubles the width and
     the heads and pools the queries by ``q_stride``. A block attends in windows of
     ``window_spec[s]`` tokens, except the blocks listed in ``global_att_blocks``, which attend

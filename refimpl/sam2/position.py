@@ -118,6 +118,9 @@ def sine_encoding_1d(positions: Tensor, dim: int, temperature: float = 10000.0) 
 class RandomFourierEncoding(nn.Module):
     """SAM's prompt position encoding: random Fourier features of ``(x, y)`` (``pe_layer`` officially).
 
+    The official class is ``PositionEmbeddingRandom`` (``sam2/modeling/position_encoding.py``);
+    the name here says what it computes.
+
     ``[sin(2 pi (2p - 1) G), cos(2 pi (2p - 1) G)]`` for a point ``p`` in ``[0, 1]^2`` and a fixed
     Gaussian ``G`` of shape ``(2, D/2)``, a buffer saved in the state dict
     (``positional_encoding_gaussian_matrix``).
