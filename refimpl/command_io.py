@@ -12,9 +12,10 @@ import contextlib
 import io
 import json
 import os
+import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,25 @@ from torch import Tensor
 
 from . import checks
 
-__all__ = ["OneLineParser", "UsageError", "available_devices", "encode_png", "one_line", "out_problem", "parse_device",
+__all__ = ["OneLineParser", "UsageError", "available_devices", "encode_png", "run_command", "one_line", "out_problem", "parse_device",
            "read_image", "read_json_config", "write_all_or_none"]
 
 
 class UsageError(Exception):
     """A problem with what the user gave: reported in one line, exit code 2."""
+
+
+def run_command(parser: argparse.ArgumentParser, argv: Sequence[str], run: Callable[[argparse.Namespace], int]) -> int:
+    """Parse ``argv`` and ``run`` it: the exit code, with a refusal printed as one line and code 2."""
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error, already reported in one line (2)
+        return int(exc.code or 0)
+    try:
+        return run(args)
+    except UsageError as exc:
+        print(f"{parser.prog}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
 
 
 class OneLineParser(argparse.ArgumentParser):

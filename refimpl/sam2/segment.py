@@ -72,6 +72,7 @@ from ..command_io import (
     parse_device,
     read_image,
     read_json_config,
+    run_command,
     write_all_or_none,
 )
 from .automatic_mask_generator import AutomaticMaskGenerator, decode_rle
@@ -407,15 +408,7 @@ def _run_auto(args: argparse.Namespace, settings: dict, model: SAM2, image: Tens
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sam2-segment``; returns the exit code (0 done, 2 refused or failed, with one line on stderr)."""
-    try:
-        args = _parser().parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
-    except SystemExit as exc:  # --help (0) or a usage error, already reported in one line (2)
-        return int(exc.code or 0)
-    try:
-        return _run(args)
-    except UsageError as exc:
-        print(f"sam2-segment: error: {one_line(exc)}", file=sys.stderr)
-        return 2
+    return run_command(_parser(), _join_negative_values(sys.argv[1:] if argv is None else argv), _run)
 
 
 if __name__ == "__main__":

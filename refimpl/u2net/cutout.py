@@ -63,6 +63,7 @@ from ..command_io import (
     parse_device,
     read_image,
     read_json_config,
+    run_command,
     write_all_or_none,
 )
 from .model import U2Net, u2net_full, u2net_lite
@@ -237,15 +238,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``u2net-cutout``; returns the exit code (0 done, 2 refused or failed, with one line on stderr)."""
-    try:
-        args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    except SystemExit as exc:  # --help (0) or a usage error, already reported in one line (2)
-        return int(exc.code or 0)
-    try:
-        return _run(args)
-    except UsageError as exc:
-        print(f"u2net-cutout: error: {one_line(exc)}", file=sys.stderr)
-        return 2
+    return run_command(_parser(), sys.argv[1:] if argv is None else argv, _run)
 
 
 if __name__ == "__main__":
