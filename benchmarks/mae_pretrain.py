@@ -53,7 +53,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from refimpl import mae as mae_lib  # noqa: E402
-from refimpl.checkpoints import to_hf_vitmae  # noqa: E402
+sys.path.insert(0, str(ROOT / "tests"))  # the anchors' builders
+from anchors.hf_vitmae import to_hf_vitmae  # noqa: E402
 
 CONFIGS = {  # name -> (factory, img_size)
     "tiny": ("mae_vit_tiny_patch16", 224),

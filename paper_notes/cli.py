@@ -29,11 +29,12 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from refimpl.checks import path_problem
+from refimpl.paths import path_problem
 
+from .checks import check_project
 from .files import remove_stale_temporaries, rewrite_file, write_new_file
 from .journal import POSTS_DIR, new_entry, parse_date
-from .project import check_project, find_root
+from .project import find_root
 from .registry import PAPER_ID, STATUS_LABELS, STATUSES, SchemaError, load_papers, new_paper_text, with_status
 
 

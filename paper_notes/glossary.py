@@ -26,10 +26,10 @@ from markdown import Extension
 from markdown.treeprocessors import Treeprocessor
 
 from .registry import PAPER_ID
+from .schema import Field, ListOf, Schema, Text, matches
 from .text import markdown_text
-from .yamlio import SchemaError, load_yaml, one_line_problem, read_text
+from .yamlio import SchemaError, load_yaml, read_text
 
-_FIELDS = {"id", "term", "en", "aliases", "avoid", "short", "detail", "papers"}
 _SKIP_TAGS = {"code", "pre", "a", "abbr", "h1", "h2", "h3", "h4", "h5", "h6", "script", "style", "kbd"}
 
 
@@ -53,72 +53,73 @@ class Term:
         return tuple(dict.fromkeys(f for f in (self.term, self.en, *self.aliases) if f))
 
 
+def _plain(short: str) -> str | None:
+    return f"got {short!r}; expected plain text without the characters \" < >" if any(c in short for c in '"<>') else None
+
+
+TERM = Schema("a glossary term", (
+    Field("id", Text(), "its anchor on the glossary page: lowercase ASCII words joined by `-`", required=True,
+          rule=matches(PAPER_ID.pattern, "a lowercase ASCII id (a-z, 0-9, '-')")),
+    Field("term", Text(), "the Chinese term the site writes", required=True),
+    Field("en", Text(), "the English term", required=True),
+    Field("aliases", ListOf(Text(), "spellings"), "other spellings that also get the hover definition"),
+    Field("avoid", ListOf(Text(), "spellings"), "variants the site does not write; `notes check` flags them"),
+    Field("short", Text(), "the one-line definition shown on hover", required=True, rule=_plain),
+    Field("detail", Text(one_line=False), "the full explanation on the glossary page (Markdown)", required=True),
+    Field("papers", ListOf(Text(), "paper ids"), "ids of the papers that introduce or use it"),
+))
+"""One item of ``glossary.yaml`` (a YAML list of terms)."""
+
+
 def load_glossary(path: Path | str, known_papers: Iterable[str] | None = None) -> list[Term]:
     """Load and validate ``glossary.yaml``.
 
     Raises:
-        SchemaError: naming the file, the term and field, for an unknown or missing field, a
-            duplicate id or spelling, or a paper id that is not in ``known_papers``.
+        SchemaError: naming the file, the term and field, for anything [`TERM`][paper_notes.glossary.TERM]
+            refuses, a repeated id or spelling, an avoided spelling that is also a term's spelling,
+            or a paper id that is not in ``known_papers``.
     """
     path = Path(path)
     data = load_yaml(read_text(path), path)
     if not isinstance(data, list):
         raise SchemaError(path, None, "expected a YAML list of terms")
     known = set(known_papers) if known_papers is not None else None
-    terms: list[Term] = []
-    seen_ids: set[str] = set()
-    seen_forms: dict[str, str] = {}
+    terms = [_term(item, i, path, known) for i, item in enumerate(data)]
+    _check_spellings(terms, path)
+    return terms
+
+
+def _term(item: Any, index: int, path: Path, known: set[str] | None) -> Term:
+    where = f"term '{item.get('id', index + 1)}'" if isinstance(item, dict) else f"term #{index + 1}"
+    term = Term(**TERM.parse(item, path, where))
+    for pid in term.papers if known is not None else ():
+        if pid not in known:
+            raise SchemaError(path, f"{where}.papers", f"names unknown paper id {pid!r}")
+    return term
+
+
+def _check_spellings(terms: list[Term], path: Path) -> None:
+    """Each id, spelling and avoided variant belongs to one term; no variant is also a spelling."""
+    ids: set[str] = set()
+    spelled: dict[str, str] = {}
     avoided: dict[str, str] = {}
-    for i, item in enumerate(data):
-        where = f"term #{i + 1}"
-        if not isinstance(item, dict):
-            raise SchemaError(path, where, "expected a mapping")
-        where = f"term '{item.get('id', i + 1)}'"
-        unknown = sorted(set(item) - _FIELDS)
-        if unknown:
-            raise SchemaError(path, f"{where}.{unknown[0]}", f"unknown field; expected only: {', '.join(sorted(_FIELDS))}")
-        for name in ("id", "term", "en", "short", "detail"):
-            if not isinstance(item.get(name), str) or not item[name].strip():
-                raise SchemaError(path, f"{where}.{name}", f"got {item.get(name)!r}; expected a non-empty string")
-        for name in ("aliases", "papers", "avoid"):
-            value = item.get(name, [])
-            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-                raise SchemaError(path, f"{where}.{name}", f"got {value!r}; expected a list of strings")
-        for name in ("term", "en", "short", "aliases", "avoid"):  # one line each: a tooltip, a heading
-            value = item.get(name, [])
-            for text in value if isinstance(value, list) else [value]:
-                problem = one_line_problem(text)
-                if problem is not None:
-                    raise SchemaError(path, f"{where}.{name}", f"got {text!r}, which {problem}")
-        if not PAPER_ID.match(item["id"]) or item["id"] in seen_ids:
-            raise SchemaError(path, f"{where}.id", "expected a unique lowercase ASCII id (a-z, 0-9, '-')")
-        if any(c in item["short"] for c in '"<>'):
-            raise SchemaError(path, f"{where}.short", 'must be plain text without the characters " < >')
-        if known is not None:
-            for pid in item.get("papers", []):
-                if pid not in known:
-                    raise SchemaError(path, f"{where}.papers", f"names unknown paper id {pid!r}")
-        term = Term(
-            id=item["id"], term=item["term"].strip(), en=item["en"].strip(),
-            aliases=tuple(item.get("aliases", [])), short=item["short"].strip(),
-            detail=item["detail"].strip(), papers=tuple(item.get("papers", [])),
-            avoid=tuple(item.get("avoid", [])),
-        )
+    for term in terms:
+        where = f"term '{term.id}'"
+        if term.id in ids:
+            raise SchemaError(path, f"{where}.id", f"got {term.id!r}, which is already a term's id; expected a unique id")
+        ids.add(term.id)
         for form in term.surface_forms:
-            if form in seen_forms:
-                raise SchemaError(path, f"{where}", f"spelling {form!r} is already used by term '{seen_forms[form]}'")
-            seen_forms[form] = term.id
-        seen_ids.add(term.id)
+            if form in spelled:
+                raise SchemaError(path, where, f"spelling {form!r} is already used by term '{spelled[form]}'")
+            spelled[form] = term.id
         for form in term.avoid:
             if form in avoided:
                 raise SchemaError(path, f"{where}.avoid", f"{form!r} is already avoided by term '{avoided[form]}'")
             avoided[form] = term.id
-        terms.append(term)
     for form, term_id in avoided.items():
-        if form in seen_forms:
+        if form in spelled:
             raise SchemaError(path, f"term '{term_id}'.avoid",
-                              f"{form!r} is to be avoided but is a spelling of term '{seen_forms[form]}'")
-    return terms
+                              f"{form!r} is to be avoided but is a spelling of term '{spelled[form]}'")
 
 
 def term_pattern(forms: Iterable[str]) -> re.Pattern[str]:

@@ -21,8 +21,9 @@ from typing import Any, Iterable
 
 from .files import write_new_file
 from .registry import READING_LIST
-from .text import markdown_text
-from .yamlio import SchemaError, load_yaml, one_line_problem, read_text
+from .schema import BOOLEAN, INTEGER, Anything, Date, Field, ListOf, Record, Schema, Text, Where
+from .text import markdown_text, one_line_problem
+from .yamlio import SchemaError, load_yaml, read_text
 
 POSTS_DIR = Path("docs/journal/posts")
 """Where entries live, relative to the project root."""
@@ -33,9 +34,6 @@ EXCERPT_SEPARATOR = "<!-- more -->"
 _NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 """Characters XML 1.0 cannot hold, even escaped: an entry's excerpt and title go into ``journal/feed.xml``."""
 
-_ALLOWED_KEYS = {
-    "title", "date", "categories", "tags", "draft", "description", "pin", "readtime", "links",
-}
 FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?\n)---[ \t]*(?:\r?\n|\Z)", re.S)
 """YAML front matter between two ``---`` lines at the top of a page (group 1): diary entries, and pages scanned for mentions.
 
@@ -77,94 +75,87 @@ def parse_date(value: str, argument: str = "date") -> dt.date:
         raise ValueError(f"{argument} {value!r} is not a real calendar date; expected YYYY-MM-DD") from None
 
 
-def split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str]:
-    """Return ``(front matter mapping, body)``; a file without front matter is an error."""
+def split_front_matter(text: str, path: Path, lines: dict[str, int] | None = None) -> tuple[Any, str]:
+    """Return ``(front matter as YAML values, body)``; a file without front matter is an error.
+
+    ``lines``: filled with the line of each key, as [`load_yaml`][paper_notes.yamlio.load_yaml] does.
+    """
     match = FRONT_MATTER.match(text)
     if not match:
         raise SchemaError(path, None, "has no YAML front matter (a block between '---' lines at the top)")
-    meta = load_yaml(match.group(1), path, line_offset=1) or {}
-    if not isinstance(meta, dict):
-        raise SchemaError(path, None, "front matter must be a YAML mapping")
-    return meta, text[match.end():]
+    return load_yaml(match.group(1), path, line_offset=1, lines=lines), text[match.end():]
+
+
+# --- the declaration -------------------------------------------------------------------------
+
+
+def _dates(values: dict[str, Any], path: Where, where: str) -> tuple[dt.date, dt.date | None]:
+    created, updated = values["created"], values["updated"]
+    if updated is not None and updated < created:
+        raise SchemaError(path, f"{where}.updated", f"got {updated!r}; expected a date YYYY-MM-DD on or after "
+                                                    f"created ({created})")
+    return created, updated
+
+
+DATES = Schema("when an entry was written", (
+    Field("created", Date(), "the day it was written; the file name starts with it", required=True),
+    Field("updated", Date(), "the day it was last changed, if it was"),
+), key="date key")
+
+ENTRY = Schema("a diary entry's front matter", (
+    Field("title", Text(), "the entry's title", required=True),
+    Field("date", Record(DATES, _dates, shorthand="created"), "`{created: YYYY-MM-DD}`, optionally with "
+                                                               "`updated`; a bare date is the created date",
+          required=True),
+    Field("categories", ListOf(Text(), "paper ids", unique="a paper"), "ids of the papers it discusses, from "
+                                                                        "`papers/`", required=True),
+    Field("tags", ListOf(Text(), "tags", unique="a tag"), "topics"),
+    Field("draft", BOOLEAN, "true: left out of the built site", null=True),
+    Field("description", Text(one_line=False), "the page's description for search engines", null=True),
+    Field("pin", BOOLEAN, "true: shown first in the diary", null=True),
+    Field("readtime", INTEGER, "minutes to read, instead of the blog's estimate", null=True),
+    Field("links", Anything(), "related pages, as the blog plugin reads them (it checks them)"),
+), key="front-matter key")
+"""The front matter of ``docs/journal/posts/YYYY-MM-DD-<slug>.md``, as Material's blog plugin reads it."""
 
 
 def parse_entry(path: Path, known_papers: Iterable[str]) -> Entry:
     """Read and validate one entry.
 
     Raises:
-        SchemaError: naming the file and field, for a missing title or date, a date that does
-            not match the file name, an unknown paper id in ``categories``, a tag that is not a
-            string, an unknown front-matter key, or a missing ``<!-- more -->`` excerpt marker.
+        SchemaError: naming the file and field, for anything [`ENTRY`][paper_notes.journal.ENTRY]
+            refuses, a file name that is not ``YYYY-MM-DD-<slug>.md`` or whose date is not the
+            created date, a paper id in ``categories`` that is not known, a control character XML
+            cannot hold, or a missing ``<!-- more -->`` excerpt marker.
     """
-    known = set(known_papers)
-    try:
-        text = read_text(path)
-    except OSError as exc:
-        raise SchemaError(path, None, f"cannot be read ({exc.strerror or exc})") from None
+    text = read_text(path)
     control = _NOT_XML.search(text)
     if control:  # the excerpt goes into journal/feed.xml, and XML 1.0 cannot hold one
         raise SchemaError(path, None, f"has the control character U+{ord(control.group()):04X} on line "
                                       f"{text.count(chr(10), 0, control.start()) + 1}; expected printable text")
-    meta, body = split_front_matter(text, path)
-    unknown = sorted(set(meta) - _ALLOWED_KEYS)
-    if unknown:
-        raise SchemaError(path, unknown[0], f"unknown front-matter key; expected only: {', '.join(sorted(_ALLOWED_KEYS))}")
+    lines: dict[str, int] = {}
+    meta, body = split_front_matter(text, path, lines)
+    try:
+        return _entry(path, ENTRY.parse(meta, path), set(known_papers), body)
+    except SchemaError as error:
+        raise error.at_line(lines) from None
 
-    title = meta.get("title")
-    if not isinstance(title, str):
-        raise SchemaError(path, "title", f"got {title!r}; expected a non-empty string on one line")
-    problem = one_line_problem(title)
-    if problem is not None:
-        raise SchemaError(path, "title", f"got {title!r}, which {problem}")
 
-    raw_date, updated = meta.get("date"), None
-    if isinstance(raw_date, dict):
-        unknown = sorted(set(raw_date) - {"created", "updated"})
-        if unknown:
-            raise SchemaError(path, f"date.{unknown[0]}", "unknown date key; expected only created and updated")
-        raw_date, updated = raw_date.get("created"), raw_date.get("updated")
-    raw_date, updated = (d.date() if isinstance(d, dt.datetime) else d for d in (raw_date, updated))
-    if not isinstance(raw_date, dt.date):
-        raise SchemaError(path, "date", f"got {meta.get('date')!r}; expected 'date: {{created: YYYY-MM-DD}}'")
-    if updated is not None and (not isinstance(updated, dt.date) or updated < raw_date):
-        raise SchemaError(path, "date.updated", f"got {updated!r}; expected a date YYYY-MM-DD on or after "
-                                                f"created ({raw_date})")
-    for key, kind, expected in (("draft", bool, "true or false"), ("pin", bool, "true or false"),
-                                ("description", str, "a string"), ("readtime", int, "a whole number of minutes")):
-        value = meta.get(key)
-        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
-            raise SchemaError(path, key, f"got {value!r}; expected {expected}")
-
+def _entry(path: Path, values: dict[str, Any], known: set[str], body: str) -> Entry:
+    """The rules between an entry's fields, its file name and the papers."""
+    created = values["date"][0]
     match = FILE_NAME.match(path.name)
     if not match:
         raise SchemaError(path, None, "file name must be 'YYYY-MM-DD-<ascii-slug>.md' (lowercase a-z, 0-9, '-')")
-    if match.group(1) != raw_date.isoformat():
-        raise SchemaError(path, "date", f"created {raw_date} does not match the file name's date {match.group(1)}")
-
-    papers = meta.get("categories")
-    if not isinstance(papers, list) or not papers or not all(isinstance(p, str) for p in papers):
-        raise SchemaError(path, "categories", f"got {papers!r}; expected a non-empty list of paper ids")
-    for pid in papers:
+    if match.group(1) != created.isoformat():
+        raise SchemaError(path, "date", f"created {created} does not match the file name's date {match.group(1)}")
+    for pid in values["categories"]:
         if pid not in known:
-            raise SchemaError(
-                path, "categories", f"names unknown paper id {pid!r}; known ids: {', '.join(sorted(known))}"
-            )
-    if len(set(papers)) != len(papers):
-        raise SchemaError(path, "categories", f"got {papers!r}, which names a paper twice; expected each id once")
-
-    tags = meta.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise SchemaError(path, "tags", f"got {tags!r}; expected a list of non-empty one-line strings")
-    for tag in tags:
-        problem = one_line_problem(tag)
-        if problem is not None:
-            raise SchemaError(path, "tags", f"got {tag!r}, which {problem}")
-    if len(set(tags)) != len(tags):
-        raise SchemaError(path, "tags", f"got {tags!r}, which repeats a tag; expected each tag once")
-
+            raise SchemaError(path, "categories", f"names unknown paper id {pid!r}; known ids: {', '.join(sorted(known))}")
     if EXCERPT_SEPARATOR not in body:
         raise SchemaError(path, None, f"has no excerpt marker {EXCERPT_SEPARATOR!r} after its first paragraph")
-    return Entry(path=path, title=title.strip(), date=raw_date, papers=tuple(papers), tags=tuple(tags), body=body)
+    return Entry(path=path, title=values["title"], date=created, papers=values["categories"], tags=values["tags"],
+                 body=body)
 
 
 def load_entries(posts_dir: Path | str, known_papers: Iterable[str]) -> list[Entry]:
@@ -234,31 +225,38 @@ def new_entry(
     for pid in papers:
         if pid not in known_papers:
             raise ValueError(f"--paper {pid!r} is not a known paper id; expected one of: {', '.join(sorted(known_papers))}")
-    tags = [t.strip() for t in (tags or [])]
+    tags = _checked_tags(tags or [])
+    date = date or dt.date.today()
+    papers = list(dict.fromkeys(papers))  # keep order, drop repeats
+    text = render_entry(title, date, papers, tags, known_papers)
+    if slug is not None:
+        if not SLUG.match(slug):
+            raise ValueError(f"--slug {slug!r} is not an ASCII slug; expected lowercase a-z, 0-9 and '-', e.g. mae-decoder")
+        path = posts_dir / f"{date.isoformat()}-{slug}.md"
+        write_new_file(path, text)
+        return path
+    return _write_numbered(posts_dir, f"{date.isoformat()}-{slugify(title) or '-'.join(papers)}", text)
+
+
+def _checked_tags(tags: list[str]) -> list[str]:
+    """``--tag`` values stripped, each one line of visible text, repeats dropped (order kept)."""
+    tags = [t.strip() for t in tags]
     if any(not t for t in tags):
         raise ValueError("--tag is empty; expected a non-empty tag")
     for tag in tags:
         problem = one_line_problem(tag)
         if problem is not None:
             raise ValueError(f"--tag {tag!r} {problem}")
-    tags = list(dict.fromkeys(tags))  # keep order, drop repeats
-    date = date or dt.date.today()
-    papers = list(dict.fromkeys(papers))  # keep order, drop repeats
+    return list(dict.fromkeys(tags))
 
-    if slug is not None:
-        if not SLUG.match(slug):
-            raise ValueError(f"--slug {slug!r} is not an ASCII slug; expected lowercase a-z, 0-9 and '-', e.g. mae-decoder")
-        path = posts_dir / f"{date.isoformat()}-{slug}.md"
-        write_new_file(path, render_entry(title, date, papers, tags, known_papers))
-        return path
 
-    base = slugify(title) or "-".join(papers)
-    text = render_entry(title, date, papers, tags, known_papers)
+def _write_numbered(posts_dir: Path, stem: str, text: str) -> Path:
+    """Write ``text`` to ``<stem>.md``, else ``<stem>-2.md``, ``-3`` ...: the first name not taken."""
     for n in range(1, 1000):
-        path = posts_dir / f"{date.isoformat()}-{base}{'' if n == 1 else f'-{n}'}.md"
+        path = posts_dir / f"{stem}{'' if n == 1 else f'-{n}'}.md"
         try:
             write_new_file(path, text)
             return path
         except FileExistsError:
             continue
-    raise FileExistsError(f"{posts_dir}: 999 entries named {date}-{base}*.md already exist")
+    raise FileExistsError(f"{posts_dir}: 999 entries named {stem}*.md already exist")

@@ -24,20 +24,24 @@ mentions.
 
 from __future__ import annotations
 
+import importlib.util
 import posixpath
 import re
 import sys
+import xml.etree.ElementTree as etree
 from collections import Counter
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+import yaml
+from markdown import Markdown
+from markdown.blockprocessors import BlockProcessor
+
 from .journal import FRONT_MATTER
-from .references import (
-    BRACKET, UnresolvedReference, expand_references, has_locator, named_locators, named_references, resolve,
-)
+from .references import Cited, ReferenceExtension, UnresolvedReference, named_locators, named_references, resolve
 
 if TYPE_CHECKING:
     from .registry import Paper
@@ -130,73 +134,117 @@ def scan_text(text: str, where: str, papers: dict[str, Paper], *, named_ok: bool
 
 # --- Markdown sources ------------------------------------------------------------------------
 
-_FENCE = re.compile(r"^(\s*)(```|~~~).*?^\1\2[^\n]*$", re.S | re.M)
-_INLINE_CODE = re.compile(r"`[^`\n]*`")
-_COMMENT = re.compile(r"<!--.*?-->", re.S)
-_OWN = re.compile(r'<(span|div)\s+class="pn-own"[^>]*>.*?</\1>', re.S)
-_LINK_TARGET = re.compile(r"\]\([^)]*\)")
-_LINK = re.compile(r"\[([^\[\]\n]*)\]\([^)\n]*\)")
-_ATTRS = re.compile(r"\{\s*[:#.][^}\n]*\}")
-_AUTODOC = re.compile(r"^:::.*(?:\n[ \t]+.*)*", re.M)
-_HEADING = re.compile(r"^#{1,6}\s")
+
+class _SkipAutodoc(BlockProcessor):
+    """A ``::: identifier`` block (mkdocstrings) is code: its docstrings are checked in their module."""
+
+    def test(self, parent: etree.Element, block: str) -> bool:
+        return _AUTODOC.match(block) is not None
+
+    def run(self, parent: etree.Element, blocks: list[str]) -> None:
+        blocks.pop(0)
 
 
-def strip_code(markdown: str) -> str:
-    """``markdown`` without fenced blocks, code spans, HTML comments, ``:::`` embeds and ``pn-own`` elements."""
-    for pattern in (_FENCE, _COMMENT, _AUTODOC, _OWN, _INLINE_CODE):
-        markdown = pattern.sub(lambda m: "\n" * m.group(0).count("\n"), markdown)
-    return markdown
+_AUTODOC = re.compile(r"^(?:#{1,6} *)?::: ")
+
+
+class _Loader(yaml.SafeLoader):
+    """Reads ``mkdocs.yml`` without building its Python objects (a slugify function)."""
+
+
+_Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+_Loader.add_multi_constructor("tag:yaml.org,2002:python/", lambda loader, suffix, node: None)
+
+
+def site_extensions(root: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The Markdown extensions ``mkdocs.yml`` at ``root`` gives the site, with their plain options.
+
+    What they make of a page decides what is prose and what is code, so the checks parse with
+    them. The project's own extensions are left out (the glossary's tooltips change no text), and
+    so is one that is not installed (``notes check`` without the docs extra).
+    """
+    config = yaml.load((root / "mkdocs.yml").read_text(encoding="utf-8"), Loader=_Loader) or {}
+    out = []
+    for entry in config.get("markdown_extensions") or []:
+        name, options = next(iter(entry.items())) if isinstance(entry, dict) else (entry, None)
+        if name.startswith("paper_notes") or importlib.util.find_spec(name.split(".")[0]) is None:
+            continue
+        out.append((name, {k: v for k, v in (options or {}).items() if v is not None}))
+    return out
+
+
+class ProseParser:
+    """Markdown with the site's extensions and the references in collect mode: what ``notes check`` reads.
+
+    Args:
+        papers: the papers that references resolve against.
+        root: the checkout whose ``mkdocs.yml`` names the extensions.
+    """
+
+    def __init__(self, papers: dict[str, Paper], root: Path) -> None:
+        extensions = site_extensions(root)
+        self.references = ReferenceExtension(papers, collect=True)
+        self.md = Markdown(extensions=[name for name, _ in extensions] + [self.references],
+                           extension_configs=dict(extensions))
+        self.md.parser.blockprocessors.register(_SkipAutodoc(self.md.parser), "paper_notes_autodoc", 200)
+
+    def convert(self, markdown: str, where: str) -> tuple[str, Cited]:
+        """``markdown`` as HTML, and what it cited (problems included)."""
+        self.md.reset()
+        self.references.page = where
+        return self.md.convert(markdown), self.references.cited
+
+
+_PARSERS: dict[tuple[int, Path], ProseParser] = {}
+
+
+def prose_parser(papers: dict[str, Paper], root: Path | None = None) -> ProseParser:
+    """The [`ProseParser`][paper_notes.mentions.ProseParser] for ``papers`` (made once per set of papers)."""
+    root = (root or Path(__file__).resolve().parents[1]).resolve()
+    key = (id(papers), root)
+    if key not in _PARSERS:
+        _PARSERS.clear()
+        _PARSERS[key] = ProseParser(papers, root)
+    return _PARSERS[key]
 
 
 def check_markdown(markdown: str, where: str, papers: dict[str, Paper]) -> tuple[list[str], Counter[tuple[str, str]]]:
-    """References that do not resolve and bare mentions in one Markdown source.
+    """References that do not resolve and bare mentions in one Markdown source: ``(problems, checked)``
+    of [`scan_markdown`][paper_notes.mentions.scan_markdown]."""
+    problems, checked, _ = scan_markdown(markdown, where, papers)
+    return problems, checked
+
+
+def scan_markdown(markdown: str, where: str, papers: dict[str, Paper], parser: ProseParser | None = None,
+                  ) -> tuple[list[str], Counter[tuple[str, str]], list[str]]:
+    """References that do not resolve and bare mentions in one Markdown source, and its prose.
+
+    The source is parsed as the site renders it ([`ProseParser`][paper_notes.mentions.ProseParser]), and
+    its text is scanned as the built site is ([`scan_html`][paper_notes.mentions.scan_html]): code,
+    references and the exempt elements left out, titles, headings and link texts in the named form.
 
     Returns:
-        ``(problems, checked)``: messages naming ``where``; and the count of checked references
-        by ``(paper id, kind)``.
+        ``(problems, checked, prose)``: messages naming ``where``; the count of checked references by
+        ``(paper id, kind)``; and the prose that was scanned, a string per block (for the terms check).
     """
     problems: list[str] = []
     checked: Counter[tuple[str, str]] = Counter()
-    title = ""
     front = FRONT_MATTER.match(markdown)
     if front:
         found = re.search(r"^title:\s*(.+)$", front.group(1), re.M)
         title = found.group(1).strip().strip("\"'") if found else ""
         markdown = markdown[front.end():]
-    text = strip_code(markdown)
-    for match in BRACKET.finditer(text):
-        if has_locator(match.group(1)):
-            try:
-                _, _, refs = expand_references(match.group(0), papers, where)
-            except UnresolvedReference as exc:
-                problems.append(str(exc))
-            else:
-                checked.update((r.paper.id, r.item.kind) for r in refs)
-    text = BRACKET.sub(" ", text)
-    # A link's text names a page (a diary entry by its title): the named form is allowed there.
-    for match in _LINK.finditer(text):
-        found, named = scan_text(match.group(1), where, papers, named_ok=True)
-        problems += [str(m) for m in found]
-        checked.update(named)
-    text = _LINK.sub(" ", text)
-    text = _ATTRS.sub(" ", _LINK_TARGET.sub("]", text))
-    pieces = [(title, True)] if title else []
-    pieces += [(line, bool(_HEADING.match(line))) for line in text.split("\n")]
-    # Join the lines of a paragraph so that a mention broken over two lines is still found.
-    paragraph: list[str] = []
-    for line, heading in pieces + [("", False)]:
-        if heading or not line.strip():
-            if paragraph:
-                found, _ = scan_text(" ".join(paragraph), where, papers, named_ok=False)
-                problems += [str(m) for m in found]
-                paragraph = []
-            if heading:
-                found, named = scan_text(line, where, papers, named_ok=True)
-                problems += [str(m) for m in found]
-                checked.update(named)
-        else:
-            paragraph.append(line.strip())
-    return problems, checked
+        if title:
+            mentions, named = scan_text(title, where, papers, named_ok=True)
+            problems += [str(m) for m in mentions]
+            checked.update(named)
+    html, cited = (parser or prose_parser(papers)).convert(markdown, where)
+    problems[:0] = cited.problems
+    checked.update((r.paper.id, r.item.kind) for r in cited.resolved)
+    scan = scan_html(html, where, papers, content=True)
+    problems += [str(m) for m in scan.problems]
+    checked.update(scan.named)
+    return problems, checked, scan.prose
 
 
 def notebook_markdown(source: str) -> str:
@@ -252,13 +300,16 @@ class PageScan:
     references: Counter[tuple[str, str]] = field(default_factory=Counter)
     named: Counter[tuple[str, str]] = field(default_factory=Counter)
     problems: list[Mention] = field(default_factory=list)
+    prose: list[str] = field(default_factory=list)
+    """The text scanned, a string per block."""
 
 
 class _PageParser(HTMLParser):
-    def __init__(self, where: str, papers: dict[str, Paper], result: PageScan) -> None:
+    def __init__(self, where: str, papers: dict[str, Paper], result: PageScan, content: bool) -> None:
         super().__init__(convert_charrefs=True)
         self.where, self.papers, self.result = where, papers, result
-        self.stack: list[tuple[str, str]] = []  # (tag, role): role in {"", "skip", "named", "content"}
+        # (tag, role): role in {"", "skip", "named", "content"}
+        self.stack: list[tuple[str, str]] = [("", "content")] if content else []
         self.buffer: list[str] = []
 
     def _role(self) -> set[str]:
@@ -271,6 +322,7 @@ class _PageParser(HTMLParser):
         if "content" not in roles or not text.strip():
             return
         named_ok = bool(roles & {"named", "heading"})
+        self.result.prose.append(text)
         found, named = scan_text(text, self.where, self.papers, named_ok=named_ok)
         self.result.problems += found
         self.result.named.update(named)
@@ -319,10 +371,11 @@ class _PageParser(HTMLParser):
             self.buffer.append(data)
 
 
-def scan_html(html: str, where: str, papers: dict[str, Paper]) -> PageScan:
-    """References and bare mentions in the main content (``div.md-content``) of one built page."""
+def scan_html(html: str, where: str, papers: dict[str, Paper], *, content: bool = False) -> PageScan:
+    """References and bare mentions in the main content (``div.md-content``) of one built page, or in
+    all of ``html`` if it is ``content`` (a page's HTML before the theme wraps it)."""
     result = PageScan()
-    parser = _PageParser(where, papers, result)
+    parser = _PageParser(where, papers, result, content)
     parser.feed(html)
     parser.close()
     parser._flush()

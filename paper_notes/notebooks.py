@@ -35,7 +35,7 @@ NOTEBOOKS = "notebooks"
 
 KERNEL = "python3"
 TIMEOUT_S = 120
-"""Longest a cell may run, in seconds (``extra.notebooks.timeout_s`` in ``mkdocs.yml`` overrides it).
+"""Longest a cell may run, in seconds (``notebooks: timeout_s`` of the ``paper-notes`` plugin in ``mkdocs.yml`` overrides it).
 
 The slowest cell of the site's notebooks today is ``kan_fit.py``'s training cell: 4.7 s on a
 2-core CPU machine (the ``matplotlib`` imports are next, at 3-4 s with a cold cache). 120 s is
@@ -113,7 +113,7 @@ def execute(path: Path, root: Path, *, run: bool = True, timeout_s: float = TIME
     except (CellTimeoutError, CellExecutionError) as exc:
         if isinstance(exc, CellTimeoutError) or exc.ename == _TIMED_OUT["ename"]:
             raise NotebookError(f"{path}: {_cell_name(running)} ran longer than {timeout_s:g} s, the limit for a "
-                                f"cell; expected it to finish (make it faster, or raise extra.notebooks.timeout_s)") from None
+                                f"cell; expected it to finish (make it faster, or raise the paper-notes plugin's notebooks.timeout_s in mkdocs.yml)") from None
         log.debug("%s: traceback of the cell that raised:\n%s", path, exc)
         raise NotebookError(f"{path}: {_cell_name(running)} raised {exc.ename}: {' '.join(str(exc.evalue).split())} "
                             f"(its traceback: mkdocs build --verbose)") from None

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 from typing import Any
 
+from .schema import Field, ListOf, Record, Schema, Text, Where
 from .text import markdown_text
+from .yamlio import SchemaError
 
 KINDS = ("section", "figure", "table")
 """The kinds of outline items, in the order the paper page shows them."""
@@ -43,16 +45,7 @@ NUMBER = {
 figures per section), ``B.1``; tables ``1``, ``1c`` (a sub-table)."""
 
 _EXAMPLES = {"section": "'2.4' or 'A.1'", "figure": "'4' or '2.3'", "table": "'1' or '1c'"}
-_ITEM_KEYS = {"n", "title", "gist", "panels", "results"}
 _PANEL = re.compile(r"^[a-z]$")
-
-
-class OutlineError(ValueError):
-    """Raised by [`parse_outline`][paper_notes.outline.parse_outline]; ``field`` is the dotted path inside the paper file."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -114,107 +107,92 @@ class Outline:
         return None
 
 
-def _text(value: Any, field: str, required: bool = True) -> str:
-    if value is None and not required:
-        return ""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)) or (required and not str(value).strip()):
-        raise OutlineError(field, f"got {value!r}; expected a non-empty string")
-    return str(value).strip()
+# --- the declaration -------------------------------------------------------------------------
 
 
-def _parse_results(data: Any, field: str) -> Results:
-    if not isinstance(data, dict) or not {"columns", "rows"} <= set(data) or set(data) - {"columns", "rows", "note"}:
-        raise OutlineError(field, f"got {data!r}; expected a mapping with 'columns', 'rows' and an optional 'note'")
-    columns = data["columns"]
-    if not isinstance(columns, list) or not columns:
-        raise OutlineError(f"{field}.columns", f"got {columns!r}; expected a non-empty list of column names")
-    cols = tuple(_text(c, f"{field}.columns[{i}]") for i, c in enumerate(columns))
-    rows = data["rows"]
-    if not isinstance(rows, list) or not rows:
-        raise OutlineError(f"{field}.rows", f"got {rows!r}; expected a non-empty list of rows")
-    parsed = []
-    for i, row in enumerate(rows):
-        if not isinstance(row, list) or len(row) != len(cols):
-            raise OutlineError(f"{field}.rows[{i}]", f"got {row!r}; expected a list of {len(cols)} cells, one per column")
-        parsed.append(tuple(_text(cell, f"{field}.rows[{i}][{j}]") for j, cell in enumerate(row)))
-    return Results(cols, tuple(parsed), _text(data.get("note"), f"{field}.note", required=False))
+def _results(values: dict[str, Any], path: Where, where: str) -> Results:
+    for i, row in enumerate(values["rows"]):
+        if len(row) != len(values["columns"]):
+            raise SchemaError(path, f"{where}.rows[{i}]", f"got {list(row)!r}; expected a list of "
+                                                          f"{len(values['columns'])} cells, one per column")
+    return Results(**values)
 
 
-def _parse_item(kind: str, data: Any, field: str) -> OutlineItem:
-    if not isinstance(data, dict):
-        raise OutlineError(field, f"got {data!r}; expected a mapping with n, title and gist")
-    unknown = sorted(set(data) - _ITEM_KEYS)
-    if unknown:
-        raise OutlineError(f"{field}.{unknown[0]}", f"unknown key; expected only: n, title, gist, panels, results")
-    for key in ("n", "title", "gist"):
-        if key not in data:
-            raise OutlineError(f"{field}.{key}", "missing (required)")
-    n = _text(data["n"], f"{field}.n")
-    if not NUMBER[kind].match(n):
-        raise OutlineError(f"{field}.n", f"got {n!r}; expected a {kind} number such as {_EXAMPLES[kind]}")
-    panels: tuple[str, ...] = ()
-    if "panels" in data:
-        if kind != "figure":
-            raise OutlineError(f"{field}.panels", "only figures have panels")
-        value = data["panels"]
-        if not isinstance(value, list) or not value or not all(isinstance(p, str) and _PANEL.match(p) for p in value):
-            raise OutlineError(f"{field}.panels", f"got {value!r}; expected a list of panel letters such as [a, b, c]")
-        if len(set(value)) != len(value):
-            raise OutlineError(f"{field}.panels", f"got {value!r}; a panel letter is listed twice")
-        panels = tuple(value)
-    results = None
-    if "results" in data:
-        if kind == "section":
-            raise OutlineError(f"{field}.results", "only figures and tables carry results")
-        results = _parse_results(data["results"], f"{field}.results")
-    return OutlineItem(kind, n, _text(data["title"], f"{field}.title"), _text(data["gist"], f"{field}.gist"),
-                       panels, results)
+_CELL = Text(one_line=False, numbers=True)
+RESULTS = Schema("the numbers a figure or table reports", (
+    Field("columns", ListOf(_CELL, "column names"), "the table's header", required=True),
+    Field("rows", ListOf(ListOf(_CELL, "cells"), "rows"), "one list of cells per row, as many as columns",
+          required=True),
+    Field("note", _CELL, "what a reader needs to read the numbers (units, the setting)"),
+), key="key")
 
 
-def parse_outline(data: Any) -> Outline:
-    """Validate the ``outline`` mapping of a paper file.
+def _panel_letters(panels: tuple[str, ...]) -> str | None:
+    if all(_PANEL.match(p) for p in panels):
+        return None
+    return f"got {list(panels)!r}; expected a list of panel letters such as [a, b, c]"
+
+
+ITEM = Schema("one section, figure or table", (
+    Field("n", Text(numbers=True), "its number as printed: `2.4`, `A.1` for a section; `4`, `2.3` for a figure; "
+                                   "`1`, `1c` for a table", required=True),
+    Field("title", Text(numbers=True), "its title as in the paper", required=True),
+    Field("gist", Text(numbers=True, one_line=False), "what it says, in our own Chinese", required=True),
+    Field("panels", ListOf(Text(), "panel letters", unique="a panel letter"), "figures only: its panels' letters",
+          rule=_panel_letters),
+    Field("results", Record(RESULTS, _results), "figures and tables only: the numbers it reports"),
+), key="key")
+
+
+def _item(kind: str, values: dict[str, Any], path: Where, where: str) -> OutlineItem:
+    if not NUMBER[kind].match(values["n"]):
+        raise SchemaError(path, f"{where}.n", f"got {values['n']!r}; expected a {kind} number such as {_EXAMPLES[kind]}")
+    if values["panels"] and kind != "figure":
+        raise SchemaError(path, f"{where}.panels", "only figures have panels")
+    if values["results"] is not None and kind == "section":
+        raise SchemaError(path, f"{where}.results", "only figures and tables carry results")
+    return OutlineItem(kind, **values)
+
+
+def _outline(values: dict[str, Any], path: Where, where: str) -> Outline:
+    for key in _KEYS.values():
+        seen: set[str] = set()
+        for i, item in enumerate(values[key]):
+            if item.n.lower() in seen:
+                raise SchemaError(path, f"{where}.{key}[{i}].n", f"{item.label_en} is listed twice")
+            seen.add(item.n.lower())
+    if not (values["sections"] or values["figures"] or values["tables"]):
+        raise SchemaError(path, where, "has no sections, figures or tables")
+    return Outline(**values)
+
+
+def _items(kind: str) -> ListOf:
+    return ListOf(Record(ITEM, partial(_item, kind)), f"{kind}s")
+
+
+OUTLINE = Schema("a paper's outline", (
+    Field("version", Text(numbers=True), "which version of the paper the numbers follow, e.g. 'arXiv v1'",
+          required=True),
+    Field("sections", _items("section"), "the sections, in the paper's order"),
+    Field("figures", _items("figure"), "the figures, in the paper's order"),
+    Field("tables", _items("table"), "the tables, in the paper's order (a sub-table such as 1c is an item of its own)"),
+), key="key")
+"""``outline:`` in ``papers/<id>.yaml``."""
+
+OUTLINE_RECORD = Record(OUTLINE, _outline)
+"""The outline as the value of a field (``registry.PAPER``'s ``outline``)."""
+
+
+def parse_outline(data: Any, path: Where = "outline") -> Outline:
+    """Validate the ``outline`` mapping of a paper file (``path`` names the file in messages).
 
     Raises:
-        OutlineError: with ``field`` the dotted path of the offending value
+        SchemaError: with ``field`` the dotted path of the offending value
             (``outline.figures[3].panels``), for a missing ``version``, an unknown key, an item
             without number, title or gist, a malformed or repeated number, panels on a section
             or table, or a ``results`` table whose rows do not match its columns.
     """
-    if not isinstance(data, dict):
-        raise OutlineError("outline", f"got {type(data).__name__}; expected a mapping with version, sections, figures, tables")
-    unknown = sorted(set(data) - {"version", *_KEYS.values()})
-    if unknown:
-        raise OutlineError(f"outline.{unknown[0]}", "unknown key; expected only: version, sections, figures, tables")
-    if "version" not in data:
-        raise OutlineError("outline.version", "missing (required): which version of the paper the numbers follow, e.g. 'arXiv v1'")
-    version = _text(data["version"], "outline.version")
-    parts: dict[str, tuple[OutlineItem, ...]] = {}
-    for kind, key in _KEYS.items():
-        value = data.get(key, [])
-        if not isinstance(value, list):
-            raise OutlineError(f"outline.{key}", f"got {value!r}; expected a list of items")
-        items = tuple(_parse_item(kind, item, f"outline.{key}[{i}]") for i, item in enumerate(value))
-        seen: set[str] = set()
-        for i, item in enumerate(items):
-            if item.n.lower() in seen:
-                raise OutlineError(f"outline.{key}[{i}].n", f"{item.label_en} is listed twice")
-            seen.add(item.n.lower())
-        parts[key] = items
-    if not any(parts.values()):
-        raise OutlineError("outline", "has no sections, figures or tables")
-    return Outline(version, parts["sections"], parts["figures"], parts["tables"])
-
-
-def outline_field(data: Any, path: Path) -> Outline | None:
-    """``parse_outline`` for the registry: ``None`` stays ``None``; errors become a ``SchemaError`` on ``path``."""
-    from .registry import SchemaError  # the registry imports this module
-
-    if data is None:
-        return None
-    try:
-        return parse_outline(data)
-    except OutlineError as exc:
-        raise SchemaError(path, exc.field, str(exc)) from None
+    return OUTLINE_RECORD.read(data, path, "outline", True)
 
 
 def outline_markdown(outline: Outline, paper_id: str) -> str:

@@ -5,12 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from refimpl.checks import path_problem
-
-from .checks import check_prose
 from .glossary import Term, load_glossary
-from .journal import POSTS_DIR, Entry, load_entries, parse_entry
-from .registry import Paper, SchemaError, load_papers
+from .journal import POSTS_DIR, Entry, load_entries
+from .registry import Paper, load_papers
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -28,7 +25,7 @@ def find_root(start: Path | None = None) -> Path:
     )
 
 
-SITE_SOURCES = ("mkdocs.yml", "glossary.yaml", "papers", "docs", "scripts", "refimpl", "paper_notes")
+SITE_SOURCES = ("mkdocs.yml", "glossary.yaml", "papers", "docs", "refimpl", "paper_notes")
 """What a copy of a checkout needs in order to build the site."""
 
 
@@ -73,37 +70,3 @@ def load_project(root: Path) -> Project:
 def paper_files(papers_dir: Path) -> list[Path]:
     """The reading list's files, ``*.yaml`` and ``*.yml``, valid or not."""
     return sorted(p for p in papers_dir.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
-
-
-def check_project(root: Path, skipped: list[str] | None = None) -> list[str]:
-    """Every problem the site build would reject, one message per invalid file (empty if none),
-    then the prose checks of [`check_prose`][paper_notes.checks.check_prose].
-
-    A paper file that does not read is reported once, at its root cause: the glossary and entries
-    that name its id are not reported again, and the prose checks (which resolve every reference
-    and named mention against the papers' outlines) wait until every paper file reads, rather than
-    report each mention of the broken paper; ``skipped`` (if given) then gets one line saying so.
-    """
-    problems: list[str] = []
-    for folder in (root / "papers", root / POSTS_DIR):
-        problem = path_problem(folder, kind="folder")
-        if problem is not None and not (folder.name == "posts" and problem == "does not exist"):
-            return [f"{folder} {problem}"]
-    papers = load_papers(root / "papers", problems)  # every bad file, not only the first
-    known = set(papers) | {path.stem for path in paper_files(root / "papers")}  # broken files still name ids
-    terms: list[Term] = []
-    try:
-        terms = load_glossary(root / "glossary.yaml", known)
-    except (SchemaError, FileNotFoundError) as exc:
-        problems.append(str(exc))
-    for path in sorted((root / POSTS_DIR).glob("*.md")):  # one at a time: report every bad entry
-        try:
-            parse_entry(path, known)
-        except SchemaError as exc:
-            problems.append(str(exc))
-    if known - set(papers):
-        if skipped is not None:
-            skipped.append("references, mentions and terms are checked once every paper file reads")
-        return problems
-    problems += check_prose(root, papers, terms).problems  # references, bare mentions, terms
-    return problems

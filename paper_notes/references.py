@@ -10,8 +10,9 @@ reading list's notes)::
     [@mae, 表 1c; @hiera, 表 3b]              several papers
 
 English forms are accepted as well: ``Fig. 4``, ``Figure 4``, ``Table 1c``, ``Tab. 1c``,
-``Sec. 2.4``, ``Section 2.4``, ``App. A.1``. A plain ``[@mae]`` stays a citation
-([`cite`][paper_notes.site.cite]).
+``Sec. 2.4``, ``Section 2.4``, ``App. A.1``. A plain ``[@mae]`` is a citation. Both are Markdown
+syntax ([`ReferenceExtension`][paper_notes.references.ReferenceExtension]): the site renders with
+it and ``notes check`` parses with it, so the two agree on what is prose and what is code.
 
 A reference renders as a link to the item's anchor on the paper's reading-list page
 (``reading-list/<id>.md#fig-4``, see [`outline_markdown`][paper_notes.outline.outline_markdown]), with the
@@ -28,8 +29,15 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+import xml.etree.ElementTree as etree
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from markdown import Extension, Markdown
+from markdown.inlinepatterns import InlineProcessor
+from markdown.preprocessors import Preprocessor
+from markdown.treeprocessors import Treeprocessor
+from markdown.util import AtomicString
 
 from .registry import READING_LIST
 
@@ -50,7 +58,8 @@ LOCATOR_PATTERNS: tuple[tuple[str, str], ...] = (
 _LOCATORS = [(kind, re.compile(rf"^{pattern}$")) for kind, pattern in LOCATOR_PATTERNS]
 
 BRACKET = re.compile(r"\[(@[a-z0-9-]+(?:[^\[\]\n])*)\]")
-"""Any ``[@...]`` bracket; [`expand_references`][paper_notes.references.expand_references] handles those with at least one locator."""
+"""Any ``[@...]`` bracket: references when it holds a locator, else a citation if it is one
+([`ReferenceExtension`][paper_notes.references.ReferenceExtension])."""
 
 _PART = re.compile(r"^(?:@(?P<id>[a-z0-9-]+)\s*(?:,\s*(?P<loc1>.+))?|(?P<loc2>[^@].*))$")
 
@@ -192,63 +201,6 @@ def reading_list_link(page_src: str, paper_id: str, anchor: str = "") -> str:
     return target + (f"#{anchor}" if anchor else "")
 
 
-def render_bracket(body: str, papers: dict[str, Paper], page_src: str) -> tuple[str, list[str], list[Resolved]]:
-    """Markdown for one ``[@...]`` bracket that holds references.
-
-    Returns:
-        ``(markdown, cited paper ids, resolved references)``. Each reference becomes
-        ``[图 4e](../reading-list/hiera.md#fig-4 "tooltip"){: .paper-ref }``; parts are joined
-        with ``、``; a plain ``@id`` part becomes its author-year citation.
-
-    Raises:
-        UnresolvedReference: for the first part that does not resolve.
-    """
-    try:
-        parts = split_bracket(body)
-    except ValueError as exc:
-        raise UnresolvedReference(page_src, body.split(",")[0].lstrip("@"), f"[{body}]", str(exc)) from None
-    out, cited, resolved = [], [], []
-    for paper_id, loc in parts:
-        if loc is None:
-            if paper_id not in papers:
-                raise UnresolvedReference(page_src, paper_id, f"[@{paper_id}]", "no such paper id")
-            out.append(f"[{papers[paper_id].short_citation}]({reading_list_link(page_src, paper_id)})")
-        else:
-            ref = resolve(paper_id, loc, papers, page_src)
-            resolved.append(ref)
-            href = reading_list_link(page_src, paper_id, ref.item.anchor)
-            out.append(f'[{ref.locator.text}]({href} "{ref.tooltip}"){{: .paper-ref }}')
-        if paper_id not in cited:
-            cited.append(paper_id)
-    return "、".join(out), cited, resolved
-
-
-def expand_references(markdown: str, papers: dict[str, Paper], page_src: str) -> tuple[str, list[str], list[Resolved]]:
-    """Replace every reference bracket in ``markdown`` (which holds no code) with its links.
-
-    Brackets without a locator (``[@mae]``, ``[@mae; @vit]``) are left for the citation step.
-
-    Returns:
-        ``(markdown, cited paper ids in order of first use, resolved references)``.
-
-    Raises:
-        UnresolvedReference: for the first reference that does not resolve.
-    """
-    cited: list[str] = []
-    resolved: list[Resolved] = []
-
-    def replace(match: re.Match[str]) -> str:
-        body = match.group(1)
-        if not has_locator(body):
-            return match.group(0)
-        text, ids, refs = render_bracket(body, papers, page_src)
-        cited.extend(i for i in ids if i not in cited)
-        resolved.extend(refs)
-        return text
-
-    return BRACKET.sub(replace, markdown), cited, resolved
-
-
 def paper_names(papers: dict[str, Paper]) -> dict[str, str]:
     """``{"Hiera": "hiera", "SAM 2": "sam2", ...}`` for the papers that have an outline."""
     return {paper_name(p): pid for pid, p in papers.items() if getattr(p, "outline", None) is not None}
@@ -304,3 +256,243 @@ def item_results(papers: dict[str, Paper], paper_id: str, locator_text: str, pag
     note = f"{results.note}；" if results.note else ""
     lines += ["", f"{note}数字见 [@{paper_id}, {ref.locator.text}]（数据存于 `papers/{paper_id}.yaml`）。"]
     return "\n".join(lines) + "\n"
+
+
+# --- the Markdown syntax ---------------------------------------------------------------------
+
+CITATION = re.compile(r"\[(@[a-z0-9-]+(?:\s*;\s*@[a-z0-9-]+)*)\]")
+"""``[@mae]`` or ``[@mae; @vit]``: a citation of papers from ``papers/`` (a bracket without locator)."""
+
+_WRAPPER = "paper-notes-cite"
+"""Tag of the element an inline match returns; unwrapped once inline processing is done."""
+
+
+class UnknownPaper(ValueError):
+    """A citation ``[@id]`` of an id that is not a paper; the message names the page and the id."""
+
+    def __init__(self, page: str, paper: str, papers: dict[str, Paper]) -> None:
+        self.page, self.paper = page, paper
+        super().__init__(f"{page} cites unknown paper id {paper!r}; expected one of: {', '.join(papers)}")
+
+
+@dataclass
+class Cited:
+    """What one converted document cited: paper ids in order of first use, the resolved references,
+    and (in collect mode) the problems that rendering would have raised."""
+
+    ids: list[str] = field(default_factory=list)
+    resolved: list[Resolved] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def cite(self, paper_id: str) -> None:
+        if paper_id not in self.ids:
+            self.ids.append(paper_id)
+
+
+def page_of(md: Markdown, default: str) -> str:
+    """Docs path of the page ``md`` is converting.
+
+    MkDocs renders a page, and Material's blog a post's excerpt on a listing, with a
+    ``relpath`` treeprocessor that holds the page's file: links are written relative to that file,
+    and MkDocs makes them relative to where the HTML lands. Outside MkDocs (``notes check``,
+    mkdocstrings' docstrings) it is ``default``.
+    """
+    relpath = md.treeprocessors["relpath"] if "relpath" in md.treeprocessors else None
+    file = getattr(relpath, "file", None)
+    return getattr(file, "src_uri", None) or default
+
+
+def _link(text: str, href: str, **attrs: str) -> etree.Element:
+    element = etree.Element("a", {**attrs, "href": href})
+    element.text = AtomicString(text)
+    return element
+
+
+class _CitationProcessor(InlineProcessor):
+    """``[@id]``, ``[@id; @id2]`` and ``[@id, 图 4; 表 1c; @id2, §3]`` outside code (code spans and blocks
+    are taken out before inline patterns run)."""
+
+    def __init__(self, md: Markdown, extension: ReferenceExtension, cited: Cited) -> None:
+        super().__init__(BRACKET.pattern, md)
+        self.extension, self.cited = extension, cited
+
+    def handleMatch(self, m: re.Match[str], data: str) -> tuple[Any, int | None, int | None]:  # noqa: N802
+        body = m.group(1)
+        page = page_of(self.md, self.extension.page)
+        try:
+            if has_locator(body):
+                nodes = self._references(body, page)
+            elif CITATION.fullmatch(m.group(0)):
+                nodes = self._citation([k.strip()[1:] for k in body.split(";")], page)
+            else:
+                return None, None, None  # some other bracket: left as written
+        except (UnresolvedReference, UnknownPaper) as exc:
+            if not self.extension.collect:
+                raise self.extension.fail(exc) from None
+            self.cited.problems.append(str(exc))
+            nodes = [m.group(0)]
+        wrapper = etree.Element(_WRAPPER)
+        last: etree.Element | None = None
+        for node in nodes:
+            if isinstance(node, str):
+                if last is None:
+                    wrapper.text = AtomicString((wrapper.text or "") + node)
+                else:
+                    last.tail = AtomicString((last.tail or "") + node)
+            else:
+                wrapper.append(node)
+                last = node
+        return wrapper, m.start(0), m.end(0)
+
+    def _citation(self, keys: list[str], page: str) -> list[Any]:
+        """``（He et al., 2022；Dosovitskiy et al., 2021）``, each linked to its paper's page."""
+        papers = self.extension.papers
+        nodes: list[Any] = ["（"]
+        for i, key in enumerate(keys):
+            if key not in papers:
+                raise UnknownPaper(page, key, papers)
+            nodes += ["；"] if i else []
+            nodes.append(_link(papers[key].short_citation, reading_list_link(page, key)))
+        for key in keys:
+            self.cited.cite(key)
+        return nodes + ["）"]
+
+    def _references(self, body: str, page: str) -> list[Any]:
+        """Each reference a link to the item's anchor with its title and gist as the tooltip, joined with
+        ``、``; a plain ``@id`` part is its author-year citation."""
+        papers = self.extension.papers
+        try:
+            parts = split_bracket(body)
+        except ValueError as exc:
+            raise UnresolvedReference(page, body.split(",")[0].lstrip("@"), f"[{body}]", str(exc)) from None
+        nodes: list[Any] = []
+        for i, (paper_id, loc) in enumerate(parts):
+            nodes += ["、"] if i else []
+            if loc is None:
+                if paper_id not in papers:
+                    raise UnresolvedReference(page, paper_id, f"[@{paper_id}]", "no such paper id")
+                nodes.append(_link(papers[paper_id].short_citation, reading_list_link(page, paper_id)))
+            else:
+                ref = resolve(paper_id, loc, papers, page)
+                self.cited.resolved.append(ref)
+                href = reading_list_link(page, paper_id, ref.item.anchor)
+                nodes.append(_link(ref.locator.text, href, **{"class": "paper-ref", "title": ref.tooltip}))
+        for paper_id, _ in parts:
+            self.cited.cite(paper_id)
+        return nodes
+
+
+def _unwrap(parent: etree.Element) -> None:
+    """Replace every wrapper element under ``parent`` by its content, in place."""
+    for child in list(parent):
+        _unwrap(child)
+    while (wrapper := next((c for c in parent if c.tag == _WRAPPER), None)) is not None:
+        index = list(parent).index(wrapper)
+        before = parent[index - 1] if index else None
+        lead = wrapper.text or ""
+        if before is None:
+            parent.text = (parent.text or "") + lead
+        else:
+            before.tail = (before.tail or "") + lead
+        children = list(wrapper)
+        parent.remove(wrapper)
+        for j, child in enumerate(children):
+            parent.insert(index + j, child)
+        tail = wrapper.tail or ""
+        if children:
+            children[-1].tail = (children[-1].tail or "") + tail
+        elif before is None:
+            parent.text += tail
+        else:
+            before.tail = (before.tail or "") + tail
+
+
+class _ReferenceListProcessor(Treeprocessor):
+    """Unwrap the citations, and end a page that cites papers with its 参考文献 list."""
+
+    def __init__(self, md: Markdown, extension: ReferenceExtension, cited: Cited) -> None:
+        super().__init__(md)
+        self.extension, self.cited = extension, cited
+
+    def run(self, root: etree.Element) -> None:
+        _unwrap(root)
+        if not self.cited.ids or self.extension.collect:
+            return
+        page = page_of(self.md, self.extension.page)
+        heading = etree.SubElement(root, "h2", {"id": "references"})
+        heading.text = "参考文献"
+        items = etree.SubElement(root, "ol")
+        for key in self.cited.ids:
+            p = self.extension.papers[key]
+            item = etree.SubElement(items, "li")
+            item.text = AtomicString(f"{', '.join(p.authors)}. ")
+            item.append(_link(p.title, reading_list_link(page, key)))
+            item[-1].tail = ". "
+            venue = etree.SubElement(item, "em")
+            venue.text = AtomicString(p.venue)
+            venue.tail = f", {p.year}." + (" " if p.link else "")
+            if p.link:
+                item.append(_link(p.link, p.link))
+
+
+class _Reset(Preprocessor):
+    """A Markdown instance converts page after page (Material's excerpts, ``notes check``): start afresh."""
+
+    def __init__(self, md: Markdown, cited: Cited) -> None:
+        super().__init__(md)
+        self.cited = cited
+
+    def run(self, lines: list[str]) -> list[str]:
+        self.cited.ids.clear()
+        self.cited.resolved.clear()
+        self.cited.problems.clear()
+        return lines
+
+
+def _raise(exc: Exception) -> Exception:
+    return exc
+
+
+class ReferenceExtension(Extension):
+    """Python-Markdown extension: citations ``[@mae]`` and references ``[@hiera, 图 4]`` as inline syntax.
+
+    A citation becomes ``（He et al., 2022）`` linked to the paper's page; a reference a link to the
+    item's anchor on it (``a.paper-ref``, its title and gist as the tooltip); a page that cites gets
+    a 参考文献 list at its end. Inside code spans and blocks nothing is touched: Markdown has taken
+    them out before inline patterns run, so what is code is what the site shows as code.
+
+    Args:
+        papers: the papers that citations and references resolve against.
+        page: docs path of the page, where MkDocs does not say it (see [`page_of`][paper_notes.references.page_of]).
+        collect: ``notes check``'s mode: problems are collected in [`cited`][paper_notes.references.ReferenceExtension.cited]
+            rather than raised, and no reference list is added.
+        fail: turns a problem into the exception raised (the plugin makes it a ``PluginError``).
+    """
+
+    def __init__(self, papers: dict[str, Paper], page: str = "", *, collect: bool = False,
+                 fail: Callable[[Exception], Exception] = _raise) -> None:
+        super().__init__()
+        self.papers, self.page, self.collect, self.fail = papers, page, collect, fail
+        self.cited = Cited()
+        """What the last converted document cited (of the Markdown instance extended last)."""
+
+    def extendMarkdown(self, md: Markdown) -> None:  # noqa: N802 (Python-Markdown's name)
+        self.cited = cited = Cited()  # one per Markdown instance: MkDocs makes one per page
+        md.preprocessors.register(_Reset(md, cited), "paper_notes_refs_reset", 1000)
+        # Before links (160) and reference links (170), after code spans (190) and escapes (180).
+        md.inlinePatterns.register(_CitationProcessor(md, self, cited), "paper_notes_refs", 175)
+        # After inline processing (20), before the glossary (15), the table of contents (5) and
+        # MkDocs' link rewriting (relpath, 0).
+        md.treeprocessors.register(_ReferenceListProcessor(md, self, cited), "paper_notes_refs", 17)
+
+
+def render(markdown_text: str, papers: dict[str, Paper], page: str, *extensions: Any) -> tuple[str, Cited]:
+    """HTML of ``markdown_text`` on the page at docs path ``page``, and what it cited.
+
+    Raises:
+        UnresolvedReference: for a reference the outline cannot resolve.
+        UnknownPaper: for a citation of an unknown id.
+    """
+    extension = ReferenceExtension(papers, page)
+    html = Markdown(extensions=[*extensions, extension]).convert(markdown_text)
+    return html, extension.cited

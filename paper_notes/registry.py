@@ -1,9 +1,10 @@
-"""The reading list: one YAML file per paper under ``papers/``, validated against a schema.
+"""The reading list: one YAML file per paper under ``papers/``, validated against its declaration
+[`PAPER`][paper_notes.registry.PAPER].
 
 ``papers/`` is the single source for citations, reading status and the links between papers,
 diary entries and concept pages. Every consumer (the site build, ``notes check``, the BibTeX
 export) goes through [`load_papers`][paper_notes.registry.load_papers], so a file the schema rejects fails everywhere with the
-same message: the file, the field, the value and what was expected.
+same message: the file, the field, the value, what was expected and the field's line.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .yamlio import SchemaError, load_yaml, one_line_problem, read_text
-
-from .outline import Outline, outline_field
+from .outline import OUTLINE_RECORD, Outline
+from .schema import INTEGER, Choice, Date, Field, ListOf, Record, Schema, Text, matches
+from .yamlio import SchemaError, load_yaml, read_text
 
 READING_LIST = "reading-list"
 """The reading list's folder on the site (``reading-list/<id>.md`` per paper)."""
@@ -43,9 +44,6 @@ class Result:
     metric: str
     value: str
     where: str
-
-
-RESULT_FIELDS = ("task", "model", "metric", "value", "where")
 
 
 @dataclass(frozen=True)
@@ -116,139 +114,75 @@ class Paper:
         return None
 
 
-# name -> (accepted Python types, required non-empty)
-_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
-    "id": ((str,), True),
-    "title": ((str,), True),
-    "authors": ((list,), True),
-    "affiliations": ((list,), False),
-    "venue": ((str,), True),
-    "year": ((int,), True),
-    "published": ((dt.date, type(None)), False),
-    "arxiv": ((str, type(None)), False),
-    "doi": ((str, type(None)), False),
-    "url": ((str, type(None)), False),
-    "code": ((str, type(None)), False),
-    "status": ((str,), True),
-    "added": ((dt.date,), True),
-    "short_title": ((str,), False),
-    "tags": ((list,), False),
-    "related": ((list,), False),
-    "unconfirmed": ((list,), False),
-    **{name: ((str,), False) for name in FREE_TEXT_FIELDS},
-    "headline_results": ((list,), False),
-    "outline": ((dict, type(None)), False),  # paper_notes.outline validates its inside
-}
+# --- the declaration -------------------------------------------------------------------------
 
-_TYPE_NAMES = {
-    str: "a string",
-    int: "an integer",
-    list: "a list",
-    dict: "a mapping",
-    dt.date: "a date (YYYY-MM-DD)",
-    type(None): "null",
-}
-
-_ARXIV_ID = re.compile(r"^\d{4}\.\d{4,5}$")
-_DOI = re.compile(r"^10\.\d{4,9}/[^\s]+$")
+_ONE_LINE = Text()
+_ANY_TEXT = Text(one_line=False)
+_IS_URL = matches(r"^https?://", "an http(s) URL")
+_ARXIV_ID = r"^\d{4}\.\d{4,5}$"
+_DOI = r"^10\.\d{4,9}/[^\s]+$"
 """A DOI as Crossref prints it: the ``10.`` prefix, a registrant code, ``/``, a suffix without spaces."""
 
+RESULT = Schema("one headline number", tuple(
+    Field(name, Text(one_line=False, numbers=True), doc, required=True) for name, doc in (
+        ("task", "the task and its data set"),
+        ("model", "the model it was measured on, e.g. `ViT-B/16`"),
+        ("metric", "what is measured, with its unit, e.g. `top-1 (%)`"),
+        ("value", "the number as the paper prints it"),
+        ("where", "where the paper reports it: a reference to its table or section, checked like any other"),
+    )), exact=True)
 
 
-def _expect(types: tuple[type, ...]) -> str:
-    return " or ".join(_TYPE_NAMES[t] for t in types)
+def _confirmable(names: tuple[str, ...]) -> str | None:
+    for name in names:
+        if name not in PAPER.names or name in ("id", "unconfirmed"):
+            return f"lists {name!r}, which is not a paper field; expected names of fields such as title, outline"
+    return None
 
 
-def _parse_result(path: Path, index: int, item: Any) -> Result:
-    where = f"headline_results[{index}]"
-    if not isinstance(item, dict) or set(item) != set(RESULT_FIELDS):
-        raise SchemaError(path, where, f"got {item!r}; expected a mapping with exactly {', '.join(RESULT_FIELDS)}")
-    for key in RESULT_FIELDS:
-        if isinstance(item[key], bool) or not isinstance(item[key], (str, int, float)) or str(item[key]).strip() == "":
-            raise SchemaError(path, f"{where}.{key}", f"got {item[key]!r}; expected a non-empty string or number")
-    return Result(**{key: str(item[key]).strip() for key in RESULT_FIELDS})
+PAPER = Schema("a paper of the reading list", (
+    Field("id", _ONE_LINE, "the file name's stem: lowercase ASCII words joined by `-` (it becomes a URL and a BibTeX key)",
+          required=True, rule=matches(PAPER_ID.pattern, "lowercase ASCII words joined by '-'")),
+    Field("title", _ONE_LINE, "the title as printed", required=True),
+    Field("short_title", _ONE_LINE, "a few words for the reading list, e.g. `MAE`; empty: the title up to its colon, if short"),
+    Field("authors", ListOf(_ONE_LINE, "authors"), "the authors, in the paper's order", required=True),
+    Field("affiliations", ListOf(_ONE_LINE, "affiliations"), "the authors' institutions"),
+    Field("venue", _ONE_LINE, "where it appeared: `CVPR`, `ICLR`, `TPAMI`, `arXiv` ...", required=True),
+    Field("year", INTEGER, "the year of that venue", required=True,
+          rule=lambda year: None if 1900 <= year <= 2100 else f"got {year!r}; expected a four-digit year"),
+    Field("published", Date(quoted=True), "the day it was published, where known", null=True),
+    Field("arxiv", _ONE_LINE, "the arXiv id, e.g. `2111.06377`", null=True,
+          rule=matches(_ARXIV_ID, "an arXiv id like '2111.06377'")),
+    Field("doi", _ONE_LINE, "the DOI, without `https://doi.org/`", null=True,
+          rule=matches(_DOI, "a DOI like '10.1109/CVPR52688.2022.01553' (no https://doi.org/ prefix)")),
+    Field("url", _ONE_LINE, "the landing page", null=True, rule=_IS_URL),
+    Field("code", _ONE_LINE, "the official code", null=True, rule=_IS_URL),
+    Field("status", Choice(STATUSES), "how far we have read it", required=True),
+    Field("tags", ListOf(_ONE_LINE, "tags"), "topics to filter the reading list by"),
+    Field("added", Date(quoted=True), "the day it joined the reading list", required=True),
+    Field("related", ListOf(_ONE_LINE, "paper ids"), "ids of related papers in `papers/`"),
+    Field("unconfirmed", ListOf(_ONE_LINE, "field names"), "fields not yet checked against the paper",
+          rule=_confirmable),
+    *(Field(name, _ANY_TEXT, doc) for name, doc in zip(FREE_TEXT_FIELDS, (
+        "the problem it solves, in our words", "its key idea", "its results, with references",
+        "its limitations", "what it means for our group's direction"))),
+    Field("headline_results", ListOf(Record(RESULT, lambda values, *_: Result(**values)), "results"),
+          "the numbers worth remembering, each with where the paper reports it"),
+    Field("outline", OUTLINE_RECORD, "the paper's sections, figures and tables, numbered as printed (its own table)", null=True),
+))
+"""``papers/<id>.yaml``."""
 
 
 def parse_paper(data: Any, path: Path) -> Paper:
     """Validate one paper's YAML mapping and return it as a [`Paper`][paper_notes.registry.Paper].
 
     Raises:
-        SchemaError: naming ``path`` and the field, for a missing or unknown field, a value of the
-            wrong type, an unknown ``status``, an id that does not match the file name, a
-            malformed arXiv id or URL, or an ``unconfirmed`` entry that is not a field name.
+        SchemaError: naming ``path`` and the field, for anything [`PAPER`][paper_notes.registry.PAPER]
+            refuses, or an id that does not match the file name.
     """
-    if not isinstance(data, dict):
-        raise SchemaError(path, None, f"expected a YAML mapping of fields, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(_FIELDS))
-    if unknown:
-        raise SchemaError(
-            path, unknown[0], f"unknown field; expected only: {', '.join(_FIELDS)}"
-        )
-    values: dict[str, Any] = {}
-    for name, (types, required) in _FIELDS.items():
-        if name not in data:
-            if required:
-                raise SchemaError(path, name, "missing (required)")
-            value = [] if list in types else ("" if str in types else None)
-        else:
-            value = data[name]
-        if dt.date in types and isinstance(value, str):  # quoted "YYYY-MM-DD" is fine too
-            try:
-                value = dt.date.fromisoformat(value)
-            except ValueError:
-                raise SchemaError(path, name, f"got {value!r}; expected a date YYYY-MM-DD") from None
-        if isinstance(value, bool) or not isinstance(value, types):
-            raise SchemaError(
-                path, name, f"got {value!r} ({type(value).__name__}); expected {_expect(types)}"
-            )
-        if required and value in ("", []):
-            raise SchemaError(path, name, "must not be empty")
-        if name == "headline_results":
-            value = tuple(_parse_result(path, i, item) for i, item in enumerate(value))
-        elif name == "outline":
-            value = outline_field(value, path)
-        elif isinstance(value, list) and not all(isinstance(v, str) and v for v in value):
-            raise SchemaError(path, name, f"got {value!r}; expected a list of non-empty strings")
-        values[name] = value
-
+    values = PAPER.parse(data, path)
     if values["id"] != path.stem:
-        raise SchemaError(
-            path, "id", f"got {values['id']!r}; expected the file name stem {path.stem!r}"
-        )
-    if not PAPER_ID.match(values["id"]):
-        raise SchemaError(
-            path, "id", f"got {values['id']!r}; expected lowercase ASCII words joined by '-'"
-        )
-    if values["status"] not in STATUSES:
-        raise SchemaError(
-            path, "status", f"got {values['status']!r}; expected one of {', '.join(STATUSES)}"
-        )
-    if not 1900 <= values["year"] <= 2100:
-        raise SchemaError(path, "year", f"got {values['year']}; expected a four-digit year")
-    for name in ("title", "short_title", "venue", "arxiv", "doi", "url", "code", "authors", "affiliations", "tags"):
-        for text in (values[name] if isinstance(values[name], list) else [values[name]]):
-            if text is None or (text == "" and not _FIELDS[name][1]):  # an optional field left empty
-                continue
-            problem = one_line_problem(text)
-            if problem is not None:
-                raise SchemaError(path, name, f"got {text!r}, which {problem}")
-    if values["doi"] is not None and not _DOI.match(values["doi"]):
-        raise SchemaError(path, "doi", f"got {values['doi']!r}; expected a DOI like '10.1109/CVPR52688.2022.01553' "
-                                       f"(no https://doi.org/ prefix)")
-    if values["arxiv"] is not None and not _ARXIV_ID.match(values["arxiv"]):
-        raise SchemaError(
-            path, "arxiv", f"got {values['arxiv']!r}; expected an arXiv id like '2111.06377'"
-        )
-    for name in ("url", "code"):
-        if values[name] is not None and not values[name].startswith(("https://", "http://")):
-            raise SchemaError(path, name, f"got {values[name]!r}; expected an http(s) URL")
-    for name in values["unconfirmed"]:
-        if name not in _FIELDS or name in ("id", "unconfirmed"):
-            raise SchemaError(
-                path, "unconfirmed", f"lists {name!r}, which is not a paper field"
-            )
-    for name in ("authors", "affiliations", "related", "unconfirmed", "tags"):
-        values[name] = tuple(values[name])
+        raise SchemaError(path, "id", f"got {values['id']!r}; expected the file name stem {path.stem!r}")
     return Paper(**values, path=path)
 
 
@@ -260,11 +194,12 @@ def read_paper(path: Path) -> Paper:
             that is not UTF-8 or cannot be read, invalid YAML, a repeated key, an impossible date
             or a non-finite number.
     """
+    lines: dict[str, int] = {}
+    data = load_yaml(read_text(path), path, lines=lines)
     try:
-        text = read_text(path)
-    except OSError as exc:
-        raise SchemaError(path, None, f"cannot be read ({exc.strerror or exc})") from None
-    return parse_paper(load_yaml(text, path), path)
+        return parse_paper(data, path)
+    except SchemaError as error:
+        raise error.at_line(lines) from None
 
 
 def load_papers(papers_dir: Path | str, problems: list[str] | None = None) -> dict[str, Paper]:
@@ -362,9 +297,14 @@ _STATUS_LINE = re.compile(r"^(status:[ \t]*)([^#\s][^#\r\n]*?)?([ \t]*(?:#[^\r\n
 """The top-level ``status:`` line: the key, the value, and spaces plus a comment (and a CR), kept as they are."""
 
 
-def _scalar(value: str | None) -> str:
+def _yaml(value: Any) -> str:
+    """``value`` (text, a list of texts, a number, a date or ``None``) as YAML on one line."""
+    if isinstance(value, (list, tuple)):
+        return f"[{', '.join(_yaml(v) for v in value)}]"
     if value is None:
         return "null"
+    if not isinstance(value, str):
+        return str(value)  # an int; a date prints as YYYY-MM-DD
     text = json.dumps(value, ensure_ascii=False)  # a JSON string is valid YAML
     # JSON escapes only U+0000-U+001F; YAML refuses DEL and C1 characters written raw. Escaped, the
     # schema reads them and says what is wrong with the field, not that the new file is not YAML.
@@ -375,7 +315,8 @@ def new_paper_text(path: Path, *, title: str, authors: list[str], venue: str, ye
                    arxiv: str | None = None, doi: str | None = None, url: str | None = None,
                    code: str | None = None, status: str = "to-read", added: dt.date | None = None,
                    related: list[str] | None = None, short_title: str = "", tags: list[str] | None = None) -> str:
-    """The text of a new ``papers/<id>.yaml`` with every field present, checked against the schema.
+    """The text of a new ``papers/<id>.yaml`` with every field of [`PAPER`][paper_notes.registry.PAPER]
+    present (but the headline results and the outline), checked against it.
 
     The id is ``path``'s stem. Fields the command line does not set (affiliations, the publication
     date, the free-text columns) are left empty, to be filled in by hand; nothing is invented.
@@ -383,27 +324,11 @@ def new_paper_text(path: Path, *, title: str, authors: list[str], venue: str, ye
     Raises:
         SchemaError: naming ``path`` and the field, for any value the schema rejects.
     """
-    lines = [
-        f"id: {path.stem}",
-        f"title: {_scalar(title)}",
-        f"short_title: {_scalar(short_title)}",
-        f"authors: [{', '.join(_scalar(a) for a in authors)}]",
-        "affiliations: []",
-        f"venue: {_scalar(venue)}",
-        f"year: {year}",
-        "published: null",
-        f"arxiv: {_scalar(arxiv)}",
-        f"doi: {_scalar(doi)}",
-        f"url: {_scalar(url)}",
-        f"code: {_scalar(code)}",
-        f"status: {status}",
-        f"added: {(added or dt.date.today()).isoformat()}",
-        f"related: [{', '.join(related or [])}]",
-        f"tags: [{', '.join(_scalar(t) for t in tags or [])}]",
-        "unconfirmed: []",
-        *(f'{name}: ""' for name in FREE_TEXT_FIELDS),
-    ]
-    text = "\n".join(lines) + "\n"
+    given = {"id": path.stem, "title": title, "short_title": short_title, "authors": authors, "venue": venue,
+             "year": year, "arxiv": arxiv, "doi": doi, "url": url, "code": code, "status": status,
+             "added": added or dt.date.today(), "related": related or [], "tags": tags or []}
+    text = "".join(f"{f.name}: {_yaml(given.get(f.name, f.kind.empty))}\n" for f in PAPER.fields
+                   if f.name not in ("headline_results", "outline"))
     parse_paper(load_yaml(text, path), path)
     return text
 

@@ -1,8 +1,9 @@
 """Pages generated at build time from ``papers/``, ``glossary.yaml``, the diary and ``refimpl/``.
 
 Nothing here touches MkDocs: each function returns Markdown (or BibTeX, or Atom XML) as a string,
-so the generated pages are easy to test. ``scripts/gen_pages.py`` writes them into the build
-through mkdocs-gen-files; ``paper_notes/mkdocs_hooks.py`` does the citations and the feed.
+so the generated pages are easy to test. [`PaperNotesPlugin`][paper_notes.plugin.PaperNotesPlugin]
+adds them to the build; the ``<!-- results: ... -->`` and ``<!-- related-entries: ... -->`` markers
+are Markdown syntax ([`MarkersExtension`][paper_notes.site.MarkersExtension]).
 """
 
 from __future__ import annotations
@@ -13,15 +14,20 @@ import re
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from typing import TYPE_CHECKING, Any, Callable
+
+from markdown import Extension, Markdown
+from markdown.preprocessors import Preprocessor
+
+from .formats import format_markdown
 from .journal import Entry
 from .outline import outline_markdown
-from .project import Project
-from .references import expand_references, item_results, reading_list_link
+from .references import UnresolvedReference, item_results, page_of
 from .registry import READING_LIST, STATUS_LABELS, Paper
 from .text import markdown_link_title, markdown_text
 
-CITATION = re.compile(r"\[(@[a-z0-9-]+(?:\s*;\s*@[a-z0-9-]+)*)\]")
-"""``[@mae]`` or ``[@mae; @vit]``: a citation of papers from ``papers/``."""
+if TYPE_CHECKING:
+    from .project import Project
 
 DIARY_ANCHOR = "diary"
 """Id of the paper page's list of diary entries; the reading list's 日记 column links there."""
@@ -233,95 +239,110 @@ def expand_related_entries(markdown: str, project: Project, page_src: str) -> st
     return RELATED_MARKER.sub(lambda m: related_entries(project, m.group(1).split(), page_src).rstrip("\n"), markdown)
 
 
-def reading_list_nav(project: Project) -> str:
-    """literate-nav ``SUMMARY.md`` for the reading-list section."""
-    lines = ["* [总览](index.md)"]
-    lines += [f"* [{markdown_text(p.display_title)}]({p.id}.md)" for p in project.papers.values()]
-    return "\n".join(lines) + "\n"
+FIELDS_MARKER = re.compile(r"^<!-- fields: ([a-z]+) -->$", re.M)
+"""A line ``<!-- fields: paper -->`` becomes the table of that file kind's fields, rendered from the
+declaration the parser uses ([`format_markdown`][paper_notes.formats.format_markdown])."""
+
+
+def expand_fields(markdown: str) -> str:
+    """Replace each fields marker with its tables; an unknown kind is a KeyError naming the kinds."""
+    return FIELDS_MARKER.sub(lambda m: format_markdown(m.group(1)).rstrip("\n"), markdown)
+
+
+class _MarkersPreprocessor(Preprocessor):
+    def __init__(self, md: Markdown, extension: MarkersExtension) -> None:
+        super().__init__(md)
+        self.extension = extension
+
+    def run(self, lines: list[str]) -> list[str]:
+        text = "\n".join(lines)
+        if "<!-- " not in text:
+            return lines
+        project, page = self.extension.project, page_of(self.md, "")
+        try:
+            text = expand_results(text, project.papers, page)
+        except UnresolvedReference as exc:
+            raise self.extension.fail(exc) from None
+        except KeyError as exc:
+            raise self.extension.fail(ValueError(
+                f"{page} asks for the results table of {exc.args[0]!r}, which is not a paper with "
+                f"headline_results in papers/")) from None
+        try:
+            text = expand_related_entries(text, project, page)
+        except KeyError as exc:
+            raise self.extension.fail(ValueError(
+                f"{page} asks for the diary entries of {exc.args[0]!r}, which is not a paper id; "
+                f"expected one of: {', '.join(project.papers)}")) from None
+        try:
+            text = expand_fields(text)
+        except KeyError as exc:
+            raise self.extension.fail(ValueError(f"{page} asks for the fields of an unknown file kind: {exc.args[0]}")) from None
+        return text.split("\n")
+
+
+class MarkersExtension(Extension):
+    """Python-Markdown extension: a line ``<!-- results: mae -->`` (or ``<!-- results: mae 表 1c -->``)
+    becomes the numbers, a line ``<!-- related-entries: hiera mae -->`` the diary entries, a line
+    ``<!-- fields: paper -->`` the table of a file kind's fields (see
+    [`expand_results`][paper_notes.site.expand_results] and
+    [`expand_related_entries`][paper_notes.site.expand_related_entries], [`expand_fields`][paper_notes.site.expand_fields]).
+
+    Args:
+        project: the papers and diary entries the markers draw on.
+        fail: turns a problem into the exception raised (the plugin makes it a ``PluginError``).
+    """
+
+    def __init__(self, project: Project, fail: Callable[[Exception], Exception] = lambda exc: exc) -> None:
+        super().__init__()
+        self.project, self.fail = project, fail
+
+    def extendMarkdown(self, md: Markdown) -> None:  # noqa: N802 (Python-Markdown's name)
+        # Before raw HTML blocks (20) are stashed: the markers are HTML comments.
+        md.preprocessors.register(_MarkersPreprocessor(md, self), "paper_notes_markers", 28)
+
+
+def reading_list_nav(project: Project) -> list[dict[str, str]]:
+    """The reading-list section of the navigation: the overview, then one page per paper."""
+    return [{"总览": f"{READING_LIST}/index.md"},
+            *({p.display_title: f"{READING_LIST}/{p.id}.md"} for p in project.papers.values())]
 
 
 def api_reference_pages(package_dir: Path) -> dict[str, str]:
-    """One mkdocstrings page per module of ``package_dir``: ``{doc path: markdown}``, plus ``SUMMARY.md``.
+    """One mkdocstrings page per module of ``package_dir``: ``{doc path: markdown}``, a package's at its
+    ``index.md``.
 
     Module pages are found by listing the package, so a new module gets its page without
     editing any list.
     """
-    package = package_dir.name
     pages: dict[str, str] = {}
-    nav = []
     for path in sorted(package_dir.rglob("*.py")):
         parts = list(path.relative_to(package_dir.parent).with_suffix("").parts)
         if any(part.startswith("_") and part != "__init__" for part in parts):
             continue
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-            doc = "/".join(parts) + "/index.md"
-        else:
-            doc = "/".join(parts) + ".md"
-        identifier = ".".join(parts)
+        doc = "/".join(parts[:-1]) + "/index.md" if parts[-1] == "__init__" else "/".join(parts) + ".md"
+        identifier = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         pages[doc] = f"# `{identifier}`\n\n::: {identifier}\n"
-        depth = len(parts) - 1
-        nav.append(("    " * depth) + f"* [{identifier}]({doc})")
-    pages["SUMMARY.md"] = "\n".join(nav) + "\n"
-    if f"{package}/index.md" not in pages:
+    if f"{package_dir.name}/index.md" not in pages:
         raise FileNotFoundError(f"{package_dir} has no __init__.py")
     return pages
 
 
-def format_citation(keys: list[str], papers: dict[str, Paper], page_src: str) -> str:
-    """Markdown for an in-text citation of ``keys`` on the page at docs path ``page_src``.
+def api_reference_nav(pages: dict[str, str], prefix: str) -> list[Any]:
+    """The API section of the navigation: a package is a section that opens on its ``index.md`` page,
+    titled by the dotted name, its modules and subpackages inside."""
 
-    Raises:
-        KeyError: naming the first key that is not a paper id.
-    """
-    parts = []
-    for key in keys:
-        if key not in papers:
-            raise KeyError(key)
-        parts.append(f"[{markdown_text(papers[key].short_citation)}]({reading_list_link(page_src, key)})")
-    return "（" + "；".join(parts) + "）"
+    def section(folder: str) -> list[Any]:
+        items: list[Any] = [f"{prefix}{folder}/index.md"]
+        for doc in pages:
+            head, _, name = doc.rpartition("/")
+            if head == folder and name != "index.md":
+                items.append({doc.removesuffix(".md").replace("/", "."): f"{prefix}{doc}"})
+            elif head.rpartition("/")[0] == folder and name == "index.md":
+                items.append({head.replace("/", "."): section(head)})
+        return items
 
-
-def reference_list(keys: list[str], papers: dict[str, Paper], page_src: str) -> str:
-    """The 参考文献 section appended to a page that cites papers."""
-    lines = ["", "## 参考文献 {: #references }", ""]
-    for key in keys:
-        p = papers[key]
-        link = f" <{p.link}>" if p.link else ""
-        lines.append(f"1. {markdown_text(', '.join(p.authors))}. [{markdown_text(p.title)}]({reading_list_link(page_src, key)}). "
-                     f"*{markdown_text(p.venue)}*, {p.year}.{link}")
-    return "\n".join(lines) + "\n"
-
-
-def cite(markdown: str, papers: dict[str, Paper], page_src: str) -> str:
-    """Replace every ``[@key]`` outside code with a linked citation, every reference
-    ``[@key, 图 4]`` with a link to the item ([`references`][paper_notes.references]), and append the
-    reference list.
-
-    Raises:
-        KeyError: naming the first unknown key.
-        UnresolvedReference: for a reference the paper's outline cannot resolve.
-    """
-    cited: list[str] = []
-
-    def replace(match: re.Match[str]) -> str:
-        keys = [k.strip()[1:] for k in match.group(1).split(";")]
-        text = format_citation(keys, papers, page_src)
-        cited.extend(k for k in keys if k not in cited)
-        return text
-
-    def expand(chunk: str) -> str:
-        chunk, ids, _ = expand_references(chunk, papers, page_src)  # [@hiera, 图 4]: checked, linked
-        cited.extend(k for k in ids if k not in cited)
-        return CITATION.sub(replace, chunk)
-
-    # Leave fenced code blocks and inline code alone.
-    chunks = re.split(r"(```.*?```|~~~.*?~~~|`[^`\n]*`)", markdown, flags=re.S)
-    out = [chunk if i % 2 else expand(chunk) for i, chunk in enumerate(chunks)]
-    result = "".join(out)
-    if cited:
-        result = result.rstrip() + "\n" + reference_list(cited, papers, page_src)
-    return result
+    root = next(iter(pages)).split("/")[0]
+    return [{root: section(root)}]
 
 
 def atom_feed(entries: list[tuple[str, str, dt.date, str, list[str]]], title: str, feed_url: str, home_url: str) -> str:

@@ -16,72 +16,53 @@ PyYAML alone lets three mistakes through or turns them into tracebacks:
 with line numbers and no values built yet), walks it for those three, and only then builds the
 Python values from that same tree. It parses with libyaml when PyYAML has it (about 15 times
 faster: ``mkdocs serve`` reads every paper on each rebuild); a document that is not valid YAML is
-parsed again in pure Python, whose message shows the offending line. [`read_text`][paper_notes.yamlio.read_text] turns a file that is not UTF-8 into
-the same kind of error.
+parsed again in pure Python, whose message shows the offending line. [`read_text`][paper_notes.yamlio.read_text]
+turns a file that is not UTF-8, or that cannot be read, into the same kind of error. What the values
+must be is declared in [`schema`][paper_notes.schema].
 """
 
 from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from refimpl.checks import path_problem
+from refimpl.paths import path_problem
 
-__all__ = ["LINE_BREAK", "SchemaError", "load_yaml", "one_line_problem", "read_text"]
-
-LINE_BREAK = re.compile(r"[\r\n\v\f\x85\u2028\u2029]")
-"""Anything YAML or Markdown would take for the end of a line: refused in one-line fields (a title)."""
-
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
-"""C0 and C1 control characters other than tab and the line breaks: XML 1.0 cannot hold them at
-all (``journal/feed.xml`` would not parse), and no title needs one."""
-
-_INVISIBLE_EXTRA = frozenset("\u115f\u1160\u2800\u3164\uffa0")
-"""Letters and symbols that draw nothing (Hangul fillers, the blank Braille pattern)."""
-
-
-def _invisible(char: str) -> bool:
-    # Z*: spaces and separators; C*: controls, format characters (U+200B, U+2060, U+FEFF ...), unassigned.
-    return unicodedata.category(char)[0] in "ZC" or char in _INVISIBLE_EXTRA
-
-
-def one_line_problem(text: str) -> str | None:
-    """What is wrong with ``text`` as a one-line field (a title, a tag, an author), or ``None``.
-
-    The words finish ``f"got {text!r}, which ..."``: a line break, a control character (tab is
-    fine), or nothing visible at all (empty, spaces, a zero-width space U+200B, ...).
-
-    Examples:
-        >>> one_line_problem("A<B: 掩码")
-        >>> one_line_problem("\u200b")
-        'shows nothing (only spaces or invisible characters); expected visible text'
-    """
-    if LINE_BREAK.search(text):
-        return "has a line break; expected one line"
-    control = _CONTROL.search(text)
-    if control:
-        return f"has the control character U+{ord(control.group()):04X}; expected printable text"
-    if all(_invisible(char) for char in text):
-        return "shows nothing (only spaces or invisible characters); expected visible text"
-    return None
-
+__all__ = ["SchemaError", "load_yaml", "read_text"]
 
 class SchemaError(ValueError):
     """A file under ``papers/`` or ``docs/journal/``, or the glossary, does not match its schema.
 
-    The message always starts with the file path and names the offending field.
+    The message always starts with the file path and names the offending field; it ends with the
+    field's line in the file where that is known (see [`at_line`][paper_notes.yamlio.SchemaError.at_line]).
     """
 
-    def __init__(self, path: Path | str, field_name: str | None, message: str) -> None:
+    def __init__(self, path: Path | str, field_name: str | None, message: str, line: int | None = None) -> None:
         self.path = Path(path)
         self.field = field_name
+        self.message = message
+        self.line = line
         where = f"{path}: field '{field_name}'" if field_name else f"{path}"
-        super().__init__(f"{where}: {message}")
+        super().__init__(f"{where}: {message}" + (f" (line {line})" if line is not None else ""))
+
+    def at_line(self, lines: dict[str, int]) -> SchemaError:
+        """This error with the line of its field (or of the nearest mapping or item around it), from
+        the ``lines`` that [`load_yaml`][paper_notes.yamlio.load_yaml] filled in."""
+        field = self.field or ""
+        while field and field not in lines:  # a missing key: the line of the mapping that lacks it
+            parent = _LAST_STEP.sub("", field)
+            field = parent if parent != field else ""
+        if self.line is not None or not field:
+            return self
+        return SchemaError(self.path, self.field, self.message, lines[field])
+
+
+_LAST_STEP = re.compile(r"(?:\.[^.\[\]]+|\[\d+\])$")
+"""The last step of a field's place in a document: ``.gist`` in ``outline.figures[1].gist``, or ``[1]``."""
 
 
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
@@ -92,15 +73,17 @@ def read_text(path: Path) -> str:
     """The file's text, decoded as UTF-8.
 
     Raises:
-        SchemaError: if the file is not UTF-8, naming the file and the first bad byte; or if the
+        SchemaError: if the file is not UTF-8, naming the file and the first bad byte; if the
             path is not a readable regular file (a folder, a FIFO whose read would wait forever,
-            ``/dev/null``, a link loop), saying which.
-        OSError: if it cannot be read.
+            ``/dev/null``, a link loop), saying which; or if reading it fails (with the reason).
     """
     problem = path_problem(path, kind="file")
     if problem is not None:
         raise SchemaError(path, None, problem)
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SchemaError(path, None, f"cannot be read ({exc.strerror or exc})") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -108,13 +91,15 @@ def read_text(path: Path) -> str:
                                       f"expected a file saved as UTF-8") from None
 
 
-def load_yaml(text: str, path: Path, line_offset: int = 0) -> Any:
+def load_yaml(text: str, path: Path, line_offset: int = 0, lines: dict[str, int] | None = None) -> Any:
     """Parse ``text`` (the contents of ``path``) as YAML, refusing repeated keys, impossible dates and NaN.
 
     Args:
         text: the YAML document.
         path: where it comes from, for messages.
         line_offset: lines before ``text`` in the file (front matter starts on line 2).
+        lines: if given, filled with the line of every key and list item, by its place in the
+            document (``status``, ``outline.figures[3]``): for [`SchemaError.at_line`][paper_notes.yamlio.SchemaError.at_line].
 
     Returns:
         The document as plain Python values (``None`` for an empty one).
@@ -124,10 +109,10 @@ def load_yaml(text: str, path: Path, line_offset: int = 0) -> Any:
             does not exist, a non-finite number, or an anchor or alias (naming its line).
     """
     try:
-        return _load(text, path, line_offset, getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return _load(text, path, line_offset, getattr(yaml, "CSafeLoader", yaml.SafeLoader), lines)
     except yaml.YAMLError:  # again in pure Python: its message quotes the line; libyaml's does not
         try:
-            return _load(text, path, line_offset, yaml.SafeLoader)
+            return _load(text, path, line_offset, yaml.SafeLoader, lines)
         except yaml.YAMLError as exc:
             raise SchemaError(path, None, f"is not valid YAML: {_yaml_error(exc, text, line_offset)}") from None
 
@@ -165,20 +150,20 @@ def _refuse_aliases(text: str, path: Path, line_offset: int, loader_class: type)
         loader.dispose()
 
 
-def _load(text: str, path: Path, line_offset: int, loader_class: type) -> Any:
+def _load(text: str, path: Path, line_offset: int, loader_class: type, lines: dict[str, int] | None) -> Any:
     _refuse_aliases(text, path, line_offset, loader_class)
     loader = loader_class(text)
     try:
         root = loader.get_single_node()
         if root is None:
             return None
-        _check_node(root, path, "", line_offset, loader)
+        _check_node(root, path, "", line_offset, loader, {} if lines is None else lines)
         return loader.construct_document(root)  # checked: building the values cannot fail
     finally:
         loader.dispose()
 
 
-def _check_node(node: yaml.Node, path: Path, field: str, line_offset: int, loader: Any) -> None:
+def _check_node(node: yaml.Node, path: Path, field: str, line_offset: int, loader: Any, lines: dict[str, int]) -> None:
     line = node.start_mark.line + 1 + line_offset
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
@@ -189,11 +174,12 @@ def _check_node(node: yaml.Node, path: Path, field: str, line_offset: int, loade
             if name in seen:
                 raise SchemaError(path, child, f"appears twice (lines {seen[name]} and {key_line}); "
                                                f"expected each key once (YAML would keep only the last)")
-            seen[name] = key_line
-            _check_node(value, path, child, line_offset, loader)
+            seen[name] = lines[child] = key_line
+            _check_node(value, path, child, line_offset, loader, lines)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _check_node(item, path, f"{field}[{index}]", line_offset, loader)
+            lines[f"{field}[{index}]"] = item.start_mark.line + 1 + line_offset
+            _check_node(item, path, f"{field}[{index}]", line_offset, loader, lines)
     elif node.tag == _TIMESTAMP:
         try:
             loader.construct_yaml_timestamp(node)

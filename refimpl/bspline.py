@@ -37,25 +37,29 @@ def _check_knots(grid: object, name: str, minimum: int, why: str) -> Tensor:
     """Knots per input: a floating ``(in, n)`` tensor, ``n >= minimum``, finite, non-decreasing, ``t_0 < t_{n-1}``.
 
     Repeated knots are allowed (``0 / 0 = 0``); decreasing ones, or a row that spans no
-    interval, would give bases that are silently all zero or negative.
+    interval, would give bases that are silently all zero or negative. The values are read in
+    one check, which on a GPU does not wait (``checks.holds``).
     """
     grid = checks.floating(grid, name, "(in, n)", ndim=2)
     n = grid.shape[1]
     if n < minimum:
         raise ValueError(f"{name} has {n} knot{'' if n == 1 else 's'} per row (shape {tuple(grid.shape)}); {why}")
-    checks.finite(grid, name)
+    finite = torch.isfinite(grid).all(dim=1)  # (in,)
     rises = (grid.diff(dim=1) >= 0).all(dim=1)  # (in,)
     spans = grid[:, -1] > grid[:, 0]  # (in,)
 
     def detail() -> str:
+        if not bool(finite.all()):
+            return f"{name} holds NaN or infinite values; expected finite values"
         row = int((~(rises & spans)).nonzero()[0])
         knots = grid[row].tolist()
         shown = ", ".join(f"{v:g}" for v in knots[:8]) + (", ..." if len(knots) > 8 else "")
         problem = "is not increasing" if not bool(rises[row]) else "spans no interval"
         return f"{name} row {row} {problem}: [{shown}]; expected non-decreasing knots with t_0 < t_last"
 
-    checks.holds(rises & spans, f"{name} has a row of knots that decreases or spans no interval; expected "
-                                f"non-decreasing knots with t_0 < t_last", detail)
+    checks.holds(finite & rises & spans, f"{name} holds NaN or infinity, or a row of knots that decreases or "
+                                         f"spans no interval; expected finite, non-decreasing knots with t_0 < t_last",
+                 detail)
     return grid
 
 
@@ -107,6 +111,8 @@ def uniform_grid(
     spline_order: int,
     grid_range: tuple[float, float] = (-1.0, 1.0),
     dtype: torch.dtype | None = None,
+    *,
+    check: bool = True,
 ) -> Tensor:
     """The initial knots of a layer: ``G`` equal intervals on ``grid_range``, extended by ``k``.
 
@@ -116,6 +122,8 @@ def uniform_grid(
         spline_order: ``k >= 0``.
         grid_range: ``(lo, hi)`` with ``lo < hi``.
         dtype: floating dtype of the result (default: PyTorch's default dtype).
+        check: ``False`` when the arguments come from a validated config (a KAN layer's):
+            then they are not checked again.
 
     Returns:
         Knots, shape ``(in, G + 2k + 1)``.
@@ -127,10 +135,11 @@ def uniform_grid(
         >>> uniform_grid(1, 4, 1)
         tensor([[-1.5000, -1.0000, -0.5000,  0.0000,  0.5000,  1.0000,  1.5000]])
     """
-    in_features = checks.integer(in_features, "in_features", 1, "64")
-    G = checks.integer(grid_size, "grid_size", 1, "5")
-    k = checks.integer(spline_order, "spline_order", 0, "3")
-    lo, hi = checks.interval(grid_range, "grid_range", example="(-1, 1)")
+    G, k = grid_size, spline_order
+    if check:
+        in_features, G = checks.integer(in_features, "in_features", 1, "64"), checks.integer(G, "grid_size", 1, "5")
+        k, grid_range = _order(k), checks.interval(grid_range, "grid_range", example="(-1, 1)")
+    lo, hi = grid_range
     interior = torch.linspace(lo, hi, G + 1, dtype=dtype).expand(in_features, G + 1)  # (in, G + 1)
     return _extend(interior, k)
 
@@ -141,7 +150,7 @@ def _safe_div(num: Tensor, den: Tensor) -> Tensor:
     return torch.where(zero, torch.zeros_like(num), num / torch.where(zero, torch.ones_like(den), den))
 
 
-def bspline_basis(x: Tensor, grid: Tensor, spline_order: int) -> Tensor:
+def bspline_basis(x: Tensor, grid: Tensor, spline_order: int, *, check: bool = True) -> Tensor:
     r"""All B-spline bases of order ``k`` at ``x``, by the Cox–de Boor recursion (KAN §2.2).
 
     Order 0 is the indicator of a half-open interval, and each order mixes two of the
@@ -160,6 +169,8 @@ def bspline_basis(x: Tensor, grid: Tensor, spline_order: int) -> Tensor:
         x: inputs, shape ``(N, in)``, finite.
         grid: knots per input, non-decreasing with ``t_0 < t_{n-1}``, finite, shape ``(in, n)``.
         spline_order: ``k >= 0``; ``n >= k + 2``.
+        check: ``False`` for a caller that checked its arguments (a KAN layer: its input at its
+            ``forward``, its knots when they change).
 
     Returns:
         Bases ``B_{j,k}(x_i)``, shape ``(N, in, n - k - 1)``; non-negative, at most ``k + 1``
@@ -179,17 +190,8 @@ def bspline_basis(x: Tensor, grid: Tensor, spline_order: int) -> Tensor:
         <BLANKLINE>
                 [[0.0000, 0.7500, 0.2500]]])
     """
-    k = _order(spline_order)
-    grid = _check_knots(grid, "grid", k + 2, f"spline_order={k} needs at least {k + 2} (k + 2), for one basis")
-    x = checks.floating(x, "x", "(N, in)", ndim=2)
-    if x.shape[1] != grid.shape[0]:
-        raise ValueError(f"x has {x.shape[1]} inputs (shape {tuple(x.shape)}) but grid has {grid.shape[0]} rows "
-                         f"(shape {tuple(grid.shape)}); expected one row of knots per input")
-    return _basis(checks.finite(x, "x"), grid, k)
-
-
-def _basis(x: Tensor, grid: Tensor, spline_order: int) -> Tensor:
-    """Unchecked [`bspline_basis`][refimpl.bspline.bspline_basis]."""
+    if check:
+        x, grid, spline_order = _check_basis_inputs(x, grid, spline_order)
     xe = x.unsqueeze(-1)  # (N, in, 1)
     t = grid.unsqueeze(0)  # (1, in, n)
     basis = ((xe >= t[..., :-1]) & (xe < t[..., 1:])).to(x.dtype)  # (N, in, n - 1): order 0
@@ -200,6 +202,22 @@ def _basis(x: Tensor, grid: Tensor, spline_order: int) -> Tensor:
         fall = _safe_div(t_jp1 - xe, t_jp1 - t_j1)
         basis = rise * basis[..., :-1] + fall * basis[..., 1:]  # (N, in, n - p - 1)
     return basis
+
+
+def _check_basis_inputs(x: object, grid: object, spline_order: object) -> tuple[Tensor, Tensor, int]:
+    """The arguments of [`bspline_basis`][refimpl.bspline.bspline_basis], checked: ``(x, grid, k)``."""
+    k = _order(spline_order)
+    grid = _check_layer_knots(grid, k)
+    x = checks.floating(x, "x", "(N, in)", ndim=2, finite_values=True)
+    if x.shape[1] != grid.shape[0]:
+        raise ValueError(f"x has {x.shape[1]} inputs (shape {tuple(x.shape)}) but grid has {grid.shape[0]} rows "
+                         f"(shape {tuple(grid.shape)}); expected one row of knots per input")
+    return x, grid, k
+
+
+def _check_layer_knots(grid: object, k: int) -> Tensor:
+    """The knots of a layer of order ``k``: ``_check_knots`` with at least ``k + 2`` of them, for one basis."""
+    return _check_knots(grid, "grid", k + 2, f"spline_order={k} needs at least {k + 2} (k + 2), for one basis")
 
 
 class SplineGrid(NamedTuple):
@@ -245,7 +263,7 @@ def _uniform_polynomials(k: int) -> tuple[tuple[float, ...], ...]:
     return tuple(tuple(float(v[p]) if p < len(v) else 0.0 for v in values) for p in range(k + 1))
 
 
-def spline_grid(grid: Tensor, k: int) -> SplineGrid:
+def spline_grid(grid: Tensor, k: int, *, check: bool = True) -> SplineGrid:
     """What [`spline_linear`][refimpl.bspline.spline_linear] needs about the knots ``grid``, computed once.
 
     Whether the knots are equally spaced (to rounding), so the non-zero bases have a closed form,
@@ -257,6 +275,7 @@ def spline_grid(grid: Tensor, k: int) -> SplineGrid:
     Args:
         grid: knots ``(in, n)``, finite, non-decreasing with ``t_0 < t_{n-1}``, ``n >= k + 2``.
         k: spline order, ``>= 0``.
+        check: ``False`` for knots the caller checked (a layer checks its own, with its order).
 
     Returns:
         A [`SplineGrid`][refimpl.bspline.SplineGrid]; a layer keeps it until its knots change.
@@ -265,8 +284,9 @@ def spline_grid(grid: Tensor, k: int) -> SplineGrid:
         TypeError, ValueError: as [`bspline_basis`][refimpl.bspline.bspline_basis] for ``grid``
             and ``k``.
     """
-    k = checks.integer(k, "spline_order", 0, "3")
-    grid = _check_knots(grid, "grid", k + 2, f"spline_order={k} needs at least {k + 2} (k + 2), for one basis")
+    if check:
+        k = _order(k)
+        grid = _check_layer_knots(grid, k)
     n = grid.shape[1]
     t0 = grid[:, :1].contiguous()  # (in, 1)
     h = (grid[:, -1:] - t0) / (n - 1)  # (in, 1)
@@ -300,62 +320,12 @@ class _LocalBases(NamedTuple):
 
 
 def _local_bases(x: Tensor, grid: Tensor, cache: SplineGrid, k: int, with_slope: bool) -> _LocalBases:
-    """The non-zero B-spline bases of each input (the de Boor triangle, NURBS Book A2.2/A2.3)."""
+    """The non-zero B-spline bases of each input, and where they go in the layer's features."""
     n = grid.shape[1]
-    n_basis = n - k - 1
     if cache.uniform:
-        # Span and fractional position from one division; the bases are then fixed
-        # polynomials of u (one small matmul), and so are their slopes (divided by h).
-        pos = (x - cache.t0.T) / cache.h.T  # (N, in): knot units from t_0
-        span_f = pos.floor()
-        u = pos - span_f  # (N, in) in [0, 1)
-        powers = u.new_empty(*u.shape, k + 1)  # (N, in, k + 1): 1, u, u^2, ...
-        powers[..., 0] = 1
-        if k >= 1:
-            powers[..., 1] = u
-        for p in range(2, k + 1):
-            torch.mul(powers[..., p - 1], u, out=powers[..., p])
-        values = powers @ cache.poly  # (N, in, k + 1)
-        slope = (powers @ cache.poly_slope) / cache.h.T.unsqueeze(-1) if with_slope else None
-        span = span_f.clamp(-1, n - 1).long()  # (N, in)
+        span, values, slope = _uniform_bases(x, grid, cache, k, with_slope)
     else:
-        xt = x.T.contiguous()  # (in, N)
-        span = (torch.searchsorted(grid.contiguous(), xt, right=True) - 1).T  # (N, in): t_s <= x < t_{s+1}
-        in_dim = grid.shape[0]
-        base = torch.arange(in_dim, device=x.device).unsqueeze(0) * (n + 2 * k)  # (1, in): row offsets
-        safe = span.clamp(0, n - 2) + k + base  # (N, in): position of t_s in the padded rows
-
-        def knot(offset: int) -> Tensor:  # t_{s+offset}, (N, in)
-            return cache.padded.view(-1)[safe + offset]
-
-        left = [None] + [x - knot(1 - j) for j in range(1, k + 1)]  # x - t_{s+1-j}
-        right = [None] + [knot(j) - x for j in range(1, k + 1)]  # t_{s+j} - x
-        triangle = [torch.ones_like(x)]  # order 0: only B_s is non-zero, and it is 1
-        lower: list[Tensor] = triangle
-        for j in range(1, k + 1):
-            lower = triangle  # order j - 1, kept for the slope
-            saved = torch.zeros_like(x)
-            nxt = []
-            for r in range(j):
-                # B_{s-j+r, j} takes the falling part of B_{s-j+r, j-1}, B_{s-j+r+1, j} its rising part.
-                temp = triangle[r] / (right[r + 1] + left[j - r])
-                nxt.append(saved + right[r + 1] * temp)
-                saved = left[j - r] * temp
-            nxt.append(saved)
-            triangle = nxt
-        values = torch.stack(triangle, dim=-1)  # (N, in, k + 1)
-        slope = None
-        if with_slope:
-            # dB_{m,k}/dx = k (B_{m,k-1} / (t_{m+k} - t_m) - B_{m+1,k-1} / (t_{m+k+1} - t_{m+1})), m = s - k + r
-            terms = []
-            for r in range(k + 1):
-                term = torch.zeros_like(x)
-                if r >= 1:
-                    term = term + lower[r - 1] / (knot(r) - knot(r - k))
-                if r <= k - 1:
-                    term = term - lower[r] / (knot(r + 1) - knot(r + 1 - k))
-                terms.append(term * k)
-            slope = torch.stack(terms, dim=-1)  # (N, in, k + 1)
+        span, values, slope = _de_boor_bases(x, grid, cache, k, with_slope)
     # B_{s-k+r} exists for 0 <= s-k+r < G+k, and x must lie inside the knots (0 <= s <= n-2).
     offsets = torch.arange(k + 1, device=x.device)  # (k + 1,)
     lowest = (k - offsets).clamp_min(0)  # (k + 1,): smallest valid span for basis r
@@ -364,8 +334,78 @@ def _local_bases(x: Tensor, grid: Tensor, cache: SplineGrid, k: int, with_slope:
     valid = (spans >= lowest) & (spans <= highest)  # (N, in, k + 1)
     values = torch.where(valid, values, 0)
     slope = torch.where(valid, slope, 0) if slope is not None else None
-    index = (spans - k + offsets).clamp_(0, n_basis - 1)  # (N, in, k + 1)
+    index = (spans - k + offsets).clamp_(0, n - k - 2)  # (N, in, k + 1): into the G + k bases
     return _LocalBases(index, values, slope)
+
+
+def _uniform_bases(
+    x: Tensor, grid: Tensor, cache: SplineGrid, k: int, with_slope: bool
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Equally spaced knots: span ``s`` and ``u`` from one division, then fixed polynomials of ``u``.
+
+    Returns:
+        ``(span (N, in), values (N, in, k + 1), slope (N, in, k + 1) or None)``; the slopes are
+        the polynomials' derivatives divided by the spacing ``h``.
+    """
+    pos = (x - cache.t0.T) / cache.h.T  # (N, in): knot units from t_0
+    span_f = pos.floor()
+    u = pos - span_f  # (N, in) in [0, 1)
+    powers = u.new_empty(*u.shape, k + 1)  # (N, in, k + 1): 1, u, u^2, ...
+    powers[..., 0] = 1
+    if k >= 1:
+        powers[..., 1] = u
+    for p in range(2, k + 1):
+        torch.mul(powers[..., p - 1], u, out=powers[..., p])
+    values = powers @ cache.poly  # (N, in, k + 1)
+    slope = (powers @ cache.poly_slope) / cache.h.T.unsqueeze(-1) if with_slope else None
+    return span_f.clamp(-1, grid.shape[1] - 1).long(), values, slope
+
+
+def _de_boor_bases(
+    x: Tensor, grid: Tensor, cache: SplineGrid, k: int, with_slope: bool
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Any knots: the span by binary search, then the local de Boor triangle (NURBS Book A2.2/A2.3).
+
+    Returns:
+        ``(span (N, in), values (N, in, k + 1), slope (N, in, k + 1) or None)``, with
+        ``t_s <= x < t_{s+1}``.
+    """
+    n = grid.shape[1]
+    span = (torch.searchsorted(grid.contiguous(), x.T.contiguous(), right=True) - 1).T  # (N, in): t_s <= x < t_{s+1}
+    base = torch.arange(grid.shape[0], device=x.device).unsqueeze(0) * (n + 2 * k)  # (1, in): row offsets
+    safe = span.clamp(0, n - 2) + k + base  # (N, in): position of t_s in the padded rows
+
+    def knot(offset: int) -> Tensor:  # t_{s+offset}, (N, in)
+        return cache.padded.view(-1)[safe + offset]
+
+    left = [None] + [x - knot(1 - j) for j in range(1, k + 1)]  # x - t_{s+1-j}
+    right = [None] + [knot(j) - x for j in range(1, k + 1)]  # t_{s+j} - x
+    triangle = [torch.ones_like(x)]  # order 0: only B_s is non-zero, and it is 1
+    lower: list[Tensor] = triangle
+    for j in range(1, k + 1):
+        lower = triangle  # order j - 1, kept for the slope
+        saved = torch.zeros_like(x)
+        nxt = []
+        for r in range(j):
+            # B_{s-j+r, j} takes the falling part of B_{s-j+r, j-1}, B_{s-j+r+1, j} its rising part.
+            temp = triangle[r] / (right[r + 1] + left[j - r])
+            nxt.append(saved + right[r + 1] * temp)
+            saved = left[j - r] * temp
+        nxt.append(saved)
+        triangle = nxt
+    values = torch.stack(triangle, dim=-1)  # (N, in, k + 1)
+    if not with_slope:
+        return span, values, None
+    # dB_{m,k}/dx = k (B_{m,k-1} / (t_{m+k} - t_m) - B_{m+1,k-1} / (t_{m+k+1} - t_{m+1})), m = s - k + r
+    terms = []
+    for r in range(k + 1):
+        term = torch.zeros_like(x)
+        if r >= 1:
+            term = term + lower[r - 1] / (knot(r) - knot(r - k))
+        if r <= k - 1:
+            term = term - lower[r] / (knot(r + 1) - knot(r + 1 - k))
+        terms.append(term * k)
+    return span, values, torch.stack(terms, dim=-1)  # slope: (N, in, k + 1)
 
 
 def _features(base: Tensor, local: _LocalBases, n_basis: int) -> Tensor:
@@ -432,7 +472,9 @@ def _chunks(N: int, in_dim: int) -> list[slice]:
     return [slice(start, min(start + step, N)) for start in range(0, N, step)]
 
 
-def spline_linear(x: Tensor, base: Tensor, weight: Tensor, grid: Tensor, info: SplineGrid, k: int) -> Tensor:
+def spline_linear(
+    x: Tensor, base: Tensor, weight: Tensor, grid: Tensor, info: SplineGrid, k: int, *, check: bool = True
+) -> Tensor:
     """The layer's one matrix product, ``[base, B(x)] @ weight``, without storing ``B(x)``.
 
     Only the ``k + 1`` non-zero bases of each input are computed (closed form on a uniform grid,
@@ -448,6 +490,7 @@ def spline_linear(x: Tensor, base: Tensor, weight: Tensor, grid: Tensor, info: S
         grid: knots ``(in, G + 2k + 1)``.
         info: [`spline_grid`][refimpl.bspline.spline_grid]``(grid, k)``.
         k: spline order.
+        check: ``False`` for a caller whose shapes fit by construction (a KAN layer).
 
     Returns:
         ``(N, out)``.
@@ -456,6 +499,13 @@ def spline_linear(x: Tensor, base: Tensor, weight: Tensor, grid: Tensor, info: S
         ValueError: if the shapes do not fit together, or ``info`` was made for another grid
             size or order than ``grid`` and ``k``.
     """
+    if check:
+        _check_kernel_inputs(x, base, weight, grid, info, k)
+    return _SplineMatmul.apply(x, base, weight, grid, info, k)
+
+
+def _check_kernel_inputs(x: Tensor, base: Tensor, weight: Tensor, grid: Tensor, info: SplineGrid, k: int) -> None:
+    """The shapes [`spline_linear`][refimpl.bspline.spline_linear] needs to fit together."""
     in_dim, n = grid.shape
     if tuple(info.poly.shape) != (k + 1, k + 1) or tuple(info.padded.shape) != (in_dim, n + 2 * k):
         raise ValueError(f"k={k} but info was made for spline_order={info.poly.shape[0] - 1} and a grid of shape "
@@ -467,4 +517,3 @@ def spline_linear(x: Tensor, base: Tensor, weight: Tensor, grid: Tensor, info: S
     if weight.ndim != 2 or weight.shape[0] != in_dim * (n - k):
         raise ValueError(f"weight has shape {tuple(weight.shape)}; expected (in * F, out) = ({in_dim * (n - k)}, out) "
                          f"with F = 1 + G + k = {n - k}")
-    return _SplineMatmul.apply(x, base, weight, grid, info, k)

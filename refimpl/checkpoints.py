@@ -44,15 +44,12 @@ from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from . import checks
 
-if TYPE_CHECKING:
-    from .mae import MaskedAutoencoderViT
 
 _WRAPPER_KEYS = ("model", "model_state", "state_dict", "module")
 
@@ -114,7 +111,7 @@ def read_state_dict(path: str | PathLike[str]) -> dict[str, Tensor]:
 def check_checkpoint_path(path: Path) -> None:
     """Refuse a path that is not a non-empty regular file, saying what it is instead.
 
-    The words come from [`path_problem`][refimpl.checks.path_problem]: a link loop, a FIFO (which
+    The words come from [`path_problem`][refimpl.paths.path_problem]: a link loop, a FIFO (which
     a read would wait on forever) or ``/dev/null`` is named as such, not called missing. Every
     exception raised is a ``ValueError``; the missing path and the folder are also the
     ``FileNotFoundError`` and ``IsADirectoryError`` callers may catch.
@@ -356,42 +353,6 @@ def official_to_hf_vitmae(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
         else:
             raise ValueError(f"official MAE key {key!r} has no Hugging Face counterpart")
     return out
-
-
-def to_hf_vitmae(model: MaskedAutoencoderViT, mask_ratio: float = 0.75) -> nn.Module:
-    """A Hugging Face ``ViTMAEForPreTraining`` with ``model``'s configuration and weights.
-
-    Where Hugging Face's defaults differ from the official MAE, the official choice is set:
-    exact GELU, LayerNorm eps 1e-6, no dropout. With the same ``noise`` both models then give the
-    same mask, predictions and loss (``tests/test_mae.py``). Needs ``transformers`` (a test extra).
-
-    Args:
-        model: a [`MaskedAutoencoderViT`][refimpl.mae.MaskedAutoencoderViT].
-        mask_ratio: the Hugging Face model's mask ratio (ours takes it per call).
-
-    Returns:
-        The Hugging Face model, on the CPU, in training mode.
-
-    Raises:
-        ValueError: if ``mask_ratio`` is outside ``[0, 1)`` (NaN included).
-    """
-    mask_ratio = checks.fraction(mask_ratio, "mask_ratio")
-    import transformers
-
-    d, dd = model.cls_token.shape[-1], model.mask_token.shape[-1]
-    config = transformers.ViTMAEConfig(
-        image_size=model.patch_embed.img_size, patch_size=model.patch_size, num_channels=model.in_chans,
-        hidden_size=d, num_hidden_layers=len(model.blocks), num_attention_heads=model.blocks[0].attn.num_heads,
-        intermediate_size=model.blocks[0].mlp.fc1.out_features, decoder_hidden_size=dd,
-        decoder_num_hidden_layers=len(model.decoder_blocks),
-        decoder_num_attention_heads=model.decoder_blocks[0].attn.num_heads,
-        decoder_intermediate_size=model.decoder_blocks[0].mlp.fc1.out_features,
-        hidden_act="gelu", qkv_bias=True, layer_norm_eps=1e-6, hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0, norm_pix_loss=model.norm_pix_loss, mask_ratio=mask_ratio,
-    )
-    hf = transformers.ViTMAEForPreTraining(config)
-    hf.load_state_dict(official_to_hf_vitmae({k: v.detach().cpu() for k, v in model.state_dict().items()}), strict=True)
-    return hf
 
 
 @dataclass

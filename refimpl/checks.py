@@ -41,16 +41,14 @@ and take any floats: NaN in, NaN out at the same place, which is not a wrong ans
 
 from __future__ import annotations
 
-import errno
 import math
 import numbers
-import os
-import stat
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from .paths import path_problem  # re-exported: the commands' path check lives where torch is not imported
 
 __all__ = [
     "choice",
@@ -62,6 +60,7 @@ __all__ = [
     "images",
     "integer",
     "integer_tensor",
+    "noise",
     "pair",
     "path_problem",
     "real",
@@ -203,12 +202,14 @@ def tensor(value: object, name: str, layout: str, ndim: int | None = None) -> Te
     return value
 
 
-def floating(value: object, name: str, layout: str, ndim: int | None = None, why: str = "") -> Tensor:
-    """A tensor with a floating-point dtype (see [`tensor`][refimpl.checks.tensor])."""
+def floating(value: object, name: str, layout: str, ndim: int | None = None, why: str = "", *,
+             finite_values: bool = False) -> Tensor:
+    """A tensor with a floating-point dtype (see [`tensor`][refimpl.checks.tensor]); with
+    ``finite_values``, also free of NaN and infinity (see [`finite`][refimpl.checks.finite]), in one check."""
     x = tensor(value, name, layout, ndim)
     if not x.is_floating_point():
         raise TypeError(f"{name} has dtype {x.dtype}; expected a floating-point tensor{why}")
-    return x
+    return finite(x, name) if finite_values else x
 
 
 def integer_tensor(value: object, name: str, layout: str, ndim: int | None = None) -> Tensor:
@@ -238,6 +239,30 @@ def finite(x: Tensor, name: str) -> Tensor:
     except RuntimeError:
         raise ValueError(message) from None
     return x
+
+
+def noise(value: object, name: str, layout: str, shape: tuple[int, ...] | None = None) -> Tensor:
+    """Masking noise: a finite floating 2-D tensor (of ``shape``, when given) whose argsort orders the tokens.
+
+    One check of ``name``, however many properties it tests: a NaN has no place in a sort order,
+    and (with [`finite`][refimpl.checks.finite]) the check never makes the host wait for a GPU.
+
+    Args:
+        value: the argument.
+        name: its name, for the message.
+        layout: the expected shape in words, e.g. ``"(B, L)"``.
+        shape: the expected shape, e.g. ``(B, L)`` of the tokens it will shuffle.
+
+    Examples:
+        >>> noise(torch.rand(2, 3), "noise", "(B, L)", (2, 4))
+        Traceback (most recent call last):
+        ...
+        ValueError: noise has shape (2, 3); expected (B, L) = (2, 4)
+    """
+    x = floating(value, name, layout, ndim=2, why=" (e.g. torch.rand) whose argsort defines the shuffle")
+    if shape is not None and tuple(x.shape) != tuple(shape):
+        raise ValueError(f"{name} has shape {tuple(x.shape)}; expected {layout} = {tuple(shape)}")
+    return finite(x, name)
 
 
 def holds(ok: Tensor, message: str, detail: Callable[[], str] | None = None) -> None:
@@ -298,52 +323,3 @@ def _autocast_on(device_type: str) -> bool:
         return torch.is_autocast_enabled(device_type)
     except RuntimeError:  # a device without autocast (e.g. "meta", for counting FLOPs)
         return False
-
-
-def path_problem(path: Path, kind: str = "file") -> str | None:
-    """What is wrong with ``path`` as an input ``kind`` (``"file"`` or ``"folder"``), or ``None``.
-
-    The words finish a sentence that starts with the path (``f"image {path!r} {problem}"``), so
-    that every command says what the path *is* rather than a misleading "does not exist": a
-    dangling link, a link loop, a folder given as a file, a FIFO or a device such as
-    ``/dev/null`` (a read would block or return nothing), or a file without read permission.
-
-    Examples:
-        >>> path_problem(Path("/nonexistent/x.png"))
-        'does not exist'
-        >>> path_problem(Path("/"))
-        'is a folder; expected a file'
-        >>> path_problem(Path("/dev/null"))
-        'is a character device, not a regular file'
-    """
-    if kind not in ("file", "folder"):
-        raise ValueError(f"kind={kind!r}; expected 'file' or 'folder'")
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return "is a link to a missing target" if path.is_symlink() else "does not exist"
-    except NotADirectoryError:
-        return "does not exist (a part of the path before it is a file, not a folder)"
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return "is a loop of symbolic links"
-        return f"cannot be examined ({exc.strerror or exc})"
-    if kind == "folder":
-        if stat.S_ISDIR(mode):
-            return None if os.access(path, os.R_OK | os.X_OK) else "is a folder without read permission"
-        return "is a file; expected a folder" if stat.S_ISREG(mode) else f"is {_FILE_TYPES.get(stat.S_IFMT(mode), 'not a folder')}; expected a folder"
-    if stat.S_ISDIR(mode):
-        return "is a folder; expected a file"
-    if not stat.S_ISREG(mode):
-        return f"is {_FILE_TYPES.get(stat.S_IFMT(mode), 'a special file')}, not a regular file"
-    if not os.access(path, os.R_OK):
-        return "is a file without read permission"
-    return None
-
-
-_FILE_TYPES = {
-    stat.S_IFIFO: "a FIFO (named pipe)",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-    stat.S_IFSOCK: "a socket",
-}

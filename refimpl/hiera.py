@@ -65,19 +65,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange, reduce
 from torch import Tensor, nn
 
 from . import checks
-from .masking import MaskIds, ids_from_mask, mask_unit_masking, normalize_patches, unshuffle
+from .masking import MaskIds, _order, _removed_in_original_order, ids_from_mask, normalize_patches, unshuffle
 from .unroll import pool_tokens, reroll, reroll_units, units_to_raster, unroll
 from .vit import LN_EPS, DropPath, Mlp, init_linear_and_norm_
 
 __all__ = [
+    "HieraConfig",
     "MaskUnitAttention",
     "HieraBlock",
     "HieraPatchEmbed",
@@ -174,19 +177,19 @@ class MaskUnitAttention(nn.Module):
         Returns:
             ``(B, N / q_stride, D_out)``, still unrolled.
         """
-        B, N, _ = x.shape
+        N = x.shape[1]
         U = N // (self.q_stride * self.window_size) if self.use_mask_unit_attn else 1  # windows
-        qkv = self.qkv(x).reshape(B, N // U, U, 3, self.heads, self.head_dim)  # (B, T, U, 3, heads, d_h)
-        q, k, v = qkv.permute(3, 0, 4, 2, 1, 5).unbind(0)  # 3 x (B, heads, U, T, d_h)
+        # Unrolled, the unit is the fastest index: token n belongs to window n % U (see unroll).
+        q, k, v = rearrange(self.qkv(x), "b (t u) (three heads d) -> three b heads u t d",
+                            u=U, three=3, heads=self.heads).unbind(0)  # 3 x (B, heads, U, T, d_h)
         if self.q_stride > 1:  # max over the q slices of each unit: a 2x2 [1x2x2] max-pool, see unroll
-            q = q.reshape(B, self.heads, U, self.q_stride, -1, self.head_dim).amax(dim=3)  # (B, heads, U, T/q, d_h)
+            q = reduce(q, "b heads u (q t) d -> b heads u t d", "max", q=self.q_stride)  # (B, heads, U, T/q, d_h)
         if self.fused_attn:
             x = F.scaled_dot_product_attention(q, k, v)  # (B, heads, U, T/q, d_h)
         else:
             attn = (q * self.scale) @ k.transpose(-2, -1)  # (B, heads, U, T/q, T)
             x = attn.softmax(dim=-1) @ v  # (B, heads, U, T/q, d_h)
-        x = x.transpose(1, 3).reshape(B, -1, self.dim_out)  # (B, T/q, U, heads, d_h) -> (B, N/q, D_out)
-        return self.proj(x)
+        return self.proj(rearrange(x, "b heads u t d -> b (t u) (heads d)"))  # (B, N/q, D_out), still unrolled
 
 
 class HieraBlock(nn.Module):
@@ -226,7 +229,7 @@ class HieraBlock(nn.Module):
         self.attn = MaskUnitAttention(dim, dim_out, heads, q_stride, window_size, use_mask_unit_attn, fused_attn)
         self.norm2 = _LayerNorm(dim_out)
         self.mlp = Mlp(dim_out, int(dim_out * mlp_ratio))
-        self.drop_path = DropPath(drop_path)
+        self.drop_path = DropPath(drop_path, check=False)  # a rate the model's config checked
         if dim != dim_out:
             self.proj = nn.Linear(dim, dim_out)
 
@@ -298,8 +301,7 @@ class HieraPatchEmbed(nn.Module):
             for axis in range(2, x.ndim):  # each unit's value over all of its pixels (and frames)
                 pixels = pixels.repeat_interleave(x.shape[axis] // keep.shape[axis], dim=axis)
             x = x * pixels  # pixels: (B, 1, [F,] H, W)
-        x = self.proj(x)  # (B, D, [t,] h, w)
-        return x.flatten(2).transpose(1, 2)  # (B, L, D) raster order
+        return rearrange(self.proj(x), "b d ... -> b (...) d")  # (B, D, [t,] h, w) -> (B, L, D) raster order
 
 
 class Head(nn.Module):
@@ -339,8 +341,156 @@ class HieraFeatures(NamedTuple):
     kv_s, D_s)``], the kept units in ascending order."""
 
 
+@dataclass(frozen=True)
+class HieraConfig:
+    """The sizes of a Hiera encoder, validated once, when built (Hiera Table 2 names the published ones).
+
+    Every rule between the fields is checked here and nowhere else, so a model built from a config
+    reads as the architecture. Images or video by the sizes alone: 2-entry sizes describe an image
+    model, 3-entry ones (first entry: time) a video model. The official video configs are
+    ``input_size=(16, 224, 224)``, ``q_stride=(1, 2, 2)``, ``mask_unit_size=(1, 8, 8)``,
+    ``patch_kernel=(3, 7, 7)``, ``patch_stride=(2, 4, 4)``, ``patch_padding=(1, 3, 3)``,
+    ``sep_pos_embed=True`` (see [`hiera_base_16x224`][refimpl.hiera.hiera_base_16x224]).
+
+    Raises:
+        TypeError: if ``input_size`` is not a tuple, or a count or rate is not a number of its kind.
+        ValueError: if the sizes do not fit: ``input_size`` not 2 or 3 entries, a per-axis size
+            (``q_stride``, ``mask_unit_size``, ``patch_*``) with another number of entries,
+            ``input_size`` not a multiple of ``patch_stride * mask_unit_size``, a patch
+            convolution whose output grid is not ``input_size // patch_stride``,
+            ``mask_unit_size != q_stride ** (len(stages) - 1)``, ``q_pool >= len(stages)``,
+            ``len(mask_unit_attn) != len(stages)`` or ``sep_pos_embed`` for images; also if
+            ``mlp_ratio``, ``dim_mul`` or ``head_mul`` is not a positive finite number.
+
+    Examples:
+        >>> config = HieraConfig(input_size=(64, 64))
+        >>> config.tokens_spatial_shape, config.mask_spatial_shape  # tokens and mask units of stage 1
+        ((16, 16), (2, 2))
+        >>> HieraConfig(stages=(1, 1, 1, 1), q_pool=4)
+        Traceback (most recent call last):
+        ...
+        ValueError: q_pool=4; expected 0 <= q_pool < len(stages) = 4
+    """
+
+    input_size: tuple[int, ...] = (224, 224)
+    """``(H, W)`` [``(F, H, W)``]."""
+    in_chans: int = 3
+    """Image channels ``C``."""
+    embed_dim: int = 96
+    """Width of stage 1."""
+    num_heads: int = 1
+    """Heads of stage 1."""
+    stages: tuple[int, ...] = (2, 3, 16, 3)
+    """Blocks per stage."""
+    q_pool: int = 3
+    """How many stage transitions pool (3 for classifiers, 2 for MAE, Hiera App. A)."""
+    q_stride: tuple[int, ...] = (2, 2)
+    """``(sy, sx)`` [``(st, sy, sx)``]: the query pooling at a stage transition."""
+    mask_unit_size: tuple[int, ...] = (8, 8)
+    """``(ku, kv)`` [``(kt, ku, kv)``] at stage 1, in tokens; must be ``q_stride ** (len(stages) - 1)``."""
+    mask_unit_attn: tuple[bool, ...] = (True, True, False, False)
+    """Per stage, attention within mask units (else global)."""
+    dim_mul: float = 2.0
+    """Width multiplier at each stage transition."""
+    head_mul: float = 2.0
+    """Heads multiplier at each stage transition."""
+    patch_kernel: tuple[int, ...] = (7, 7)
+    """Patch-embedding kernel."""
+    patch_stride: tuple[int, ...] = (4, 4)
+    """Patch-embedding stride."""
+    patch_padding: tuple[int, ...] = (3, 3)
+    """Patch-embedding padding."""
+    mlp_ratio: float = 4.0
+    """MLP hidden width / block width."""
+    drop_path_rate: float = 0.0
+    """Stochastic depth of the last block, rising linearly from 0."""
+    fused_attn: bool = True
+    """Use ``F.scaled_dot_product_attention``."""
+    sep_pos_embed: bool = False
+    """Video only: learn the position embedding as a spatial table ``pos_embed_spatial (1, h * w, D)``
+    plus a temporal one ``pos_embed_temporal (1, t, D)`` instead of one ``pos_embed (1, L, D)``."""
+
+    def __post_init__(self) -> None:
+        self._check_numbers()
+        self._check_sizes()
+
+    def _check_numbers(self) -> None:
+        """Each field alone: its kind and range."""
+        if not isinstance(self.input_size, (tuple, list, torch.Size)):
+            raise TypeError(f"input_size must be a tuple, (H, W) for images or (F, H, W) for video, got "
+                            f"{type(self.input_size).__name__} {self.input_size!r}; expected e.g. (224, 224)")
+        for name in ("in_chans", "embed_dim", "num_heads"):
+            checks.integer(getattr(self, name), name, example="96" if name == "embed_dim" else "3")
+        stages = tuple(checks.integer(v, f"stages[{i}]", example="2") for i, v in enumerate(self.stages))
+        checks.real(self.mlp_ratio, "mlp_ratio", 0.0, math.inf, low_open=True, high_open=True, example="4.0")
+        checks.real(self.drop_path_rate, "drop_path_rate", 0.0, 1.0, high_open=True, example="0.1")
+        for name in ("dim_mul", "head_mul"):  # int(dim * nan) would say nothing
+            checks.real(getattr(self, name), name, 0.0, math.inf, low_open=True, high_open=True, example="2.0")
+        object.__setattr__(self, "stages", stages)
+        object.__setattr__(self, "mask_unit_attn", tuple(self.mask_unit_attn))
+        for name in ("q_stride", "mask_unit_size", "patch_kernel", "patch_stride", "patch_padding"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    def _check_sizes(self) -> None:
+        """The rules between the fields: every size has one entry per axis, and the schedule fits the grid."""
+        n = len(self.input_size)
+        if n not in _CONV:
+            raise ValueError(f"input_size={tuple(self.input_size)}; expected (H, W) for images or (F, H, W) for video")
+        object.__setattr__(self, "input_size", checks.sizes(self.input_size, "input_size", n, example="(224, 224)"))
+        if not 0 <= self.q_pool < len(self.stages):
+            raise ValueError(f"q_pool={self.q_pool}; expected 0 <= q_pool < len(stages) = {len(self.stages)}")
+        if len(self.mask_unit_attn) != len(self.stages):
+            raise ValueError(f"mask_unit_attn has {len(self.mask_unit_attn)} entries; expected one per stage "
+                             f"({len(self.stages)})")
+        for name in ("q_stride", "mask_unit_size", "patch_kernel", "patch_stride", "patch_padding"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(
+                    f"{name}={getattr(self, name)} has {len(getattr(self, name))} entries but input_size="
+                    f"{self.input_size} has {n}; expected one per axis. The defaults are for images only: a video "
+                    f"model needs 3-entry q_stride, mask_unit_size and patch_kernel/stride/padding, as in "
+                    f"hiera_base_16x224"
+                )
+        if self.sep_pos_embed and n != 3:
+            raise ValueError(
+                f"sep_pos_embed=True with input_size={self.input_size}; expected a video input_size (F, H, W): "
+                f"the separate tables are one over time and one over space"
+            )
+        unrolls = len(self.stages) - 1
+        if self.mask_unit_size != tuple(s**unrolls for s in self.q_stride):
+            raise ValueError(
+                f"mask_unit_size={self.mask_unit_size} with q_stride={self.q_stride} and {len(self.stages)} stages; "
+                f"expected mask_unit_size == q_stride ** {unrolls} = {tuple(s**unrolls for s in self.q_stride)}"
+            )
+        unit_px = tuple(p * k for p, k in zip(self.patch_stride, self.mask_unit_size))
+        if any(i % u for i, u in zip(self.input_size, unit_px)):
+            example = tuple(m * u for m, u in zip((8, 7, 7)[-n:], unit_px))  # 16 x 224 x 224 or 224 x 224
+            raise ValueError(
+                f"input_size={self.input_size} is not a multiple of patch_stride * mask_unit_size = {unit_px} "
+                f"{'(frames, pixels, pixels)' if n == 3 else 'pixels'}; expected e.g. {example}"
+            )
+        conv_out = tuple((i + 2 * pad - k) // s + 1 for i, k, s, pad in
+                         zip(self.input_size, self.patch_kernel, self.patch_stride, self.patch_padding))
+        if conv_out != self.tokens_spatial_shape:
+            raise ValueError(
+                f"patch_kernel={self.patch_kernel} with patch_padding={self.patch_padding} and patch_stride="
+                f"{self.patch_stride} makes a {conv_out} token grid from input_size={self.input_size}; expected "
+                f"input_size // patch_stride = {self.tokens_spatial_shape} (an odd kernel with padding "
+                f"(kernel - 1) / 2 does)"
+            )
+
+    @property
+    def tokens_spatial_shape(self) -> tuple[int, ...]:
+        """The token grid of stage 1, ``([t,] h, w) = input_size // patch_stride``."""
+        return tuple(i // p for i, p in zip(self.input_size, self.patch_stride))
+
+    @property
+    def mask_spatial_shape(self) -> tuple[int, ...]:
+        """The grid of mask units, ``([ut,] uy, ux)`` (7 x 7 at 224 px, 8 x 7 x 7 for 16 x 224 x 224)."""
+        return tuple(t // k for t, k in zip(self.tokens_spatial_shape, self.mask_unit_size))
+
+
 class HieraBackbone(nn.Module):
-    """The Hiera encoder: patch embedding, position embedding, unroll, four stages of blocks.
+    """The Hiera encoder: patch embedding, position embedding, unroll, four stages of blocks (Hiera Fig. 2).
 
     Shared by [`Hiera`][refimpl.hiera.Hiera] (adds a norm and a head) and
     [`MaskedAutoencoderHiera`][refimpl.hiera.MaskedAutoencoderHiera] (adds fusion and a decoder).
@@ -349,153 +499,48 @@ class HieraBackbone(nn.Module):
     Mask-unit attention is on in the stages marked in ``mask_unit_attn``; the setting changes one
     block late, so the pooling block still attends like the stage before it (official code).
 
-    Images or video by the sizes alone: 2-entry sizes build an image model, 3-entry ones (first
-    entry: time) a video model. The official video configs are ``input_size=(16, 224, 224)``,
-    ``q_stride=(1, 2, 2)``, ``mask_unit_size=(1, 8, 8)``, ``patch_kernel=(3, 7, 7)``,
-    ``patch_stride=(2, 4, 4)``, ``patch_padding=(1, 3, 3)``, ``sep_pos_embed=True`` (see
-    [`hiera_base_16x224`][refimpl.hiera.hiera_base_16x224]).
-
     Args:
-        input_size: ``(H, W)`` [``(F, H, W)``].
-        in_chans: image channels.
-        embed_dim: width of stage 1.
-        num_heads: heads of stage 1.
-        stages: blocks per stage.
-        q_pool: how many stage transitions pool (3 for classifiers, 2 for MAE).
-        q_stride: ``(sy, sx)`` [``(st, sy, sx)``].
-        mask_unit_size: ``(ku, kv)`` [``(kt, ku, kv)``] at stage 1, in tokens; must be
-            ``q_stride ** (len(stages) - 1)``.
-        mask_unit_attn: per stage, attention within mask units.
-        dim_mul: width multiplier at each stage transition.
-        head_mul: heads multiplier at each stage transition.
-        patch_kernel: patch-embedding kernel.
-        patch_stride: patch-embedding stride.
-        patch_padding: patch-embedding padding.
-        mlp_ratio: MLP hidden width / block width.
-        drop_path_rate: stochastic depth of the last block, rising linearly from 0.
-        fused_attn: use ``F.scaled_dot_product_attention``.
-        sep_pos_embed: video only: learn the position embedding as a spatial table
-            ``pos_embed_spatial (1, h * w, D)`` plus a temporal one ``pos_embed_temporal (1, t, D)``
-            instead of one ``pos_embed (1, L, D)``.
+        **config: the fields of [`HieraConfig`][refimpl.hiera.HieraConfig] (sizes, stages, ...),
+            by keyword; the model keeps the validated config as ``.config``.
 
     Raises:
-        ValueError: if the sizes do not fit: ``input_size`` not 2 or 3 entries, a per-axis size
-            (``q_stride``, ``mask_unit_size``, ``patch_*``) with another number of entries,
-            ``input_size`` not a multiple of ``patch_stride * mask_unit_size``, a patch
-            convolution whose output grid is not ``input_size // patch_stride``,
-            ``mask_unit_size != q_stride ** (len(stages) - 1)``, ``q_pool >= len(stages)``,
-            ``len(mask_unit_attn) != len(stages)`` or ``sep_pos_embed`` for images; also if
-            ``mlp_ratio``, ``dim_mul`` or ``head_mul`` is not a positive finite number.
+        TypeError, ValueError: as [`HieraConfig`][refimpl.hiera.HieraConfig], if the sizes do not fit.
     """
 
-    def __init__(
-        self,
-        input_size: tuple[int, ...] = (224, 224),
-        in_chans: int = 3,
-        embed_dim: int = 96,
-        num_heads: int = 1,
-        stages: tuple[int, ...] = (2, 3, 16, 3),
-        q_pool: int = 3,
-        q_stride: tuple[int, ...] = (2, 2),
-        mask_unit_size: tuple[int, ...] = (8, 8),
-        mask_unit_attn: tuple[bool, ...] = (True, True, False, False),
-        dim_mul: float = 2.0,
-        head_mul: float = 2.0,
-        patch_kernel: tuple[int, ...] = (7, 7),
-        patch_stride: tuple[int, ...] = (4, 4),
-        patch_padding: tuple[int, ...] = (3, 3),
-        mlp_ratio: float = 4.0,
-        drop_path_rate: float = 0.0,
-        fused_attn: bool = True,
-        sep_pos_embed: bool = False,
-    ) -> None:
+    def __init__(self, **config: Any) -> None:
         super().__init__()
-        if not isinstance(input_size, (tuple, list, torch.Size)):
-            raise TypeError(f"input_size must be a tuple, (H, W) for images or (F, H, W) for video, got "
-                            f"{type(input_size).__name__} {input_size!r}; expected e.g. (224, 224)")
-        for name, value in (("in_chans", in_chans), ("embed_dim", embed_dim), ("num_heads", num_heads)):
-            checks.integer(value, name, example="96" if name == "embed_dim" else "3")
-        stages = tuple(checks.integer(v, f"stages[{i}]", example="2") for i, v in enumerate(stages))
-        checks.real(mlp_ratio, "mlp_ratio", 0.0, math.inf, low_open=True, high_open=True, example="4.0")
-        checks.real(drop_path_rate, "drop_path_rate", 0.0, 1.0, high_open=True, example="0.1")
-        for name, value in (("dim_mul", dim_mul), ("head_mul", head_mul)):  # int(dim * nan) would say nothing
-            checks.real(value, name, 0.0, math.inf, low_open=True, high_open=True, example="2.0")
-        input_size, q_stride = tuple(input_size), tuple(q_stride)
-        mask_unit_size, patch_stride = tuple(mask_unit_size), tuple(patch_stride)
-        patch_kernel, patch_padding = tuple(patch_kernel), tuple(patch_padding)
-        n = len(input_size)
-        if n not in _CONV:
-            raise ValueError(f"input_size={input_size}; expected (H, W) for images or (F, H, W) for video")
-        input_size = checks.sizes(input_size, "input_size", n, example="(224, 224)")
-        if not 0 <= q_pool < len(stages):
-            raise ValueError(f"q_pool={q_pool}; expected 0 <= q_pool < len(stages) = {len(stages)}")
-        if len(mask_unit_attn) != len(stages):
-            raise ValueError(f"mask_unit_attn has {len(mask_unit_attn)} entries; expected one per stage ({len(stages)})")
-        per_axis = dict(q_stride=q_stride, mask_unit_size=mask_unit_size, patch_kernel=patch_kernel,
-                        patch_stride=patch_stride, patch_padding=patch_padding)
-        for name, value in per_axis.items():
-            if len(value) != n:
-                raise ValueError(
-                    f"{name}={value} has {len(value)} entries but input_size={input_size} has {n}; expected one per "
-                    f"axis. The defaults are for images only: a video model needs 3-entry q_stride, mask_unit_size "
-                    f"and patch_kernel/stride/padding, as in hiera_base_16x224"
-                )
-        if sep_pos_embed and n != 3:
-            raise ValueError(
-                f"sep_pos_embed=True with input_size={input_size}; expected a video input_size (F, H, W): "
-                f"the separate tables are one over time and one over space"
-            )
-        unrolls = len(stages) - 1
-        if mask_unit_size != tuple(s**unrolls for s in q_stride):
-            raise ValueError(
-                f"mask_unit_size={mask_unit_size} with q_stride={q_stride} and {len(stages)} stages; expected "
-                f"mask_unit_size == q_stride ** {unrolls} = {tuple(s**unrolls for s in q_stride)}"
-            )
-        unit_px = tuple(p * k for p, k in zip(patch_stride, mask_unit_size))
-        if any(i % u for i, u in zip(input_size, unit_px)):
-            example = tuple(m * u for m, u in zip((8, 7, 7)[-n:], unit_px))  # 16 x 224 x 224 or 224 x 224
-            raise ValueError(
-                f"input_size={input_size} is not a multiple of patch_stride * mask_unit_size = {unit_px} "
-                f"{'(frames, pixels, pixels)' if n == 3 else 'pixels'}; expected e.g. {example}"
-            )
-        tokens = tuple(i // p for i, p in zip(input_size, patch_stride))
-        conv_out = tuple((i + 2 * pad - k) // s + 1
-                         for i, k, s, pad in zip(input_size, patch_kernel, patch_stride, patch_padding))
-        if conv_out != tokens:
-            raise ValueError(
-                f"patch_kernel={patch_kernel} with patch_padding={patch_padding} and patch_stride={patch_stride} "
-                f"makes a {conv_out} token grid from input_size={input_size}; expected input_size // patch_stride = "
-                f"{tokens} (an odd kernel with padding (kernel - 1) / 2 does)"
-            )
-        self.input_size, self.in_chans, self.patch_stride = input_size, in_chans, patch_stride
-        self.q_pool, self.q_stride, self.mask_unit_size = q_pool, q_stride, mask_unit_size
-        self.tokens_spatial_shape = tokens  # ([t,] h, w) at stage 1
-        self.mask_spatial_shape = tuple(t // k for t, k in zip(tokens, mask_unit_size))  # the grid of units
-        self.stage_ends = [sum(stages[: i + 1]) - 1 for i in range(len(stages))]
-        self.unroll_strides = [q_stride] * unrolls  # one unroll step per stage transition
+        self.config = c = HieraConfig(**config)
+        self.input_size, self.in_chans, self.patch_stride = c.input_size, c.in_chans, c.patch_stride
+        self.q_pool, self.q_stride, self.mask_unit_size = c.q_pool, c.q_stride, c.mask_unit_size
+        self.tokens_spatial_shape = c.tokens_spatial_shape  # ([t,] h, w) at stage 1
+        self.mask_spatial_shape = c.mask_spatial_shape  # ([ut,] uy, ux): the grid of units
+        self.stage_ends = [sum(c.stages[: i + 1]) - 1 for i in range(len(c.stages))]  # last block of each stage
+        self.unroll_strides = [c.q_stride] * (len(c.stages) - 1)  # one unroll step per stage transition
 
-        self.patch_embed = HieraPatchEmbed(in_chans, embed_dim, patch_kernel, patch_stride, patch_padding)
-        self.sep_pos_embed = sep_pos_embed
-        if sep_pos_embed:  # registered in the official order: spatial, then temporal
-            self.pos_embed_spatial = nn.Parameter(torch.zeros(1, math.prod(tokens[1:]), embed_dim))
-            self.pos_embed_temporal = nn.Parameter(torch.zeros(1, tokens[0], embed_dim))
+        # Tokens: an overlapping patch convolution plus a learned absolute position (Hiera Table 1).
+        self.patch_embed = HieraPatchEmbed(c.in_chans, c.embed_dim, c.patch_kernel, c.patch_stride, c.patch_padding)
+        self.sep_pos_embed = c.sep_pos_embed
+        if c.sep_pos_embed:  # registered in the official order: spatial, then temporal
+            self.pos_embed_spatial = nn.Parameter(torch.zeros(1, math.prod(self.tokens_spatial_shape[1:]), c.embed_dim))
+            self.pos_embed_temporal = nn.Parameter(torch.zeros(1, self.tokens_spatial_shape[0], c.embed_dim))
         else:
-            self.pos_embed = nn.Parameter(torch.zeros(1, math.prod(tokens), embed_dim))
+            self.pos_embed = nn.Parameter(torch.zeros(1, math.prod(self.tokens_spatial_shape), c.embed_dim))
 
-        flat_q = math.prod(q_stride)
-        window = math.prod(mask_unit_size)  # tokens per unit, after this block's pooling
-        pool_blocks = {end + 1 for end in self.stage_ends[:q_pool]}
-        rates = torch.linspace(0, drop_path_rate, sum(stages), device="cpu").tolist()
+        # The stages (Hiera Fig. 2): plain blocks; the first block of a stage widens, and pools while q_pool lasts.
+        q = math.prod(c.q_stride)  # tokens pooled into one
+        pool_blocks = {end + 1 for end in self.stage_ends[: c.q_pool]}
+        window = math.prod(c.mask_unit_size)  # tokens per unit, after each block's pooling
+        rates = torch.linspace(0, c.drop_path_rate, sum(c.stages), device="cpu").tolist()
         self.blocks = nn.ModuleList()
-        dim, heads, stage = embed_dim, num_heads, 0
+        dim, heads, stage = c.embed_dim, c.num_heads, 0
         for i, rate in enumerate(rates):
-            dim_out, use_mu_attn = dim, mask_unit_attn[stage]  # read before the stage advances: one block late
+            dim_out, use_mu_attn = dim, c.mask_unit_attn[stage]  # read before the stage advances: one block late
             if i - 1 in self.stage_ends:  # first block of a new stage
-                dim_out, heads, stage = int(dim * dim_mul), int(heads * head_mul), stage + 1
-                if i in pool_blocks:
-                    window //= flat_q
-            stride = flat_q if i in pool_blocks else 1
-            self.blocks.append(HieraBlock(dim, dim_out, heads, mlp_ratio, rate, stride, window, use_mu_attn, fused_attn))
+                dim_out, heads, stage = int(dim * c.dim_mul), int(heads * c.head_mul), stage + 1
+            stride = q if i in pool_blocks else 1
+            window //= stride
+            self.blocks.append(HieraBlock(dim, dim_out, heads, c.mlp_ratio, rate, stride, window, use_mu_attn,
+                                          c.fused_attn))
             dim = dim_out
 
         # Which strides are still unrolled, and the grid, after each block (for reroll).
@@ -503,7 +548,7 @@ class HieraBackbone(nn.Module):
         grid, strides = self.tokens_spatial_shape, list(self.unroll_strides)
         for i in range(len(self.blocks)):
             if i in pool_blocks:
-                grid = tuple(g // s for g, s in zip(grid, q_stride))
+                grid = tuple(g // s for g, s in zip(grid, c.q_stride))
                 strides = strides[1:]
             self._layout.append((grid, strides))
 
@@ -806,8 +851,8 @@ class MaskedAutoencoderHiera(HieraBackbone):
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
         self.decoder_pos_embed = nn.Parameter(torch.zeros(1, math.prod(self.tokens_spatial_shape_final), decoder_embed_dim))
         self.decoder_blocks = nn.ModuleList(
-            [HieraBlock(decoder_embed_dim, decoder_embed_dim, decoder_num_heads, kwargs.get("mlp_ratio", 4.0),
-                        fused_attn=kwargs.get("fused_attn", True)) for _ in range(decoder_depth)]
+            [HieraBlock(decoder_embed_dim, decoder_embed_dim, decoder_num_heads, self.config.mlp_ratio,
+                        fused_attn=self.config.fused_attn) for _ in range(decoder_depth)]
         )
         self.decoder_norm = _LayerNorm(decoder_embed_dim)
         self.pred_stride = self.patch_stride[-1] * self.q_stride[-1] ** q_pool  # 16 pixels
@@ -847,14 +892,10 @@ class MaskedAutoencoderHiera(HieraBackbone):
         stages = self._features(imgs, mask, ids).stages  # (B, U_keep, [kt,] ku_s, kv_s, D_s) each
         fused = 0.0
         for head, units in zip(self.multi_scale_fusion_heads, stages[: self.q_pool] + stages[-1:]):
-            if not isinstance(head, nn.Identity):
-                B, U, *unit, D = units.shape
-                n = len(unit)
-                units = units.reshape(B * U, *unit, D).permute(0, n + 1, *range(1, n + 1))  # (B*U, D_s, [kt,] ku, kv)
-                units = head(units)  # (B*U, D_last, [kt,] ku_f, kv_f)
-                units = units.permute(0, *range(2, n + 2), 1)  # (B*U, [kt,] ku_f, kv_f, D_last)
-                units = units.reshape(B, U, *self.mask_unit_size_final, -1)  # (B, U, [kt,] ku_f, kv_f, D_last)
-            fused = fused + units
+            if not isinstance(head, nn.Identity):  # each unit an image of its own, convolved to the final size
+                one_image_per_unit = rearrange(units, "b u ... d -> (b u) d ...")  # (B*U, D_s, [kt,] ku, kv)
+                units = rearrange(head(one_image_per_unit), "(b u) d ... -> b u ... d", b=units.shape[0])
+            fused = fused + units  # (B, U, [kt,] ku_f, kv_f, D_last)
         return self.encoder_norm(fused)
 
     def forward_decoder(self, latent: Tensor, mask: Tensor, ids: MaskIds | None = None) -> Tensor:
@@ -874,7 +915,7 @@ class MaskedAutoencoderHiera(HieraBackbone):
         T = math.prod(unit)  # positions per unit (4)
         ids_restore = (ids or ids_from_mask(mask)).ids_restore  # (B, U): kept units first, as in x
         fill = self.mask_token.expand(1, T, D).reshape(T * D)  # one mask token per position of a unit
-        x = unshuffle(x.reshape(B, -1, T * D), ids_restore, fill)  # (B, U, T*D_dec) raster over units
+        x = unshuffle(x.reshape(B, -1, T * D), ids_restore, fill, check=False)  # (B, U, T*D_dec) raster over units
         x = units_to_raster(x.reshape(B, -1, *unit, D), self.mask_spatial_shape)  # (B, L_pred, D_dec)
         x = x + self.decoder_pos_embed
         for blk in self.decoder_blocks:
@@ -899,21 +940,15 @@ class MaskedAutoencoderHiera(HieraBackbone):
             ``(C, p, p)`` inside a patch is the official one (MAE's ``patchify`` puts channels last).
         """
         p = self.pred_stride
-        if len(self.input_size) == 3:  # video
-            frames = imgs[:, :, :: self.patch_stride[0]]  # (B, C, t, H, W): first frame of each token frame
-            B, C, t, H, W = frames.shape
-            x = frames.reshape(B, C, t, H // p, p, W // p, p)  # (B, C, t, h, p, w, p)
-            x = x.permute(0, 2, 3, 5, 4, 6, 1)  # (B, t, h, w, p, p, C): channels last
+        if len(self.input_size) == 3:  # video: the first frame of each token frame, channels last
+            frames = imgs[:, :, :: self.patch_stride[0]]  # (B, C, t, H, W)
+            x = rearrange(frames, "b c t (h p) (w q) -> b (t h w) (p q c)", p=p, q=p)  # (B, L_pred, p*p*C)
         else:
-            B, C, H, W = imgs.shape
-            x = imgs.reshape(B, C, H // p, p, W // p, p).permute(0, 2, 4, 1, 3, 5)  # (B, h, w, C, p, p)
-        x = x.reshape(B, -1, C * p * p)  # (B, L_pred, C*p*p)
+            x = rearrange(imgs, "b c (h p) (w q) -> b (h w) (c p q)", p=p, q=p)  # (B, L_pred, C*p*p)
         return normalize_patches(x).patches if self.norm_pix_loss else x
 
-    def _check_noise(self, noise: object, batch: int, mask: Tensor | None) -> Tensor:
+    def _check_noise(self, noise: object, batch: int) -> Tensor:
         U = self.num_mask_units
-        if mask is not None:
-            raise ValueError("noise and mask are both given; expected one: noise draws a mask, mask is the mask")
         if not isinstance(noise, Tensor):
             raise TypeError(f"noise must be a torch.Tensor of shape (B, U) = ({batch}, {U}), got {type(noise).__name__}")
         if tuple(noise.shape) != (batch, U) or not noise.is_floating_point():
@@ -922,7 +957,7 @@ class MaskedAutoencoderHiera(HieraBackbone):
                 f"({batch}, {U}) tensor: one value per mask unit of the {' x '.join(map(str, self.mask_spatial_shape))} "
                 f"unit grid"
             )
-        return noise  # finiteness: checked where it is sorted (mask_unit_masking), with the same message
+        return checks.finite(noise, "noise")  # NaN has no place in a sort order
 
     # The interface MAE-ViT and MAE-Hiera share (the trainer and its figures use only this).
 
@@ -938,9 +973,7 @@ class MaskedAutoencoderHiera(HieraBackbone):
 
     def pred_channels_last(self, pred: Tensor) -> Tensor:
         """``pred`` ``(B, L_pred, C*p*p)``, flattened channels first, reordered to MAE's ``(p, p, C)``."""
-        B, L, _ = pred.shape
-        p, C = self.pred_stride, self.in_chans
-        return pred.reshape(B, L, C, p, p).permute(0, 1, 3, 4, 2).reshape(B, L, p * p * C)  # (C,p,p) -> (p,p,C)
+        return rearrange(pred, "b l (c p q) -> b l (p q c)", c=self.in_chans, p=self.pred_stride)
 
     def encoder_state(self, state: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
         """The encoder's entries of ``state`` (default: this model's): [`hiera_encoder_state`][refimpl.hiera.hiera_encoder_state]."""
@@ -960,7 +993,7 @@ class MaskedAutoencoderHiera(HieraBackbone):
     def forward(
         self, imgs: Tensor, mask_ratio: float | None = None, mask: Tensor | None = None, noise: Tensor | None = None
     ) -> MAEHieraOutput:
-        """Mask units, encode, decode and score one batch.
+        """Mask units, encode, decode and score one batch (Hiera §3.1, MAE §3).
 
         Args:
             imgs: ``(B, C, H, W)`` [``(B, C, F, H, W)``] with ``([F,] H, W) == input_size``.
@@ -987,42 +1020,47 @@ class MaskedAutoencoderHiera(HieraBackbone):
         """
         imgs = self._check_images(imgs, nonempty=True)
         B = imgs.shape[0]
-        if noise is not None:
-            noise = self._check_noise(noise, B, mask)
-        if mask is None:
-            if mask_ratio is None:
-                mask_ratio = self.default_mask_ratio
-            mask_ratio = checks.fraction(mask_ratio, "mask_ratio", example=str(self.default_mask_ratio))
-            U = self.num_mask_units
-            num_kept = int(U * (1 - mask_ratio))  # as mask_unit_masking counts them
-            if num_kept == 0:
-                raise ValueError(f"mask_ratio={mask_ratio!r} keeps int({U} * (1 - {mask_ratio})) = 0 of {U} mask units")
-            if num_kept == U:
-                raise ValueError(f"mask_ratio={mask_ratio!r} removes none of the {U} mask units, so the loss (a mean "
-                                 f"over the removed patches) is undefined; expected a ratio such as 0.6")
-            if noise is None:
-                noise = torch.rand(B, U, device=imgs.device)
-            # The draw depends only on the U units and the noise; mask_unit_masking takes a 2-D grid, so
-            # hand it the grid of units itself (a clip's token frames stacked as rows), one cell per unit.
-            units_wide = self.mask_spatial_shape[-1]
-            mask = mask_unit_masking(B, (U // units_wide, units_wide), 1, mask_ratio, noise).units  # (B, U)
-            num_removed = U - num_kept
-        else:
-            mask = self._check_mask(mask, B)
-            # One read of the checked mask (eager); under torch.compile this breaks the graph, which
-            # the training path, with its drawn mask and known count, never does.
-            num_removed = int(mask[0].sum())
-        # Once for the encoder and the decoder; the mask is valid here (drawn, or checked above).
-        ids = ids_from_mask(mask, num_removed, check=False)
-        pred = self.forward_decoder(self._encode(imgs, mask, ids), mask, ids)  # (B, L_pred, C*p*p); checked above
-        n = len(self.mask_unit_size_final)
+        mask, num_removed = self._mask_to_use(B, mask_ratio, mask, noise, imgs.device)  # (B, U), 1 = removed
+        ids = ids_from_mask(mask, num_removed, check=False)  # once, for the encoder and the decoder
+        latent = self._encode(imgs, mask, ids)  # steps 1-2: (B, U_keep, [kt,] ku_f, kv_f, D_last)
+        pred = self.forward_decoder(latent, mask, ids)  # steps 3-4: (B, L_pred, C*p*p)
+        target = self.pixel_target(imgs)  # (B, L_pred, C*p*p)
+        n = len(self.mask_unit_size_final)  # each unit's value to its ([1,] 2, 2) prediction patches
         removed = mask.reshape(B, -1, *[1] * n, 1).expand(B, -1, *self.mask_unit_size_final, 1)  # (B, U, [1,] 2, 2, 1)
         removed = units_to_raster(removed, self.mask_spatial_shape).reshape(B, -1)  # (B, L_pred)
-        target = self.pixel_target(imgs)
         # Mean over removed patches and their pixels; a weighted sum, not pred[removed.bool()], whose
         # data-dependent shape would stop torch.compile.
         loss = (((pred - target) ** 2).mean(dim=-1) * removed).sum() / removed.sum()
         return MAEHieraOutput(loss, pred, target, removed.to(pred.dtype), mask)
+
+    def _mask_to_use(
+        self, batch: int, mask_ratio: object, mask: object, noise: object, device: torch.device
+    ) -> tuple[Tensor, int]:
+        """The door of ``forward``'s masking arguments: the ``(B, U)`` mask, 1 = removed, and its count per row.
+
+        A given ``mask`` is checked, and its count read once (eager; under ``torch.compile`` this
+        breaks the graph, which the training path never takes). Otherwise ``mask_ratio`` (default:
+        the model's) and ``noise`` (default: ``torch.rand(B, U)``) are checked and the mask is drawn
+        as official Hiera's ``get_random_mask`` draws it, with a count known without reading it.
+        """
+        U = self.num_mask_units
+        if mask is not None:
+            if noise is not None:
+                raise ValueError("noise and mask are both given; expected one: noise draws a mask, mask is the mask")
+            mask = self._check_mask(mask, batch)
+            return mask, int(mask[0].sum())
+        if mask_ratio is None:
+            mask_ratio = self.default_mask_ratio
+        mask_ratio = checks.fraction(mask_ratio, "mask_ratio", example=str(self.default_mask_ratio))
+        num_kept = int(U * (1 - mask_ratio))  # as mask_unit_masking counts them
+        if num_kept == 0:
+            raise ValueError(f"mask_ratio={mask_ratio!r} keeps int({U} * (1 - {mask_ratio})) = 0 of {U} mask units")
+        if num_kept == U:
+            raise ValueError(f"mask_ratio={mask_ratio!r} removes none of the {U} mask units, so the loss (a mean "
+                             f"over the removed patches) is undefined; expected a ratio such as 0.6")
+        noise = torch.rand(batch, U, device=device) if noise is None else self._check_noise(noise, batch)
+        # The units of smallest noise are kept (the same draw as masking.mask_unit_masking, unchecked).
+        return _removed_in_original_order(_order(noise).ids_restore, num_kept), U - num_kept
 
 
 HIERA_ENCODER_PREFIXES = ("patch_embed.", "pos_embed", "blocks.")

@@ -49,19 +49,88 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from . import checks
-from .bspline import SplineGrid, _basis, _extend, _SplineMatmul, spline_grid, uniform_grid
+from .bspline import SplineGrid, _check_layer_knots, _extend, bspline_basis, spline_grid, spline_linear, uniform_grid
 
 __all__ = [
+    "KANConfig",
     "KANLinear",
     "KANForward",
+    "EdgeCurves",
     "KAN",
 ]
+
+
+# --------------------------------------------------------------------------------------------
+# The settings every edge function of a layer shares
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KANConfig:
+    """The settings of a layer's edge functions (pykan's ``KANLayer`` arguments), validated once, when built.
+
+    A [`KAN`][refimpl.kan.KAN] builds one config and gives it to every layer, so a hyper-parameter
+    is checked once per network, not once per layer.
+
+    Raises:
+        TypeError, ValueError: if a field is not of the kind described; each message names the field.
+
+    Examples:
+        >>> KANConfig(grid_size=3).grid_range
+        (-1.0, 1.0)
+        >>> KANConfig(grid_eps=1.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: grid_eps=1.5 is outside [0, 1]; expected a number such as 0.02
+    """
+
+    grid_size: int = 5
+    """Intervals ``G >= 1`` on ``grid_range``."""
+    spline_order: int = 3
+    """Order ``k >= 0`` of the B-splines (3 = cubic; 0 = piecewise constant)."""
+    grid_range: tuple[float, float] = (-1.0, 1.0)
+    """``(lo, hi)`` of the initial grid, ``lo < hi``."""
+    base_activation: type[nn.Module] = nn.SiLU
+    """Class of the residual branch ``b(x)`` (paper: SiLU)."""
+    grid_eps: float = 0.02
+    """Weight of the uniform grid in ``KANLinear.update_grid``, in ``[0, 1]`` (0: sample quantiles
+    only, 1: uniform only)."""
+    noise_scale: float = 0.5
+    """Size of the initial spline noise."""
+    scale_base_mu: float = 0.0
+    """Centre of the initial ``scale_base`` (times ``sqrt(in)``)."""
+    scale_base_sigma: float = 1.0
+    """Half-width of the initial ``scale_base`` (times ``sqrt(in)``)."""
+    scale_sp: float = 1.0
+    """Initial ``scale_sp`` (times ``sqrt(in)``)."""
+    sb_trainable: bool = True
+    """Whether ``scale_base`` is trained (pykan's flag of that name)."""
+    sp_trainable: bool = True
+    """Whether ``scale_sp`` is trained."""
+
+    def __post_init__(self) -> None:
+        def set_(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
+
+        set_("grid_size", checks.integer(self.grid_size, "grid_size", 1, "5"))
+        set_("spline_order", checks.integer(self.spline_order, "spline_order", 0, "3"))
+        set_("grid_range", checks.interval(self.grid_range, "grid_range", example="(-1, 1)"))
+        if not (isinstance(self.base_activation, type) and issubclass(self.base_activation, nn.Module)):
+            raise TypeError(
+                f"base_activation must be an nn.Module class such as nn.SiLU, got {self.base_activation!r}"
+            )
+        set_("grid_eps", checks.real(self.grid_eps, "grid_eps", 0.0, 1.0, example="0.02"))
+        set_("noise_scale", _real(self.noise_scale, "noise_scale", 0.0, "0.5"))
+        set_("scale_base_mu", _real(self.scale_base_mu, "scale_base_mu", example="0.0"))
+        set_("scale_sp", _real(self.scale_sp, "scale_sp"))
+        set_("scale_base_sigma", _real(self.scale_base_sigma, "scale_base_sigma", 0.0))
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,7 +203,7 @@ def _fit_transfer(x_sorted: Tensor, new_grid: Tensor, old_basis: Tensor, k: int)
     coefficients, so one solve per input serves all ``out`` edges and no ``(N, in, out)``
     target is formed.
     """
-    new_basis = _basis(x_sorted, new_grid, k)  # (N, in, G_new + k)
+    new_basis = bspline_basis(x_sorted, new_grid, k, check=False)  # (N, in, G_new + k)
     a = new_basis.transpose(0, 1)  # (in, N, G_new + k)
     b = old_basis.transpose(0, 1)  # (in, N, G_old + k)
     return torch.linalg.lstsq(a, b).solution  # (in, G_new + k, G_old + k)
@@ -152,18 +221,10 @@ class KANLinear(nn.Module):
     Args:
         in_features: inputs ``in``.
         out_features: outputs ``out``.
-        grid_size: intervals ``G >= 1`` on ``grid_range``.
-        spline_order: order ``k >= 0`` of the B-splines (3 = cubic; 0 = piecewise constant).
-        grid_range: ``(lo, hi)`` of the initial grid, ``lo < hi``.
-        base_activation: class of the residual branch ``b(x)`` (paper: SiLU).
-        grid_eps: weight of the uniform grid in ``KANLinear.update_grid``,
-            in ``[0, 1]`` (0: sample quantiles only, 1: uniform only).
-        noise_scale: size of the initial spline noise.
-        scale_base_mu: centre of the initial ``scale_base`` (times ``sqrt(in)``).
-        scale_base_sigma: half-width of the initial ``scale_base`` (times ``sqrt(in)``).
-        scale_sp: initial ``scale_sp`` (times ``sqrt(in)``).
-        sb_trainable: whether ``scale_base`` is trained (pykan's flag of that name).
-        sp_trainable: whether ``scale_sp`` is trained.
+        config: the edge functions' settings, a [`KANConfig`][refimpl.kan.KANConfig] (default: its
+            defaults).
+        **settings: fields of [`KANConfig`][refimpl.kan.KANConfig] by keyword (``grid_size``,
+            ``spline_order``, ``grid_range``, ...), in place of ``config`` or overriding it.
 
     Raises:
         TypeError, ValueError: if an argument is not of the kind described above.
@@ -181,52 +242,35 @@ class KANLinear(nn.Module):
     mask: Tensor
 
     def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        grid_size: int = 5,
-        spline_order: int = 3,
-        grid_range: tuple[float, float] = (-1.0, 1.0),
-        base_activation: type[nn.Module] = nn.SiLU,
-        grid_eps: float = 0.02,
-        noise_scale: float = 0.5,
-        scale_base_mu: float = 0.0,
-        scale_base_sigma: float = 1.0,
-        scale_sp: float = 1.0,
-        sb_trainable: bool = True,
-        sp_trainable: bool = True,
+        self, in_features: int, out_features: int, *, config: KANConfig | None = None, **settings: Any
     ) -> None:
         super().__init__()
         self.in_features = checks.integer(in_features, "in_features", 1, "64")
         self.out_features = checks.integer(out_features, "out_features", 1, "64")
-        self.grid_size = checks.integer(grid_size, "grid_size", 1, "5")
-        self.spline_order = checks.integer(spline_order, "spline_order", 0, "3")
-        self.grid_range = checks.interval(grid_range, "grid_range", example="(-1, 1)")
-        if not (isinstance(base_activation, type) and issubclass(base_activation, nn.Module)):
-            raise TypeError(
-                f"base_activation must be an nn.Module class such as nn.SiLU, got {base_activation!r}"
-            )
-        self.grid_eps = checks.real(grid_eps, "grid_eps", 0.0, 1.0, example="0.02")
-        noise_scale = _real(noise_scale, "noise_scale", 0.0, "0.5")
-        scale_base_mu, scale_sp = _real(scale_base_mu, "scale_base_mu", example="0.0"), _real(scale_sp, "scale_sp")
-        scale_base_sigma = _real(scale_base_sigma, "scale_base_sigma", 0.0)
-        self.base_activation = base_activation()
+        if config is None:
+            config = KANConfig(**settings)
+        elif settings:
+            config = replace(config, **settings)
+        self.config = c = config
+        self.grid_size, self.spline_order, self.grid_range = c.grid_size, c.spline_order, c.grid_range
+        self.grid_eps = c.grid_eps
+        self.base_activation = c.base_activation()
 
         G, k, n_in, n_out = self.grid_size, self.spline_order, self.in_features, self.out_features
-        self.register_buffer("grid", uniform_grid(n_in, G, k, self.grid_range))  # (in, G + 2k + 1)
+        self.register_buffer("grid", uniform_grid(n_in, G, k, c.grid_range, check=False))  # (in, G + 2k + 1)
         self.register_buffer("mask", torch.ones(n_in, n_out))  # (in, out): 1 = edge kept
         # Noise at the G + 1 grid points, fitted by the bases: a near-zero spline to start from.
         points = self.grid[:, k : k + G + 1].T  # (G + 1, in)
-        noise = (torch.rand(G + 1, n_in, n_out) - 0.5) * noise_scale / G  # (G + 1, in, out)
-        basis = _basis(points, self.grid, k).transpose(0, 1)  # (in, G + 1, G + k)
+        noise = (torch.rand(G + 1, n_in, n_out) - 0.5) * c.noise_scale / G  # (G + 1, in, out)
+        basis = bspline_basis(points, self.grid, k, check=False).transpose(0, 1)  # (in, G + 1, G + k)
         coef = torch.linalg.lstsq(basis, noise.transpose(0, 1)).solution  # (in, G + k, out)
         self.coef = nn.Parameter(coef.transpose(1, 2).contiguous())  # (in, out, G + k)
         rand = torch.rand(n_in, n_out) * 2 - 1
         self.scale_base = nn.Parameter(
-            (scale_base_mu + scale_base_sigma * rand) / math.sqrt(n_in), requires_grad=sb_trainable
+            (c.scale_base_mu + c.scale_base_sigma * rand) / math.sqrt(n_in), requires_grad=c.sb_trainable
         )  # (in, out)
         self.scale_sp = nn.Parameter(
-            torch.full((n_in, n_out), scale_sp / math.sqrt(n_in)), requires_grad=sp_trainable
+            torch.full((n_in, n_out), c.scale_sp / math.sqrt(n_in)), requires_grad=c.sp_trainable
         )  # (in, out)
         self._cache: SplineGrid | None = None
 
@@ -267,8 +311,8 @@ class KANLinear(nn.Module):
 
     def _grid_info(self) -> SplineGrid:
         key = (self.grid.data_ptr(), self.grid._version, self.grid.dtype, self.grid.device)
-        if self._cache is None or self._cache.key != key:
-            self._cache = spline_grid(self.grid, self.spline_order)
+        if self._cache is None or self._cache.key != key:  # the knots are checked once per change
+            self._cache = spline_grid(_check_layer_knots(self.grid, self.spline_order), self.spline_order, check=False)
         return self._cache
 
     def weight(self) -> Tensor:
@@ -298,7 +342,7 @@ class KANLinear(nn.Module):
 
     def _features(self, x: Tensor) -> Tensor:
         """Unchecked [`features`][refimpl.kan.KANLinear.features]."""
-        basis = _basis(x, self.grid, self.spline_order)  # (N, in, G + k)
+        basis = bspline_basis(x, self.grid, self.spline_order, check=False)  # (N, in, G + k)
         return torch.cat([self.base_activation(x).unsqueeze(-1), basis], dim=-1)  # (N, in, F)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -322,8 +366,8 @@ class KANLinear(nn.Module):
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)  # (N, in)
         base = self.base_activation(x2)  # (N, in): its own backward comes from autograd
-        # The kernel of bspline.spline_linear, without its shape checks: x and the grid fit by construction.
-        y = _SplineMatmul.apply(x2, base, self.weight(), self.grid, self._grid_info(), self.spline_order)
+        # x and the grid fit by construction: the kernel without its shape checks.
+        y = spline_linear(x2, base, self.weight(), self.grid, self._grid_info(), self.spline_order, check=False)
         return y.reshape(*lead, self.out_features)  # (..., out)
 
     def forward_reference(self, x: Tensor) -> Tensor:
@@ -339,7 +383,7 @@ class KANLinear(nn.Module):
             TypeError, ValueError: as [`forward`][refimpl.kan.KANLinear.forward].
         """
         x = _check_input(x, self)
-        basis = _basis(x, self.grid, self.spline_order)  # (N, in, G + k)
+        basis = bspline_basis(x, self.grid, self.spline_order, check=False)  # (N, in, G + k)
         spline_w = (self.mask * self.scale_sp).unsqueeze(-1) * self.coef  # (in, out, G + k)
         # n: sample, i: input, c: basis, o: output; sums over i and c, no (N, in, out) tensor
         spline = torch.einsum("nic,ioc->no", basis, spline_w)  # (N, out)
@@ -403,7 +447,7 @@ class KANLinear(nn.Module):
         _check_samples(x, "x", distinct=True)
         G, k, N = self.grid_size, self.spline_order, x.shape[0]
         x_sorted = x.sort(dim=0).values  # (N, in)
-        old_basis = _basis(x_sorted, self.grid, k)  # (N, in, G + k)
+        old_basis = bspline_basis(x_sorted, self.grid, k, check=False)  # (N, in, G + k)
         ids = [int(N / G * j) for j in range(G)] + [N - 1]  # pykan's positions, float division
         adaptive = x_sorted[ids].T  # (in, G + 1)
         lo, hi = adaptive[:, :1], adaptive[:, -1:]
@@ -454,11 +498,12 @@ class KANLinear(nn.Module):
         new_interior = interior[:, left] + frac * (interior[:, left + 1] - interior[:, left])  # (in, G_new + 1)
         grid = _extend(new_interior, k)  # (in, G_new + 2k + 1)
         x_sorted = x.sort(dim=0).values  # (N, in)
-        transfer = _fit_transfer(x_sorted, grid, _basis(x_sorted, self.grid, k), k)  # (in, G_new + k, G + k)
+        old_basis = bspline_basis(x_sorted, self.grid, k, check=False)  # (N, in, G + k)
+        transfer = _fit_transfer(x_sorted, grid, old_basis, k)  # (in, G_new + k, G + k)
         child = KANLinear(
-            self.in_features, self.out_features, grid_size=G_new, spline_order=k, grid_range=self.grid_range,
-            base_activation=type(self.base_activation), grid_eps=self.grid_eps,
-            sb_trainable=self.scale_base.requires_grad, sp_trainable=self.scale_sp.requires_grad,
+            self.in_features, self.out_features, config=self.config, grid_size=G_new,
+            base_activation=type(self.base_activation), sb_trainable=self.scale_base.requires_grad,
+            sp_trainable=self.scale_sp.requires_grad,
         ).to(device=x.device, dtype=x.dtype)
         child.grid.copy_(grid)
         child.coef.copy_(torch.einsum("icd,iod->ioc", transfer, self.coef))  # (in, out, G_new + k)
@@ -483,6 +528,17 @@ class KANForward(NamedTuple):
 
     y: Tensor  # (N, widths[-1])
     scales: list[Tensor]  # per layer, (out, in): the size of every edge's activation
+
+
+class EdgeCurves(NamedTuple):
+    """Every learned edge function of one layer, sampled: what ``KAN.activation_curves`` returns per layer."""
+
+    x: Tensor
+    """``(P, in)``: ``P`` points across each input's grid range ``[t_k, t_{k+G}]``."""
+    phi: Tensor
+    """``(P, in, out)``: ``phi[p, i, o]`` is the function on edge ``i -> o`` at ``x[p, i]``."""
+    kept: Tensor
+    """``(in, out)`` bool: the edges not pruned (``mask = 1``)."""
 
 
 class KAN(nn.Module):
@@ -529,9 +585,9 @@ class KAN(nn.Module):
         if not isinstance(widths, Sequence) or len(widths) < 2:
             raise TypeError(f"widths must be a list of at least two ints, got {widths!r}; expected e.g. [2, 5, 1]")
         self.widths = [checks.integer(w, f"widths[{j}]", 1, "5") for j, w in enumerate(widths)]
+        self.config = KANConfig(grid_size, spline_order, grid_range, **layer_kwargs)  # shared by every layer
         self.layers = nn.ModuleList(
-            KANLinear(a, b, grid_size, spline_order, grid_range, **layer_kwargs)
-            for a, b in zip(self.widths[:-1], self.widths[1:])
+            KANLinear(a, b, config=self.config) for a, b in zip(self.widths[:-1], self.widths[1:])
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -680,44 +736,35 @@ class KAN(nn.Module):
         return kept
 
     @torch.no_grad()
-    def plot_activations(self, num_points: int = 200) -> Any:
-        """Draw every learned edge function ``phi_{i,o}`` on its grid's interior range.
+    def activation_curves(self, num_points: int = 200) -> list[EdgeCurves]:
+        r"""Every learned edge function $\phi_{i,o}$, sampled on its grid's interior range: the data of a KAN plot.
 
-        One panel per layer, a row per output and a column per input; pruned edges
-        (``mask = 0``) are drawn grey and flat.
+        ``paper_notes.figures.kan.edge_functions`` draws them, one panel per layer (the site's
+        figures live there, not in the reference code).
 
         Args:
-            num_points: points per curve.
+            num_points: points ``P`` per curve, at least 2.
 
         Returns:
-            A ``matplotlib.figure.Figure``.
+            One [`EdgeCurves`][refimpl.kan.EdgeCurves] per layer; ``phi.sum(1)`` is the layer's
+            output at ``x`` (the sum on the nodes).
 
         Raises:
-            ValueError: if ``num_points < 2``.
+            TypeError, ValueError: if ``num_points`` is not an int ``>= 2``.
+
+        Examples:
+            >>> _ = torch.manual_seed(0)
+            >>> [tuple(c.phi.shape) for c in KAN([2, 3, 1], grid_size=3).activation_curves(50)]
+            [(50, 2, 3), (50, 3, 1)]
         """
         num_points = checks.integer(num_points, "num_points", 2, "200")
-        import matplotlib.pyplot as plt
-
-        fig = plt.figure(figsize=(3.0 * len(self.layers) + 1.5, 4.2), layout="constrained")
-        panels = fig.subfigures(1, len(self.layers), squeeze=False)[0]
-        for l, (layer, panel) in enumerate(zip(self.layers, panels)):
+        curves = []
+        for layer in self.layers:
             k, G = layer.spline_order, layer.grid_size
             lo, hi = layer.grid[:, k], layer.grid[:, k + G]  # (in,)
-            steps = torch.linspace(0, 1, num_points, dtype=lo.dtype, device=lo.device)
+            steps = torch.linspace(0, 1, num_points, dtype=lo.dtype, device=lo.device)  # (P,)
             xs = lo + (hi - lo) * steps.unsqueeze(1)  # (P, in)
             w3 = layer.weight().view(layer.in_features, -1, layer.out_features)  # (in, F, out)
-            phi = torch.einsum("pif,ifo->pio", layer._features(xs), w3).cpu()  # (P, in, out), P small
-            axes = panel.subplots(layer.out_features, layer.in_features, squeeze=False)
-            for o in range(layer.out_features):
-                for i in range(layer.in_features):
-                    ax = axes[o][i]
-                    on = bool(layer.mask[i, o] > 0)
-                    ax.plot(xs[:, i].cpu(), phi[:, i, o], color="C0" if on else "0.7", linewidth=1.2)
-                    ax.set_xticks([])
-                    ax.set_yticks([])
-                    if o == layer.out_features - 1:
-                        ax.set_xlabel(f"x{i}", fontsize=7)
-                    if i == 0:
-                        ax.set_ylabel(f"out {o}", fontsize=7)
-            panel.suptitle(f"layer {l}: {layer.in_features} -> {layer.out_features}", fontsize=9)
-        return fig
+            phi = torch.einsum("pif,ifo->pio", layer._features(xs), w3)  # (P, in, out), P small
+            curves.append(EdgeCurves(xs, phi, layer.mask > 0))
+        return curves

@@ -30,8 +30,8 @@ patches, ``L_keep = int(L (1 - mask_ratio))``, ``D`` encoder width, ``D_dec`` de
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -42,6 +42,7 @@ from . import checks
 from .masking import normalize_patches, patchify, random_masking, unshuffle
 from .pos_embed import get_2d_sincos_pos_embed
 from .vit import LN_EPS, Block, PatchEmbed, VisionTransformer, init_linear_and_norm_
+from .vit import _encoder_fields, _freeze, _stack_fields  # the checks MAEConfig shares with ViTConfig
 
 # The official configs' LayerNorm eps is 1e-6 (Hugging Face's ViTMAE defaults to 1e-12).
 _LayerNorm = partial(nn.LayerNorm, eps=LN_EPS)
@@ -69,17 +70,23 @@ class MAEOutput(NamedTuple):
     """``(B, L)``, 1 = removed."""
 
 
-class MaskedAutoencoderViT(nn.Module):
-    """MAE with a ViT encoder and a lightweight Transformer decoder (MAE §3, Fig. 1).
+@dataclass(frozen=True)
+class MAEConfig:
+    """The hyper-parameters of a [`MaskedAutoencoderViT`][refimpl.mae.MaskedAutoencoderViT] (MAE Table 1), checked once.
 
-    Args:
-        img_size: input side ``H = W``.
+    Every rule is checked when the config is built (``__post_init__``), with one message each,
+    and nowhere else: the model's layers trust it. A NumPy number is stored as a Python one.
+
+    Attributes:
+        img_size: input side ``H = W``; a multiple of ``patch_size``.
         patch_size: patch side ``p``.
         in_chans: channels ``C``.
-        embed_dim: encoder width ``D``.
+        embed_dim: encoder width ``D``, a multiple of ``num_heads`` and of 4 (the sin-cos
+            position embedding).
         depth: encoder blocks.
         num_heads: encoder attention heads.
-        decoder_embed_dim: decoder width ``D_dec`` (512 by default; MAE Table 1b).
+        decoder_embed_dim: decoder width ``D_dec`` (512 by default; MAE Table 1b), a multiple of
+            ``decoder_num_heads`` and of 4.
         decoder_depth: decoder blocks (8 by default; MAE Table 1a).
         decoder_num_heads: decoder attention heads (16 in the official configs).
         mlp_ratio: MLP hidden width / model width.
@@ -88,53 +95,70 @@ class MaskedAutoencoderViT(nn.Module):
         fused_attn: use ``F.scaled_dot_product_attention`` (else the explicit softmax path).
 
     Raises:
-        TypeError: if a size, depth or head count is not an ``int``.
-        ValueError: if one is not positive, or ``img_size`` is not a multiple of ``patch_size``.
+        TypeError: if a size, depth or head count is not an ``int``, or ``mlp_ratio`` not a real number.
+        ValueError: if one is not positive (``mlp_ratio`` finite and positive), ``img_size`` is not a
+            multiple of ``patch_size``, or a width does not split into its heads or is not a multiple of 4.
+
+    Examples:
+        >>> MAEConfig(decoder_depth=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: decoder_depth=0 is not positive; expected an int >= 1 such as 12
     """
 
-    def __init__(
-        self,
-        img_size: int = 224,
-        patch_size: int = 16,
-        in_chans: int = 3,
-        embed_dim: int = 1024,
-        depth: int = 24,
-        num_heads: int = 16,
-        decoder_embed_dim: int = 512,
-        decoder_depth: int = 8,
-        decoder_num_heads: int = 16,
-        mlp_ratio: float = 4.0,
-        norm_pix_loss: bool = False,
-        fused_attn: bool = True,
-    ) -> None:
+    img_size: int = 224
+    patch_size: int = 16
+    in_chans: int = 3
+    embed_dim: int = 1024
+    depth: int = 24
+    num_heads: int = 16
+    decoder_embed_dim: int = 512
+    decoder_depth: int = 8
+    decoder_num_heads: int = 16
+    mlp_ratio: float = 4.0
+    norm_pix_loss: bool = False
+    fused_attn: bool = True
+
+    def __post_init__(self) -> None:
+        _freeze(self, **_encoder_fields(self, sincos=True), **_stack_fields(self, "decoder_", sincos=True))
+
+
+class MaskedAutoencoderViT(nn.Module):
+    """MAE with a ViT encoder and a lightweight Transformer decoder (MAE §3, Fig. 1).
+
+    Args:
+        config: the hyper-parameters, a [`MAEConfig`][refimpl.mae.MAEConfig]; default ``MAEConfig()``.
+        **fields: fields of [`MAEConfig`][refimpl.mae.MAEConfig] as keywords (``img_size=224``,
+            ``decoder_depth=8``, ...), which replace those of ``config``. The result is ``self.config``.
+
+    Raises:
+        TypeError: as [`MAEConfig`][refimpl.mae.MAEConfig], and for a keyword that is not one of its fields.
+        ValueError: as [`MAEConfig`][refimpl.mae.MAEConfig].
+    """
+
+    def __init__(self, config: MAEConfig | None = None, **fields: Any) -> None:
         super().__init__()
-        img_size, patch_size = checks.integer(img_size, "img_size", example="224"), checks.integer(patch_size, "patch_size")
-        if img_size % patch_size:
-            raise ValueError(f"img_size={img_size} is not a multiple of patch_size={patch_size}")
-        for name, value in (("depth", depth), ("num_heads", num_heads), ("decoder_embed_dim", decoder_embed_dim),
-                            ("decoder_depth", decoder_depth), ("decoder_num_heads", decoder_num_heads)):
-            checks.integer(value, name, example="8")
-        checks.real(mlp_ratio, "mlp_ratio", 0.0, math.inf, low_open=True, high_open=True, example="4.0")
-        self.patch_size, self.in_chans, self.norm_pix_loss = patch_size, in_chans, norm_pix_loss
+        self.config = c = MAEConfig(**fields) if config is None else replace(config, **fields)
+        # norm_pix_loss is an attribute too, so a benchmark can compare both targets on one model.
+        self.patch_size, self.in_chans, self.norm_pix_loss = c.patch_size, c.in_chans, c.norm_pix_loss
 
-        # Encoder: a ViT whose position embedding is fixed sin-cos (not trained).
-        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
-        num_patches = self.patch_embed.num_patches
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, embed_dim), requires_grad=False)
-        block = partial(Block, mlp_ratio=mlp_ratio, qkv_bias=True, fused_attn=fused_attn)
-        self.blocks = nn.ModuleList([block(embed_dim, num_heads) for _ in range(depth)])
-        self.norm = _LayerNorm(embed_dim)
+        # Encoder (MAE §3, "MAE encoder"): a ViT on the kept tokens; its position embedding is fixed sin-cos.
+        self.patch_embed = PatchEmbed(c.img_size, c.patch_size, c.in_chans, c.embed_dim, check=False)
+        L = self.patch_embed.num_patches
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, c.embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + L, c.embed_dim), requires_grad=False)
+        block = partial(Block, mlp_ratio=c.mlp_ratio, qkv_bias=True, fused_attn=c.fused_attn)
+        self.blocks = nn.ModuleList([block(c.embed_dim, c.num_heads) for _ in range(c.depth)])
+        self.norm = _LayerNorm(c.embed_dim)
 
-        # Decoder: only used during pretraining.
-        self.decoder_embed = nn.Linear(embed_dim, decoder_embed_dim)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
-        self.decoder_pos_embed = nn.Parameter(
-            torch.zeros(1, num_patches + 1, decoder_embed_dim), requires_grad=False
-        )
-        self.decoder_blocks = nn.ModuleList([block(decoder_embed_dim, decoder_num_heads) for _ in range(decoder_depth)])
-        self.decoder_norm = _LayerNorm(decoder_embed_dim)
-        self.decoder_pred = nn.Linear(decoder_embed_dim, patch_size**2 * in_chans)
+        # Decoder (MAE §3, "MAE decoder"): only used during pretraining.
+        self.decoder_embed = nn.Linear(c.embed_dim, c.decoder_embed_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, c.decoder_embed_dim))
+        self.decoder_pos_embed = nn.Parameter(torch.zeros(1, 1 + L, c.decoder_embed_dim), requires_grad=False)
+        self.decoder_blocks = nn.ModuleList([block(c.decoder_embed_dim, c.decoder_num_heads)
+                                             for _ in range(c.decoder_depth)])
+        self.decoder_norm = _LayerNorm(c.decoder_embed_dim)
+        self.decoder_pred = nn.Linear(c.decoder_embed_dim, c.patch_size**2 * c.in_chans)  # pixels of one patch
         self.init_weights()
 
     @property
@@ -164,10 +188,8 @@ class MaskedAutoencoderViT(nn.Module):
     def init_weights(self) -> None:
         """Sin-cos position embeddings; Xavier-uniform linear layers; normal(0.02) cls and mask tokens."""
         grid = self.patch_embed.grid_size
-        self.pos_embed.data.copy_(get_2d_sincos_pos_embed(self.pos_embed.shape[-1], grid, cls_token=True)[None])
-        self.decoder_pos_embed.data.copy_(
-            get_2d_sincos_pos_embed(self.decoder_pos_embed.shape[-1], grid, cls_token=True)[None]
-        )
+        for table in (self.pos_embed, self.decoder_pos_embed):  # (1, 1 + L, width): the config checked the widths
+            table.data.copy_(get_2d_sincos_pos_embed(table.shape[-1], grid, cls_token=True, check=False)[None])
         # The patch projection is a linear map in conv clothing: initialise it as one.
         w = self.patch_embed.proj.weight.data
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
@@ -175,16 +197,25 @@ class MaskedAutoencoderViT(nn.Module):
         nn.init.normal_(self.mask_token, std=0.02)
         init_linear_and_norm_(self)
 
-    def _check_images(self, imgs: object, nonempty: bool = False) -> Tensor:
-        size = self.patch_embed.img_size
+    def _checked(self, imgs: object, mask_ratio: object, noise: object, for_loss: bool = False
+                 ) -> tuple[Tensor, float, Tensor | None]:
+        """The door of ``forward`` and ``forward_encoder``: each input checked once, the layers behind it trust them.
+
+        ``for_loss`` adds what the loss needs: at least one image, and at least one removed patch.
+        """
+        L, size = self.num_patches, self.patch_embed.img_size
         layout = f"(B, {self.in_chans}, {size}, {size})"
-        imgs = checks.images(imgs, "imgs", layout, 4, self.patch_embed.proj.weight.dtype, nonempty)
+        imgs = checks.images(imgs, "imgs", layout, 4, self.patch_embed.proj.weight.dtype, nonempty=for_loss)
         if tuple(imgs.shape[1:]) != (self.in_chans, size, size):
-            raise ValueError(
-                f"imgs has shape {tuple(imgs.shape)}; expected {layout} "
-                f"for this model (in_chans={self.in_chans}, img_size={size})"
-            )
-        return imgs
+            raise ValueError(f"imgs has shape {tuple(imgs.shape)}; expected {layout} "
+                             f"for this model (in_chans={self.in_chans}, img_size={size})")
+        ratio = checks.fraction(mask_ratio, "mask_ratio")
+        if for_loss and L - int(L * (1 - ratio)) == 0:
+            raise ValueError(f"mask_ratio={mask_ratio!r} removes no patch of {L}, so the loss (a mean over the removed "
+                             f"patches) is undefined; expected a ratio that removes at least one, such as 0.75")
+        if noise is not None:
+            noise = checks.noise(noise, "noise", "(B, L)", (imgs.shape[0], L))
+        return imgs, ratio, noise
 
     def forward_encoder(self, imgs: Tensor, mask_ratio: float, noise: Tensor | None = None) -> EncoderOutput:
         """Embed, mask, and encode the kept patches (MAE Fig. 1, left).
@@ -203,13 +234,13 @@ class MaskedAutoencoderViT(nn.Module):
             ValueError: for images of the wrong shape or not finite, ``mask_ratio`` outside
                 ``[0, 1)`` or ``noise`` that is not ``(B, L)`` or not finite.
         """
-        return self._encode(self._check_images(imgs), mask_ratio, noise)
+        return self._encode(*self._checked(imgs, mask_ratio, noise))
 
     def _encode(self, imgs: Tensor, mask_ratio: float, noise: Tensor | None) -> EncoderOutput:
-        """Unchecked [`forward_encoder`][refimpl.mae.MaskedAutoencoderViT.forward_encoder], for checked ``imgs``."""
+        """[`forward_encoder`][refimpl.mae.MaskedAutoencoderViT.forward_encoder] behind its door: inputs checked."""
         x = self.patch_embed._embed(imgs)  # (B, L, D)
         x = x + self.pos_embed[:, 1:, :]  # position first, so shuffled tokens still know their place
-        kept, mask, ids_restore, _ = random_masking(x, mask_ratio, noise)  # kept: (B, L_keep, D)
+        kept, mask, ids_restore, _ = random_masking(x, mask_ratio, noise, check=False)  # kept: (B, L_keep, D)
         cls = (self.cls_token + self.pos_embed[:, :1, :]).expand(kept.shape[0], -1, -1)  # (B, 1, D)
         x = torch.cat([cls, kept], dim=1)  # (B, 1 + L_keep, D)
         for blk in self.blocks:
@@ -219,6 +250,9 @@ class MaskedAutoencoderViT(nn.Module):
     def forward_decoder(self, latent: Tensor, ids_restore: Tensor) -> Tensor:
         """Fill the removed slots with the mask token, restore order, decode pixels (MAE Fig. 1, right).
 
+        It takes what [`forward_encoder`][refimpl.mae.MaskedAutoencoderViT.forward_encoder] returns
+        and trusts it: nothing is checked here.
+
         Args:
             latent: encoder output ``(B, 1 + L_keep, D)``.
             ids_restore: ``(B, L)`` from the encoder.
@@ -227,7 +261,7 @@ class MaskedAutoencoderViT(nn.Module):
             Predicted pixels ``(B, L, p*p*C)``.
         """
         x = self.decoder_embed(latent)  # (B, 1 + L_keep, D_dec)
-        patches = unshuffle(x[:, 1:, :], ids_restore, self.mask_token)  # (B, L, D_dec)
+        patches = unshuffle(x[:, 1:, :], ids_restore, self.mask_token, check=False)  # (B, L, D_dec)
         x = torch.cat([x[:, :1, :], patches], dim=1)  # (B, 1 + L, D_dec)
         x = x + self.decoder_pos_embed
         for blk in self.decoder_blocks:
@@ -245,6 +279,10 @@ class MaskedAutoencoderViT(nn.Module):
         where $M$ is the set of removed patches. With ``norm_pix_loss`` each target patch
         $x_i$ is first standardised by its own mean and (unbiased) variance, plus $10^{-6}$.
 
+        It trusts its inputs as [`forward`][refimpl.mae.MaskedAutoencoderViT.forward] checked
+        them; [`patchify`][refimpl.masking.patchify]'s pattern still refuses images whose sides
+        are not multiples of ``p``.
+
         Args:
             imgs: ``(B, C, H, W)``.
             pred: ``(B, L, p*p*C)``.
@@ -253,7 +291,7 @@ class MaskedAutoencoderViT(nn.Module):
         Returns:
             The scalar loss.
         """
-        target = patchify(imgs, self.patch_size)  # (B, L, p*p*C)
+        target = patchify(imgs, self.patch_size, check=False)  # (B, L, p*p*C)
         if self.norm_pix_loss:
             target = normalize_patches(target).patches
         per_patch = ((pred - target) ** 2).mean(dim=-1)  # (B, L)
@@ -277,14 +315,8 @@ class MaskedAutoencoderViT(nn.Module):
                 a ``mask_ratio`` that removes no patch: the loss is a mean over the removed
                 patches, so it would be 0/0.
         """
-        imgs = self._check_images(imgs, nonempty=True)
-        removed = self.num_patches - int(self.num_patches * (1 - checks.fraction(mask_ratio, "mask_ratio")))
-        if removed == 0:
-            raise ValueError(
-                f"mask_ratio={mask_ratio!r} removes no patch of {self.num_patches}, so the loss (a mean over the "
-                f"removed patches) is undefined; expected a ratio that removes at least one, such as 0.75"
-            )
-        latent, mask, ids_restore = self._encode(imgs, mask_ratio, noise)  # imgs checked once, above
+        imgs, mask_ratio, noise = self._checked(imgs, mask_ratio, noise, for_loss=True)
+        latent, mask, ids_restore = self._encode(imgs, mask_ratio, noise)
         pred = self.forward_decoder(latent, ids_restore)
         return MAEOutput(self.forward_loss(imgs, pred, mask), pred, mask)
 
@@ -326,16 +358,17 @@ def vit_from_mae(
     Returns:
         The classifier.
     """
+    c = mae.config
     vit = VisionTransformer(
-        img_size=mae.patch_embed.img_size,
-        patch_size=mae.patch_size,
-        in_chans=mae.in_chans,
+        img_size=c.img_size,
+        patch_size=c.patch_size,
+        in_chans=c.in_chans,
         num_classes=num_classes,
         global_pool=global_pool,
-        embed_dim=mae.cls_token.shape[-1],
-        depth=len(mae.blocks),
-        num_heads=mae.blocks[0].attn.num_heads,
-        mlp_ratio=mae.blocks[0].mlp.fc1.out_features / mae.cls_token.shape[-1],
+        embed_dim=c.embed_dim,
+        depth=c.depth,
+        num_heads=c.num_heads,
+        mlp_ratio=c.mlp_ratio,
         **kwargs,
     )
     state = {k: v for k, v in mae.encoder_state_dict().items() if k in vit.state_dict()}

@@ -47,9 +47,11 @@ indices for a mask not made by shuffling.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
+from einops import EinopsError, rearrange, repeat
 from torch import Tensor
 
 from . import checks
@@ -73,7 +75,7 @@ __all__ = [
 ]
 
 
-def patchify(imgs: Tensor, patch_size: int) -> Tensor:
+def patchify(imgs: Tensor, patch_size: int, *, check: bool = True) -> Tensor:
     """Cut images into non-overlapping patches and flatten each into a token (ViT §3.1).
 
     Token ``i = r * w + c`` is the patch ``imgs[:, :, r*p:(r+1)*p, c*p:(c+1)*p]``
@@ -84,6 +86,8 @@ def patchify(imgs: Tensor, patch_size: int) -> Tensor:
         imgs: images, shape ``(B, C, H, W)``; ``H`` and ``W`` must be multiples of
             ``patch_size``.
         patch_size: side ``p`` of a square patch, in pixels.
+        check: ``False`` for images and a patch size a model checked already; the pattern
+            still refuses sides that ``p`` does not divide.
 
     Returns:
         Tokens, shape ``(B, L, D)`` with ``L = (H / p) * (W / p)`` and ``D = p * p * C``.
@@ -106,20 +110,22 @@ def patchify(imgs: Tensor, patch_size: int) -> Tensor:
                  [ 8.,  9., 12., 13.],
                  [10., 11., 14., 15.]]])
     """
-    imgs = checks.tensor(imgs, "imgs", "(B, C, H, W)", ndim=4)
-    p = checks.integer(patch_size, "patch_size")
-    B, C, H, W = imgs.shape
-    for side, size in (("height", H), ("width", W)):
-        if size % p != 0:
-            raise ValueError(
-                f"imgs has {side} {size}, which is not divisible by patch_size={p}; "
-                f"expected H and W to be multiples of {p}"
-            )
-    h, w = H // p, W // p
+    if check:
+        imgs = checks.tensor(imgs, "imgs", "(B, C, H, W)", ndim=4)
+        patch_size = checks.integer(patch_size, "patch_size")
+    try:  # (B, C, h*p, w*q) -> (B, h*w, p*q*C): grid cells in raster order, channels last in a token
+        return rearrange(imgs, "b c (h p) (w q) -> b (h w) (p q c)", p=patch_size, q=patch_size)
+    except EinopsError:  # the pattern is also the check that p divides H and W
+        raise ValueError(_indivisible(imgs.shape, patch_size)) from None
 
-    x = imgs.reshape(B, C, h, p, w, p)  # (B, C, h, p, w, q): split each side into grid x pixel
-    x = x.permute(0, 2, 4, 3, 5, 1)  # (B, h, w, p, q, C): grid first, channels last
-    return x.reshape(B, h * w, p * p * C)  # (B, L, D): raster order over the grid
+
+def _indivisible(shape: Sequence[int], p: int) -> str:
+    """What is wrong with images of ``shape`` for ``patchify``, in words (einops names no argument)."""
+    if len(shape) != 4:
+        return f"imgs has shape {tuple(shape)} ({len(shape)}-D); expected a 4-D tensor of shape (B, C, H, W)"
+    side, size = ("height", shape[2]) if shape[2] % p else ("width", shape[3])
+    return (f"imgs has {side} {size}, which is not divisible by patch_size={p}; "
+            f"expected H and W to be multiples of {p}")
 
 
 def unpatchify(
@@ -161,35 +167,28 @@ def unpatchify(
         torch.Size([1, 3, 224, 224])
     """
     x = checks.tensor(x, "x", "(B, L, D)", ndim=3)
-    p = checks.integer(patch_size, "patch_size")
-    C = checks.integer(channels, "channels", example="3")
-    B, L, D = x.shape
+    p, C = checks.integer(patch_size, "patch_size"), checks.integer(channels, "channels", example="3")
+    h, w = _grid_of(x.shape[1], grid_size)
+    try:  # (B, h*w, p*q*C) -> (B, C, h*p, w*q): patchify's pattern read backwards
+        return rearrange(x, "b (h w) (p q c) -> b c (h p) (w q)", h=h, w=w, p=p, q=p, c=C)
+    except EinopsError:  # the pattern is also the check that D == p * p * C
+        raise ValueError(f"x has token dimension D={x.shape[2]}, but patch_size={p} and channels={C} give "
+                         f"p * p * C = {p * p * C}; expected D == p * p * channels") from None
 
+
+def _grid_of(L: int, grid_size: object) -> tuple[int, int]:
+    """``(h, w)`` with ``h * w == L``: ``grid_size`` checked, or a square grid as in the official MAE code."""
     if grid_size is None:
         h = math.isqrt(L)
         if h * h != L:
-            raise ValueError(
-                f"x has L={L} tokens, which is not a perfect square; "
-                f"pass grid_size=(h, w) with h * w == {L} for a non-square grid"
-            )
-        w = h
-    else:
-        h, w = checks.pair(grid_size, "grid_size")
-        if h * w != L:
-            raise ValueError(
-                f"grid_size={tuple(grid_size)} has {h * w} cells but x has L={L} tokens; "
-                f"expected h * w == {L}"
-            )
-
-    if D != p * p * C:
-        raise ValueError(
-            f"x has token dimension D={D}, but patch_size={p} and channels={C} "
-            f"give p * p * C = {p * p * C}; expected D == p * p * channels"
-        )
-
-    imgs = x.reshape(B, h, w, p, p, C)  # (B, h, w, p, q, C): undo the flattening
-    imgs = imgs.permute(0, 5, 1, 3, 2, 4)  # (B, C, h, p, w, q): pixel rows next to grid rows
-    return imgs.reshape(B, C, h * p, w * p)  # (B, C, H, W)
+            raise ValueError(f"x has L={L} tokens, which is not a perfect square; "
+                             f"pass grid_size=(h, w) with h * w == {L} for a non-square grid")
+        return h, h
+    h, w = checks.pair(grid_size, "grid_size")
+    if h * w != L:
+        raise ValueError(f"grid_size={tuple(grid_size)} has {h * w} cells but x has L={L} tokens; "
+                         f"expected h * w == {L}")
+    return h, w
 
 
 class NormalizedPatches(NamedTuple):
@@ -346,7 +345,7 @@ def shuffle_order(noise: Tensor) -> ShuffleOrder:
         >>> order.ids_restore
         tensor([[4, 1, 6, 3, 0, 7, 5, 2]])
     """
-    return _order(_check_noise(noise, "noise", None, "(B, L)"))
+    return _order(checks.noise(noise, "noise", "(B, L)"))
 
 
 def _order(noise: Tensor) -> ShuffleOrder:
@@ -354,14 +353,6 @@ def _order(noise: Tensor) -> ShuffleOrder:
     ids_shuffle = torch.argsort(noise, dim=1)  # (B, L) ascend: small is keep, large is remove
     ids_restore = torch.argsort(ids_shuffle, dim=1)  # (B, L) inverse permutation
     return ShuffleOrder(ids_shuffle, ids_restore)
-
-
-def _check_noise(noise: object, name: str, shape: tuple[int, int] | None, layout: str) -> Tensor:
-    """Masking noise: a finite floating ``(B, L)`` tensor (NaN has no place in a sort order)."""
-    noise = checks.floating(noise, name, layout, ndim=2, why=" (e.g. torch.rand) whose argsort defines the shuffle")
-    if shape is not None and tuple(noise.shape) != tuple(shape):
-        raise ValueError(f"{name} has shape {tuple(noise.shape)}; expected {layout} = {tuple(shape)}")
-    return checks.finite(noise, name)
 
 
 def gather_tokens(x: Tensor, ids: Tensor) -> Tensor:
@@ -389,17 +380,14 @@ def gather_tokens(x: Tensor, ids: Tensor) -> Tensor:
         tensor([[[6., 7.],
                  [0., 1.]]])
     """
-    x = checks.tensor(x, "x", "(B, L, D)", ndim=3)
-    ids = checks.integer_tensor(ids, "ids", "(B, K)", ndim=2)
+    x, ids = checks.tensor(x, "x", "(B, L, D)", ndim=3), checks.integer_tensor(ids, "ids", "(B, K)", ndim=2)
     if ids.shape[0] != x.shape[0]:
-        raise ValueError(
-            f"ids has shape {tuple(ids.shape)} but x has shape {tuple(x.shape)}; "
-            f"expected the same batch size B"
-        )
+        raise ValueError(f"ids has shape {tuple(ids.shape)} but x has shape {tuple(x.shape)}; "
+                         f"expected the same batch size B")
     return _gather(x, ids)
 
 
-def random_masking(x: Tensor, mask_ratio: float, noise: Tensor | None = None) -> Masked:
+def random_masking(x: Tensor, mask_ratio: float, noise: Tensor | None = None, *, check: bool = True) -> Masked:
     """Keep a random subset of tokens per sample (MAE §3, "Simple implementation").
 
     Shuffle by sorting per-sample noise
@@ -418,6 +406,8 @@ def random_masking(x: Tensor, mask_ratio: float, noise: Tensor | None = None) ->
         noise: optional ``(B, L)`` floating values whose argsort defines the shuffle;
             pass the same noise to reproduce a mask exactly. Defaults to
             ``torch.rand(B, L, device=x.device)``.
+        check: ``False`` for arguments a model checked already at its door (the MAE does):
+            then nothing is checked again.
 
     Returns:
         ``Masked(kept (B, L_keep, D), mask (B, L) float32 with 1 = removed,
@@ -443,14 +433,13 @@ def random_masking(x: Tensor, mask_ratio: float, noise: Tensor | None = None) ->
         >>> out.ids_restore
         tensor([[4, 1, 6, 3, 0, 7, 5, 2]])
     """
-    x = checks.tensor(x, "x", "(B, L, D)", ndim=3)
-    ratio = checks.fraction(mask_ratio, "mask_ratio")
+    if check:
+        x, mask_ratio = checks.tensor(x, "x", "(B, L, D)", ndim=3), checks.fraction(mask_ratio, "mask_ratio")
+        noise = None if noise is None else checks.noise(noise, "noise", "(B, L)", x.shape[:2])
     B, L, _ = x.shape
+    len_keep = int(L * (1 - mask_ratio))  # the official rounding: int(10 * (1 - 0.9)) == 0
     if noise is None:
         noise = torch.rand(B, L, device=x.device)
-    else:
-        noise = _check_noise(noise, "noise", (B, L), "(B, L)")
-    len_keep = int(L * (1 - ratio))
 
     ids_shuffle, ids_restore = _order(noise)
     ids_shuffle, ids_restore = ids_shuffle.to(x.device), ids_restore.to(x.device)
@@ -460,7 +449,7 @@ def random_masking(x: Tensor, mask_ratio: float, noise: Tensor | None = None) ->
     return Masked(kept, mask, ids_restore, ids_keep)
 
 
-def unshuffle(x: Tensor, ids_restore: Tensor, mask_token: Tensor) -> Tensor:
+def unshuffle(x: Tensor, ids_restore: Tensor, mask_token: Tensor, *, check: bool = True) -> Tensor:
     """Fill removed positions with the mask token and restore the original order (MAE §3).
 
     Appends ``L - L_keep`` copies of ``mask_token`` after the encoded visible tokens
@@ -478,6 +467,7 @@ def unshuffle(x: Tensor, ids_restore: Tensor, mask_token: Tensor) -> Tensor:
         ids_restore: ``(B, L)`` long inverse permutation with ``L >= L_keep``.
         mask_token: the shared learnable vector, shape ``(1, 1, D)`` or ``(D,)``;
             gradients flow back to it. Cast to the dtype of ``x``.
+        check: ``False`` for tensors a model made itself (its decoder): nothing is checked.
 
     Returns:
         ``(B, L, D)`` tokens in original order, with the dtype and device of ``x``.
@@ -494,24 +484,27 @@ def unshuffle(x: Tensor, ids_restore: Tensor, mask_token: Tensor) -> Tensor:
         >>> unshuffle(encoded, ids_restore, torch.tensor([-1.0])).flatten()
         tensor([-1.,  1., -1., -1.,  4., -1., -1., -1.])
     """
+    if check:
+        _check_unshuffle(x, ids_restore, mask_token)
+    B, K, D = x.shape
+    L = ids_restore.shape[1]
+    fill = mask_token.to(x.dtype).reshape(1, 1, D).expand(B, L - K, D)  # (B, L - L_keep, D)
+    shuffled = torch.cat([x, fill], dim=1)  # (B, L, D): kept first, as after the shuffle
+    return _gather(shuffled, ids_restore)  # (B, L, D): original order
+
+
+def _check_unshuffle(x: object, ids_restore: object, mask_token: object) -> None:
+    """The door of [`unshuffle`][refimpl.masking.unshuffle]: tensors whose shapes fit together."""
     x = checks.tensor(x, "x", "(B, L_keep, D)", ndim=3)
     ids_restore = checks.integer_tensor(ids_restore, "ids_restore", "(B, L)", ndim=2)
     mask_token = checks.tensor(mask_token, "mask_token", "(1, 1, D) or (D,)")
     B, K, D = x.shape
-    L = ids_restore.shape[1]
-    if ids_restore.shape[0] != B or L < K:
-        raise ValueError(
-            f"ids_restore has shape {tuple(ids_restore.shape)} but x has shape "
-            f"{tuple(x.shape)}; expected (B, L) = ({B}, L) with L >= L_keep = {K}"
-        )
+    if ids_restore.shape[0] != B or ids_restore.shape[1] < K:
+        raise ValueError(f"ids_restore has shape {tuple(ids_restore.shape)} but x has shape {tuple(x.shape)}; "
+                         f"expected (B, L) = ({B}, L) with L >= L_keep = {K}")
     if tuple(mask_token.shape) not in ((1, 1, D), (D,)):
-        raise ValueError(
-            f"mask_token has shape {tuple(mask_token.shape)} but x has D={D}; "
-            f"expected (1, 1, {D}) or ({D},)"
-        )
-    fill = mask_token.to(x.dtype).reshape(1, 1, D).expand(B, L - K, D)  # (B, L - L_keep, D)
-    shuffled = torch.cat([x, fill], dim=1)  # (B, L, D): kept first, as after the shuffle
-    return _gather(shuffled, ids_restore)  # (B, L, D): original order
+        raise ValueError(f"mask_token has shape {tuple(mask_token.shape)} but x has D={D}; "
+                         f"expected (1, 1, {D}) or ({D},)")
 
 
 def ids_from_mask(mask: Tensor, num_removed: int | None = None, check: bool = True) -> MaskIds:
@@ -550,37 +543,38 @@ def ids_from_mask(mask: Tensor, num_removed: int | None = None, check: bool = Tr
         >>> ids.ids_restore
         tensor([[2, 0, 3, 4, 1, 5, 6, 7]])
     """
-    if not check and num_removed is not None:
-        return _ids_of_valid_mask(mask, num_removed)
+    if check or num_removed is None:
+        num_removed = _removed_per_row(mask, num_removed)
+    removed = mask.to(torch.int64)  # (B, L), 1 = removed
+    ids_shuffle = torch.argsort(removed, dim=1, stable=True)  # (B, L): kept first, in order
+    ids_restore = torch.argsort(ids_shuffle, dim=1)  # (B, L) inverse permutation
+    return MaskIds(ids_shuffle[:, : mask.shape[1] - num_removed], ids_restore)
+
+
+def _removed_per_row(mask: object, num_removed: object) -> int:
+    """The door of [`ids_from_mask`][refimpl.masking.ids_from_mask]: a 0/1 ``(B, L)`` mask, the same count per row.
+
+    Returns the count per row: ``num_removed`` when given, else read from the mask. The checks read
+    the mask's values, so they run in eager mode only; under ``torch.compile`` a count not given
+    is read from the first row (a graph break).
+    """
     mask = checks.tensor(mask, "mask", "(B, L)", ndim=2)
     L = mask.shape[1]
     if num_removed is not None and (isinstance(num_removed, bool) or not isinstance(num_removed, int)
                                     or not 0 <= num_removed <= L):
         raise ValueError(f"num_removed={num_removed!r}; expected an int in [0, L] = [0, {L}]")
     removed = mask.to(torch.int64)  # (B, L), 1 = removed
-    if not torch.compiler.is_compiling():  # the checks read values: eager only
-        if not bool(((mask == 0) | (mask == 1)).all()):
-            raise ValueError("mask holds values other than 0 and 1; expected 1 = removed, 0 = kept")
-        counts = removed.sum(dim=1)  # (B,)
-        expected = int(counts[0]) if num_removed is None and counts.numel() > 0 else num_removed
-        if counts.numel() > 0 and bool((counts != expected).any()):
-            raise ValueError(
-                f"mask removes {counts.tolist()} tokens per sample; expected the same number "
-                f"in every row so the kept tokens form one (B, L_keep, D) tensor"
-                + (f", num_removed={num_removed}" if num_removed is not None else "")
-            )
-        num_removed = expected if expected is not None else 0
-    elif num_removed is None:
-        num_removed = int(removed[0].sum())  # reads the mask: torch.compile breaks the graph here
-    return _ids_of_valid_mask(removed, num_removed)
-
-
-def _ids_of_valid_mask(mask: Tensor, num_removed: int) -> MaskIds:
-    """[`ids_from_mask`][refimpl.masking.ids_from_mask] without its checks."""
-    removed = mask.to(torch.int64)  # (B, L), 1 = removed
-    ids_shuffle = torch.argsort(removed, dim=1, stable=True)  # (B, L): kept first, in order
-    ids_restore = torch.argsort(ids_shuffle, dim=1)  # (B, L) inverse permutation
-    return MaskIds(ids_shuffle[:, : mask.shape[1] - num_removed], ids_restore)
+    if torch.compiler.is_compiling():
+        return int(removed[0].sum()) if num_removed is None else num_removed
+    if not bool(((mask == 0) | (mask == 1)).all()):
+        raise ValueError("mask holds values other than 0 and 1; expected 1 = removed, 0 = kept")
+    counts = removed.sum(dim=1)  # (B,)
+    expected = int(counts[0]) if num_removed is None and counts.numel() > 0 else num_removed
+    if counts.numel() > 0 and bool((counts != expected).any()):
+        raise ValueError(f"mask removes {counts.tolist()} tokens per sample; expected the same number in every row "
+                         f"so the kept tokens form one (B, L_keep, D) tensor"
+                         + (f", num_removed={num_removed}" if num_removed is not None else ""))
+    return expected if expected is not None else 0
 
 
 def block_masking(
@@ -644,15 +638,11 @@ def block_masking(
                 [1, 1, 1, 1, 0, 0, 0, 0],
                 [1, 1, 1, 1, 0, 0, 0, 0]], dtype=torch.int32)
     """
-    B = checks.integer(batch_size, "batch_size", example="8")
-    h, w = checks.pair(grid_size, "grid_size")
-    ratio = checks.fraction(mask_ratio, "mask_ratio")
-    min_area = checks.integer(min_block, "min_block")
+    B, (h, w) = _batch_and_grid(batch_size, grid_size)
+    ratio, min_area = checks.fraction(mask_ratio, "mask_ratio"), checks.integer(min_block, "min_block")
     max_aspect = checks.real(max_aspect, "max_aspect", 1.0, math.inf, high_open=True, example="1 / 0.3")
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(
-            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
-        )
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
     L = h * w
     target = L - int(L * (1 - ratio))  # as many as random_masking removes
@@ -743,28 +733,30 @@ def mask_unit_masking(
                 [1., 1., 1., 1.],
                 [1., 1., 1., 1.]])
     """
-    B = checks.integer(batch_size, "batch_size", example="8")
-    h, w = checks.pair(grid_size, "grid_size")
+    B, (h, w) = _batch_and_grid(batch_size, grid_size)
+    ku, kv = _unit_size(unit_size, (h, w))
+    ratio, U = checks.fraction(mask_ratio, "mask_ratio"), (h // ku) * (w // kv)
+    noise = torch.rand(B, U) if noise is None else checks.noise(noise, "noise", "(B, U)", (B, U))
+
+    len_keep = int(U * (1 - ratio))  # whole units kept, as official Hiera's get_random_mask counts them
+    _, ids_restore = _order(noise)  # ascend: small noise is kept
+    units = _removed_in_original_order(ids_restore, len_keep)  # (B, U)
+    mask = repeat(units, "b (uh uw) -> b (uh ku uw kv)", uh=h // ku, ku=ku, kv=kv)  # (B, L): a unit's value
+    return UnitMask(units, mask)  # in each of its tokens, raster order over the token grid
+
+
+def _batch_and_grid(batch_size: object, grid_size: object) -> tuple[int, tuple[int, int]]:
+    """``batch_size`` and ``grid_size`` of a mask generator, checked: a positive int and a pair of them."""
+    return checks.integer(batch_size, "batch_size", example="8"), checks.pair(grid_size, "grid_size")
+
+
+def _unit_size(unit_size: object, grid: tuple[int, int]) -> tuple[int, int]:
+    """``(ku, kv)`` from one int (square units) or a pair, checked to divide the token ``grid``."""
     if not isinstance(unit_size, (tuple, list, torch.Size)):
-        side = checks.integer(unit_size, "unit_size", example="8")  # one int: square units
+        side = checks.integer(unit_size, "unit_size", example="8")
         unit_size = (side, side)
     ku, kv = checks.pair(unit_size, "unit_size", example="(8, 8)")
-    if h % ku != 0 or w % kv != 0:
-        raise ValueError(
-            f"grid_size={(h, w)} is not divisible by unit_size={(ku, kv)}; "
-            f"expected h and w to be multiples of the unit's sides"
-        )
-    ratio = checks.fraction(mask_ratio, "mask_ratio")
-    uh, uw = h // ku, w // kv
-    U = uh * uw
-    if noise is None:
-        noise = torch.rand(B, U)
-    else:
-        noise = _check_noise(noise, "noise", (B, U), "(B, U)")
-    len_keep = int(U * (1 - ratio))
-
-    _, ids_restore = _order(noise)
-    units = _removed_in_original_order(ids_restore, len_keep)  # (B, U)
-    mask = units.reshape(B, uh, 1, uw, 1)  # (B, uh, 1, uw, 1)
-    mask = mask.expand(B, uh, ku, uw, kv)  # (B, uh, ku, uw, kv): copy over each unit
-    return UnitMask(units, mask.reshape(B, h * w))  # mask: (B, L) raster over tokens
+    if grid[0] % ku != 0 or grid[1] % kv != 0:
+        raise ValueError(f"grid_size={grid} is not divisible by unit_size={(ku, kv)}; "
+                         f"expected h and w to be multiples of the unit's sides")
+    return ku, kv

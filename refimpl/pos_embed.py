@@ -94,6 +94,8 @@ def get_2d_sincos_pos_embed(
     embed_dim: int,
     grid_size: int | tuple[int, int],
     cls_token: bool = False,
+    *,
+    check: bool = True,
 ) -> Tensor:
     r"""Fixed 2-D sine-cosine position embedding of a patch grid (MAE, ``util/pos_embed.py``).
 
@@ -116,6 +118,8 @@ def get_2d_sincos_pos_embed(
         embed_dim: width ``D`` of each embedding, a positive multiple of 4.
         grid_size: the patch grid, ``h`` for a square grid or ``(h, w)`` (rows, columns).
         cls_token: if ``True``, put an all-zero row first, for the class token.
+        check: ``False`` for a model whose validated config holds ``embed_dim`` (a multiple of 4)
+            and ``grid_size`` as ``(h, w)``: then nothing is checked again.
 
     Returns:
         float32 tensor, shape ``(h * w, D)``, or ``(1 + h * w, D)`` with ``cls_token``;
@@ -135,8 +139,9 @@ def get_2d_sincos_pos_embed(
         >>> pe[:, 4]  # channel D/2 = sin(row): changes from one row to the next
         tensor([0.0000, 0.0000, 0.0000, 0.8415, 0.8415, 0.8415])
     """
-    embed_dim = checks.integer(embed_dim, "embed_dim", example="64", multiple=4)
-    h, w = _grid_size(grid_size)
+    if check:
+        embed_dim, grid_size = checks.integer(embed_dim, "embed_dim", example="64", multiple=4), _grid_size(grid_size)
+    h, w = grid_size
 
     rows = torch.arange(h, dtype=torch.float64)
     cols = torch.arange(w, dtype=torch.float64)

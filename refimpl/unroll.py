@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
+from einops import rearrange, reduce
 from torch import Tensor
 
 __all__ = ["pool_tokens", "reroll", "reroll_units", "units_to_raster", "unroll"]
@@ -93,15 +95,16 @@ def unroll(x: Tensor, grid_size: tuple[int, ...], strides: Sequence[tuple[int, .
         [0, 4, 1, 5, 2, 6, 3, 7]
     """
     size = _check_tokens(x, grid_size, strides, "x")
-    B, L, C = x.shape
-    n = len(size)
-    x = x.reshape(B, *size, C)  # (B, [t,] h, w, C)
+    axes = _axes(len(size))
+    grid = " ".join(a.grid for a in axes)  # "h w" ("t h w")
+    offsets = " ".join(a.offset for a in axes)  # "sy sx" ("st sy sx")
+    windows = " ".join(f"({a.grid} {a.offset})" for a in axes)  # "(h sy) (w sx)"
+    B = x.shape[0]
+    x = rearrange(x, f"b ({grid}) c -> b {grid} c", **dict(zip(grid.split(), size)))  # (B, [t,] h, w, C)
     for stride in strides:
-        size = tuple(g // s for g, s in zip(size, stride))
-        x = x.reshape(-1, *[d for g, s in zip(size, stride) for d in (g, s)], C)  # (B', [t', st,] h', sy, w', sx, C)
-        x = x.permute(0, *range(2, 2 * n + 1, 2), *range(1, 2 * n, 2), 2 * n + 1)  # (B', [st,] sy, sx, [t',] h', w', C)
-        x = x.reshape(-1, *size, C)  # (B' * q, [t',] h', w', C): one sub-grid per offset
-    return x.reshape(B, L, C)  # (B, L, C): offsets of the first step outermost
+        # "b (h sy) (w sx) c -> (b sy sx) h w c": the offset inside each window joins the batch
+        x = rearrange(x, f"b {windows} c -> (b {offsets}) {grid} c", **dict(zip(offsets.split(), stride)))
+    return rearrange(x, f"(b q) {grid} c -> b (q {grid}) c", b=B)  # (B, L, C): first step's offsets outermost
 
 
 def reroll_units(x: Tensor, strides: Sequence[tuple[int, ...]], ndim: int | None = None) -> Tensor:
@@ -146,14 +149,12 @@ def reroll_units(x: Tensor, strides: Sequence[tuple[int, ...]], ndim: int | None
             raise ValueError(f"ndim={ndim} but the strides {list(strides)} have {n} entries each; expected them to agree")
     else:
         n = 2 if ndim is None else ndim  # nothing left to read the axes from: images unless told
-    B, N, C = x.shape
-    k = len(strides)
-    unit = tuple([math.prod([s[a] for s in strides]) for a in range(n)])  # ([kt,] ku, kv); lists: dynamo traces them
-    digits = [d for s in strides for d in s]  # [[st1,] sy1, sx1, [st2,] sy2, ...]
-    x = x.reshape(B, *digits, N // math.prod(unit), C)  # (B, [st1,] sy1, sx1, ..., U, C)
-    per_axis = [1 + n * i + a for a in range(n) for i in reversed(range(k))]  # digit axes, axis by axis, coarse first
-    x = x.permute(0, 1 + n * k, *per_axis, 2 + n * k)  # (B, U, [st_k..st_1,] sy_k..sy_1, sx_k..sx_1, C)
-    return x.reshape(B, -1, *unit, C)  # (B, U, [kt,] ku, kv, C)
+    axes, steps = _axes(n), range(1, len(strides) + 1)
+    digits = " ".join(f"{a.offset}{i}" for i in steps for a in axes)  # "sy1 sx1 sy2 sx2 sy3 sx3", finest first
+    coarse_first = " ".join("(" + " ".join(f"{a.offset}{i}" for i in reversed(steps)) + ")" for a in axes)
+    sizes = {f"{a.offset}{i}": s for i, stride in zip(steps, strides) for a, s in zip(axes, stride)}
+    # 224 px, stage 1: "b (sy1 sx1 sy2 sx2 sy3 sx3 u) c -> b u (sy3 sy2 sy1) (sx3 sx2 sx1) c"
+    return rearrange(x, f"b ({digits} u) c -> b u {coarse_first} c", **sizes)  # (B, U, [kt,] ku, kv, C)
 
 
 def units_to_raster(units: Tensor, unit_grid: tuple[int, ...]) -> Tensor:
@@ -166,11 +167,13 @@ def units_to_raster(units: Tensor, unit_grid: tuple[int, ...]) -> Tensor:
     Returns:
         ``(B, L, C)`` tokens in raster order over the whole ``([ut kt,] uy ku, ux kv)`` grid.
     """
-    B, _, *unit, C = units.shape
-    n = len(unit)
-    x = units.reshape(B, *unit_grid, *unit, C)  # (B, [ut,] uy, ux, [kt,] ku, kv, C)
-    side_by_side = [i for a in range(n) for i in (1 + a, 1 + n + a)]  # ([ut, kt,] uy, ku, ux, kv)
-    return x.permute(0, *side_by_side, 2 * n + 1).reshape(B, -1, C)  # (B, [ut, kt,] uy, ku, ux, kv, C) -> (B, L, C)
+    axes = _axes(units.ndim - 3)
+    unit_grid_names = " ".join(a.unit for a in axes)  # "uy ux" ("ut uy ux")
+    inside = " ".join(a.inside for a in axes)  # "ku kv" ("kt ku kv")
+    side_by_side = " ".join(f"{a.unit} {a.inside}" for a in axes)  # "uy ku ux kv": unit row, then the row inside it
+    # "b (uy ux) ku kv c -> b (uy ku ux kv) c"
+    pattern = f"b ({unit_grid_names}) {inside} c -> b ({side_by_side}) c"
+    return rearrange(units, pattern, **dict(zip(unit_grid_names.split(), unit_grid)))  # (B, L, C) raster
 
 
 def reroll(x: Tensor, grid_size: tuple[int, ...], strides: Sequence[tuple[int, ...]]) -> Tensor:
@@ -229,8 +232,26 @@ def pool_tokens(x: Tensor, stride: int) -> Tensor:
     Returns:
         ``(B, N / stride, C)``, still unrolled for the strides that are left.
     """
-    B, N, C = x.shape
-    return x.reshape(B, stride, N // stride, C).amax(dim=1)  # (B, q, N / q, C) -> (B, N / q, C)
+    return reduce(x, "b (q n) c -> b n c", "max", q=stride)  # (B, q * N/q, C) -> (B, N / q, C)
+
+
+class _Axis(NamedTuple):
+    """The names one grid axis has in the patterns: ``h`` is cut into windows of ``sy`` and units of ``ku``."""
+
+    grid: str  # the token grid: t, h, w
+    offset: str  # the offset inside a pooling window: st, sy, sx
+    unit: str  # the grid of mask units: ut, uy, ux
+    inside: str  # a token's place inside its unit: kt, ku, kv
+
+
+_AXES = {"t": _Axis("t", "st", "ut", "kt"), "h": _Axis("h", "sy", "uy", "ku"), "w": _Axis("w", "sx", "ux", "kv")}
+
+
+def _axes(n: int) -> list[_Axis]:
+    """The names of ``n`` grid axes: ``h, w`` for images, ``t, h, w`` for video (numbered beyond 3 axes)."""
+    if n <= 3:
+        return [_AXES[a] for a in "thw"[3 - n :]]
+    return [_Axis(f"g{i}", f"s{i}_", f"u{i}_", f"k{i}_") for i in range(n)]
 
 
 def _check_tokens(

@@ -36,16 +36,19 @@ fine-tuning uses, is kept.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 
 from . import checks
 from .pos_embed import get_2d_sincos_pos_embed
 
 __all__ = [
+    "ViTConfig",
     "PatchEmbed",
     "Attention",
     "Mlp",
@@ -91,22 +94,22 @@ class PatchEmbed(nn.Module):
         patch_size: patch side ``p``; must divide ``img_size``.
         in_chans: number of image channels ``C``.
         embed_dim: token width ``D``.
+        check: ``False`` when a validated config gives the sizes (the models do): then they are
+            not checked again.
 
     Raises:
-        ValueError: if ``img_size`` is not a multiple of ``patch_size``.
+        TypeError: if a size is not an ``int``.
+        ValueError: if a size is not positive, or ``img_size`` is not a multiple of ``patch_size``.
     """
 
     def __init__(
-        self, img_size: int = 224, patch_size: int = 16, in_chans: int = 3, embed_dim: int = 768
+        self, img_size: int = 224, patch_size: int = 16, in_chans: int = 3, embed_dim: int = 768, *,
+        check: bool = True,
     ) -> None:
         super().__init__()
-        img_size, patch_size = checks.integer(img_size, "img_size", example="224"), checks.integer(patch_size, "patch_size")
-        in_chans, embed_dim = checks.integer(in_chans, "in_chans", example="3"), checks.integer(embed_dim, "embed_dim")
-        if img_size % patch_size != 0:
-            raise ValueError(
-                f"img_size={img_size} is not divisible by patch_size={patch_size}; "
-                f"expected img_size to be a multiple of patch_size"
-            )
+        if check:
+            img_size, patch_size, in_chans = _patch_sizes(img_size, patch_size, in_chans)
+            embed_dim = checks.integer(embed_dim, "embed_dim")
         self.img_size = img_size
         self.patch_size = patch_size
         self.in_chans = in_chans
@@ -143,7 +146,7 @@ class PatchEmbed(nn.Module):
     def _embed(self, x: Tensor) -> Tensor:
         """[`forward`][refimpl.vit.PatchEmbed.forward] without its checks, for a model that checked ``x`` already."""
         x = self.proj(x)  # (B, D, h, w): one D-vector per grid cell
-        return x.flatten(2).transpose(1, 2)  # (B, L, D): raster order over the grid
+        return rearrange(x, "b d h w -> b (h w) d")  # raster order over the grid
 
 
 class Attention(nn.Module):
@@ -159,18 +162,19 @@ class Attention(nn.Module):
         qkv_bias: whether ``qkv`` has a bias (ViT and MAE: yes).
         fused_attn: use ``F.scaled_dot_product_attention`` (fast, same result up to float
             rounding); ``False`` computes the softmax formula above step by step.
+        check: ``False`` when a validated config gives ``dim`` and ``num_heads`` (a model's
+            blocks): then they are not checked again.
 
     Raises:
         ValueError: if ``dim`` is not divisible by ``num_heads``.
     """
 
-    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, fused_attn: bool = True) -> None:
+    def __init__(
+        self, dim: int, num_heads: int = 8, qkv_bias: bool = True, fused_attn: bool = True, *, check: bool = True
+    ) -> None:
         super().__init__()
-        if dim % num_heads != 0:
-            raise ValueError(
-                f"dim={dim} is not divisible by num_heads={num_heads}; "
-                f"expected the token width to split evenly into heads"
-            )
+        if check:
+            _divides(dim, "dim", num_heads, "num_heads", "the token width to split evenly into heads")
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim**-0.5  # 1 / sqrt(d_h)
@@ -187,16 +191,14 @@ class Attention(nn.Module):
         Returns:
             Tokens, shape ``(B, N, D)``.
         """
-        B, N, D = x.shape
-        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim)  # (B, N, 3, heads, d_h)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, heads, N, d_h)
+        qkv = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        q, k, v = qkv.unbind(0)  # 3 x (B, heads, N, d_h)
         if self.fused_attn:
             x = F.scaled_dot_product_attention(q, k, v)  # (B, heads, N, d_h)
         else:
             attn = (q * self.scale) @ k.transpose(-2, -1)  # (B, heads, N, N): query x key
             x = attn.softmax(dim=-1) @ v  # (B, heads, N, d_h): each row of weights sums to 1
-        x = x.transpose(1, 2).reshape(B, N, D)  # (B, N, heads * d_h): heads side by side
-        return self.proj(x)
+        return self.proj(rearrange(x, "b h n d -> b n (h d)"))  # heads side by side
 
 
 class Mlp(nn.Module):
@@ -233,14 +235,16 @@ class DropPath(nn.Module):
 
     Args:
         p: probability of dropping the branch, in ``[0, 1)``.
+        check: ``False`` when a validated config gives ``p`` (a model's blocks, from its
+            ``drop_path_rate``): then it is not checked again.
 
     Raises:
         ValueError: if ``p`` is outside ``[0, 1)`` (NaN included).
     """
 
-    def __init__(self, p: float = 0.0) -> None:
+    def __init__(self, p: float = 0.0, *, check: bool = True) -> None:
         super().__init__()
-        self.p = checks.real(p, "p", 0.0, 1.0, high_open=True, example="0.1")
+        self.p = checks.real(p, "p", 0.0, 1.0, high_open=True, example="0.1") if check else p
 
     def forward(self, x: Tensor) -> Tensor:
         """Drop whole samples of a residual branch.
@@ -265,6 +269,9 @@ class Block(nn.Module):
     ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``: the LayerNorm comes before each
     sub-layer, and the residual path from input to output has no normalization on it.
 
+    A block trusts its caller: the model's config checked every argument once, so a block checks
+    none of them again (a width that does not split into heads fails in the first forward).
+
     Args:
         dim: token width ``D``.
         num_heads: number of attention heads.
@@ -285,10 +292,10 @@ class Block(nn.Module):
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
-        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, fused_attn=fused_attn)
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, fused_attn=fused_attn, check=False)
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.drop_path = DropPath(drop_path)
+        self.drop_path = DropPath(drop_path, check=False)
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply the block.
@@ -303,6 +310,67 @@ class Block(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))  # Eq. 3
 
 
+@dataclass(frozen=True)
+class ViTConfig:
+    """The hyper-parameters of a [`VisionTransformer`][refimpl.vit.VisionTransformer] (ViT Table 1), checked once.
+
+    Every rule is checked when the config is built (``__post_init__``), with one message each,
+    and nowhere else: the model's layers trust it. A NumPy number is stored as a Python one.
+
+    Attributes:
+        img_size: side of the square input image, in pixels.
+        patch_size: patch side ``p``; must divide ``img_size``.
+        in_chans: image channels ``C``.
+        num_classes: classes of the linear head; ``0`` gives no head (features out).
+        embed_dim: token width ``D``; a multiple of ``num_heads`` (and of 4 for ``"sincos"``).
+        depth: number of blocks.
+        num_heads: attention heads per block.
+        mlp_ratio: MLP hidden width as a multiple of ``D``.
+        qkv_bias: whether each ``qkv`` map has a bias.
+        pos_embed: ``"learn"``: trainable, initialised as timm does (truncated normal,
+            std 0.02) (ViT); ``"sincos"``: fixed 2-D sine-cosine from
+            [`get_2d_sincos_pos_embed`][refimpl.pos_embed.get_2d_sincos_pos_embed], not
+            trained (MAE). Either way it is stored as ``pos_embed``, shape ``(1, 1 + L, D)``.
+        global_pool: ``"token"`` (class token) or ``"avg"`` (mean of the patch tokens).
+        drop_path_rate: stochastic depth of the last block, in ``[0, 1)``; it rises linearly
+            from 0 at the first block.
+        fused_attn: passed to every [`Attention`][refimpl.vit.Attention].
+
+    Raises:
+        TypeError: if a size, depth or count is not an ``int``, or a ratio not a real number.
+        ValueError: if one is out of range, ``pos_embed`` or ``global_pool`` is not one of the
+            choices above, ``img_size`` is not a multiple of ``patch_size``, or ``embed_dim`` is
+            not divisible by ``num_heads`` (by 4 as well for ``"sincos"``).
+
+    Examples:
+        >>> ViTConfig(img_size=32, embed_dim=30, num_heads=4)
+        Traceback (most recent call last):
+        ...
+        ValueError: embed_dim=30 is not divisible by num_heads=4; expected the token width to split evenly into heads
+    """
+
+    img_size: int = 224
+    patch_size: int = 16
+    in_chans: int = 3
+    num_classes: int = 1000
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    pos_embed: str = "learn"
+    global_pool: str = "token"
+    drop_path_rate: float = 0.0
+    fused_attn: bool = True
+
+    def __post_init__(self) -> None:
+        sincos = checks.choice(self.pos_embed, "pos_embed", ("learn", "sincos")) == "sincos"
+        checks.choice(self.global_pool, "global_pool", ("token", "avg"))
+        rate = checks.real(self.drop_path_rate, "drop_path_rate", 0.0, 1.0, high_open=True, example="0.1")
+        _freeze(self, **_encoder_fields(self, sincos), drop_path_rate=rate,
+                num_classes=checks.integer(self.num_classes, "num_classes", 0, "1000"))
+
+
 class VisionTransformer(nn.Module):
     """ViT for image classification (ViT §3.1, Eq. 1–4).
 
@@ -313,28 +381,13 @@ class VisionTransformer(nn.Module):
     ``fc_norm`` the LayerNorm), as in timm and MAE's fine-tuning code.
 
     Args:
-        img_size: side of the square input image, in pixels.
-        patch_size: patch side ``p``.
-        in_chans: image channels ``C``.
-        num_classes: classes of the linear head; ``0`` gives no head (features out).
-        embed_dim: token width ``D``.
-        depth: number of blocks.
-        num_heads: attention heads per block.
-        mlp_ratio: MLP hidden width as a multiple of ``D``.
-        qkv_bias: whether each ``qkv`` map has a bias.
-        pos_embed: ``"learn"``: trainable, initialised as timm does (truncated normal,
-            std 0.02) (ViT); ``"sincos"``: fixed 2-D sine-cosine from
-            [`get_2d_sincos_pos_embed`][refimpl.pos_embed.get_2d_sincos_pos_embed], not
-            trained (MAE). Either way it is stored as ``pos_embed``, shape ``(1, 1 + L, D)``.
-        global_pool: ``"token"`` (class token) or ``"avg"`` (mean of the patch tokens).
-        drop_path_rate: stochastic depth of the last block; it rises linearly from 0 at the
-            first block.
-        fused_attn: passed to every [`Attention`][refimpl.vit.Attention].
+        config: the hyper-parameters, a [`ViTConfig`][refimpl.vit.ViTConfig]; default ``ViTConfig()``.
+        **fields: fields of [`ViTConfig`][refimpl.vit.ViTConfig] as keywords (``img_size=224``,
+            ``depth=12``, ...), which replace those of ``config``. The result is ``self.config``.
 
     Raises:
-        ValueError: if ``pos_embed`` or ``global_pool`` is not one of the choices above,
-            ``img_size`` is not a multiple of ``patch_size``, or ``embed_dim`` is not
-            divisible by ``num_heads`` (by 4 as well for ``"sincos"``).
+        TypeError: as [`ViTConfig`][refimpl.vit.ViTConfig], and for a keyword that is not one of its fields.
+        ValueError: as [`ViTConfig`][refimpl.vit.ViTConfig].
 
     Examples:
         >>> import torch
@@ -347,52 +400,31 @@ class VisionTransformer(nn.Module):
         torch.Size([2, 10])
     """
 
-    def __init__(
-        self,
-        img_size: int = 224,
-        patch_size: int = 16,
-        in_chans: int = 3,
-        num_classes: int = 1000,
-        embed_dim: int = 768,
-        depth: int = 12,
-        num_heads: int = 12,
-        mlp_ratio: float = 4.0,
-        qkv_bias: bool = True,
-        pos_embed: str = "learn",
-        global_pool: str = "token",
-        drop_path_rate: float = 0.0,
-        fused_attn: bool = True,
-    ) -> None:
+    def __init__(self, config: ViTConfig | None = None, **fields: Any) -> None:
         super().__init__()
-        num_classes = checks.integer(num_classes, "num_classes", 0, "1000")
-        depth, num_heads = checks.integer(depth, "depth", example="12"), checks.integer(num_heads, "num_heads", example="12")
-        mlp_ratio = checks.real(mlp_ratio, "mlp_ratio", 0.0, math.inf, low_open=True, high_open=True, example="4.0")
-        drop_path_rate = checks.real(drop_path_rate, "drop_path_rate", 0.0, 1.0, high_open=True, example="0.1")
-        self.pos_embed_type = checks.choice(pos_embed, "pos_embed", ("learn", "sincos"))
-        self.global_pool = checks.choice(global_pool, "global_pool", ("token", "avg"))
-        if embed_dim % num_heads != 0:
-            raise ValueError(
-                f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}; "
-                f"expected the token width to split evenly into heads"
-            )
-        self.num_classes = num_classes
-        self.embed_dim = embed_dim
+        self.config = c = ViTConfig(**fields) if config is None else replace(config, **fields)
 
-        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        self.patch_embed = PatchEmbed(c.img_size, c.patch_size, c.in_chans, c.embed_dim, check=False)
         num_tokens = 1 + self.patch_embed.num_patches  # 1 + L
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))  # x_class
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, c.embed_dim))  # x_class
         self.pos_embed = nn.Parameter(  # E_pos; MAE's fixed sin-cos is not trained
-            torch.zeros(1, num_tokens, embed_dim), requires_grad=pos_embed == "learn"
+            torch.zeros(1, num_tokens, c.embed_dim), requires_grad=c.pos_embed == "learn"
         )
-        rates = torch.linspace(0, drop_path_rate, depth, device="cpu").tolist()  # deeper drops more
+        rates = torch.linspace(0, c.drop_path_rate, c.depth, device="cpu").tolist()  # deeper drops more
         self.blocks = nn.Sequential(
-            *[Block(embed_dim, num_heads, mlp_ratio, qkv_bias, rate, fused_attn) for rate in rates]
+            *[Block(c.embed_dim, c.num_heads, c.mlp_ratio, c.qkv_bias, rate, c.fused_attn) for rate in rates]
         )
-        use_fc_norm = global_pool == "avg"
-        self.norm = nn.Identity() if use_fc_norm else nn.LayerNorm(embed_dim, eps=LN_EPS)
-        self.fc_norm = nn.LayerNorm(embed_dim, eps=LN_EPS) if use_fc_norm else nn.Identity()
-        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        use_fc_norm = c.global_pool == "avg"
+        self.norm = nn.Identity() if use_fc_norm else nn.LayerNorm(c.embed_dim, eps=LN_EPS)
+        self.fc_norm = nn.LayerNorm(c.embed_dim, eps=LN_EPS) if use_fc_norm else nn.Identity()
+        self.head = nn.Linear(c.embed_dim, c.num_classes) if c.num_classes > 0 else nn.Identity()
         self.init_weights()
+
+    # timm's VisionTransformer exposes these; code written against timm reads them.
+    num_classes = property(lambda self: self.config.num_classes, doc="Classes of the head (0: no head).")
+    embed_dim = property(lambda self: self.config.embed_dim, doc="Token width ``D``.")
+    num_features = embed_dim
+    global_pool = property(lambda self: self.config.global_pool, doc="``'token'`` or ``'avg'``.")
 
     @torch.no_grad()
     def init_weights(self) -> None:
@@ -407,10 +439,10 @@ class VisionTransformer(nn.Module):
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))  # (D, C*p*p): init as the linear map E
         nn.init.zeros_(self.patch_embed.proj.bias)
         nn.init.normal_(self.cls_token, std=0.02)
-        if self.pos_embed_type == "learn":
+        if self.config.pos_embed == "learn":
             nn.init.trunc_normal_(self.pos_embed, std=0.02)
         else:
-            table = get_2d_sincos_pos_embed(self.embed_dim, self.patch_embed.grid_size, cls_token=True)
+            table = get_2d_sincos_pos_embed(self.config.embed_dim, self.patch_embed.grid_size, True, check=False)
             self.pos_embed.copy_(table.unsqueeze(0))  # (1, 1 + L, D); zeros for the class token
 
     def forward_features(self, x: Tensor) -> Tensor:
@@ -445,7 +477,7 @@ class VisionTransformer(nn.Module):
             Logits, shape ``(B, num_classes)`` (``(B, D)`` when ``num_classes=0`` or
                 ``pre_logits``).
         """
-        x = x[:, 1:].mean(dim=1) if self.global_pool == "avg" else x[:, 0]  # (B, D)
+        x = x[:, 1:].mean(dim=1) if self.config.global_pool == "avg" else x[:, 0]  # (B, D)
         x = self.fc_norm(x)
         return x if pre_logits else self.head(x)
 
@@ -494,3 +526,50 @@ def vit_large_patch16_224(**kwargs: Any) -> VisionTransformer:
 def vit_huge_patch14_224(**kwargs: Any) -> VisionTransformer:
     """ViT-H/14 (ViT Table 1): ``D=1280``, 32 blocks, 16 heads; ``kwargs`` override."""
     return _vit(dict(patch_size=14, embed_dim=1280, depth=32, num_heads=16), kwargs)
+
+
+# --- the configs' checks, shared by ViTConfig and MAEConfig ----------------------------------------
+
+
+def _encoder_fields(config: Any, sincos: bool) -> dict[str, Any]:
+    """The fields a ViT and an MAE's encoder share, checked: ``img_size`` … ``mlp_ratio``, normalised."""
+    fields = dict(zip(("img_size", "patch_size", "in_chans"), _patch_sizes(config.img_size, config.patch_size,
+                                                                            config.in_chans)))
+    fields.update(_stack_fields(config, "", sincos))
+    fields["mlp_ratio"] = checks.real(config.mlp_ratio, "mlp_ratio", 0.0, math.inf, low_open=True, high_open=True,
+                                      example="4.0")
+    return fields
+
+
+def _patch_sizes(img_size: object, patch_size: object, in_chans: object) -> tuple[int, int, int]:
+    """``img_size``, ``patch_size`` and ``in_chans`` checked: positive ints, ``patch_size`` dividing ``img_size``."""
+    img_size = checks.integer(img_size, "img_size", example="224")
+    patch_size = checks.integer(patch_size, "patch_size")
+    _divides(img_size, "img_size", patch_size, "patch_size", "img_size to be a multiple of patch_size")
+    return img_size, patch_size, checks.integer(in_chans, "in_chans", example="3")
+
+
+def _stack_fields(config: Any, prefix: str, sincos: bool) -> dict[str, Any]:
+    """``{prefix}embed_dim``, ``{prefix}depth`` and ``{prefix}num_heads`` of ``config``, checked.
+
+    A stack of blocks: positive ints, the width split evenly into heads, and a multiple of 4 under
+    a 2-D sin-cos position embedding (``sincos``), which gives a quarter of the width to each of
+    sin and cos of the row and the column.
+    """
+    dim, depth, heads = (prefix + name for name in ("embed_dim", "depth", "num_heads"))
+    fields = {dim: checks.integer(getattr(config, dim), dim, example="64", multiple=4 if sincos else 1),
+              depth: checks.integer(getattr(config, depth), depth, example="12"),
+              heads: checks.integer(getattr(config, heads), heads, example="12")}
+    _divides(fields[dim], dim, fields[heads], heads, "the token width to split evenly into heads")
+    return fields
+
+
+def _divides(value: int, name: str, divisor: int, divisor_name: str, expected: str) -> None:
+    if value % divisor != 0:
+        raise ValueError(f"{name}={value} is not divisible by {divisor_name}={divisor}; expected {expected}")
+
+
+def _freeze(config: Any, **fields: Any) -> None:
+    """Store the checked, normalised ``fields`` on a frozen dataclass (from its ``__post_init__``)."""
+    for name, value in fields.items():
+        object.__setattr__(config, name, value)

@@ -7,7 +7,7 @@ Markdown tables:
   parameters without ``self``/``cls``);
 - import arrows between the two packages and towards the anchors, and the import cycles inside
   each package (strongly connected components of the module graph, imports inside functions
-  included);
+  included, imports under ``if TYPE_CHECKING:`` left out: they exist for annotations and never run);
 - the site tooling's mechanisms as ``mkdocs.yml`` wires them (hooks, plugins, Markdown
   extensions, gen-files scripts of our own) and the places that replace another package's
   private attribute.
@@ -64,7 +64,7 @@ def imports(name: str, path: Path, tree: ast.AST, known: set[str]) -> set[str]:
     """The modules ``name`` imports (absolute dotted names, submodules resolved where they exist)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out = set()
-    for node in ast.walk(tree):
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             out.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -80,6 +80,20 @@ def imports(name: str, path: Path, tree: ast.AST, known: set[str]) -> set[str]:
                 out.add(target)
     out.discard(name)
     return out
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node of ``tree`` outside ``if TYPE_CHECKING:`` blocks (imports for annotations only never run)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            test = child.test if isinstance(child, ast.If) else None
+            if test is not None and "TYPE_CHECKING" in ast.unparse(test):
+                stack.extend(child.orelse)
+                continue
+            stack.append(child)
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:

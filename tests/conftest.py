@@ -115,9 +115,9 @@ def project_copy(tmp_path: Path) -> Path:
     # ~20 s per build). The real site is built with execution by `built_site`.
     config = tmp_path / "mkdocs.yml"
     text = config.read_text(encoding="utf-8")
-    if "\n    execute: true\n" not in text:
-        pytest.fail("mkdocs.yml no longer has 'extra: notebooks: execute: true'; update this fixture")
-    config.write_text(text.replace("\n    execute: true\n", "\n    execute: false\n"), encoding="utf-8")
+    if "\n        execute: true\n" not in text:
+        pytest.fail("mkdocs.yml no longer has 'paper-notes: notebooks: execute: true'; update this fixture")
+    config.write_text(text.replace("\n        execute: true\n", "\n        execute: false\n"), encoding="utf-8")
     return tmp_path
 
 

@@ -396,7 +396,7 @@ GRID_CASES: dict[str, tuple[Callable[[], object], type[Exception], str]] = {
     "KAN grid_range inf": (lambda: KAN([2, 1], grid_range=(-INF, 1.0)), ValueError, r"grid_range=\(-inf, 1\.0\)"),
     "edge_scales one sample": (lambda: KANLinear(2, 2).edge_scales(torch.rand(1, 2)), ValueError,
                                r"x has 1 samples \(shape \(1, 2\)\); expected \(N, 2\) with N >= 2"),
-    "plot_activations num_points=1": (lambda: KAN([2, 1]).plot_activations(1), ValueError, r"num_points=1 is below 2"),
+    "activation_curves num_points=1": (lambda: KAN([2, 1]).activation_curves(1), ValueError, r"num_points=1 is below 2"),
 }
 
 

@@ -31,7 +31,8 @@ import pytest
 import yaml
 
 from paper_notes import cli
-from paper_notes.project import check_project, load_project
+from paper_notes.checks import check_project
+from paper_notes.project import load_project
 from paper_notes.site import atom_feed, paper_page, reading_list_index, related_entries
 from paper_notes.journal import FRONT_MATTER, render_entry
 
@@ -288,7 +289,7 @@ class _Html(HTMLParser):
 def test_the_templates_get_a_diary_title_escaped_once() -> None:
     from jinja2 import Environment
 
-    from paper_notes.mkdocs_hooks import escape_meta_title
+    from paper_notes.plugin import escape_meta_title
 
     class Page:
         meta = {"title": 'A<B & <b>x</b> "q"'}

@@ -458,11 +458,11 @@ def test_a_run_whose_weights_break_saves_no_checkpoint_and_says_it_diverged(
 ) -> None:
     step = pretrain.train_step
 
-    def breaking_step(run: pretrain.Run, batches: Iterator) -> float:
-        lr = step(run, batches)
-        if run.step == 3:
+    def breaking_step(setup: pretrain.Setup, state: pretrain.LoopState, batches: Iterator) -> float:
+        lr = step(setup, state, batches)
+        if state.step == 3:
             with torch.no_grad():
-                next(run.model.parameters()).fill_(float("nan"))
+                next(setup.model.parameters()).fill_(float("nan"))
         return lr
 
     monkeypatch.setattr(pretrain, "train_step", breaking_step)
@@ -487,7 +487,7 @@ ALLOCATIONS = {
 def test_an_allocation_that_fails_is_one_line_saying_what_to_lower(
     photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
-    def out_of_memory(run: pretrain.Run, batches: Iterator) -> float:
+    def out_of_memory(setup: pretrain.Setup, state: pretrain.LoopState, batches: Iterator) -> float:
         raise ALLOCATIONS[case]
 
     monkeypatch.setattr(pretrain, "train_step", out_of_memory)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import warnings
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from refimpl.checkpoints import load_checkpoint
 from refimpl.hiera import Hiera, MaskedAutoencoderHiera, MaskUnitAttention
 from refimpl.unroll import pool_tokens, reroll, reroll_units, unroll
 
+from checks_counter import checked_twice
 from conftest import max_abs_diff
 
 with warnings.catch_warnings():  # the official package imports timm.models.layers (deprecated path)
@@ -602,3 +604,54 @@ def test_the_training_forward_reads_no_tensor_value_and_a_given_mask_is_checked_
         model(imgs, mask=mask)
     assert drawn == []
     assert len(one_check) > 0 and len(given) == len(one_check) + 1  # the check, then the count
+
+
+# --- checks at the door: each input once per call -------------------------------------------
+
+IMAGE_FACTORIES = FACTORIES + [f"mae_{n}" for n in FACTORIES]
+TINY = dict(input_size=(64, 64), embed_dim=8, stages=(1, 1, 1, 1))
+TINY_VIDEO = dict(TINY, input_size=(4, 64, 64))
+
+
+def _entry_points() -> dict[str, object]:
+    """Every public call of Hiera, MAE-Hiera, the named configs and the token order, on valid input."""
+    torch.manual_seed(0)
+    model, mae = Hiera(**SMALL, num_classes=3), MaskedAutoencoderHiera(**SMALL_MAE)
+    imgs, noise, mask = torch.randn(2, 3, 64, 64), torch.rand(2, 4), torch.tensor([[1.0, 1, 0, 0], [0, 1, 1, 0]])
+    tokens = torch.randn(2, 64, 3)
+    calls = {
+        "Hiera.forward": lambda: model(imgs),
+        "Hiera.forward_features": lambda: model.forward_features(imgs),
+        "Hiera.forward_features with a mask": lambda: model.forward_features(imgs, mask),
+        "MaskedAutoencoderHiera.forward": lambda: mae(imgs),
+        "MaskedAutoencoderHiera.forward with noise": lambda: mae(imgs, 0.5, noise=noise),
+        "MaskedAutoencoderHiera.forward with a mask": lambda: mae(imgs, mask=mask),
+        "MaskedAutoencoderHiera.forward_encoder": lambda: mae.forward_encoder(imgs, mask),
+        "HieraConfig": lambda: ours.HieraConfig(**TINY_VIDEO, q_stride=(1, 2, 2), mask_unit_size=(1, 8, 8),
+                                                patch_kernel=(3, 7, 7), patch_stride=(2, 4, 4),
+                                                patch_padding=(1, 3, 3)),
+        "Hiera()": lambda: Hiera(**SMALL, num_classes=3),
+        "hiera_encoder_state": lambda: ours.hiera_encoder_state(mae.state_dict()),
+        "unroll": lambda: unroll(tokens, (8, 8), [(2, 2)] * 2),
+        "reroll": lambda: reroll(tokens, (8, 8), [(2, 2)] * 2),
+        "reroll_units": lambda: reroll_units(tokens, [(2, 2)] * 2),
+        "pool_tokens": lambda: pool_tokens(tokens, 4),
+    }
+    for name in IMAGE_FACTORIES:
+        calls[name] = lambda name=name: getattr(ours, name)(**TINY)
+    for name in VIDEO_FACTORIES + [f"mae_{n}" for n in VIDEO_FACTORIES]:
+        calls[name] = lambda name=name: getattr(ours, name)(**TINY_VIDEO)
+    return calls
+
+
+@pytest.mark.parametrize("entry", list(_entry_points()))
+def test_each_argument_of_a_public_hiera_call_is_checked_at_most_once(entry):
+    assert checked_twice(_entry_points()[entry]) == {}
+
+
+def test_a_model_keeps_its_validated_config_and_builds_the_same_from_it():
+    model = MaskedAutoencoderHiera(**SMALL_MAE)
+    assert model.config == ours.HieraConfig(**SMALL, q_pool=2)
+    assert model.config.mask_spatial_shape == model.mask_spatial_shape == (2, 2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        model.config.embed_dim = 32  # frozen: a config that was checked stays as checked

@@ -14,8 +14,11 @@ from kan.KANLayer import KANLayer
 from kan.MultKAN import MultKAN
 from torch import Tensor
 
+from checks_counter import checked_twice
+from paper_notes.figures.kan import edge_functions
+from refimpl import bspline
 from refimpl.bspline import bspline_basis, extend_grid, uniform_grid
-from refimpl.kan import KAN, KANLinear
+from refimpl.kan import KAN, KANConfig, KANLinear
 
 matplotlib.use("Agg")
 
@@ -362,10 +365,72 @@ def test_prune_masks_the_edges_of_a_dead_hidden_node() -> None:
     assert bool((model.layers[0].mask[:, [0, 2]] == 1).all())
 
 
-def test_plot_activations_draws_one_axis_per_edge() -> None:
+def test_the_activation_curves_are_the_edge_functions_and_sum_to_the_layer_at_each_point() -> None:
+    torch.manual_seed(0)
     model = KAN([2, 3, 1], grid_size=3)
-    fig = model.plot_activations(num_points=20)
+    with torch.no_grad():
+        model.layers[1].mask[1, 0] = 0  # a pruned edge: its curve is flat zero
+    curves = model.activation_curves(num_points=20)
+    assert [tuple(c.phi.shape) for c in curves] == [(20, 2, 3), (20, 3, 1)]
+    for layer, c in zip(model.layers, curves):
+        assert torch.allclose(c.phi.sum(1), layer.forward_reference(c.x), atol=1e-6)  # sums on the nodes
+        assert torch.equal(c.x[[0, -1]].T, layer.grid[:, [3, 3 + 3]])  # the grid's interior range
+    assert not curves[1].kept[1, 0] and bool((curves[1].phi[:, 1, 0] == 0).all())
+
+
+def test_the_edge_function_figure_draws_one_axis_per_edge() -> None:
+    model = KAN([2, 3, 1], grid_size=3)
+    fig = edge_functions(model, num_points=20)
     assert len(fig.axes) == 2 * 3 + 3 * 1
+
+
+# --------------------------------------------------------------------------------------------
+# Checks at the door: each input once per call
+# --------------------------------------------------------------------------------------------
+
+
+def _entry_points() -> dict[str, object]:
+    """Every public call of KAN and of its B-splines, on valid input built outside the count.
+
+    The models are run once first: a layer checks its knots when they change (the first call, a
+    state dict, a grid update), not on every call.
+    """
+    torch.manual_seed(0)
+    model, layer, x = KAN([3, 4, 4, 1], grid_size=4), KANLinear(3, 2), torch.rand(8, 3)
+    model(x), layer(x)
+    grid = uniform_grid(3, 4, 3)
+    info = bspline.spline_grid(grid, 3)
+    weight = torch.rand(3 * (1 + 4 + 3), 2)
+    return {
+        "KAN.forward": lambda: model(x),
+        "KAN.forward_with_scales": lambda: model.forward_with_scales(x),
+        "KAN.regularization": lambda: model.regularization(model.forward_with_scales(x).scales),
+        "KAN.activation_curves": lambda: model.activation_curves(20),
+        "KANLinear.forward": lambda: layer(x),
+        "KANLinear.forward_reference": lambda: layer.forward_reference(x),
+        "KANLinear.features": lambda: layer.features(x),
+        "KANLinear.edge_scales": lambda: layer.edge_scales(x),
+        "KANLinear()": lambda: KANLinear(3, 2, grid_size=4, noise_scale=0.1),
+        "KANConfig()": lambda: KANConfig(grid_size=4),
+        "uniform_grid": lambda: uniform_grid(3, 4, 3),
+        "extend_grid": lambda: extend_grid(grid[:, 3:8], 3),
+        "bspline_basis": lambda: bspline_basis(x, grid, 3),
+        "spline_grid": lambda: bspline.spline_grid(grid, 3),
+        "spline_linear": lambda: bspline.spline_linear(x, torch.nn.functional.silu(x), weight, grid, info, 3),
+    }
+
+
+@pytest.mark.parametrize("entry", list(_entry_points()))
+def test_each_argument_of_a_public_kan_call_is_checked_at_most_once(entry: str) -> None:
+    assert checked_twice(_entry_points()[entry]) == {}
+
+
+def test_a_kan_builds_its_settings_once_and_every_layer_shares_them() -> None:
+    model = KAN([2, 3, 1], grid_size=4, noise_scale=0.1)
+    assert all(layer.config is model.config for layer in model.layers)
+    assert model.config == KANConfig(grid_size=4, noise_scale=0.1)
+    # Built once for the network: only each layer's own sizes are checked per layer (3 layers here).
+    assert checked_twice(lambda: KAN([3, 4, 4, 1], grid_size=4)) == {"in_features": 3, "out_features": 3}
 
 
 # --------------------------------------------------------------------------------------------

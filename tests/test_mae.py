@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from anchors.hf_vitmae import to_hf_vitmae
 from refimpl.checkpoints import (
     hf_vitmae_to_official,
     load_checkpoint,
     read_state_dict,
-    to_hf_vitmae,
 )
 from refimpl.mae import (
     MaskedAutoencoderViT,
@@ -275,3 +275,14 @@ def test_on_cuda_matches_hugging_face_vitmae(dtype: torch.dtype) -> None:
     tol = 1e-4 if dtype == torch.float32 else 5e-2
     torch.testing.assert_close(out.pred.float(), ref.logits.float(), rtol=tol, atol=tol)
     torch.testing.assert_close(out.loss.float(), ref.loss.float(), rtol=tol, atol=tol)
+
+
+def test_the_config_names_a_decoder_width_that_does_not_split_into_heads_or_quarters():
+    from refimpl.mae import MAEConfig
+
+    with pytest.raises(ValueError, match=r"decoder_embed_dim=36 is not divisible by decoder_num_heads=8"):
+        MaskedAutoencoderViT(**{**SMALL, "decoder_embed_dim": 36, "decoder_num_heads": 8})
+    with pytest.raises(ValueError, match=r"decoder_embed_dim=30 is not a positive multiple of 4"):
+        MAEConfig(**{**SMALL, "decoder_embed_dim": 30, "decoder_num_heads": 3})
+    config = MAEConfig(**SMALL)
+    assert small_mae().config == config and MaskedAutoencoderViT(config).config is not None

@@ -697,3 +697,14 @@ def test_ids_from_mask_takes_a_known_count_and_still_checks_it_in_eager():
         ids_from_mask(mask, num_removed=1)
     with pytest.raises(ValueError, match=r"num_removed=5; expected an int in \[0, L\] = \[0, 4\]"):
         ids_from_mask(mask, num_removed=5)
+
+
+def test_the_unchecked_paths_give_the_same_results_and_the_patchify_pattern_still_names_a_bad_side():
+    x, noise = torch.randn(2, 8, 3), torch.rand(2, 8)
+    checked, trusted = random_masking(x, 0.5, noise), random_masking(x, 0.5, noise, check=False)
+    assert all(torch.equal(a, b) for a, b in zip(checked, trusted))
+    token = torch.zeros(3)
+    assert torch.equal(unshuffle(checked.kept, checked.ids_restore, token),
+                       unshuffle(checked.kept, checked.ids_restore, token, check=False))
+    with pytest.raises(ValueError, match=r"imgs has width 30, which is not divisible by patch_size=16"):
+        patchify(torch.zeros(1, 3, 32, 30), 16, check=False)

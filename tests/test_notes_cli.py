@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from paper_notes.journal import load_entries, parse_entry
-from paper_notes.project import check_project
+from paper_notes.checks import check_project
 from paper_notes.registry import load_papers
 
 from conftest import ROOT

@@ -64,9 +64,7 @@ def tiny(data: Path, out: Path, **overrides: object) -> PretrainConfig:
     values = dict(data=str(data), output_dir=str(out), img_size=32, patch_size=8, model_kwargs=TINY_MODEL,
                   batch_size=4, epochs=2, warmup_steps=2, blr=1e-2, save_every=2, keep_last=2, log_every=1,
                   figure_every=0, figure_images=2, progress=False, tensorboard=False, num_workers=0)
-    config = PretrainConfig(**{**values, **overrides})
-    config.validate()
-    return config
+    return PretrainConfig(**{**values, **overrides})  # checked when built
 
 
 def stop_at(step: int):  # noqa: ANN201 - a callback
@@ -713,7 +711,7 @@ def test_a_hiera_run_draws_its_figure_from_16_px_prediction_patches_and_its_enco
 ) -> None:
     from refimpl.hiera import Hiera
     from refimpl.train.data import IMAGENET_MEAN, IMAGENET_STD
-    from refimpl.train.figures import reconstruction_rows
+    from refimpl.train.reconstruction import reconstruction_rows
 
     config, state, out = hiera_run
     assert (out / "recon-00000008.png").is_file()
@@ -754,14 +752,14 @@ def test_the_command_trains_a_hiera_without_patch_size(images: Path, tmp_path: P
 
 
 def test_a_patch_size_or_an_img_size_hiera_cannot_use_is_a_one_line_config_error() -> None:
-    for config, message in [
-        (PretrainConfig(model="mae_hiera_tiny_224", patch_size=8),
+    for values, message in [
+        ({"model": "mae_hiera_tiny_224", "patch_size": 8},
          r"patch_size=8 with model='mae_hiera_tiny_224'; Hiera's patch embedding is fixed .*use patch_size=None"),
-        (PretrainConfig(model="mae_hiera_tiny_224", patch_size=None, img_size=48),
+        ({"model": "mae_hiera_tiny_224", "patch_size": None, "img_size": 48},
          r"img_size=48 with model='mae_hiera_tiny_224'; expected a multiple of 32"),
     ]:
         with pytest.raises(ConfigError, match=message) as error:
-            config.validate()
+            PretrainConfig(**values)
         assert "\n" not in str(error.value)
     with pytest.raises(ConfigError, match="patch_size=16 with model='mae_hiera_tiny_224'"):
         resolve_config({}, {"model": "mae_hiera_tiny_224", "patch_size": 16})  # given explicitly: not overridden

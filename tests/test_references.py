@@ -9,15 +9,14 @@ import pytest
 
 from paper_notes.references import (
     UnresolvedReference,
-    expand_references,
     item_results,
     named_locators,
     named_references,
     parse_locator,
+    render,
     resolve,
 )
 from paper_notes.registry import load_papers
-from paper_notes.site import cite
 
 from conftest import ROOT, run_build, run_notes
 
@@ -71,34 +70,37 @@ def test_a_reference_the_outline_lacks_names_page_paper_and_item(paper: str, loc
 
 
 def test_a_reference_renders_as_a_link_to_the_anchor_with_title_and_gist_as_tooltip() -> None:
-    text, cited, refs = expand_references("卡在[@hiera, 图 4e]。", PAPERS, PAGE)
+    text, cited = render("卡在[@hiera, 图 4e]。", PAPERS, PAGE)
+    text = text.split("<h2")[0]  # the page's text, before its reference list
     figure = PAPERS["hiera"].outline.find("figure", "4")
-    assert text.startswith('卡在[图 4e](../reading-list/hiera.md#fig-4 "Hiera 图 4，小图 (e)：MAE for Hierarchical Models.')
-    assert text.endswith('"){: .paper-ref }。')
+    assert text.startswith('<p>卡在<a class="paper-ref" href="../reading-list/hiera.md#fig-4" '
+                           'title="Hiera 图 4，小图 (e)：MAE for Hierarchical Models.')
+    assert text.endswith('">图 4e</a>。</p>\n')
     assert figure.gist[:20] in text
-    assert cited == ["hiera"] and [r.item for r in refs] == [figure]
+    assert cited.ids == ["hiera"] and [r.item for r in cited.resolved] == [figure]
 
 
 def test_several_references_in_one_bracket_and_across_papers() -> None:
-    text, cited, refs = expand_references("[@mae, §4.1; 表 1f; 图 6; @hiera, 表 3b]", PAPERS, "concepts/masking.md")
-    assert [(r.paper.id, r.item.anchor) for r in refs] == [
+    text, cited = render("[@mae, §4.1; 表 1f; 图 6; @hiera, 表 3b]", PAPERS, "concepts/masking.md")
+    assert [(r.paper.id, r.item.anchor) for r in cited.resolved] == [
         ("mae", "sec-4-1"), ("mae", "tab-1f"), ("mae", "fig-6"), ("hiera", "tab-3b")]
-    assert text.count("{: .paper-ref }") == 4 and text.count("{: .paper-ref }、[") == 3
-    assert cited == ["mae", "hiera"]
+    assert text.count('class="paper-ref"') == 4 and text.count('</a>、<a class="paper-ref"') == 3
+    assert cited.ids == ["mae", "hiera"]
 
 
 def test_plain_citations_stay_citations_and_code_is_left_alone() -> None:
     markdown = "见 [@mae] 与 [@mae; @vit]。`[@hiera, 图 9]` 是代码。\n\n```\n[@kan, §9]\n```\n再看 [@hiera, 图 5b]。\n"
-    out = cite(markdown, PAPERS, PAGE)
-    assert "[He et al., 2022](../reading-list/mae.md)" in out
-    assert "`[@hiera, 图 9]`" in out and "[@kan, §9]" in out  # untouched inside code
-    assert "(../reading-list/hiera.md#fig-5" in out
-    assert "## 参考文献" in out and "Hiera: A Hierarchical Vision Transformer" in out.split("## 参考文献")[1]
+    out, _ = render(markdown, PAPERS, PAGE, "fenced_code")
+    assert '<a href="../reading-list/mae.md">He et al., 2022</a>' in out
+    assert "<code>[@hiera, 图 9]</code>" in out and "[@kan, §9]" in out  # untouched inside code
+    assert 'href="../reading-list/hiera.md#fig-5' in out
+    assert '<h2 id="references">参考文献</h2>' in out
+    assert "Hiera: A Hierarchical Vision Transformer" in out.split('<h2 id="references">参考文献</h2>')[1]
 
 
 def test_cite_refuses_an_unknown_item() -> None:
     with pytest.raises(UnresolvedReference, match=r"concepts/hiera.md: reference to Table 99 of paper 'hiera'"):
-        cite("[@hiera, 表 99]", PAPERS, PAGE)
+        render("[@hiera, 表 99]", PAPERS, PAGE)
 
 
 def test_a_results_marker_renders_the_items_numbers_with_a_reference_to_it() -> None:

@@ -147,3 +147,20 @@ def test_metadata_corrected_by_the_review() -> None:
     assert all(r.where.startswith(("[@mae, 表", "摘要；[@mae, 表")) for r in papers["mae"].headline_results)
     kan = papers["kan"]
     assert "[@kan, §6]" in kan.limitations and "摘要" not in kan.limitations  # not in the abstract
+
+
+def test_a_schema_error_ends_with_the_line_of_its_field_or_of_the_mapping_that_lacks_it(tmp_path: Path) -> None:
+    path = _write_paper(tmp_path, status="done")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    status_line = next(n for n, line in enumerate(lines, 1) if line.startswith("status:"))
+    with pytest.raises(SchemaError) as info:
+        load_papers(path.parent)
+    assert str(info.value).endswith(f"(line {status_line})") and info.value.line == status_line
+    results = [{"task": "t", "model": "m", "metric": "x", "value": 1, "where": "w"}, {"task": "t"}]
+    path = _write_paper(tmp_path, headline_results=results)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = lines.index("headline_results:")
+    second = [n for n, line in enumerate(lines, 1) if n > start and line.startswith("- ")][1]
+    with pytest.raises(SchemaError, match="expected a mapping with exactly") as info:
+        load_papers(path.parent)
+    assert info.value.field == "headline_results[1]" and info.value.line == second

@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,13 +36,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from refimpl.checkpoints import load_checkpoint
-from refimpl.sam2 import MemoryBank, SAM2, build_sam2, to_model_coords
-from refimpl.sam2 import model as sam2_models
+from refimpl.sam2 import AutomaticMaskGenerator, MemoryBank, SAM2, SAM2Config, build_sam2, to_model_coords
+from refimpl.sam2 import build as sam2_builds
 from refimpl.sam2.image_encoder import window_partition, window_unpartition
 from anchors.sam2_official import FLAGS_21, official_video_predictor, randomize_, write_synthetic_clip
 from refimpl.sam2.segment import main as segment_main
 from refimpl.sam2.segment import model_for_checkpoint
 
+from checks_counter import checked_twice
 from conftest import max_abs_diff
 
 with warnings.catch_warnings():
@@ -278,7 +280,7 @@ def test_every_released_size_has_the_keys_and_shapes_of_the_packaged_official_co
     config = _packaged_config(name, version)
     with torch.device("meta"):
         theirs = instantiate(config.model, _recursive_=True)
-        mine = getattr(sam2_models, name)(version=version)
+        mine = getattr(sam2_builds, name)(version=version)
     assert {k: tuple(v.shape) for k, v in mine.state_dict().items()} == {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
     trunk, their_trunk = mine.image_encoder.trunk, theirs.image_encoder.trunk
     assert [(b.window, b.q_stride) for b in trunk.blocks] == [(b.window_size, b.q_stride) for b in their_trunk.blocks]
@@ -317,7 +319,7 @@ def test_the_command_picks_each_released_size_and_version_from_the_checkpoint_ke
     for name in FACTORIES:
         for version in ("2.1", "2"):
             with torch.device("meta"):
-                state = getattr(sam2_models, name)(version=version).state_dict()
+                state = getattr(sam2_builds, name)(version=version).state_dict()
                 picked = model_for_checkpoint(state)
             assert {k: v.shape for k, v in picked.state_dict().items()} == {k: v.shape for k, v in state.items()}
             assert (picked.no_obj_embed_spatial is not None) == (version == "2.1")
@@ -481,3 +483,52 @@ def test_configurations_that_do_not_fit_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         build_sam2(**{**SMALL, **kwargs})
 
+
+
+def test_a_config_is_validated_once_and_kept_normalised_on_the_model():
+    config = SAM2Config(**{**SMALL, "stages": [1, 2, 3, 1], "embed_dim": np.int64(16)})
+    assert config.stages == (1, 2, 3, 1) and type(config.embed_dim) is int
+    assert (config.no_obj_embed_spatial, config.obj_ptr_tpos_enc) == (True, True)  # from version="2.1"
+    assert SAM2Config(**SMALL, version="2").no_obj_embed_spatial is False
+    assert build_sam2(**SMALL).config == SAM2Config(**SMALL)
+
+
+# --- each input checked once per call --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def entry_points() -> dict[str, Callable[[], object]]:
+    """The public calls of SAM 2, each with valid input built outside the count."""
+    torch.manual_seed(0)
+    model = build_sam2(**SMALL).eval()
+    images = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(1))
+    pixels = (torch.rand(48, 64, 3, generator=torch.Generator().manual_seed(2)) * 255).to(torch.uint8)
+    features = model.encode_image(images)
+    click = dict(points=torch.tensor([[[60.0, 40.0]]]), labels=torch.ones(1, 1))
+    box = torch.tensor([[20.0, 10.0, 90.0, 70.0]])
+    tracked = MemoryBank()
+    model.track_step(0, features, tracked, num_frames=3, **click)
+    generator = AutomaticMaskGenerator(model, points_per_side=4, points_per_batch=4, pred_iou_thresh=0, stability_score_thresh=0,
+                                       crop_n_layers=1, use_m2m=True)
+    return {
+        "SAM2Config": lambda: SAM2Config(**SMALL),
+        "build_sam2": lambda: build_sam2(**SMALL),
+        "SAM2.encode_image": lambda: model.encode_image(images),
+        "SAM2.preprocess": lambda: model.preprocess(pixels),
+        "predict, clicks and a box": lambda: model.predict(features, box=box, **click),
+        "predict, a click and a mask": lambda: model.predict(features, mask_input=torch.zeros(1, 1, 32, 32), **click),
+        "track_step, a click": lambda: model.track_step(0, features, MemoryBank(), num_frames=3, **click),
+        "track_step, a mask": lambda: model.track_step(0, features, MemoryBank(), mask=torch.ones(1, 1, 96, 96)),
+        "track_step, a tracked frame": lambda: model.track_step(1, features, tracked, num_frames=3),
+        "AutomaticMaskGenerator.generate": lambda: generator.generate(pixels),
+    }
+
+
+ENTRY_POINTS = ["SAM2Config", "build_sam2", "SAM2.encode_image", "SAM2.preprocess", "predict, clicks and a box", "predict, a click and a mask",
+                "track_step, a click", "track_step, a mask", "track_step, a tracked frame", "AutomaticMaskGenerator.generate"]
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_each_argument_of_a_public_sam2_call_is_checked_at_most_once(entry_points, entry):
+    with torch.no_grad():
+        assert checked_twice(entry_points[entry]) == {}, f"{entry} checks these arguments more than once"

@@ -1,6 +1,8 @@
-"""Instance-level evaluation as sam2-instance does it: COCO mask AP (pycocotools) of SAM 2 in automatic and box-prompt mode.
+"""Instance-level evaluation as sam2-instance does it: COCO mask AP of SAM 2 in automatic and box-prompt mode.
 
-AP is pycocotools' own; the tests check what we feed it (masks, boxes, scores, categories, the
+AP is ``refimpl.coco``'s (``tests/test_coco.py`` compares it with pycocotools on random data
+sets); here every AP is also compared with pycocotools' ``COCOeval`` (``theirs_ap``, the paper's
+tool, to ``TOL``), and the tests check what we feed it (masks, boxes, scores, categories, the
 matching) and a few cases whose AP can be worked out by hand from COCO's 101-point
 interpolation. End to end: a small synthetic set (blobs on noise), the small random SAM 2 of
 ``tests/test_sam2.py``, ground truth -> SAM 2 -> records -> AP.
@@ -33,6 +35,7 @@ from refimpl.sam2.segment import segment_image
 from refimpl.sodmetrics import Measures
 
 from faults import one_line
+from test_coco import TOL, theirs_evaluate
 
 SMALL = dict(embed_dim=16, num_heads=1, stages=(1, 2, 3, 1), global_att_blocks=(4,), window_pos_embed_bkg_spatial_size=(4, 4),
              image_size=128, d_model=64, mem_dim=16, memory_ffn_dim=128)
@@ -73,6 +76,25 @@ def model():
     return sam
 
 
+def theirs_ap(gt: dict, found: list[dict]) -> dict[str, float]:
+    """The four numbers by pycocotools' COCOeval (the anchor): AP70 read from its precision table at IoU 0.7."""
+    evaluation = theirs_evaluate(gt, found)
+    if evaluation is None:  # loadRes cannot read an empty list
+        return {k: 0.0 for k in AP_KEYS} if gt["annotations"] else {k: -1.0 for k in AP_KEYS}
+    at70 = int(np.flatnonzero(np.isclose(evaluation.params.iouThrs, 0.7))[0])
+    cells = evaluation.eval["precision"][at70, :, :, 0, -1]  # (recall, category) at area "all", maxDets 100
+    ap70 = float(np.mean(cells[cells > -1])) if (cells > -1).any() else -1.0
+    stats = evaluation.stats
+    return {"AP": float(stats[0]), "AP50": float(stats[1]), "AP70": ap70, "AP75": float(stats[2])}
+
+
+def ours_and_theirs(gt: dict, found: list[dict]) -> dict[str, float]:
+    """``mask_ap``, after checking that it equals pycocotools' numbers to ``TOL``."""
+    ours, theirs = mask_ap(gt, found), theirs_ap(gt, found)
+    assert set(ours) == set(AP_KEYS) and max(abs(ours[k] - theirs[k]) for k in AP_KEYS) <= TOL, (ours, theirs)
+    return ours
+
+
 def results(masks: torch.Tensor, image_id: int, scores: list[float]) -> list[dict]:
     """COCO results for given masks, category 1."""
     out = []
@@ -90,8 +112,8 @@ def test_ap_is_one_when_the_predictions_are_the_ground_truth(dataset):
     _, masks, gt = dataset
     found = [r for i, m in enumerate(masks) for r in results(m, i + 1, [0.9] * len(m))]
     before = copy.deepcopy((gt, found))
-    assert mask_ap(gt, found) == {k: 1.0 for k in AP_KEYS}
-    assert (gt, found) == before  # pycocotools writes into what it is given: mask_ap works on copies
+    assert ours_and_theirs(gt, found) == {k: 1.0 for k in AP_KEYS}
+    assert (gt, found) == before  # mask_ap leaves what it is given as it was (pycocotools writes into it)
 
 
 def test_the_ground_truth_has_one_entry_per_object_with_coco_boxes(dataset):
@@ -102,13 +124,16 @@ def test_the_ground_truth_has_one_entry_per_object_with_coco_boxes(dataset):
     ann = [a for a in gt["annotations"] if a["image_id"] == 2][2]
     assert ann["bbox"] == [x0, y0, x1 - x0, y1 - y0] and ann["area"] == (y1 - y0) * (x1 - x0)
     assert np.array_equal(mask_utils.decode(ann["segmentation"]).astype(bool), masks[1][2].numpy())
+    for ann, m in zip(gt["annotations"], [g for image in masks for g in image], strict=True):  # as pycocotools writes them
+        theirs = mask_utils.encode(np.asfortranarray(m.numpy().astype(np.uint8)))
+        assert ann["segmentation"]["counts"].encode() == theirs["counts"] and ann["bbox"] == mask_utils.toBbox(theirs).tolist()
 
 
 def test_one_of_two_objects_found_gives_51_of_101_recall_points():
     """Recall reaches 0.5 with precision 1: COCO's 101 recall points 0, 0.01, ..., 0.5 have precision 1, the rest 0."""
     _, masks = blob_image(0)
     gt = coco_ground_truth([masks])
-    assert mask_ap(gt, results(masks[:1], 1, [0.8])) == pytest.approx({k: 51 / 101 for k in AP_KEYS}, abs=1e-12)
+    assert ours_and_theirs(gt, results(masks[:1], 1, [0.8])) == pytest.approx({k: 51 / 101 for k in AP_KEYS}, abs=1e-12)
 
 
 def test_a_false_positive_ranked_first_halves_the_precision():
@@ -118,7 +143,7 @@ def test_a_false_positive_ranked_first_halves_the_precision():
     miss = torch.zeros_like(masks[:1])
     miss[0, 0:5, 60:90] = True  # overlaps no object
     found = results(masks[:1], 1, [0.8]) + results(miss, 1, [0.9])
-    assert mask_ap(gt, found) == pytest.approx({k: 0.5 * 51 / 101 for k in AP_KEYS}, abs=1e-12)
+    assert ours_and_theirs(gt, found) == pytest.approx({k: 0.5 * 51 / 101 for k in AP_KEYS}, abs=1e-12)
 
 
 def test_a_mask_of_iou_072_counts_up_to_ap70_and_not_at_ap75():
@@ -129,11 +154,11 @@ def test_a_mask_of_iou_072_counts_up_to_ap70_and_not_at_ap75():
     part[0, 10:20, 10:17] = True
     part[0, 10:12, 17:18] = True  # 72 pixels inside: IoU 0.72
     gt = coco_ground_truth([gt_mask])
-    assert mask_ap(gt, results(part, 1, [0.7])) == pytest.approx({"AP": 0.5, "AP50": 1.0, "AP70": 1.0, "AP75": 0.0}, abs=1e-12)
+    assert ours_and_theirs(gt, results(part, 1, [0.7])) == pytest.approx({"AP": 0.5, "AP50": 1.0, "AP70": 1.0, "AP75": 0.0}, abs=1e-12)
 
 
 def test_no_detection_scores_zero(dataset):
-    assert mask_ap(dataset[2], []) == {k: 0.0 for k in AP_KEYS}
+    assert ours_and_theirs(dataset[2], []) == {k: 0.0 for k in AP_KEYS}
 
 
 # --- the matching of automatic mode --------------------------------------------------------------
@@ -171,8 +196,8 @@ def test_automatic_mode_keeps_the_matched_mask_per_object_with_its_predicted_iou
     assert [d["category_id"] for d in found] == [1, 1]
     for d, g in zip(found, m):
         assert np.array_equal(mask_utils.decode(d["segmentation"]).astype(bool), g.numpy())
-    assert mask_ap(gt, found)["AP"] < 1  # images 2 and 3 have no detection
-    assert mask_ap({**gt, "images": gt["images"][:1], "annotations": gt["annotations"][:2]}, found) == {k: 1.0 for k in AP_KEYS}
+    assert ours_and_theirs(gt, found)["AP"] < 1  # images 2 and 3 have no detection
+    assert ours_and_theirs({**gt, "images": gt["images"][:1], "annotations": gt["annotations"][:2]}, found) == {k: 1.0 for k in AP_KEYS}
 
 
 # --- end to end: ground truth -> SAM 2 -> records -> AP ------------------------------------------
@@ -191,7 +216,7 @@ def test_automatic_mode_end_to_end(dataset, model):
         scores = {r["predicted_iou"] for r in records}
         assert all(d["score"] in scores and d["image_id"] == image_id for d in detections)
         found += detections
-    ap = mask_ap(gt, found)
+    ap = ours_and_theirs(gt, found)
     assert set(ap) == set(AP_KEYS) and all(0.0 <= v <= 1.0 for v in ap.values())
     assert ap["AP50"] >= ap["AP70"] >= ap["AP75"] and ap["AP50"] >= ap["AP"]
 
@@ -210,7 +235,7 @@ def test_box_mode_end_to_end_gives_the_predictors_masks(dataset, model):
             assert np.array_equal(mask_utils.decode(d["segmentation"]).astype(bool), mask[0].numpy())
             assert d["score"] == pytest.approx(float(iou[0]), abs=1e-5)
         found += detections
-    ap = mask_ap(gt, found)
+    ap = ours_and_theirs(gt, found)
     assert all(0.0 <= v <= 1.0 for v in ap.values())
 
 
@@ -258,9 +283,13 @@ def test_refused_input_is_one_line_naming_the_argument(dataset, model, call, fra
     assert fragment in one_line(str(error.value))
 
 
-def test_without_pycocotools_the_error_is_one_line(monkeypatch, dataset):
+def test_without_pycocotools_everything_still_works(monkeypatch, dataset):
+    """pycocotools is the anchor the tests compare with, not a dependency of refimpl."""
+    _, masks, gt = dataset
+    found = [r for i, m in enumerate(masks) for r in results(m, i + 1, [0.9] * len(m))]
     for name in ("pycocotools", "pycocotools.mask", "pycocotools.coco", "pycocotools.cocoeval"):
         monkeypatch.setitem(sys.modules, name, None)
-    with pytest.raises(ImportError) as error:
-        mask_ap(dataset[2], [{"image_id": 1}])
-    assert "needs pycocotools" in one_line(str(error.value))
+    assert mask_ap(coco_ground_truth(masks), found) == {k: 1.0 for k in AP_KEYS}
+    with pytest.raises(ValueError) as error:
+        mask_ap(gt, [{"image_id": 9}])
+    assert "image_id is not in ground_truth" in one_line(str(error.value))

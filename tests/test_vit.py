@@ -331,3 +331,36 @@ def test_attention_rejects_a_width_that_does_not_split_into_heads():
 def test_bad_pos_embed_arguments_raise_naming_them(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# --- the config: checked once when built, read by the model ---------------------------------
+
+
+def test_a_config_is_frozen_checked_when_built_and_the_same_model_as_its_keywords():
+    import dataclasses
+
+    import numpy as np
+
+    from refimpl.vit import ViTConfig
+
+    config = ViTConfig(img_size=np.int64(32), patch_size=16, embed_dim=32, depth=1, num_heads=2, num_classes=3)
+    assert type(config.img_size) is int  # a NumPy number is stored as a Python one
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.depth = 2
+    torch.manual_seed(0)
+    from_config = VisionTransformer(config)
+    torch.manual_seed(0)
+    from_keywords = VisionTransformer(img_size=32, patch_size=16, embed_dim=32, depth=1, num_heads=2, num_classes=3)
+    assert from_config.config == from_keywords.config == config
+    assert all(torch.equal(a, b) for a, b in zip(from_config.state_dict().values(), from_keywords.state_dict().values()))
+    assert VisionTransformer(config, depth=2).config.depth == 2  # keywords replace the config's fields
+    with pytest.raises(ValueError, match=r"num_heads=0"):
+        VisionTransformer(config, num_heads=0)  # and are checked too
+
+
+def test_the_blocks_of_a_model_trust_its_config_and_a_block_alone_fails_in_its_first_forward():
+    from einops import EinopsError
+
+    block = Block(10, num_heads=3)  # built by a model, a block checks nothing again
+    with pytest.raises(EinopsError, match=r"can't divide axis of length 30 in chunks of 9"):  # q, k, v of 3 heads
+        block(torch.zeros(1, 2, 10))

@@ -2,7 +2,7 @@
 // are served from this site (assets/mathjax/), never from a CDN.
 window.MathJax = {
   tex: {
-    // pymdownx.arithmatex (and the hook, for notebooks) wrap math in these delimiters inside
+    // pymdownx.arithmatex (and the paper-notes plugin, for notebooks) wrap math in these delimiters inside
     // elements of class "arithmatex"; nothing else on a page is searched for math.
     inlineMath: [["\\(", "\\)"]],
     displayMath: [["\\[", "\\]"]],

@@ -31,6 +31,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from paper_notes.figures import style
+from paper_notes.figures.kan import edge_functions
 from refimpl.kan import KAN
 
 plt.rcParams.update(style())  # Chinese labels in Noto Sans CJK (docs extra), as in the concept pages' figures
@@ -105,16 +106,12 @@ plt.show()
 # %% [markdown]
 # ## 学到的边函数
 #
-# `plot_activations()` 把每条边上的函数 $\phi_{i,o}$ 画在它的网格范围内：左边一块是第一层
+# `edge_functions(model)` 把每条边上的函数 $\phi_{i,o}$ 画在它的网格范围内（曲线由
+# `model.activation_curves()` 算出，图在 `paper_notes.figures.kan` 里画）：左边一块是第一层
 # （2 个输入 × 5 个隐藏节点），右边一块是第二层（5 个隐藏节点 × 1 个输出）。没有稀疏化时，
 # 5 个隐藏节点一起分担这个函数；论文加上稀疏化正则和剪枝后，才会只剩下一个节点，
 # 边函数分别像 $\sin(\pi x)$、$y^2$ 和 $\exp$ [@kan, §2.5.2]。
 
 # %%
-fig = model.plot_activations()
-for l, (layer, panel) in enumerate(zip(model.layers, fig.subfigs), 1):  # refimpl labels in English
-    panel.suptitle(f"第 {l} 层：{layer.in_features} 个输入 → {layer.out_features} 个输出", fontsize=9)
-    for ax in panel.axes:
-        ax.set_xlabel(ax.get_xlabel().replace("x", "输入 "), fontsize=7)
-        ax.set_ylabel(ax.get_ylabel().replace("out", "输出"), fontsize=7)
+fig = edge_functions(model)
 plt.show()

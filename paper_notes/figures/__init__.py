@@ -2,7 +2,7 @@
 
 Each module in this package exposes ``FIGURES``: a dict from an output name (``"masking/random.svg"``)
 to a function that takes no arguments and returns a ``matplotlib.figure.Figure``. The build
-(``scripts/gen_pages.py``) writes every figure to ``docs/figures/<name>`` in the built site, so a
+(the ``paper-notes`` plugin, [`paper_notes.plugin`][paper_notes.plugin]) writes every figure to ``docs/figures/<name>`` in the built site, so a
 page shows it with ``![caption](../figures/masking/random.svg)``. Titles, axis labels and legends are
 Chinese, with the English term in brackets where the page uses it (``掩码率 (masking ratio)``).
 

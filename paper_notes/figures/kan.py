@@ -5,6 +5,10 @@
 ``bspline_basis`` computes. ``kan/grid_extension.svg``: one edge function fitted on a coarse
 grid, then refined with ``KANLinear.refine`` to a nested grid (G = 3 -> 12, exact) and to one
 that is not nested (G = 3 -> 5, approximate), fixed seed.
+
+``edge_functions`` draws the learned edge functions of any ``KAN`` (``docs/notebooks/kan_fit.py``
+draws its trained one) from ``KAN.activation_curves``: the reference code gives the curves, this
+module draws them.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import math
 import torch
 
 from refimpl.bspline import bspline_basis, uniform_grid
-from refimpl.kan import KANLinear
+from refimpl.kan import KAN, KANLinear
 
 G = 5
 SEED = 0
@@ -78,6 +82,42 @@ def grid_extension():
         ax.set_xlabel(f"x（竖线：G = 3 与 G = {G} 的内部节点）")
         ax.legend(fontsize=7, loc="lower left")
     axes[0].set_ylabel("φ(x)")
+    return fig
+
+
+def edge_functions(model: KAN, num_points: int = 200):
+    """Every learned edge function ``phi_{i,o}`` of ``model`` on its grid's interior range.
+
+    One panel per layer, a row per output and a column per input; pruned edges (``mask = 0``)
+    are drawn grey and flat.
+
+    Args:
+        model: a [`KAN`][refimpl.kan.KAN].
+        num_points: points per curve (see [`KAN.activation_curves`][refimpl.kan.KAN.activation_curves]).
+
+    Returns:
+        A ``matplotlib.figure.Figure``.
+    """
+    import matplotlib.pyplot as plt
+
+    curves = model.activation_curves(num_points)
+    fig = plt.figure(figsize=(3.0 * len(curves) + 1.5, 4.2), layout="constrained")
+    panels = fig.subfigures(1, len(curves), squeeze=False)[0]
+    for l, (layer, panel) in enumerate(zip(curves, panels), 1):
+        n_in, n_out = layer.kept.shape
+        axes = panel.subplots(n_out, n_in, squeeze=False)
+        for o in range(n_out):
+            for i in range(n_in):
+                ax = axes[o][i]
+                on = bool(layer.kept[i, o])
+                ax.plot(layer.x[:, i].cpu(), layer.phi[:, i, o].cpu(), color="C0" if on else "0.7", linewidth=1.2)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if o == n_out - 1:
+                    ax.set_xlabel(f"输入 {i}", fontsize=7)
+                if i == 0:
+                    ax.set_ylabel(f"输出 {o}", fontsize=7)
+        panel.suptitle(f"第 {l} 层：{n_in} 个输入 → {n_out} 个输出", fontsize=9)
     return fig
 
 

@@ -2,10 +2,11 @@
 
 The run is a short ``mae-pretrain`` on the embedded photographs (CPU); its metrics log and a few
 reconstruction grids live in ``docs/guides/runs/``. ``record_run`` writes them from a finished
-run's folder: the grids come from ``refimpl.train.figures.reconstruction_rows`` on the run's own
-figure images, with the weights of step 0 (rebuilt from ``config.json``) and of the run's
-checkpoints, one PNG each (rows: input, masked, prediction, target, reconstruction; one column
-per image). To record a new run::
+run's folder: the grids are ``refimpl.train.reconstruction``'s (``reconstruction_grid`` of
+``reconstruction_rows``, as in the trainer's ``recon-<step>.png``) on the run's own figure
+images, with the weights of step 0 (rebuilt from ``config.json``) and of the run's checkpoints,
+one PNG each (rows: input, masked, prediction, target, reconstruction; one column per image).
+To record a new run::
 
     .venv/bin/mae-pretrain --output-dir /tmp/run
     .venv/bin/python -m paper_notes.figures.pretrain /tmp/run --force
@@ -24,9 +25,8 @@ RUNS = Path(__file__).resolve().parents[2] / "docs" / "guides" / "runs"
 LOG = RUNS / "mae-tiny-cpu.jsonl"
 INPUTS = ("docs/guides/runs",)
 """What the figures read, relative to the project root (``RUNS``): part of their build-cache key."""
-ROWS = ("input", "masked", "prediction", "target", "reconstruction")
 ROW_LABELS = {"input": "输入", "masked": "遮挡后", "prediction": "预测", "target": "目标", "reconstruction": "重建"}
-"""How the guide's figure names the rows of a grid."""
+"""How the guide's figure names the rows of a grid, top to bottom (``refimpl.train.reconstruction.ROWS``)."""
 
 
 def _records() -> list[dict]:
@@ -74,33 +74,14 @@ def reconstructions() -> object:
         step = int(path.stem.rsplit("-", 1)[1])
         ax.set_title(f"第 {step} 步", fontsize=10)
         ax.set_xticks([])
-        rows = len(ROWS)
+        rows = len(ROW_LABELS)
         ax.set_yticks([(i + 0.5) * grid.shape[0] / rows for i in range(rows)])
-        ax.set_yticklabels([ROW_LABELS[r] for r in ROWS] if ax is axes[0] else [""] * rows, fontsize=8)
+        ax.set_yticklabels(list(ROW_LABELS.values()) if ax is axes[0] else [""] * rows, fontsize=8)
     fig.tight_layout()
     return fig
 
 
 FIGURES = {"pretrain/loss.svg": loss_curve, "pretrain/reconstructions.svg": reconstructions}
-
-GAP = 2
-"""White pixels between the images of a grid."""
-
-
-def reconstruction_grid(rows: dict[str, object]) -> object:
-    """``reconstruction_rows``'s rows as one ``uint8`` picture ``(5 S + 4 GAP, B S + (B - 1) GAP, 3)``, white between."""
-    import numpy as np
-    import torch
-
-    B, _, S, _ = rows[ROWS[0]].shape
-    grid = np.full((len(ROWS) * (S + GAP) - GAP, B * (S + GAP) - GAP, 3), 255, dtype=np.uint8)
-    for i, name in enumerate(ROWS):
-        images = (rows[name].float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()  # (B, 3, S, S)
-        for j in range(B):
-            y, x = i * (S + GAP), j * (S + GAP)
-            grid[y : y + S, x : x + S] = images[j].permute(1, 2, 0).numpy()  # (S, S, 3)
-    return grid
-
 
 def record_run(run: str | os.PathLike[str], steps: Sequence[int] = (0, 200, 360), dest: Path = RUNS,
                force: bool = False) -> list[Path]:
@@ -125,7 +106,7 @@ def record_run(run: str | os.PathLike[str], steps: Sequence[int] = (0, 200, 360)
     from refimpl.train.checkpoint import checkpoint_name, load_training_checkpoint
     from refimpl.train.config import PretrainConfig
     from refimpl.train.data import MAEPretrainDataset, normalize_images
-    from refimpl.train.figures import reconstruction_rows
+    from refimpl.train.reconstruction import reconstruction_grid, reconstruction_rows
     from refimpl.train.pretrain import build_model, figure_batch, noise_length, open_data
 
     run = Path(run)
@@ -150,7 +131,7 @@ def record_run(run: str | os.PathLike[str], steps: Sequence[int] = (0, 200, 360)
         grid = reconstruction_grid(reconstruction_rows(model, imgs, noise, config.mask_ratio))
         path = dest / f"{LOG.stem}-recon-{step:06d}.png"
         tmp = path.with_name(f".{path.name}.tmp")
-        Image.fromarray(grid).save(tmp, format="PNG")
+        Image.fromarray(grid.numpy()).save(tmp, format="PNG")
         os.replace(tmp, path)
         written.append(path)
     tmp = dest / f".{LOG.name}.tmp"

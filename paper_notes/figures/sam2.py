@@ -5,7 +5,7 @@
   at a stage transition), on toy grids; the windows come from
   [`window_partition`][refimpl.sam2.image_encoder.window_partition].
 - ``sam2/block_layout.svg``: every block of the four released trunks, built on the meta device
-  from [`SIZES`][refimpl.sam2.model.SIZES]: its stage, its window (or global attention), where
+  from [`SIZES`][refimpl.sam2.build.SIZES]: its stage, its window (or global attention), where
   the queries are pooled, and how many pixels a window spans.
 - ``sam2/memory_selection.svg``: which frames a tracking step attends to, frame by frame over a
   clip with two prompted frames, from [`MemoryBank.select`][refimpl.sam2.memory_bank.MemoryBank.select]
@@ -32,6 +32,7 @@ The pure helpers (``block_layout``, ``memory_schedule``, ``memory_token_count``,
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass
 
@@ -42,9 +43,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from refimpl.sam2.automatic_mask_generator import Crop, crop_boxes, point_grid, stability_score
+from refimpl.sam2.build import SIZES, SAM2Config
 from refimpl.sam2.image_encoder import Hiera, window_partition
 from refimpl.sam2.memory_bank import MemoryBank, MemoryEntry
-from refimpl.sam2.model import SIZES, build_sam2
 from refimpl.sam2.position import apply_rope, axial_rope
 
 from ._grid import board_axes
@@ -55,8 +56,8 @@ PATCH_STRIDE = 4  # the patch embedding's stride: a stage-1 token is 4 x 4 pixel
 
 
 def _build_defaults() -> dict[str, object]:
-    """The keyword defaults of [`build_sam2`][refimpl.sam2.model.build_sam2] (window_spec, image size, widths)."""
-    return {k: p.default for k, p in inspect.signature(build_sam2).parameters.items() if p.default is not p.empty}
+    """The defaults of [`SAM2Config`][refimpl.sam2.build.SAM2Config] (window_spec, image size, widths)."""
+    return {f.name: f.default for f in dataclasses.fields(SAM2Config) if f.default is not dataclasses.MISSING}
 
 
 # --- windows and mask units -------------------------------------------------------------------
@@ -236,7 +237,7 @@ def memory_token_count(step: StepMemories, image_size: int | None = None, d_mode
                        mem_dim: int | None = None) -> int:
     """Keys the memory attention of this step reads: ``h * w`` per spatial memory, ``D / D_mem`` per pointer.
 
-    With the released sizes (the defaults of [`build_sam2`][refimpl.sam2.model.build_sam2]:
+    With the released sizes (the defaults of [`SAM2Config`][refimpl.sam2.build.SAM2Config]:
     ``S = 1024``, stride 16, ``D = 256``, ``D_mem = 64``): 4096 tokens per frame and 4 per pointer.
     """
     defaults = _build_defaults()

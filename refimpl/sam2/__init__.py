@@ -12,7 +12,10 @@ attending to a memory of what it predicted before (SAM 2 §4, Fig. 3). One modul
 | [`memory_encoder`][refimpl.sam2.memory_encoder] | mask + frame embedding -> 64-channel memory | SAM 2 §4, App. C.1 |
 | [`memory_bank`][refimpl.sam2.memory_bank] | prompted and recent frames, object pointers, which are attended | SAM 2 §4 |
 | [`memory_attention`][refimpl.sam2.memory_attention] | self- and cross-attention with 2-D RoPE | SAM 2 §4, App. C.1, §8.2.2 |
-| [`model`][refimpl.sam2.model] | the whole model, image prediction, one tracking step, the four sizes | SAM 2 §4, Fig. 3 |
+| [`model`][refimpl.sam2.model] | the whole model: its parts, the heads, memory in and out | SAM 2 §4, Fig. 3 |
+| [`image_predictor`][refimpl.sam2.image_predictor] | an image: preprocessing, prompts, masks | SAM 2 §3, Fig. 8 |
+| [`tracking`][refimpl.sam2.tracking] | one frame of a video, from its prompt or from the bank | SAM 2 §4, Fig. 3 |
+| [`build`][refimpl.sam2.build] | the validated config, ``build_sam2``, the four released sizes | SAM 2 Tab. 13 |
 | [`position`][refimpl.sam2.position], [`layers`][refimpl.sam2.layers] | position encodings; MLP, LayerNorm2d, attention | |
 | [`automatic_mask_generator`][refimpl.sam2.automatic_mask_generator] | every object of an image from a grid of clicks | SAM 2 §5.1 |
 | [`segment`][refimpl.sam2.segment] | the ``sam2-segment`` command | |
@@ -31,22 +34,15 @@ model = sam2_hiera_tiny().eval()
 """
 
 from .automatic_mask_generator import AutomaticMaskGenerator
+from .build import SIZES, SAM2Config, build_sam2, sam2_hiera_base_plus, sam2_hiera_large, sam2_hiera_small, sam2_hiera_tiny
+from .image_predictor import Prediction, to_model_coords
 from .memory_bank import MemoryBank, MemoryEntry
-from .model import (
-    SAM2,
-    SIZES,
-    Prediction,
-    TrackOutput,
-    build_sam2,
-    sam2_hiera_base_plus,
-    sam2_hiera_large,
-    sam2_hiera_small,
-    sam2_hiera_tiny,
-    to_model_coords,
-)
+from .model import SAM2
+from .tracking import TrackOutput
 
 __all__ = [
     "SAM2",
+    "SAM2Config",
     "AutomaticMaskGenerator",
     "SIZES",
     "MemoryBank",

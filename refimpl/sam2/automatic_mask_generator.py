@@ -59,8 +59,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import batched_nms
 
-from .. import checks
-from .model import SAM2, to_model_coords
+from .. import checks, coco
+from .image_predictor import _predict, _preprocess, to_model_coords
+from .model import SAM2
 
 __all__ = [
     "AutomaticMaskGenerator",
@@ -295,15 +296,6 @@ def decode_rle(rle: dict[str, Any]) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(columns.reshape(w, h).T))  # (w, h) -> (h, w)
 
 
-def _coco_rle(rle: dict[str, Any]) -> dict[str, Any]:
-    """The compressed COCO RLE (a string of counts), by pycocotools."""
-    from pycocotools import mask as mask_utils
-
-    h, w = rle["size"]
-    coco = mask_utils.frPyObjects(rle, h, w)
-    return {"size": coco["size"], "counts": coco["counts"].decode("utf-8")}  # str, for JSON
-
-
 # --- the generator -------------------------------------------------------------------------------
 
 
@@ -354,7 +346,7 @@ class AutomaticMaskGenerator:
         min_mask_region_area: holes and islands up to this many low-resolution pixels are
             removed (0: kept); see [`fill_small_regions`][refimpl.sam2.automatic_mask_generator.fill_small_regions].
         output_mode: one of [`OUTPUT_MODES`][refimpl.sam2.automatic_mask_generator.OUTPUT_MODES];
-            ``"coco_rle"`` needs ``pycocotools``.
+            ``"coco_rle"`` compresses the RLE by [`refimpl.coco.compress`][refimpl.coco.compress].
         use_m2m: refine each mask once with itself as the mask prompt.
         multimask_output: three masks per click, or one.
 
@@ -362,7 +354,6 @@ class AutomaticMaskGenerator:
         TypeError: for a ``model`` that is not ``SAM2``, or an argument of the wrong type.
         ValueError: for a value out of range, both or neither of ``points_per_side`` and
             ``point_grids``, a grid per layer missing, or a layer left without points.
-        ImportError: for ``output_mode="coco_rle"`` without pycocotools.
     """
 
     def __init__(
@@ -404,12 +395,6 @@ class AutomaticMaskGenerator:
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be a bool, got {type(flag).__name__} {flag!r}; expected True or False")
         self.use_m2m, self.multimask_output = use_m2m, multimask_output
-        if output_mode == "coco_rle":
-            try:
-                import pycocotools.mask  # noqa: F401
-            except ImportError:
-                raise ImportError("output_mode='coco_rle' needs pycocotools (pip install pycocotools); "
-                                  "'uncompressed_rle' gives the same RLE without it") from None
         self.point_grids = self._grids(points_per_side, point_grids)
         self.points_per_side = points_per_side
 
@@ -493,7 +478,8 @@ class AutomaticMaskGenerator:
         """The masks of one crop, duplicates removed, in image coordinates."""
         x0, y0, x1, y1 = crop.box
         h, w = y1 - y0, x1 - x0
-        features = self.model.encode_image(self.model.preprocess(image[y0:y1, x0:x1]))  # the crop, as an image of its own
+        # the crop, as an image of its own (generate checked the image: the unchecked steps)
+        features = self.model.forward_image(_preprocess(image[y0:y1, x0:x1], self.model.image_size))
         grid = self.point_grids[crop.layer] * torch.tensor([w, h], dtype=torch.float64)  # (P, 2) pixels of the crop
         points = grid.to(torch.float32).to(device)
         batches = [self._batch(features, chunk, crop.box, image_hw) for chunk in points.split(self.points_per_batch)]
@@ -514,7 +500,7 @@ class AutomaticMaskGenerator:
         N = points.shape[0]
         clicks = to_model_coords(points, crop_hw, self.model.image_size)[:, None]  # (N, 1, 2) model-input pixels
         positive = torch.ones(N, 1, dtype=torch.int32, device=points.device)
-        out = self.model.predict(features, clicks, positive, multimask_output=self.multimask_output)
+        out = _predict(self.model, features, clicks, positive, None, self.multimask_output)  # clicks from our grid: no checks
         M = out.masks.shape[1]
         low_res = out.masks.flatten(0, 1)  # (N, M, s, s) -> (N*M, s, s)
         iou = out.iou.flatten(0, 1)  # (N*M,)
@@ -552,7 +538,7 @@ class AutomaticMaskGenerator:
         masks, ious = [], []
         for start in range(0, clicks.shape[0], self.points_per_batch):
             part = slice(start, start + self.points_per_batch)
-            out = self.model.predict(features, clicks[part], positive[part], mask_input=prompts[part], multimask_output=False)
+            out = _predict(self.model, features, clicks[part], positive[part], prompts[part], False)
             masks.append(out.masks[:, 0])
             ious.append(out.iou[:, 0])
         return torch.cat(masks), torch.cat(ious)
@@ -566,7 +552,7 @@ class AutomaticMaskGenerator:
         if self.output_mode == "binary_mask":
             segmentations: list[Any] = [decode_rle(rle) for rle in masks.rles]
         elif self.output_mode == "coco_rle":
-            segmentations = [_coco_rle(rle) for rle in masks.rles]
+            segmentations = [coco.compress(rle) for rle in masks.rles]  # counts as text, for JSON
         else:
             segmentations = masks.rles
         rows = zip(segmentations, masks.rles, xywh(masks.boxes), masks.iou.cpu().tolist(), masks.points.cpu().tolist(),

@@ -44,8 +44,10 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 
+from .. import checks
 from ..hiera import HieraPatchEmbed
 from ..vit import LN_EPS, DropPath
 from .layers import MLP
@@ -82,13 +84,12 @@ def window_partition(x: Tensor, window: int) -> tuple[Tensor, tuple[int, int]]:
         >>> windows[1, :, :, 0].tolist()  # top-right window: column 2 and the padding
         [[2.0, 0.0], [5.0, 0.0]]
     """
-    B, h, w, C = x.shape
+    h, w = x.shape[1:3]
     pad_h, pad_w = (window - h % window) % window, (window - w % window) % window
     if pad_h or pad_w:
         x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))  # zeros after the last row and column
     hp, wp = h + pad_h, w + pad_w
-    x = x.view(B, hp // window, window, wp // window, window, C)  # (B, h/ws, ws, w/ws, ws, C)
-    windows = x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window, window, C)  # (B * nW, ws, ws, C)
+    windows = rearrange(x, "b (nh wh) (nw ww) c -> (b nh nw) wh ww c", wh=window, ww=window)  # nW = nh * nw windows per image
     return windows, (hp, wp)
 
 
@@ -112,9 +113,7 @@ def window_unpartition(windows: Tensor, window: int, padded: tuple[int, int], si
     """
     hp, wp = padded
     h, w = size
-    B = windows.shape[0] // (hp * wp // window // window)
-    x = windows.reshape(B, hp // window, wp // window, window, window, -1)  # (B, h/ws, w/ws, ws, ws, C)
-    x = x.permute(0, 1, 3, 2, 4, 5).reshape(B, hp, wp, -1)  # (B, h_pad, w_pad, C)
+    x = rearrange(windows, "(b nh nw) wh ww c -> b (nh wh) (nw ww) c", nh=hp // window, nw=wp // window)  # (B, h_pad, w_pad, C)
     if hp > h or wp > w:
         x = x[:, :h, :w, :]
     return x
@@ -213,7 +212,7 @@ class MultiScaleBlock(nn.Module):
         self.dim, self.dim_out, self.window, self.q_stride = dim, dim_out, window, q_stride
         self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
         self.attn = MultiScaleAttention(dim, dim_out, num_heads, q_stride)
-        self.drop_path = DropPath(drop_path)
+        self.drop_path = DropPath(drop_path, check=False)  # a rate Hiera's constructor checked
         self.norm2 = nn.LayerNorm(dim_out, eps=LN_EPS)
         self.mlp = MLP(dim_out, int(dim_out * mlp_ratio), dim_out, num_layers=2, activation=nn.GELU)
         if dim != dim_out:
@@ -292,6 +291,7 @@ class Hiera(nn.Module):
             raise ValueError(f"window_spec={tuple(window_spec)} has {len(window_spec)} entries; expected one per stage ({len(stages)})")
         if not 0 <= q_pool < len(stages):
             raise ValueError(f"q_pool={q_pool}; expected 0 <= q_pool < len(stages) = {len(stages)}")
+        drop_path_rate = checks.fraction(drop_path_rate, "drop_path_rate", example="0.1")
         self.window_spec, self.global_att_blocks = tuple(window_spec), tuple(global_att_blocks)
         self.stage_ends = [sum(stages[: i + 1]) - 1 for i in range(len(stages))]
         pool_blocks = {end + 1 for end in self.stage_ends[:-1][:q_pool]}

@@ -1,7 +1,8 @@
 r"""Instance-level evaluation of SAM 2, as sam2-instance does it (arXiv 2409.02567; code PJLallen/InstanceSAM2Eval).
 
-The paper runs SAM 2 on class-agnostic instance tasks in two ways and scores the masks with the
-COCO mask AP of ``pycocotools`` (the reference implementation; nothing here re-implements AP):
+The paper runs SAM 2 on class-agnostic instance tasks in two ways and scores the masks with
+COCO mask AP (computed by [`refimpl.coco`][refimpl.coco], which the tests compare with
+pycocotools' ``COCOeval``, the paper's tool):
 
 1. **Automatic mode** ([`auto_detections`][refimpl.sam2.instance_eval.auto_detections]): the
    [automatic mask generator][refimpl.sam2.automatic_mask_generator.AutomaticMaskGenerator]
@@ -17,7 +18,7 @@ COCO mask AP of ``pycocotools`` (the reference implementation; nothing here re-i
    ground-truth box prompts one mask (``multimask_output=False``), scored by its predicted IoU.
 
 [`mask_ap`][refimpl.sam2.instance_eval.mask_ap] then gives ``AP`` (IoU 0.5:0.95), ``AP50``,
-``AP75`` (``COCOeval.summarize``) and ``AP70``, which the paper's code reads from the same
+``AP75`` (as ``COCOeval.summarize``) and ``AP70``, which the paper's code reads from the same
 precision table at IoU 0.7 for the salient-instance data sets.
 
 For dichotomous image segmentation (one object per image, fine structure) the paper takes, per
@@ -40,9 +41,6 @@ mask_ap(gt, found)  # {'AP': ..., 'AP50': ..., 'AP70': ..., 'AP75': ...}
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,9 +50,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import generalized_box_iou
 
+from .. import coco
 from ..sodmetrics import Measures, Scores
-from .automatic_mask_generator import decode_rle
-from .model import SAM2, to_model_coords
+from .automatic_mask_generator import decode_rle, encode_rle, mask_boxes
+from .image_predictor import to_model_coords
+from .model import SAM2
 
 __all__ = [
     "AP_KEYS",
@@ -71,23 +71,9 @@ AP_KEYS = ("AP", "AP50", "AP70", "AP75")
 """What [`mask_ap`][refimpl.sam2.instance_eval.mask_ap] returns, in this order."""
 
 
-def _coco():
-    """pycocotools' ``mask``, ``COCO`` and ``COCOeval``, imported when first needed."""
-    try:
-        from pycocotools import mask as mask_utils
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-    except ImportError:
-        raise ImportError("refimpl.sam2.instance_eval needs pycocotools for COCO mask AP (pip install pycocotools)") from None
-    return mask_utils, COCO, COCOeval
-
-
-def _compressed(mask: Tensor | np.ndarray) -> dict[str, Any]:
-    """An ``(H, W)`` bool mask -> a compressed COCO RLE with ``counts`` as text (JSON-able)."""
-    mask_utils = _coco()[0]
-    m = mask.cpu().numpy() if isinstance(mask, Tensor) else np.asarray(mask)
-    rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
-    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+def _compressed(masks: Tensor) -> list[dict[str, Any]]:
+    """``(K, H, W)`` bool masks -> compressed COCO RLEs with ``counts`` as text (JSON-able)."""
+    return [coco.compress(rle) for rle in encode_rle(masks)]
 
 
 def _as_mask(segmentation: Any) -> Tensor:
@@ -97,7 +83,7 @@ def _as_mask(segmentation: Any) -> Tensor:
     if isinstance(segmentation, np.ndarray):
         return torch.from_numpy(segmentation.astype(bool))
     if isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), (str, bytes)):
-        return torch.from_numpy(_coco()[0].decode(segmentation).astype(bool))
+        return decode_rle(coco.decompress(segmentation))
     return decode_rle(segmentation)
 
 
@@ -128,7 +114,6 @@ def coco_ground_truth(masks: Sequence[Tensor | np.ndarray], category_id: int = 1
         >>> gt["images"], gt["annotations"][0]["bbox"], gt["annotations"][0]["area"]
         ([{'id': 1, 'height': 4, 'width': 6, 'file_name': '1.png'}], [2.0, 1.0, 3.0, 2.0], 6)
     """
-    mask_utils = _coco()[0]
     images, annotations = [], []
     for i, m in enumerate(masks):
         m = torch.from_numpy(m) if isinstance(m, np.ndarray) else m
@@ -141,11 +126,11 @@ def coco_ground_truth(masks: Sequence[Tensor | np.ndarray], category_id: int = 1
             raise ValueError(f"masks[{i}][{empty[0]}] is empty; expected every ground-truth object to have a pixel")
         image_id = i + 1
         images.append({"id": image_id, "height": int(m.shape[1]), "width": int(m.shape[2]), "file_name": f"{image_id}.png"})
-        for g in m:
-            rle = _compressed(g)
+        boxes = mask_boxes(m).tolist()  # (G, 4) first and last pixels, both included
+        for g, rle, (x0, y0, x1, y1) in zip(m, _compressed(m), boxes, strict=True):
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": category_id,
                                 "segmentation": rle, "area": int(g.sum()),
-                                "bbox": [float(v) for v in mask_utils.toBbox(rle)], "iscrowd": 0})
+                                "bbox": [float(x0), float(y0), float(x1 - x0 + 1), float(y1 - y0 + 1)], "iscrowd": 0})
     return {"images": images, "annotations": annotations, "categories": [{"id": category_id, "name": "object"}]}
 
 
@@ -234,7 +219,7 @@ def auto_detections(records: Sequence[dict[str, Any]], ground_truth: dict[str, A
         if tuple(mask.shape) != (entry["height"], entry["width"]):
             raise ValueError(f"records[{int(i)}] has a mask of {tuple(mask.shape)}; expected the image's "
                              f"({entry['height']}, {entry['width']}) of ground_truth image {image_id}")
-        out.append({"image_id": image_id, "category_id": anns[int(j)]["category_id"], "segmentation": _compressed(mask),
+        out.append({"image_id": image_id, "category_id": anns[int(j)]["category_id"], "segmentation": _compressed(mask[None])[0],
                     "score": float(records[int(i)]["predicted_iou"])})
     return out
 
@@ -246,7 +231,7 @@ def box_detections(model: SAM2, image: Tensor, ground_truth: dict[str, Any], ima
     """Box prompts, as the paper's code: each ground-truth box prompts one mask, scored by its predicted IoU.
 
     The box ``[x, y, w, h]`` becomes ``x, y, x + w, y + h`` in image pixels, then model-input
-    pixels; [`SAM2.predict`][refimpl.sam2.model.SAM2.predict] with
+    pixels; [`SAM2.predict`][refimpl.sam2.image_predictor.predict] with
     ``multimask_output=False``; the low-resolution logits are resized to the image and cut at 0,
     as the official ``SAM2ImagePredictor`` does. The image is encoded once, the boxes decoded
     together.
@@ -282,21 +267,22 @@ def box_detections(model: SAM2, image: Tensor, ground_truth: dict[str, Any], ima
         boxes = to_model_coords(boxes.reshape(-1, 2, 2), (H, W), model.image_size).reshape(-1, 4)
         out = model.predict(features, box=boxes, multimask_output=False)
         masks = F.interpolate(out.masks, (H, W), mode="bilinear", align_corners=False)[:, 0] > 0  # (G, H, W)
-    return [{"image_id": image_id, "category_id": a["category_id"], "segmentation": _compressed(m), "score": float(s)}
-            for a, m, s in zip(anns, masks.cpu(), out.iou[:, 0].cpu().tolist(), strict=True)]
+    return [{"image_id": image_id, "category_id": a["category_id"], "segmentation": rle, "score": float(s)}
+            for a, rle, s in zip(anns, _compressed(masks.cpu()), out.iou[:, 0].cpu().tolist(), strict=True)]
 
 
 # --- AP ------------------------------------------------------------------------------------------
 
 
 def mask_ap(ground_truth: dict[str, Any], detections: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """COCO mask AP of the detections, by ``pycocotools.cocoeval.COCOeval`` (``iouType="segm"``).
+    """COCO mask AP of the detections, as ``pycocotools.cocoeval.COCOeval`` (``iouType="segm"``) gives it.
 
-    ``AP``, ``AP50`` and ``AP75`` are ``COCOeval.summarize``'s first three numbers (all areas,
-    at most 100 detections per image, 101-point interpolated precision); ``AP70`` is read from
-    ``COCOeval.eval["precision"]`` at IoU 0.7 as the paper's ``eva_AP70.py`` does, averaging only
-    the cells ``summarize`` would (theirs also averages the ``-1`` of a category without objects,
-    which a one-class ground truth never has). No detection at all gives 0 everywhere.
+    By [`refimpl.coco.evaluate`][refimpl.coco.evaluate]: ``AP``, ``AP50`` and ``AP75`` are
+    ``COCOeval.summarize``'s first three numbers (all areas, at most 100 detections per image,
+    101-point interpolated precision); ``AP70`` is read from the precision table at IoU 0.7 as
+    the paper's ``eva_AP70.py`` does, averaging only the cells ``summarize`` would (theirs also
+    averages the ``-1`` of a category without objects, which a one-class ground truth never
+    has). No detection at all gives 0 everywhere.
 
     Args:
         ground_truth: a COCO dataset.
@@ -306,32 +292,12 @@ def mask_ap(ground_truth: dict[str, Any], detections: Sequence[dict[str, Any]]) 
         ``{"AP", "AP50", "AP70", "AP75"}`` in ``[0, 1]`` (``-1`` where the ground truth has no object).
 
     Raises:
-        ValueError: if ``ground_truth`` is not a COCO dataset, or a detection's ``image_id`` is not in it.
-        ImportError: without pycocotools.
+        ValueError: if ``ground_truth`` is not a COCO dataset, or a detection's ``image_id`` is not
+            in it (more in [`refimpl.coco.evaluate`][refimpl.coco.evaluate]).
     """
-    if not isinstance(ground_truth, dict) or not all(isinstance(ground_truth.get(k), list) for k in ("images", "annotations", "categories")):
-        raise ValueError("ground_truth is not a COCO dataset; expected a dict with lists 'images', 'annotations' and 'categories'")
-    _, COCO, COCOeval = _coco()
-    ids = {im.get("id") for im in ground_truth["images"]}
-    stray = next((d for d in detections if not isinstance(d, dict) or d.get("image_id") not in ids), None)
-    if stray is not None:
-        raise ValueError(f"detections hold {str(stray)[:60]!r}, whose image_id is not in ground_truth['images']; "
-                         f"expected COCO results of its images")
-    if not detections:  # loadRes cannot read an empty list
-        return {k: 0.0 for k in AP_KEYS} if ground_truth["annotations"] else {k: -1.0 for k in AP_KEYS}
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
-        gt = COCO()
-        gt.dataset = copy.deepcopy(ground_truth)  # COCOeval writes into the annotations, loadRes into the results
-        gt.createIndex()
-        evaluation = COCOeval(gt, gt.loadRes([dict(d) for d in detections]), "segm")
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
-    at70 = int(np.flatnonzero(np.isclose(evaluation.params.iouThrs, 0.7))[0])
-    cells = evaluation.eval["precision"][at70, :, :, 0, -1]  # (recall, category) at area "all", maxDets 100
-    ap70 = float(np.mean(cells[cells > -1])) if (cells > -1).any() else -1.0
-    stats = evaluation.stats
-    return {"AP": float(stats[0]), "AP50": float(stats[1]), "AP70": ap70, "AP75": float(stats[2])}
+    evaluation = coco.evaluate(ground_truth, detections)
+    ap = evaluation.average_precision
+    return {"AP": ap(), "AP50": ap(iou=0.5), "AP70": ap(iou=0.7), "AP75": ap(iou=0.75)}
 
 
 # --- dichotomous image segmentation --------------------------------------------------------------

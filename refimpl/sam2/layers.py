@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 
 __all__ = ["MLP", "LayerNorm2d", "Attention"]
@@ -120,8 +121,7 @@ class Attention(nn.Module):
 
     def _heads(self, x: Tensor) -> Tensor:
         """``(B, N, heads * d_h)`` -> ``(B, heads, N, d_h)``."""
-        B, N, _ = x.shape
-        return x.reshape(B, N, self.num_heads, -1).transpose(1, 2)
+        return rearrange(x, "b n (heads d) -> b heads n d", heads=self.num_heads)
 
     def project(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The three projections, split into heads: each ``(B, heads, N_q or N_k, d_h)``."""
@@ -130,8 +130,7 @@ class Attention(nn.Module):
     def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         """Attention of projected heads ``(B, heads, N_q, d_h)`` -> output ``(B, N_q, D)``."""
         x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout_p if self.training else 0.0)
-        B, _, N, _ = x.shape
-        return self.out_proj(x.transpose(1, 2).reshape(B, N, self.internal_dim))  # heads side by side
+        return self.out_proj(rearrange(x, "b heads n d -> b n (heads d)"))  # heads side by side
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         """Attend.

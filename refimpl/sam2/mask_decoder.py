@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 
 from .layers import MLP, Attention, LayerNorm2d
@@ -119,8 +120,8 @@ class TwoWayTransformer(nn.Module):
         Returns:
             ``(tokens (B, T, D), image (B, h * w, D))``.
         """
-        keys = image.flatten(2).permute(0, 2, 1)  # (B, h * w, D)
-        key_pe = image_pe.flatten(2).permute(0, 2, 1)
+        keys = rearrange(image, "b c h w -> b (h w) c")
+        key_pe = rearrange(image_pe, "b c h w -> b (h w) c")
         queries = tokens
         for layer in self.layers:
             queries, keys = layer(queries, keys, tokens, key_pe)
@@ -222,6 +223,8 @@ class MaskDecoder(nn.Module):
         hs, src = self.transformer(src, pos, tokens)  # (B, T, D), (B, h * w, D)
         mask_tokens = hs[:, 2 : 2 + self.num_mask_tokens, :]  # (B, 4, D)
 
+        # (B, h*w, D) -> (B, D, h, w) as the official view: einops gives the same layout but another batch stride, and with
+        # B = 1 that picks a convolution kernel that rounds differently
         src = src.transpose(1, 2).view(b, c, h, w)
         up1, norm1, act1, up2, act2 = self.output_upscaling
         feat_s0, feat_s1 = high_res

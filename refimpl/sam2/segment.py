@@ -24,7 +24,7 @@ are kept); CMYK converted without a colour profile; colour profiles are not appl
 frame of an animation. Other modes (e.g. LAB) are refused with one line.
 
 The size and version (SAM 2 or SAM 2.1) are read from the checkpoint; ``--config FILE.json``
-gives the [`build_sam2`][refimpl.sam2.model.build_sam2] arguments of another model instead. One
+gives the [`build_sam2`][refimpl.sam2.build.build_sam2] arguments of another model instead. One
 click alone gives three candidate masks (the click is ambiguous), anything more one mask;
 ``--best`` keeps only the mask with the highest predicted IoU. Masks are written as 8-bit PNGs
 (255 inside, 0 outside) at the size and orientation of the image as shown, named
@@ -49,7 +49,7 @@ unreadable input, a file in the way or a write that failed (one line on stderr).
 from __future__ import annotations
 
 import argparse
-import inspect
+import dataclasses
 import json
 import math
 import re
@@ -76,18 +76,17 @@ from ..command_io import (
     write_all_or_none,
 )
 from .automatic_mask_generator import AutomaticMaskGenerator, decode_rle
-from .model import SAM2, SIZES, build_sam2, to_model_coords
+from .build import SIZES, SAM2Config, build_sam2
+from .image_predictor import to_model_coords
+from .model import SAM2
 
 __all__ = ["main", "model_for_checkpoint", "segment_image"]
 
 _SIZES = {(size["embed_dim"], sum(size["stages"])): size for size in SIZES.values()}
 """(stage-1 width, blocks) -> the released size's arguments; both are read from the checkpoint's trunk."""
 
-_CONFIG_FIELDS = sorted(
-    (set(inspect.signature(build_sam2).parameters) | set(inspect.signature(SAM2).parameters))
-    - {"kwargs", "image_encoder", "memory_attention", "memory_encoder"}
-)
-"""What ``--config`` may set: the arguments of ``build_sam2`` and the switches of ``SAM2``."""
+_CONFIG_FIELDS = sorted(field.name for field in dataclasses.fields(SAM2Config))
+"""What ``--config`` may set: the fields of ``SAM2Config``."""
 
 
 def model_for_checkpoint(state: dict[str, Tensor], config: dict | None = None) -> SAM2:
@@ -97,7 +96,7 @@ def model_for_checkpoint(state: dict[str, Tensor], config: dict | None = None) -
         state: official keys (``image_encoder.trunk.patch_embed.proj.weight`` tells the width,
             the ``image_encoder.trunk.blocks.N`` keys the depth; ``no_obj_embed_spatial`` is
             only in SAM 2.1).
-        config: [`build_sam2`][refimpl.sam2.model.build_sam2] arguments for another model.
+        config: [`build_sam2`][refimpl.sam2.build.build_sam2] arguments for another model.
 
     Returns:
         The model (random weights; load ``state`` into it).

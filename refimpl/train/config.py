@@ -16,7 +16,7 @@ embedding is fixed, so ``patch_size`` must be ``None`` (the command line sets th
 
 Precedence, lowest first: the dataclass defaults, a config file (JSON or YAML, keys = field
 names), command-line flags. [`resolve_config`][refimpl.train.config.resolve_config] does the
-merge and checks every value once, here at the boundary.
+merge; the frozen dataclass checks every value once, when it is built.
 """
 
 from __future__ import annotations
@@ -69,16 +69,18 @@ class ConfigError(ValueError):
     """A config value, file or combination that cannot run; the message names the field."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class PretrainConfig:
     """Every choice of a pretraining run (what ``mae-pretrain --help`` lists, flag for field).
 
+    Frozen, and checked once when built: a config that exists is valid, so nothing after this
+    checks it again. A changed copy is ``dataclasses.replace(config, epochs=5)``, checked in turn.
+
     Examples:
         >>> config = PretrainConfig(batch_size=512, accum_steps=2)
-        >>> config.validate()
         >>> config.peak_lr()  # 1.5e-4 * 512 / 256
         0.0003
-        >>> PretrainConfig(mask_ratio=1.0).validate()
+        >>> PretrainConfig(mask_ratio=1.0)
         Traceback (most recent call last):
         ...
         refimpl.train.config.ConfigError: mask_ratio=1.0; expected a number in (0, 1): the loss is a mean over the removed patches, so some must be removed
@@ -164,18 +166,28 @@ class PretrainConfig:
     num_workers: int | None = None
     """Data-loading processes per rank; ``None`` = 0 on CPU, and on CUDA the cores this process may use divided among the node's ranks, less one for the training loop, at most 16."""
 
-    def validate(self) -> None:
-        """Check every field once; raise a [`ConfigError`][refimpl.train.config.ConfigError] naming the first bad one.
+    def __post_init__(self) -> None:
+        """Check every field, the one place they are checked; raise on the first bad one.
+
+        ``betas`` given as a list (JSON, YAML) is kept as a tuple.
 
         Raises:
-            ConfigError: for a value of the wrong type or out of range.
+            ConfigError: for a value of the wrong type or out of range, or fields that do not go together.
         """
+        self._check_model()
+        self._check_counts()
+        self._check_numbers()
+        self._check_choices()
+        object.__setattr__(self, "betas", tuple(self.betas))  # frozen: the one normalisation, after its check
+
+    def _check_model(self) -> None:
         if self.model not in MODELS:
             raise ConfigError(f"model={self.model!r}; expected one of {', '.join(MODELS)}")
-        hiera = self.model in HIERA_MODELS
-        if hiera and self.patch_size is not None:
+        if self.model in HIERA_MODELS and self.patch_size is not None:
             raise ConfigError(f"patch_size={self.patch_size!r} with model={self.model!r}; Hiera's patch embedding is "
                               f"fixed (stride 4), use patch_size=None")
+
+    def _check_counts(self) -> None:
         for name in ("img_size", "batch_size", "accum_steps", "epochs", "crops_per_photo", "save_every",
                      "keep_last", "log_every", "figure_images"):
             _positive_int(getattr(self, name), name)
@@ -195,6 +207,8 @@ class PretrainConfig:
             if not isinstance(value, bool) and not (name == "compile" and value is None):
                 also = ", or null for the default" if name == "compile" else ""
                 raise ConfigError(f"{name}={value!r}; expected true or false{also}")
+
+    def _check_numbers(self) -> None:
         if not _is_number(self.mask_ratio) or not 0 < self.mask_ratio < 1:
             # 0 removes nothing: the loss, a mean over the removed patches, would be 0/0.
             raise ConfigError(f"mask_ratio={self.mask_ratio!r}; expected a number in (0, 1): the loss is a mean "
@@ -208,6 +222,8 @@ class PretrainConfig:
         if (not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2
                 or not all(_is_number(b) and 0 <= b < 1 for b in self.betas)):
             raise ConfigError(f"betas={self.betas!r}; expected two numbers in [0, 1), e.g. (0.9, 0.95)")
+
+    def _check_choices(self) -> None:
         if not isinstance(self.model_kwargs, dict) or not all(isinstance(k, str) for k in self.model_kwargs):
             raise ConfigError(f"model_kwargs={self.model_kwargs!r}; expected a dict of keyword arguments")
         reserved = {"img_size", "input_size", "patch_size", "norm_pix_loss"} & set(self.model_kwargs)
@@ -215,7 +231,7 @@ class PretrainConfig:
             raise ConfigError(f"model_kwargs sets {sorted(reserved)}; use the config fields img_size, patch_size, "
                               f"norm_pix_loss instead")
         # A changed patch_stride or mask_unit_size changes the unit: the model's own check applies at build time.
-        if (hiera and self.img_size % HIERA_UNIT_PX
+        if (self.model in HIERA_MODELS and self.img_size % HIERA_UNIT_PX
                 and not {"patch_stride", "mask_unit_size"} & set(self.model_kwargs)):
             raise ConfigError(f"img_size={self.img_size} with model={self.model!r}; expected a multiple of "
                               f"{HIERA_UNIT_PX} (patch stride 4 x mask unit 8 tokens), e.g. 224")
@@ -255,18 +271,15 @@ class PretrainConfig:
             source: where the values come from, for error messages.
 
         Returns:
-            The config (not yet validated).
+            The config, checked.
 
         Raises:
-            ConfigError: naming the first unknown key.
+            ConfigError: naming the first unknown key, or the first invalid value.
         """
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names, key=str)
         if unknown:
             raise ConfigError(f"{source}: unknown key {unknown[0]!r}; expected field names of PretrainConfig, e.g. batch_size")
-        values = dict(values)
-        if isinstance(values.get("betas"), list):
-            values["betas"] = tuple(values["betas"])
         return cls(**values)
 
 
@@ -415,9 +428,7 @@ def resolve_config(file_values: dict[str, Any] | None = None, overrides: dict[st
     merged = {**(file_values or {}), **(overrides or {})}
     if merged.get("model") in HIERA_MODELS and "patch_size" not in merged:
         merged["patch_size"] = None  # the ViT demo's default 8 means nothing to Hiera
-    config = PretrainConfig.from_dict(merged)
-    config.validate()
-    return config
+    return PretrainConfig.from_dict(merged)
 
 
 def _is_number(value: object) -> bool:

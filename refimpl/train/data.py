@@ -156,8 +156,7 @@ def scan_image_folder(root: str | PathLike[str], check_images: bool = True) -> I
     problem = path_problem(root, "folder")
     if problem:
         raise DataError(f"data folder {str(root)!r} {problem}")
-    real_root = root.resolve()
-    top = root.stat()
+    real_root, top = root.resolve(), root.stat()
     seen = {(top.st_dev, top.st_ino)}  # folders and files, by identity: each real one once
     files: list[Path] = []
     skipped = links = 0
@@ -171,39 +170,14 @@ def scan_image_folder(root: str | PathLike[str], check_images: bool = True) -> I
             raise DataError(f"data folder {str(root)!r} cannot be read: {exc.strerror or exc} ({exc.filename})") from None
         subfolders = []
         for entry in entries:
-            path = Path(entry.path)
-            try:
-                is_dir = entry.is_dir()
-            except OSError:  # a link loop
-                is_dir = False
-            if is_dir and entry.name.startswith("."):
-                continue
-            if not is_dir and (entry.name.startswith(".") or not entry.name.lower().endswith(IMG_EXTENSIONS)):
-                skipped += 1
-                continue
-            if entry.is_symlink():
-                try:
-                    target = path.resolve(strict=True)
-                    info = target.stat()
-                except (OSError, RuntimeError):  # dangling, or a loop of links
-                    skipped += 1
-                    continue
-                if target.is_relative_to(real_root) or real_root.is_relative_to(target):
-                    links += 1  # into the folder (read there) or one of its ancestors (holding it)
-                    continue
-                identity = (info.st_dev, info.st_ino)
-            else:
-                identity = (device, entry.inode())
-            if identity in seen:
-                links += 1
-                continue
-            seen.add(identity)
-            if is_dir:
-                subfolders.append((path, identity[0]))
-            elif check_images and not _header_ok(path):
-                skipped += 1
-            else:
-                files.append(path)
+            kind, identity = _classify(entry, device, real_root, seen)
+            if kind == "file" and check_images and not _header_ok(Path(entry.path)):
+                kind = "skipped"
+            if kind == "folder":
+                subfolders.append((Path(entry.path), identity[0]))
+            elif kind == "file":
+                files.append(Path(entry.path))
+            skipped, links = skipped + (kind == "skipped"), links + (kind == "link")
         pending.extend(reversed(subfolders))
     if not files:
         raise DataError(
@@ -215,6 +189,40 @@ def scan_image_folder(root: str | PathLike[str], check_images: bool = True) -> I
         parts += [f"{links} links back into the folder or to files read already"] if links else []
         warnings.warn(f"skipped {' and '.join(parts)} in data folder {str(root)!r}", stacklevel=2)
     return ImageScan(root, tuple(files), skipped, links)
+
+
+def _classify(entry: os.DirEntry, device: int, real_root: Path,
+              seen: set[tuple[int, int]]) -> tuple[str, tuple[int, int] | None]:
+    """What the scan does with one folder entry, and the entry's identity ``(device, inode)``.
+
+    ``"hidden"`` (a hidden folder: ignored, not counted), ``"skipped"`` (not an image by name, hidden,
+    a dangling link), ``"link"`` (not followed: back into the folder, to an ancestor, or to what was
+    read already), else ``"folder"`` or ``"file"``, added to ``seen``.
+    """
+    path = Path(entry.path)
+    try:
+        is_dir = entry.is_dir()
+    except OSError:  # a link loop
+        is_dir = False
+    if is_dir and entry.name.startswith("."):
+        return "hidden", None
+    if not is_dir and (entry.name.startswith(".") or not entry.name.lower().endswith(IMG_EXTENSIONS)):
+        return "skipped", None
+    if entry.is_symlink():
+        try:
+            target = path.resolve(strict=True)
+            info = target.stat()
+        except (OSError, RuntimeError):  # dangling, or a loop of links
+            return "skipped", None
+        if target.is_relative_to(real_root) or real_root.is_relative_to(target):
+            return "link", None  # into the folder (read there) or one of its ancestors (holding it)
+        identity = (info.st_dev, info.st_ino)
+    else:
+        identity = (device, entry.inode())
+    if identity in seen:
+        return "link", None
+    seen.add(identity)
+    return ("folder" if is_dir else "file"), identity
 
 
 def _header_ok(path: Path) -> bool:

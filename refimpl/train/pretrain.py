@@ -1,16 +1,19 @@
 """``mae-pretrain``: MAE pretraining on a CPU, one GPU, or many through ``torchrun``.
 
 [`train`][refimpl.train.pretrain.train] runs one [`PretrainConfig`][refimpl.train.config.PretrainConfig]
-and [`main`][refimpl.train.pretrain.main] is the command line around it. A run, in order, each
-step a function of its own that takes the session's [`Run`][refimpl.train.pretrain.Run]:
+and [`main`][refimpl.train.pretrain.main] is the command line around it. Steps 2-4 build the
+session's [`Setup`][refimpl.train.pretrain.Setup] (frozen: what does not change during a run) and
+the [`LoopState`][refimpl.train.pretrain.LoopState] it starts from (the step and this session's
+counters); each step of the loop is a function of its own that takes the two. A run, in order:
 
-1. check the config, find the device, join the ``torchrun`` group if there is one
-   ([`train`][refimpl.train.pretrain.train]);
+1. find the device, join the ``torchrun`` group if there is one
+   ([`train`][refimpl.train.pretrain.train]; the config checked itself when it was built);
 2. scan the data (a bad folder is a one-line error before any model is built) and work out the
    per-process micro-batch, steps per epoch and the schedule
    ([`plan_run`][refimpl.train.pretrain.plan_run]);
 3. look in ``output_dir``: the latest readable checkpoint of the *same* run is resumed, one of
-   another run is refused before anything is written;
+   another run is refused before anything is written, and rank 0 locks the folder
+   ([`refimpl.train.run_dir`][refimpl.train.run_dir] says the policy);
 4. build the MAE ([`MaskedAutoencoderViT`][refimpl.mae.MaskedAutoencoderViT], or
    [`MaskedAutoencoderHiera`][refimpl.hiera.MaskedAutoencoderHiera] for a ``mae_hiera_*`` model;
    [`build_model`][refimpl.train.pretrain.build_model]), AdamW and the cosine schedule
@@ -22,7 +25,8 @@ step a function of its own that takes the session's [`Run`][refimpl.train.pretra
    passes (the loss scaled there; gradients synchronised on the last one only) and one optimizer
    step; then [`log_interval`][refimpl.train.pretrain.log_interval] writes metrics and
    [`checkpoint_and_figure`][refimpl.train.pretrain.checkpoint_and_figure] the figures and
-   checkpoints ([`save_checkpoint`][refimpl.train.pretrain.save_checkpoint]);
+   checkpoints ([`save_figure`][refimpl.train.pretrain.save_figure],
+   [`save_checkpoint`][refimpl.train.pretrain.save_checkpoint]);
 6. on SIGTERM (a cluster ending the job) or Ctrl-C, finish the step, write a checkpoint and
    return ([`should_stop`][refimpl.train.pretrain.should_stop],
    [`refimpl.train.signals`][refimpl.train.signals]); the command then exits with 143 or 130. A
@@ -67,27 +71,22 @@ import torch
 from torch import Tensor, nn
 
 from .. import hiera, mae
-from ..checks import path_problem
 from ..hiera import MaskedAutoencoderHiera
 from ..mae import MaskedAutoencoderViT
 from .checkpoint import (
     CHECKPOINT_FORMAT,
-    UnreadableCheckpoint,
     atomic_save,
     atomic_write,
-    atomic_write_text,
     capture_rng,
-    check_compatible,
     check_shapes,
     checkpoint_name,
     export_encoder,
     first_non_finite,
     list_checkpoints,
-    load_training_checkpoint,
     prune_checkpoints,
     restore_rng,
 )
-from .config import HIERA_MODELS, MODELS, RESUME_KEYS, ConfigError, PretrainConfig, load_config_file, resolve_config
+from .config import HIERA_MODELS, MODELS, ConfigError, PretrainConfig, load_config_file, resolve_config
 from .data import (
     DataError,
     EmbeddedPhotos,
@@ -113,14 +112,16 @@ from .distributed import (
     shard_model,
     unshard_model,
 )
+from .reconstruction import labelled_grid, reconstruction_grid, reconstruction_rows
+from .run_dir import METRICS_FILE, Resume, find_resume, lock_run_dir, start_log
 from .schedule import make_optimizer, make_scheduler
 from .signals import STOP_SIGNALS, StopOnSignal, ignore_stop_signals
 
 __all__ = [
-    "FACTORIES", "MAEModel", "Run", "RunPlan", "TrainResult", "build_model", "build_parser", "check_weights",
-    "checkpoint_and_figure", "default_workers", "epoch_batches", "figure_batch", "finish", "log_interval", "main", "noise_length", "open_data",
-    "plan_run", "prepare_run", "resolve_precision", "save_checkpoint", "save_figure", "should_stop", "train",
-    "train_step", "unreadable_images",
+    "FACTORIES", "LoopState", "MAEModel", "RunPlan", "Setup", "TrainResult", "build_model", "build_parser",
+    "check_weights", "checkpoint_and_figure", "default_workers", "epoch_batches", "figure_batch", "finish",
+    "log_interval", "main", "noise_length", "open_data", "plan_run", "prepare_run", "resolve_precision",
+    "save_checkpoint", "save_figure", "should_stop", "train", "train_step", "unreadable_images",
 ]
 
 log = logging.getLogger(__name__)
@@ -148,8 +149,6 @@ FIGURE_EPOCH = 2**31 - 1
 """The epoch key of the fixed figure batch: its crops and masks never change during a run."""
 
 ENCODER_FILE = "encoder.pth"
-METRICS_FILE = "metrics.jsonl"
-CONFIG_FILE = "config.json"
 
 
 @dataclass(frozen=True)
@@ -316,116 +315,6 @@ def open_data(config: PretrainConfig) -> tuple[EmbeddedPhotos | FolderImages, st
     return FolderImages(scan.files), f"{len(scan.files)} images in {config.data} ({scan.skipped} files skipped)"
 
 
-def _find_resume(config: PretrainConfig, out: Path, is_main: bool) -> tuple[Path | None, dict | None]:
-    """The checkpoint to resume and its contents: ``config.resume``, else the newest readable one in ``out``.
-
-    Unreadable checkpoints (empty, cut short, not a checkpoint) newer than that one are skipped
-    and renamed aside by rank 0 (``<name>.unreadable``; never deleted), with a warning, when there
-    is a readable one to resume or ``config.json`` says that ``out`` holds this run (then it
-    restarts); otherwise the first one is the error, and nothing is renamed.
-    """
-    if config.resume is not None:
-        return Path(config.resume), load_training_checkpoint(config.resume)
-    skipped: list[tuple[Path, UnreadableCheckpoint]] = []
-    found: tuple[Path | None, dict | None] = (None, None)
-    for path in reversed(list_checkpoints(out)):
-        try:
-            found = (path, load_training_checkpoint(path))
-            break
-        except UnreadableCheckpoint as exc:
-            skipped.append((path, exc))
-        except ConfigError:
-            if path.exists():
-                raise
-            # rank 0 has just renamed it aside: skip it as rank 0 does
-    if skipped and found[1] is None and not (out / CONFIG_FILE).is_file():
-        raise skipped[0][1]
-    for path, exc in skipped if is_main else ():
-        aside = path.with_name(f"{path.name}.unreadable")
-        n = 1
-        while aside.exists():
-            n += 1
-            aside = path.with_name(f"{path.name}.unreadable-{n}")
-        os.replace(path, aside)
-        log.warning("skipped %s: %s; renamed it to %s", path.name, str(exc).split("; move it away")[0], aside.name)
-    return found
-
-
-def _check_output_dir(config: PretrainConfig, out: Path, resume: Path | None, state: dict | None,
-                      dataset_size: int) -> str | None:
-    """Make sure ``out`` can take this run: its checkpoint is of the same run, or it holds no other run; raise before writing.
-
-    Returns:
-        A warning to log when the checkpoint's data folder has gained or lost a few images, else ``None``.
-    """
-    if state is not None:
-        return check_compatible(state, config.to_dict(), dataset_size, resume)
-    saved = out / CONFIG_FILE
-    if saved.is_file():  # a run killed before its first checkpoint: same run may restart, another may not
-        try:
-            previous = json.loads(saved.read_text(encoding="utf-8"))["config"]
-        except (ValueError, KeyError, TypeError):
-            raise ConfigError(f"{str(saved)!r} is not a config written by mae-pretrain; use another output_dir") from None
-        now = config.to_dict()
-        for key in RESUME_KEYS:
-            if previous.get(key) != now.get(key):
-                raise ConfigError(
-                    f"{str(out)!r} holds another run ({key}={previous.get(key)!r} there, {now.get(key)!r} now); "
-                    f"nothing was written; use another output_dir"
-                )
-    return None
-
-
-LOCK_FILE = ".lock"
-
-
-@contextlib.contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``out/.lock`` (POSIX) for the session: two runs writing one folder would interleave.
-
-    The lock is the kernel's (``flock``), so it ends with its process whatever the way: a run
-    killed by SIGKILL leaves the file but no lock, and the next start takes the file over with a
-    warning naming the process written in it. A session that ends any other way, a refused start
-    included, removes the file.
-    """
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks, carry on unguarded
-        yield
-        return
-    path = out / LOCK_FILE
-    while True:
-        handle = open(path, "a+")  # noqa: SIM115 - held for the whole session
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            raise ConfigError(f"another mae-pretrain is running in {str(out)!r}; wait for it or use another output_dir") from None
-        with contextlib.suppress(FileNotFoundError):
-            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
-                break  # else its holder removed the file between our open and our lock: take the new one
-        handle.close()
-    try:
-        handle.seek(0)
-        owner = " ".join(handle.read(40).split())
-        if owner:
-            log.warning("took over %s of process %s, which ended without releasing it (killed?)", path, owner)
-        with contextlib.suppress(OSError):  # the pid only names the owner in that warning: a full disk may refuse it
-            os.ftruncate(handle.fileno(), 0)
-            os.write(handle.fileno(), f"{os.getpid()}\n".encode())  # unbuffered: nothing left to fail at close
-        yield
-    finally:
-        with contextlib.suppress(OSError):  # before unlocking: a start that opened this file then sees it is gone
-            path.unlink()
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
-
-
-def _remove_if_empty(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        folder.rmdir()
-
-
 def _stop_workers(loader: torch.utils.data.DataLoader) -> None:
     """End the data-loader workers now, whatever ends the session (the end, an error, a signal).
 
@@ -439,24 +328,6 @@ def _stop_workers(loader: torch.utils.data.DataLoader) -> None:
     if shutdown is not None:
         shutdown()
     loader._iterator = None
-
-
-def _trim_metrics(path: Path, step: int) -> None:
-    """Drop metric lines after ``step`` (those steps are about to be run again) and a torn last line."""
-    if not path.is_file():
-        return
-    lines = path.read_text(encoding="utf-8").splitlines()
-    kept = [line for line in lines if _metric_step(line) <= step]
-    if len(kept) != len(lines):
-        atomic_write_text(path, "".join(line + "\n" for line in kept))
-
-
-def _metric_step(line: str) -> float:
-    """The step of a ``metrics.jsonl`` line; infinity (never kept) for a line cut short by a kill."""
-    try:
-        return json.loads(line)["step"]
-    except (ValueError, KeyError, TypeError):
-        return math.inf
 
 
 def default_workers(device: torch.device) -> int:
@@ -496,20 +367,24 @@ def noise_length(model: MAEModel) -> int:
     return model.noise_length
 
 
-# --- one session: prepare the run, then the loop of named steps --------------------------------
+# --- one session: the setup, the loop state, and the loop's named steps ------------------------
 
 
-@dataclass
-class Run:
-    """One training session: what [`prepare_run`][refimpl.train.pretrain.prepare_run] builds (steps 1-4
-    of the module docstring) and the loop's state; the loop's steps take it and change it."""
+@dataclass(frozen=True)
+class Setup:
+    """What a session builds before its first step (steps 1-4 of the module docstring) and keeps to its end.
+
+    Frozen: the loop never replaces any of it. The objects change inside as they train (the
+    weights, AdamW's moments, the schedule's position, the sampler's epoch) and are saved in each
+    checkpoint; what the loop itself changes is the [`LoopState`][refimpl.train.pretrain.LoopState].
+    """
 
     config: PretrainConfig
     plan: RunPlan
     info: DistInfo
     device: torch.device
     out: Path
-    """The run's folder."""
+    """The run's folder ([`refimpl.train.run_dir`][refimpl.train.run_dir])."""
     model: MAEModel
     """The MAE itself, for state dicts and figures (under FSDP: sharded in place)."""
     net: nn.Module
@@ -523,33 +398,29 @@ class Run:
     loader: torch.utils.data.DataLoader
     amp_dtype: torch.dtype | None
     """The autocast dtype, ``None`` for float32."""
-    sharded: bool
-    """FSDP: every rank takes part in checkpoints and figures."""
-    stop: int
-    """The last step of this session: the schedule's end or ``max_steps``."""
-    step: int = 0
-    """Optimizer steps done."""
     resumed_from: Path | None = None
+    """The checkpoint this session started from, if any."""
     figure_images: tuple[Tensor, Tensor] | None = None
     """The fixed batch of the reconstruction figures (ranks that draw or, under FSDP, help)."""
     writer: Any = None
     """TensorBoard's ``SummaryWriter``, if any (rank 0)."""
     bar: Any = None
     """The tqdm progress bar, if any (rank 0)."""
-    metrics: list[dict[str, float]] = field(default_factory=list)
-    """Metric lines logged in this session (rank 0)."""
-    stopped_by: str | None = None
-    loss_sum: Tensor | None = None
-    """Summed (detached) losses of the current logging interval, on the device: no host sync per step."""
-    interval_steps: int = 0
-    interval_start: float = 0.0
-    unreadable: set[int] = field(default_factory=set)
-    """Indices of this epoch's images (on this rank) that could not be decoded and were replaced."""
+
+    @property
+    def sharded(self) -> bool:
+        """FSDP: every rank takes part in checkpoints and figures."""
+        return self.config.fsdp and self.info.distributed
 
     @property
     def gathers(self) -> bool:
         """Whether this rank takes part in checkpoints and figures: rank 0, and every rank under FSDP."""
         return self.info.is_main or self.sharded
+
+    @property
+    def stop(self) -> int:
+        """The last step of this session: the schedule's end or ``max_steps``."""
+        return min(self.plan.total_steps, self.config.max_steps or self.plan.total_steps)
 
     def autocast(self) -> Any:
         """The forward pass's autocast context (a no-op in float32)."""
@@ -563,12 +434,41 @@ class Run:
         return {"epoch": epoch, "start": done * self.config.accum_steps * self.plan.micro_batch}
 
 
-def prepare_run(config: PretrainConfig, device: torch.device, info: DistInfo, stack: contextlib.ExitStack) -> Run:
+@dataclass
+class LoopState:
+    """What the loop changes: the step, and this session's counters.
+
+    A checkpoint saves the step, with the epoch and the sampler position that follow from it
+    ([`Setup.sampler_position`][refimpl.train.pretrain.Setup.sampler_position]); the counters
+    start afresh with each session.
+    """
+
+    step: int
+    """Optimizer steps done."""
+    loss_sum: Tensor
+    """Summed (detached) losses of the current logging interval, on the device: no host sync per step."""
+    interval_steps: int = 0
+    """Steps in the current logging interval."""
+    interval_start: float = field(default_factory=time.perf_counter)
+    unreadable: set[int] = field(default_factory=set)
+    """Indices of this epoch's images (on this rank) that could not be decoded and were replaced."""
+    metrics: list[dict[str, float]] = field(default_factory=list)
+    """Metric lines logged in this session (rank 0)."""
+    stopped_by: str | None = None
+    """The stop signal's name once one has ended the session."""
+
+
+def prepare_run(config: PretrainConfig, device: torch.device, info: DistInfo,
+                stack: contextlib.ExitStack) -> tuple[Setup, LoopState]:
     """Steps 2-4: scan the data, plan, check the output folder, build or resume the model and optimizer.
 
     Everything that can refuse the run (bad data, a folder holding another run, an unwritable
-    folder) is checked before anything is written. Rank 0 holds the folder's lock, the progress
-    bar and TensorBoard in ``stack``.
+    folder) is checked before anything is written ([`refimpl.train.run_dir`][refimpl.train.run_dir]).
+    Rank 0 holds the folder's lock, the progress bar and TensorBoard in ``stack``.
+
+    Returns:
+        The session's [`Setup`][refimpl.train.pretrain.Setup] and the [`LoopState`][refimpl.train.pretrain.LoopState]
+        it starts from.
 
     Raises:
         ConfigError: for a batch larger than the data, a folder of another run, or an unwritable folder.
@@ -576,117 +476,145 @@ def prepare_run(config: PretrainConfig, device: torch.device, info: DistInfo, st
     """
     source, data_text = open_data(config)
     plan = plan_run(config, len(source), info.world_size)
-    out = Path(config.output_dir)
-    problem = path_problem(out, "folder")
-    if problem not in (None, "does not exist"):
-        raise ConfigError(f"output_dir {str(out)!r} {problem} (new, or holding this run)")
-    resume_path, state = _find_resume(config, out, info.is_main)
-    changed_data = _check_output_dir(config, out, resume_path, state, plan.dataset_size)
+    resume = find_resume(config, plan.dataset_size, info.is_main)
     model = build_model(config)  # before anything is written: model_kwargs may refuse
-    if state is not None:
-        check_shapes(state["model"], model.state_dict(), resume_path)
+    if resume.state is not None:
+        check_shapes(resume.state["model"], model.state_dict(), resume.path)
+    out = Path(config.output_dir)
     if info.is_main:
-        try:
-            if not out.exists():  # a refused start leaves no empty folder behind
-                out.mkdir(parents=True)
-                stack.callback(_remove_if_empty, out)
-            stack.enter_context(_exclusive(out))
-        except OSError as exc:  # a read-only file system, no permission, ...
-            raise ConfigError(f"cannot write in output_dir {str(out)!r} ({exc.strerror or exc}); "
-                              f"nothing was written; choose another output_dir") from None
-
-    cuda = device.type == "cuda"
+        lock_run_dir(out, stack)
     precision = resolve_precision(config.precision, device)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    model = model.to(device)
     sharded = config.fsdp and info.distributed
+    model = _place_model(model, device, sharded, precision, amp_dtype)
+    dataset = MAEPretrainDataset(source, config.img_size, model.noise_length, config.seed)
+    optimizer, scheduler, scaler = _optimization(config, plan, model, device, precision)
+    step = _restore(resume, model, optimizer, scheduler, scaler, sharded) if resume.state is not None else 0
+    if info.is_main:
+        _start_log(config, plan, resume, device, precision, step, data_text)
+    net, ddp = _wrap(model, config, device, info, sharded)
+    sampler, loader = _data_loader(dataset, config, plan, device, info, stack)
+    figure_images = figure_batch(dataset, config.figure_images) if info.is_main or sharded else None
+    setup = Setup(config=config, plan=plan, info=info, device=device, out=out, model=model, net=net, ddp=ddp,
+                  optimizer=optimizer, scheduler=scheduler, scaler=scaler, sampler=sampler, loader=loader,
+                  amp_dtype=amp_dtype, resumed_from=resume.path, figure_images=figure_images)
+    if info.is_main:
+        setup = _with_progress(setup, step, stack)
+    return setup, LoopState(step=step, loss_sum=torch.zeros((), device=device))
+
+
+def _place_model(model: MAEModel, device: torch.device, sharded: bool, precision: str,
+                 amp_dtype: torch.dtype | None) -> MAEModel:
+    """Move the model to ``device``; under FSDP shard it, before the optimizer sees its parameters."""
+    model = model.to(device)
     if sharded:
-        if precision == "fp16":  # validate() refuses an explicit fp16; this is "auto" on an old GPU
+        if precision == "fp16":  # the config refuses an explicit fp16; this is "auto" on an old GPU
             raise ConfigError(f"fsdp=True on {torch.cuda.get_device_name(device)} (no bf16): "
                               f"expected --precision fp32 with FSDP, or DDP (--no-fsdp) with fp16")
-        # Before the optimizer: it sees the shards. Weights are gathered in the autocast dtype.
+        # Weights are gathered in the autocast dtype.
         shard_model(model, [*model.blocks, *model.decoder_blocks], param_dtype=amp_dtype)
-    dataset = MAEPretrainDataset(source, config.img_size, model.noise_length, config.seed)
-    optimizer = make_optimizer(model, plan.peak_lr, config.weight_decay, config.betas, fused=cuda)
+    return model
+
+
+def _optimization(config: PretrainConfig, plan: RunPlan, model: MAEModel, device: torch.device,
+                  precision: str) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler,
+                                           torch.amp.GradScaler]:
+    """AdamW (fused on CUDA), warmup + cosine, and fp16's gradient scaler (disabled otherwise)."""
+    optimizer = make_optimizer(model, plan.peak_lr, config.weight_decay, config.betas, fused=device.type == "cuda")
     scheduler = make_scheduler(optimizer, plan.warmup_steps, plan.total_steps,
                                config.min_lr / plan.peak_lr if plan.peak_lr else 0.0)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    step = 0
-    if state is not None:
-        try:
-            load_state_dicts(model, optimizer, state["model"], state["optimizer"], sharded)
-        except (RuntimeError, KeyError, ValueError) as exc:  # the model's tensors fit (check_shapes): the optimizer's do not
-            raise ConfigError(f"checkpoint {str(resume_path)!r}: its optimizer state does not fit this model "
-                              f"({' '.join(str(exc).split())[:200]}); resume another checkpoint") from None
-        scheduler.load_state_dict(state["scheduler"])
-        if scaler.is_enabled() and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        restore_rng(state["rng"])
-        step = int(state["step"])
+    return optimizer, scheduler, torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
-    if info.is_main:
-        prune_checkpoints(out, config.keep_last)  # also removes temporary files of a killed write
-        resolved = {"config": config.to_dict(), "plan": dataclasses.asdict(plan), "device": str(device),
-                    "precision": precision, "torch": torch.__version__}
-        atomic_write_text(out / CONFIG_FILE, json.dumps(resolved, indent=2) + "\n")
-        _trim_metrics(out / METRICS_FILE, step)
-        log.info("data: %s; %s", data_text, "resuming " + str(resume_path) if state else "new run")
-        if changed_data:
-            before = plan_run(config, state["dataset_size"], info.world_size).total_steps
-            schedule = f"; the schedule now ends at step {plan.total_steps}, not {before}" if before != plan.total_steps else ""
-            log.warning("%s%s", changed_data, schedule)
-        log.info("plan: %s", plan)
 
-    # Wrap for speed and for several processes; `model` stays for state dicts and figures.
+def _restore(resume: Resume, model: MAEModel, optimizer: torch.optim.Optimizer,
+             scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler, sharded: bool) -> int:
+    """Load the resumed checkpoint into the model, AdamW, the schedule, the scaler and the generators; its step."""
+    state = resume.state
+    try:
+        load_state_dicts(model, optimizer, state["model"], state["optimizer"], sharded)
+    except (RuntimeError, KeyError, ValueError) as exc:  # the model's tensors fit (check_shapes): the optimizer's do not
+        raise ConfigError(f"checkpoint {str(resume.path)!r}: its optimizer state does not fit this model "
+                          f"({' '.join(str(exc).split())[:200]}); resume another checkpoint") from None
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler.is_enabled() and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    restore_rng(state["rng"])
+    return int(state["step"])
+
+
+def _start_log(config: PretrainConfig, plan: RunPlan, resume: Resume, device: torch.device, precision: str,
+               step: int, data_text: str) -> None:
+    """Rank 0, once the folder is locked: ``config.json``, the trimmed metrics, and the run's first log lines."""
+    resolved = {"config": config.to_dict(), "plan": dataclasses.asdict(plan), "device": str(device),
+                "precision": precision, "torch": torch.__version__}
+    start_log(Path(config.output_dir), config.keep_last, step, resolved)
+    log.info("data: %s; %s", data_text, "resuming " + str(resume.path) if resume.state else "new run")
+    if resume.changed_data:
+        before = plan_run(config, resume.state["dataset_size"], plan.world_size).total_steps
+        schedule = f"; the schedule now ends at step {plan.total_steps}, not {before}" if before != plan.total_steps else ""
+        log.warning("%s%s", resume.changed_data, schedule)
+    log.info("plan: %s", plan)
+
+
+def _wrap(model: MAEModel, config: PretrainConfig, device: torch.device, info: DistInfo,
+          sharded: bool) -> tuple[nn.Module, nn.parallel.DistributedDataParallel | None]:
+    """What a step calls: ``model`` in DDP with several processes (not under FSDP), compiled as the config says.
+
+    ``model`` itself stays for state dicts and figures.
+    """
     net: nn.Module = model
     ddp = None
     if info.distributed and not sharded:
         from torch.nn.parallel import DistributedDataParallel
 
-        ddp = net = DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
-    if config.compile if config.compile is not None else cuda:
+        ddp = net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile if config.compile is not None else device.type == "cuda":
         net = torch.compile(net)
+    return net, ddp
 
+
+def _data_loader(dataset: MAEPretrainDataset, config: PretrainConfig, plan: RunPlan, device: torch.device,
+                 info: DistInfo, stack: contextlib.ExitStack) -> tuple[ResumableSampler, torch.utils.data.DataLoader]:
+    """This rank's sampler and the loader of its micro-batches; ``stack`` ends the workers with the session."""
     workers = config.num_workers if config.num_workers is not None else default_workers(device)
     sampler = ResumableSampler(len(dataset), info.world_size, info.rank, config.seed)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=plan.micro_batch, sampler=sampler, num_workers=workers, pin_memory=cuda,
+        dataset, batch_size=plan.micro_batch, sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda",
         drop_last=True, persistent_workers=workers > 0, worker_init_fn=ignore_stop_signals if workers > 0 else None,
     )
     if workers:
         stack.callback(_stop_workers, loader)
-    run = Run(config=config, plan=plan, info=info, device=device, out=out, model=model, net=net, ddp=ddp,
-              optimizer=optimizer, scheduler=scheduler, scaler=scaler, sampler=sampler, loader=loader,
-              amp_dtype=amp_dtype, sharded=sharded, stop=min(plan.total_steps, config.max_steps or plan.total_steps),
-              step=step, resumed_from=resume_path if state is not None else None,
-              loss_sum=torch.zeros((), device=device), interval_start=time.perf_counter())
-    if run.gathers:
-        run.figure_images = figure_batch(dataset, config.figure_images)
-    if info.is_main and config.tensorboard:
+    return sampler, loader
+
+
+def _with_progress(setup: Setup, step: int, stack: contextlib.ExitStack) -> Setup:
+    """Rank 0: ``setup`` with TensorBoard's writer and the progress bar the config asks for, closed by ``stack``."""
+    writer = bar = None
+    if setup.config.tensorboard:
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            run.writer = stack.enter_context(contextlib.closing(SummaryWriter(str(out / "tensorboard"))))
+            writer = stack.enter_context(contextlib.closing(SummaryWriter(str(setup.out / "tensorboard"))))
         except ImportError:  # TensorBoard is optional
             pass
-    if info.is_main and config.progress:
+    if setup.config.progress:
         from tqdm.auto import tqdm
 
-        run.bar = stack.enter_context(tqdm(total=run.stop, initial=step, desc="mae-pretrain", unit="step",
-                                           dynamic_ncols=True))
-    return run
+        bar = stack.enter_context(tqdm(total=setup.stop, initial=step, desc="mae-pretrain", unit="step",
+                                       dynamic_ncols=True))
+    return dataclasses.replace(setup, writer=writer, bar=bar)
 
 
-def epoch_batches(run: Run) -> Iterator[Sample]:
-    """The micro-batches from ``run.step`` to the end of its epoch: [`Sample`][refimpl.train.data.Sample]s of
+def epoch_batches(setup: Setup, state: LoopState) -> Iterator[Sample]:
+    """The micro-batches from ``state.step`` to the end of its epoch: [`Sample`][refimpl.train.data.Sample]s of
     ``uint8 (B, 3, S, S)`` images, ``(B, L)`` noise and ``(B,)`` unreadable-image markers."""
-    position = run.sampler_position(run.step)
-    run.sampler.set_position(position["epoch"], position["start"])
-    run.unreadable.clear()
-    return iter(run.loader)
+    position = setup.sampler_position(state.step)
+    setup.sampler.set_position(position["epoch"], position["start"])
+    state.unreadable.clear()
+    return iter(setup.loader)
 
 
-def train_step(run: Run, batches: Iterator[Sample]) -> float:
+def train_step(setup: Setup, state: LoopState, batches: Iterator[Sample]) -> float:
     """Step 5: ``accum_steps`` forward/backward passes, then one optimizer step.
 
     The loss of each micro-batch is scaled by ``1 / accum_steps`` (and, in fp16, by the gradient
@@ -696,31 +624,31 @@ def train_step(run: Run, batches: Iterator[Sample]) -> float:
     Returns:
         The learning rate the step used.
     """
-    config = run.config
+    config = setup.config
     for micro in range(config.accum_steps):
         imgs, noise, unreadable = next(batches)  # uint8 (B, 3, S, S), (B, L), (B,)
-        run.unreadable.update(i for i in unreadable.tolist() if i >= 0)
-        imgs = normalize_images(imgs.to(run.device, non_blocking=True))
-        noise = noise.to(run.device, non_blocking=True)
+        state.unreadable.update(i for i in unreadable.tolist() if i >= 0)
+        imgs = normalize_images(imgs.to(setup.device, non_blocking=True))
+        noise = noise.to(setup.device, non_blocking=True)
         sync = micro == config.accum_steps - 1
-        if run.sharded:
-            run.model.set_requires_gradient_sync(sync)
-        with run.ddp.no_sync() if run.ddp is not None and not sync else contextlib.nullcontext():
-            with run.autocast():
-                loss = run.net(imgs, config.mask_ratio, noise=noise).loss
-            run.scaler.scale(loss / config.accum_steps).backward()
-        run.loss_sum += loss.detach().float() / config.accum_steps
-    lr = run.optimizer.param_groups[0]["lr"]
-    run.scaler.step(run.optimizer)  # = optimizer.step(), but skipped if fp16 gradients overflowed
-    run.scaler.update()
-    run.optimizer.zero_grad(set_to_none=True)
-    run.scheduler.step()
-    run.step += 1
-    run.interval_steps += 1
+        if setup.sharded:
+            setup.model.set_requires_gradient_sync(sync)
+        with setup.ddp.no_sync() if setup.ddp is not None and not sync else contextlib.nullcontext():
+            with setup.autocast():
+                loss = setup.net(imgs, config.mask_ratio, noise=noise).loss
+            setup.scaler.scale(loss / config.accum_steps).backward()
+        state.loss_sum += loss.detach().float() / config.accum_steps
+    lr = setup.optimizer.param_groups[0]["lr"]
+    setup.scaler.step(setup.optimizer)  # = optimizer.step(), but skipped if fp16 gradients overflowed
+    setup.scaler.update()
+    setup.optimizer.zero_grad(set_to_none=True)
+    setup.scheduler.step()
+    state.step += 1
+    state.interval_steps += 1
     return lr
 
 
-def log_interval(run: Run, lr: float) -> None:
+def log_interval(setup: Setup, state: LoopState, lr: float) -> None:
     """Every ``log_every`` steps and at the end: the interval's mean loss over all ranks, one line
     of ``metrics.jsonl`` (and TensorBoard, the progress bar) on rank 0.
 
@@ -729,39 +657,40 @@ def log_interval(run: Run, lr: float) -> None:
         DataError: if more of this epoch's images could not be decoded than
             [`unreadable_limit`][refimpl.train.data.unreadable_limit] allows.
     """
-    if run.step % run.config.log_every and run.step != run.stop:
+    if state.step % setup.config.log_every and state.step != setup.stop:
         return
-    mean_loss = all_reduce_mean(run.loss_sum / run.interval_steps, run.info).item()
-    elapsed = time.perf_counter() - run.interval_start
-    line = {"step": run.step, "epoch": round(run.step / run.plan.steps_per_epoch, 4), "loss": round(mean_loss, 6),
-            "lr": lr, "images_per_s": round(run.interval_steps * run.config.batch_size / elapsed, 2)}
-    if run.scaler.is_enabled():
-        line["loss_scale"] = run.scaler.get_scale()
+    mean_loss = all_reduce_mean(state.loss_sum / state.interval_steps, setup.info).item()
+    elapsed = time.perf_counter() - state.interval_start
+    line = {"step": state.step, "epoch": round(state.step / setup.plan.steps_per_epoch, 4),
+            "loss": round(mean_loss, 6), "lr": lr,
+            "images_per_s": round(state.interval_steps * setup.config.batch_size / elapsed, 2)}
+    if setup.scaler.is_enabled():
+        line["loss_scale"] = setup.scaler.get_scale()
     if not math.isfinite(mean_loss):
-        raise FloatingPointError(f"training diverged: the loss is {mean_loss} at step {run.step} (lr {lr:.3g}); "
-                                 f"{_lower_the_lr(run)}")
-    unreadable = unreadable_images(run)
+        raise FloatingPointError(f"training diverged: the loss is {mean_loss} at step {state.step} (lr {lr:.3g}); "
+                                 f"{_lower_the_lr(setup)}")
+    unreadable = unreadable_images(setup, state)
     if unreadable:
         line["unreadable"] = unreadable
-    if run.info.is_main:
-        run.metrics.append(line)
-        with open(run.out / METRICS_FILE, "a", encoding="utf-8") as handle:
+    if setup.info.is_main:
+        state.metrics.append(line)
+        with open(setup.out / METRICS_FILE, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(line) + "\n")
-        if run.writer is not None:
+        if setup.writer is not None:
             for key in ("loss", "lr", "images_per_s"):
-                run.writer.add_scalar(f"train/{key}", line[key], run.step)
-        if run.bar is not None:
-            run.bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{line['images_per_s']:.1f}")
-    run.loss_sum.zero_()
-    run.interval_steps, run.interval_start = 0, time.perf_counter()
+                setup.writer.add_scalar(f"train/{key}", line[key], state.step)
+        if setup.bar is not None:
+            setup.bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{line['images_per_s']:.1f}")
+    state.loss_sum.zero_()
+    state.interval_steps, state.interval_start = 0, time.perf_counter()
 
 
-def _lower_the_lr(run: Run) -> str:
-    kept = list_checkpoints(run.out) if run.info.is_main else []
+def _lower_the_lr(setup: Setup) -> str:
+    kept = list_checkpoints(setup.out) if setup.info.is_main else []
     return f"lower the learning rate (--blr or --lr){f', then resume from {kept[-1].name}' if kept else ''}"
 
 
-def unreadable_images(run: Run, report: bool = False) -> int:
+def unreadable_images(setup: Setup, state: LoopState, report: bool = False) -> int:
     """The images of this epoch so far that could not be decoded and were replaced, over all ranks.
 
     Every rank calls it (at each log line and each epoch's end) and gets the same count. With
@@ -771,14 +700,14 @@ def unreadable_images(run: Run, report: bool = False) -> int:
         DataError: on every rank, if there are more than
             [`unreadable_limit`][refimpl.train.data.unreadable_limit] of them.
     """
-    count = reduce_ints([len(run.unreadable)], "sum", run.info)[0]
+    count = reduce_ints([len(state.unreadable)], "sum", setup.info)[0]
     if not count:
         return 0
-    n = run.plan.dataset_size
-    first = reduce_ints([min(run.unreadable, default=n)], "min", run.info)[0]
-    source = run.loader.dataset.source
+    n = setup.plan.dataset_size
+    first = reduce_ints([min(state.unreadable, default=n)], "min", setup.info)[0]
+    source = setup.loader.dataset.source
     path = source.files[first]
-    if count > unreadable_limit(n) or (report and run.info.is_main):
+    if count > unreadable_limit(n) or (report and setup.info.is_main):
         try:
             source[first]
             reason = "it could not be decoded earlier in this epoch"
@@ -786,7 +715,7 @@ def unreadable_images(run: Run, report: bool = False) -> int:
             reason = exc.reason
         if count > unreadable_limit(n):
             raise DataError(too_many_unreadable(path, reason, count, n))
-        epoch = (run.step - 1) // run.plan.steps_per_epoch
+        epoch = (state.step - 1) // setup.plan.steps_per_epoch
         limit = unreadable_limit(n)
         them = f" and {count - 1} more" if count > 1 else ""
         log.warning("epoch %d: image %r%s could not be decoded (%s); the next readable image stood in for %s; fix "
@@ -795,7 +724,7 @@ def unreadable_images(run: Run, report: bool = False) -> int:
     return count
 
 
-def check_weights(run: Run) -> None:
+def check_weights(setup: Setup, step: int) -> None:
     """Before a checkpoint, on every rank: refuse to save weights that hold NaN or infinity.
 
     A resume from such a checkpoint could only diverge again; the loss, checked at each log line
@@ -805,100 +734,100 @@ def check_weights(run: Run) -> None:
         FloatingPointError: on every rank, naming the first bad tensor (this rank's, under FSDP its shard).
     """
     local = {name: (param.to_local() if hasattr(param, "to_local") else param).detach()  # FSDP: this rank's shard
-             for name, param in run.model.named_parameters()}
+             for name, param in setup.model.named_parameters()}
     bad = first_non_finite(local)
-    if any_rank(bad is not None, run.info):
+    if any_rank(bad is not None, setup.info):
         where = f" (tensor {bad!r})" if bad else ""
         raise FloatingPointError(f"training diverged: the weights hold NaN or infinite values after step "
-                                 f"{run.step}{where}, so no checkpoint was written; {_lower_the_lr(run)}")
+                                 f"{step}{where}, so no checkpoint was written; {_lower_the_lr(setup)}")
 
 
-def save_checkpoint(run: Run) -> dict[str, Tensor]:
-    """Write the checkpoint of ``run.step`` (rank 0; a collective under FSDP) and keep the last ``keep_last``.
+def save_checkpoint(setup: Setup, step: int) -> dict[str, Tensor]:
+    """Write the checkpoint of ``step`` (rank 0; a collective under FSDP) and keep the last ``keep_last``.
 
     Returns:
         The full model state (empty on ranks other than 0).
     """
-    model_state, optimizer_state = full_state_dicts(run.model, run.optimizer, run.sharded)
-    if not run.info.is_main:
+    model_state, optimizer_state = full_state_dicts(setup.model, setup.optimizer, setup.sharded)
+    if not setup.info.is_main:
         return model_state
+    scaler = setup.scaler.state_dict() if setup.scaler.is_enabled() else None
     atomic_save({
         "format": CHECKPOINT_FORMAT, "model": model_state, "optimizer": optimizer_state,
-        "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict() if run.scaler.is_enabled() else None,
-        "step": run.step, "epoch": run.step // run.plan.steps_per_epoch, "sampler": run.sampler_position(run.step),
-        "rng": capture_rng(), "config": run.config.to_dict(), "dataset_size": run.plan.dataset_size,
-    }, run.out / checkpoint_name(run.step))
-    prune_checkpoints(run.out, run.config.keep_last)
+        "scheduler": setup.scheduler.state_dict(), "scaler": scaler,
+        "step": step, "epoch": step // setup.plan.steps_per_epoch, "sampler": setup.sampler_position(step),
+        "rng": capture_rng(), "config": setup.config.to_dict(), "dataset_size": setup.plan.dataset_size,
+    }, setup.out / checkpoint_name(step))
+    prune_checkpoints(setup.out, setup.config.keep_last)
     return model_state
 
 
-def save_figure(run: Run) -> None:
-    """Run the model on the fixed figure batch and save ``recon-<step>.png`` (FSDP: every rank runs it, rank 0 draws)."""
-    import matplotlib
+def save_figure(setup: Setup, step: int) -> None:
+    """Run the model on the fixed figure batch and save ``recon-<step>.png`` (FSDP: every rank runs it, rank 0 saves).
 
-    matplotlib.use("Agg")
-    from .figures import reconstruction_figure, reconstruction_rows
-
-    imgs, noise = normalize_images(run.figure_images[0].to(run.device)), run.figure_images[1].to(run.device)
-    with run.autocast():
-        rows = reconstruction_rows(run.model, imgs, noise, run.config.mask_ratio)
-    if not run.info.is_main:
-        return
-    path = run.out / f"recon-{run.step:08d}.png"
-    fig = reconstruction_figure(rows, title=f"step {run.step}")
-    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=100))
+    The picture is the [`labelled_grid`][refimpl.train.reconstruction.labelled_grid] of the
+    [`reconstruction_rows`][refimpl.train.reconstruction.reconstruction_rows], titled with the step.
+    """
+    imgs, noise = setup.figure_images
+    imgs, noise = normalize_images(imgs.to(setup.device)), noise.to(setup.device)
+    with setup.autocast():
+        rows = reconstruction_rows(setup.model, imgs, noise, setup.config.mask_ratio)
+    if setup.info.is_main:
+        picture = labelled_grid(reconstruction_grid(rows), f"step {step}")
+        atomic_write(setup.out / f"recon-{step:08d}.png", lambda handle: picture.save(handle, format="PNG"))
 
 
-def checkpoint_and_figure(run: Run) -> None:
+def checkpoint_and_figure(setup: Setup, state: LoopState) -> None:
     """A figure every ``figure_every`` steps, a checkpoint every ``save_every``; at the end both, and the encoder."""
-    end = run.step == run.stop
-    saves = run.step % run.config.save_every == 0 or end
+    step, config = state.step, setup.config
+    end = step == setup.stop
+    saves = step % config.save_every == 0 or end
     if saves:
-        check_weights(run)
-    if not run.gathers:
+        check_weights(setup, step)
+    if not setup.gathers:
         return
-    if (run.config.figure_every and run.step % run.config.figure_every == 0) or end:
-        save_figure(run)
+    if (config.figure_every and step % config.figure_every == 0) or end:
+        save_figure(setup, step)
     if saves:
-        model_state = save_checkpoint(run)
-        if end and run.info.is_main:
-            export_encoder(model_state, run.out / ENCODER_FILE, run.model.encoder_state)
+        model_state = save_checkpoint(setup, step)
+        if end and setup.info.is_main:
+            export_encoder(model_state, setup.out / ENCODER_FILE, setup.model.encoder_state)
 
 
-def should_stop(run: Run, signals: StopOnSignal) -> bool:
+def should_stop(setup: Setup, state: LoopState, signals: StopOnSignal) -> bool:
     """Step 6: after a SIGTERM or Ctrl-C on any rank, every rank stops after this same step, with a checkpoint.
 
     A signal during the last step changes nothing: that step ends the run anyway.
     """
-    if run.step < run.stop and any_rank(signals.received is not None, run.info):
-        run.stopped_by = signals.received or STOP_SIGNALS[0].name
-        if run.step % run.config.save_every:
-            check_weights(run)
-            if run.gathers:
-                save_checkpoint(run)
-        if run.info.is_main:
+    if state.step < setup.stop and any_rank(signals.received is not None, setup.info):
+        state.stopped_by = signals.received or STOP_SIGNALS[0].name
+        if state.step % setup.config.save_every:
+            check_weights(setup, state.step)
+            if setup.gathers:
+                save_checkpoint(setup, state.step)
+        if setup.info.is_main:
             log.warning("%s: stopped after step %d and saved %s; run the same command to resume",
-                        run.stopped_by, run.step, checkpoint_name(run.step))
-    return run.step >= run.stop or run.stopped_by is not None
+                        state.stopped_by, state.step, checkpoint_name(state.step))
+    return state.step >= setup.stop or state.stopped_by is not None
 
 
-def finish(run: Run) -> TrainResult:
+def finish(setup: Setup, state: LoopState) -> TrainResult:
     """Hand back the trained model (under FSDP a plain copy with the gathered weights) once every rank is done."""
-    model = run.model
-    if run.sharded:  # nothing that outlives the run may hold the process group
+    model = setup.model
+    if setup.sharded:  # nothing that outlives the run may hold the process group
         with torch.random.fork_rng(devices=[]):
-            model = unshard_model(model, build_model(run.config).to(run.device))
-    if run.info.distributed:
+            model = unshard_model(model, build_model(setup.config).to(setup.device))
+    if setup.info.distributed:
         torch.distributed.barrier()
-    return TrainResult(model=model, step=run.step, plan=run.plan, output_dir=run.out, resumed_from=run.resumed_from,
-                       metrics=run.metrics, stopped_by=run.stopped_by)
+    return TrainResult(model=model, step=state.step, plan=setup.plan, output_dir=setup.out,
+                       resumed_from=setup.resumed_from, metrics=state.metrics, stopped_by=state.stopped_by)
 
 
 def train(config: PretrainConfig, *, on_step: Callable[[int], None] | None = None) -> TrainResult:
     """Pretrain an MAE as ``config`` says; resume the run found in ``config.output_dir``.
 
     Args:
-        config: the run's config (validated here).
+        config: the run's config (checked when it was built).
         on_step: called with the step number after every optimizer step, once its checkpoint
             (if any) is written; the tests raise from it to simulate a kill.
 
@@ -906,12 +835,11 @@ def train(config: PretrainConfig, *, on_step: Callable[[int], None] | None = Non
         A [`TrainResult`][refimpl.train.pretrain.TrainResult].
 
     Raises:
-        ConfigError: for an invalid config, a batch larger than the data, or an ``output_dir``
-            holding another run (nothing is written then).
+        ConfigError: for a batch larger than the data, CUDA asked for and absent, or an
+            ``output_dir`` holding another run (nothing is written then).
         DataError: for a missing, empty or unreadable data folder (before any model is built).
         FloatingPointError: if the loss diverges.
     """
-    config.validate()
     device = _device(config, int(os.environ.get("LOCAL_RANK", "0")))
     info = setup_distributed(device.type)
     try:
@@ -925,21 +853,21 @@ def _session(config: PretrainConfig, device: torch.device, info: DistInfo,
     """Prepare the run, loop over the steps until the end or a stop signal, hand back the model."""
     notice = "mae-pretrain: Ctrl-C received: finishing this step and saving a checkpoint (Ctrl-C again quits at once)"
     with StopOnSignal(notice=notice if info.is_main else None) as signals, contextlib.ExitStack() as stack:
-        run = prepare_run(config, device, info, stack)
-        while run.step < run.stop and run.stopped_by is None:
-            batches = epoch_batches(run)
-            for _ in range(run.plan.steps_per_epoch - run.step % run.plan.steps_per_epoch):
-                lr = train_step(run, batches)
-                log_interval(run, lr)
-                checkpoint_and_figure(run)
-                if run.bar is not None:
-                    run.bar.update(1)
+        setup, state = prepare_run(config, device, info, stack)
+        while state.step < setup.stop and state.stopped_by is None:
+            batches = epoch_batches(setup, state)
+            for _ in range(setup.plan.steps_per_epoch - state.step % setup.plan.steps_per_epoch):
+                lr = train_step(setup, state, batches)
+                log_interval(setup, state, lr)
+                checkpoint_and_figure(setup, state)
+                if setup.bar is not None:
+                    setup.bar.update(1)
                 if on_step is not None:
-                    on_step(run.step)
-                if should_stop(run, signals):
+                    on_step(state.step)
+                if should_stop(setup, state, signals):
                     break
-            unreadable_images(run, report=True)  # the epoch's end, or the session's
-        return finish(run)
+            unreadable_images(setup, state, report=True)  # the epoch's end, or the session's
+        return finish(setup, state)
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -1016,8 +944,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = vars(parser.parse_args(argv))
     config_path = args.pop("config", None)
-    if "betas" in args:
-        args["betas"] = tuple(args["betas"])
     main_rank = int(os.environ.get("RANK", "0")) == 0
     logging.basicConfig(level=logging.INFO if main_rank else logging.WARNING,
                         format="mae-pretrain: %(message)s", stream=sys.stderr)

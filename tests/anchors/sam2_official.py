@@ -7,14 +7,14 @@ official builders add (``apply_postprocessing``), but without Hydra and with any
 tests can use a small model. Hole filling is off: it needs the package's CUDA extension, which
 is not built here, and the official code skips it without that extension anyway.
 
-Used by the SAM 2 tests and ``benchmarks/sam2.py`` (never by ``refimpl``); the arguments are those of
-``refimpl.sam2.build_sam2``, so the two models have the same state-dict keys
+Used by the SAM 2 tests and ``benchmarks/sam2.py`` (never by ``refimpl``); the arguments are the fields of
+``refimpl.sam2.SAM2Config``, so the two models have the same state-dict keys
 and shapes.
 """
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from refimpl.sam2.model import build_sam2
+from refimpl.sam2.build import SAM2Config
 
 __all__ = ["FLAGS_21", "POSTPROCESSING", "official_video_predictor", "randomize_", "write_synthetic_clip"]
 
@@ -48,7 +48,7 @@ def official_video_predictor(**config: Any) -> torch.nn.Module:
     """The official ``SAM2VideoPredictor`` (a ``SAM2Base``) for a SAM 2.1 configuration.
 
     Args:
-        **config: the arguments of ``refimpl.sam2.build_sam2`` (its defaults
+        **config: the fields of ``refimpl.sam2.SAM2Config`` (its defaults
             fill the rest; ``version`` must be ``"2.1"``). ``global_att_blocks`` must not name a
             pooling block: the official code cannot pool with global attention.
 
@@ -58,9 +58,8 @@ def official_video_predictor(**config: Any) -> torch.nn.Module:
     Raises:
         ValueError: for another ``version``.
     """
-    defaults = {k: p.default for k, p in inspect.signature(build_sam2).parameters.items() if p.default is not p.empty}
-    c = {**defaults, **config}
-    if c.pop("version") != "2.1":
+    c = dataclasses.asdict(SAM2Config(**config))  # validated, with the defaults filled in
+    if c["version"] != "2.1":
         raise ValueError("official_video_predictor builds SAM 2.1 configurations only")
     from sam2.modeling.backbones.hieradet import Hiera
     from sam2.modeling.backbones.image_encoder import FpnNeck, ImageEncoder

@@ -1,6 +1,10 @@
-"""The reconstruction figure saved during pretraining: what the model sees, predicts and is scored against.
+"""What an MAE reconstructs from a fixed batch during pretraining: what the model sees, predicts and is scored against.
 
-Rows, one column per image: **input** (the augmented crop), **masked** (the visible 25 %, removed
+[`reconstruction_rows`][refimpl.train.reconstruction.reconstruction_rows] returns the rows as images,
+[`reconstruction_grid`][refimpl.train.reconstruction.reconstruction_grid] lays them out as one picture,
+and [`labelled_grid`][refimpl.train.reconstruction.labelled_grid] names its rows: the trainer's
+``recon-<step>.png`` (the pretraining guide draws its figure from the same grids). Rows, top to bottom, one
+column per image: **input** (the augmented crop), **masked** (the visible 25 %, removed
 patches grey), **prediction** (removed patches only; visible ones grey) and **target** in the
 loss's space (with ``norm_pix_loss`` each patch standardised by its own mean and standard
 deviation, shown as ``0.5 + z / 4``, i.e. grey = the patch mean, ±2σ = black/white), and
@@ -21,12 +25,15 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from einops import rearrange
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from ..masking import normalize_patches, patchify, unpatchify
 from .data import denormalize_images
 
-__all__ = ["ROWS", "reconstruction_figure", "reconstruction_rows"]
+__all__ = ["GAP", "MARGIN", "ROWS", "labelled_grid", "reconstruction_grid", "reconstruction_rows"]
 
 ROWS = ("input", "masked", "prediction", "target", "reconstruction")
 """Row names, top to bottom."""
@@ -34,7 +41,7 @@ ROWS = ("input", "masked", "prediction", "target", "reconstruction")
 
 @torch.no_grad()
 def reconstruction_rows(model: Any, imgs: Tensor, noise: Tensor, mask_ratio: float) -> dict[str, Tensor]:
-    """Run the MAE on a fixed batch and return every row of the figure as displayable images.
+    """Run the MAE on a fixed batch and return every row as displayable images.
 
     Args:
         model: the MAE, ViT ([`MaskedAutoencoderViT`][refimpl.mae.MaskedAutoencoderViT]) or Hiera
@@ -79,30 +86,52 @@ def reconstruction_rows(model: Any, imgs: Tensor, noise: Tensor, mask_ratio: flo
     }
 
 
-def reconstruction_figure(rows: dict[str, Tensor], title: str = "") -> Any:
-    """Draw [`reconstruction_rows`][refimpl.train.figures.reconstruction_rows] as a grid (matplotlib ``Figure``).
+GAP = 2
+"""White pixels between the images of a grid."""
+
+MARGIN = 4
+"""White pixels around the labels of a labelled grid."""
+
+
+def reconstruction_grid(rows: dict[str, Tensor]) -> Tensor:
+    """The rows as one picture: ``uint8 (R S + (R - 1) GAP, B S + (B - 1) GAP, 3)``, one row of ``ROWS`` per
+    image row, one column per image, white between; what ``recon-<step>.png`` and the guide's grids show.
 
     Args:
-        rows: ``{row: (B, 3, S, S)}`` in ``[0, 1]``.
-        title: figure title, e.g. ``"step 200"``.
+        rows: ``{row: (B, 3, S, S)}`` in ``[0, 1]``, as [`reconstruction_rows`][refimpl.train.reconstruction.reconstruction_rows]
+            returns them.
 
     Returns:
-        The figure; the caller saves and closes it.
+        The grid, on the CPU, height x width x RGB.
     """
-    from matplotlib.figure import Figure
+    pixels = torch.stack([rows[name] for name in ROWS if name in rows])  # (R, B, 3, S, S)
+    pixels = (pixels.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    framed = F.pad(pixels, (0, GAP, 0, GAP), value=255)  # (R, B, 3, S + GAP, S + GAP), white right and below
+    return rearrange(framed, "r b c h w -> (r h) (b w) c")[:-GAP, :-GAP]  # the last row's and column's gap cut
 
-    names = [r for r in ROWS if r in rows]
-    n = rows[names[0]].shape[0]
-    fig = Figure(figsize=(1.3 * n + 1.2, 1.3 * len(names) + 0.3))
-    axes = fig.subplots(len(names), n, squeeze=False)
-    for i, name in enumerate(names):
-        for j in range(n):
-            ax = axes[i][j]
-            ax.imshow(rows[name][j].permute(1, 2, 0).cpu().numpy(), interpolation="nearest")  # (S, S, 3)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axes[i][0].set_ylabel(name, fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+
+def labelled_grid(grid: Tensor, title: str) -> Image.Image:
+    """The grid on white with each row's name at its left and ``title`` above, in PIL's default font.
+
+    Args:
+        grid: a [`reconstruction_grid`][refimpl.train.reconstruction.reconstruction_grid] of all ``ROWS``.
+        title: the line above it, e.g. ``"step 200"``.
+
+    Returns:
+        The RGB picture ``recon-<step>.png`` holds.
+    """
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    boxes = {text: measure.textbbox((0, 0), text, font=font) for text in (*ROWS, title)}  # (x0, y0, x1, y1)
+    left = MARGIN + max(boxes[name][2] for name in ROWS) + MARGIN
+    top = MARGIN + boxes[title][3] + MARGIN
+    height, width, _ = grid.shape
+    picture = Image.new("RGB", (left + width, top + height), "white")
+    picture.paste(Image.fromarray(grid.numpy()), (left, top))
+    draw = ImageDraw.Draw(picture)
+    draw.text((left, MARGIN), title, fill="black", font=font)
+    pitch = (height + GAP) / len(ROWS)  # one image and one gap per row
+    for i, name in enumerate(ROWS):  # right-aligned, centred on its row
+        x0, y0, x1, y1 = boxes[name]
+        draw.text((left - MARGIN - x1, top + (i + 0.5) * pitch - GAP / 2 - (y0 + y1) / 2), name, fill="black", font=font)
+    return picture
