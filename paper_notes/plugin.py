@@ -63,27 +63,6 @@ log = logging.getLogger("mkdocs.plugins.paper_notes")
 JOURNAL = "journal"
 
 
-class NotebooksConfig(base.Config):
-    """``notebooks:`` in the plugin's options."""
-
-    execute = c.Type(bool, default=True)
-    """Run the notebooks (``false``: take outputs from the cache or show none; quick builds of a copy)."""
-    timeout_s = c.Type((int, float), default=TIMEOUT_S)
-    """Longest a cell may run, in seconds."""
-
-
-class PaperNotesConfig(base.Config):
-    """The plugin's options in ``mkdocs.yml``."""
-
-    notebooks = c.SubConfig(NotebooksConfig)
-    api = c.Type(str, default="refimpl")
-    """The package whose modules get one API page each, under ``reference/``."""
-    feed = c.Type(str, default=f"{JOURNAL}/feed.xml")
-    """Where the diary's Atom feed is published."""
-    mathjax = c.Type(str, default="assets/mathjax")
-    """Where MathJax 3 is published (``extra_javascript`` loads ``tex-svg.js`` from there)."""
-
-
 def post_url(entry: Entry) -> str:
     """Site-relative URL of a diary entry; ``post_url_format: "{file}"`` in mkdocs.yml."""
     return f"{JOURNAL}/{entry.path.stem}/"
@@ -103,20 +82,45 @@ def feed_xml(project: Project, feed: str) -> str:
     return atom_feed(items, "paper-notes 读论文日记", posixpath.basename(feed), posixpath.relpath(JOURNAL, home) + "/")
 
 
-GENERATED: tuple[Callable[[Project, PaperNotesConfig], dict[str, str | bytes]], ...] = (
-    lambda project, _: {f"{READING_LIST}/index.md": reading_list_index(project)},
-    lambda project, _: {f"{READING_LIST}/{p.id}.md": paper_page(project, p) for p in project.papers.values()},
-    lambda project, _: {"papers.bib": bibliography(project.papers)},
-    lambda project, _: {"glossary.md": render_glossary_page(
+GENERATED: dict[str, Callable[[Project, PaperNotesConfig], dict[str, str | bytes]]] = {
+    "reading-list": lambda project, _: {f"{READING_LIST}/index.md": reading_list_index(project),
+                                        **{f"{READING_LIST}/{p.id}.md": paper_page(project, p) for p in project.papers.values()}},
+    "bibliography": lambda project, _: {"papers.bib": bibliography(project.papers)},
+    "glossary": lambda project, _: {"glossary.md": render_glossary_page(
         project.glossary, {pid: p.title for pid, p in project.papers.items()})},
-    lambda project, options: {f"reference/{doc}": text
-                              for doc, text in api_reference_pages(project.root / options.api).items()},
+    "api": lambda project, options: {f"reference/{doc}": text
+                                     for doc, text in api_reference_pages(project.root / options.api).items()},
     # Drawn from refimpl; redrawn only when their code, the refimpl modules it imports or their
     # package versions change (cache in .cache/site/figures).
-    lambda project, _: {f"figures/{name}": svg for name, svg in cached_figures(project.root)},
-    lambda project, options: {options.feed: feed_xml(project, options.feed)},
-)
-"""The pages built from the project, one line each: ``(project, options) -> {docs path: content}``."""
+    "figures": lambda project, _: {f"figures/{name}": svg for name, svg in cached_figures(project.root)},
+    "feed": lambda project, options: {options.feed: feed_xml(project, options.feed)},
+}
+"""The pages built from the project by name, one line each: ``(project, options) -> {docs path: content}``;
+``generate:`` in the plugin's options picks them (default: all)."""
+
+
+class NotebooksConfig(base.Config):
+    """``notebooks:`` in the plugin's options."""
+
+    execute = c.Type(bool, default=True)
+    """Run the notebooks (``false``: take outputs from the cache or show none; quick builds of a copy)."""
+    timeout_s = c.Type((int, float), default=TIMEOUT_S)
+    """Longest a cell may run, in seconds."""
+
+
+class PaperNotesConfig(base.Config):
+    """The plugin's options in ``mkdocs.yml``."""
+
+    notebooks = c.SubConfig(NotebooksConfig)
+    generate = c.ListOfItems(c.Choice(tuple(GENERATED)), default=list(GENERATED))
+    """The generated pages to build (the names of [`GENERATED`][paper_notes.plugin.GENERATED]); a small
+    site that needs none of the figures, say, leaves them out."""
+    api = c.Type(str, default="refimpl")
+    """The package whose modules get one API page each, under ``reference/``."""
+    feed = c.Type(str, default=f"{JOURNAL}/feed.xml")
+    """Where the diary's Atom feed is published."""
+    mathjax = c.Type(str, default="assets/mathjax")
+    """Where MathJax 3 is published (``extra_javascript`` loads ``tex-svg.js`` from there)."""
 
 
 def _fail(exc: Exception) -> PluginError:
@@ -217,8 +221,8 @@ class PaperNotesPlugin(BasePlugin[PaperNotesConfig]):
             files.append(NotebookFile(file.src_uri, file.src_dir, config.site_dir, config.use_directory_urls,
                                       dest_uri=f"{NOTEBOOKS}/{stem}/index.html"))
             files.append(File.generated(config, f"{NOTEBOOKS}/{stem}/{stem}.py", abs_src_path=file.abs_src_path))
-        for generate in GENERATED:
-            for path, content in generate(self.project, self.config).items():
+        for name in self.config.generate:
+            for path, content in GENERATED[name](self.project, self.config).items():
                 files.append(File.generated(config, path, content=content))
         source = _mathjax_dir()
         for path in sorted(source.rglob("*")):

@@ -633,7 +633,8 @@ class HieraBackbone(nn.Module):
                              f"patches) is undefined; expected at least one removed unit")
         return mask
 
-    def forward_features(self, imgs: Tensor, mask: Tensor | None = None, ids: MaskIds | None = None) -> HieraFeatures:
+    def forward_features(self, imgs: Tensor, mask: Tensor | None = None, ids: MaskIds | None = None, *,
+                         check: bool = True) -> HieraFeatures:
         """Run the encoder, on all tokens or on the kept mask units only.
 
         Args:
@@ -645,6 +646,7 @@ class HieraBackbone(nn.Module):
                 for the encoder and the decoder, from a count it knows, so ``torch.compile``
                 traces the masked path without reading the mask). The mask's values are then
                 taken as checked: only its type and shape are.
+            check: ``False`` when the caller has checked ``imgs`` and ``mask`` (the MAE does).
 
         Returns:
             ``HieraFeatures(tokens, stages)``; see [`HieraFeatures`][refimpl.hiera.HieraFeatures].
@@ -656,13 +658,10 @@ class HieraBackbone(nn.Module):
                 ``mask`` is not a ``(B, U)`` 0/1 mask removing the same number of units per
                 sample, at least one kept.
         """
-        imgs = self._check_images(imgs)
-        if mask is not None:  # given ids, the caller made them from a valid mask: no value is read
-            mask = self._check_mask(mask, imgs.shape[0], values=ids is None)
-        return self._features(imgs, mask, ids)
-
-    def _features(self, imgs: Tensor, mask: Tensor | None, ids: MaskIds | None) -> HieraFeatures:
-        """Unchecked [`forward_features`][refimpl.hiera.HieraBackbone.forward_features]."""
+        if check:
+            imgs = self._check_images(imgs)
+            if mask is not None:  # given ids, the caller made them from a valid mask: no value is read
+                mask = self._check_mask(mask, imgs.shape[0], values=ids is None)
         B = imgs.shape[0]
         keep = None
         if mask is not None:
@@ -869,13 +868,14 @@ class MaskedAutoencoderHiera(HieraBackbone):
         w = self.patch_embed.proj.weight  # (D, C, [3,] 7, 7)
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
 
-    def forward_encoder(self, imgs: Tensor, mask: Tensor, ids: MaskIds | None = None) -> Tensor:
+    def forward_encoder(self, imgs: Tensor, mask: Tensor, ids: MaskIds | None = None, *, check: bool = True) -> Tensor:
         """Encode the kept units and fuse the stages (step 1-2).
 
         Args:
             imgs: ``(B, C, H, W)`` [``(B, C, F, H, W)``].
             mask: ``(B, U)``, 1 = removed.
             ids: ``ids_from_mask(mask)``, if already computed.
+            check: ``False`` when the caller has checked ``imgs`` and ``mask`` (``forward`` does).
 
         Returns:
             ``(B, U_keep, ku_f, kv_f, D_last)`` [``(B, U_keep, 1, ku_f, kv_f, D_last)``]: the kept
@@ -884,12 +884,10 @@ class MaskedAutoencoderHiera(HieraBackbone):
         Raises:
             TypeError, ValueError: as [`forward_features`][refimpl.hiera.HieraBackbone.forward_features].
         """
-        imgs = self._check_images(imgs)
-        return self._encode(imgs, self._check_mask(mask, imgs.shape[0], values=ids is None), ids)
-
-    def _encode(self, imgs: Tensor, mask: Tensor, ids: MaskIds | None) -> Tensor:
-        """Unchecked [`forward_encoder`][refimpl.hiera.MaskedAutoencoderHiera.forward_encoder]."""
-        stages = self._features(imgs, mask, ids).stages  # (B, U_keep, [kt,] ku_s, kv_s, D_s) each
+        if check:
+            imgs = self._check_images(imgs)
+            mask = self._check_mask(mask, imgs.shape[0], values=ids is None)
+        stages = self.forward_features(imgs, mask, ids, check=False).stages  # (B, U_keep, [kt,] ku_s, kv_s, D_s) each
         fused = 0.0
         for head, units in zip(self.multi_scale_fusion_heads, stages[: self.q_pool] + stages[-1:]):
             if not isinstance(head, nn.Identity):  # each unit an image of its own, convolved to the final size
@@ -1022,7 +1020,7 @@ class MaskedAutoencoderHiera(HieraBackbone):
         B = imgs.shape[0]
         mask, num_removed = self._mask_to_use(B, mask_ratio, mask, noise, imgs.device)  # (B, U), 1 = removed
         ids = ids_from_mask(mask, num_removed, check=False)  # once, for the encoder and the decoder
-        latent = self._encode(imgs, mask, ids)  # steps 1-2: (B, U_keep, [kt,] ku_f, kv_f, D_last)
+        latent = self.forward_encoder(imgs, mask, ids, check=False)  # steps 1-2: (B, U_keep, [kt,] ku_f, kv_f, D_last)
         pred = self.forward_decoder(latent, mask, ids)  # steps 3-4: (B, L_pred, C*p*p)
         target = self.pixel_target(imgs)  # (B, L_pred, C*p*p)
         n = len(self.mask_unit_size_final)  # each unit's value to its ([1,] 2, 2) prediction patches

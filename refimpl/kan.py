@@ -345,11 +345,13 @@ class KANLinear(nn.Module):
         basis = bspline_basis(x, self.grid, self.spline_order, check=False)  # (N, in, G + k)
         return torch.cat([self.base_activation(x).unsqueeze(-1), basis], dim=-1)  # (N, in, F)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, *, check: bool = True) -> Tensor:
         """Apply the layer (fast path: non-zero bases only, recomputed in backward).
 
         Args:
             x: inputs, shape ``(..., in)``, the layer's dtype.
+            check: ``False`` when the caller has checked ``x`` ([`KAN`][refimpl.kan.KAN] checks it
+                once for all its layers).
 
         Returns:
             Outputs, shape ``(..., out)``.
@@ -359,10 +361,8 @@ class KANLinear(nn.Module):
             ValueError: if the last dimension of ``x`` is not ``in``, or ``x`` holds NaN or
                 infinite values.
         """
-        return self._forward(_check_input(x, self))
-
-    def _forward(self, x: Tensor) -> Tensor:
-        """Unchecked [`forward`][refimpl.kan.KANLinear.forward], for a caller that checked ``x`` (``KAN``)."""
+        if check:
+            x = _check_input(x, self)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)  # (N, in)
         base = self.base_activation(x2)  # (N, in): its own backward comes from autograd
@@ -605,7 +605,7 @@ class KAN(nn.Module):
         """
         x = _check_input(x, self.layers[0])
         for layer in self.layers:
-            x = layer._forward(x)
+            x = layer(x, check=False)
         return x
 
     def forward_with_scales(self, x: Tensor) -> KANForward:
@@ -682,7 +682,7 @@ class KAN(nn.Module):
         """
         for layer in self.layers:
             layer.update_grid(x)  # checks what each layer sees: a hidden column can be constant
-            x = layer._forward(x)
+            x = layer(x, check=False)
 
     @torch.no_grad()
     def refine(self, new_grid_size: int, x: Tensor) -> KAN:
@@ -699,7 +699,7 @@ class KAN(nn.Module):
         layers = []
         for layer in self.layers:
             layers.append(layer.refine(new_grid_size, x))  # checks x, as update_grid does
-            x = layer._forward(x)
+            x = layer(x, check=False)
         child.layers = nn.ModuleList(layers)
         return child
 

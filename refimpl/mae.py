@@ -217,13 +217,16 @@ class MaskedAutoencoderViT(nn.Module):
             noise = checks.noise(noise, "noise", "(B, L)", (imgs.shape[0], L))
         return imgs, ratio, noise
 
-    def forward_encoder(self, imgs: Tensor, mask_ratio: float, noise: Tensor | None = None) -> EncoderOutput:
+    def forward_encoder(self, imgs: Tensor, mask_ratio: float, noise: Tensor | None = None, *,
+                        check: bool = True) -> EncoderOutput:
         """Embed, mask, and encode the kept patches (MAE Fig. 1, left).
 
         Args:
             imgs: ``(B, C, H, W)``.
             mask_ratio: fraction of patches removed, in ``[0, 1)``.
             noise: optional ``(B, L)``; its per-row argsort defines which patches are kept.
+            check: ``False`` when the caller has checked the three (as
+                [`forward`][refimpl.mae.MaskedAutoencoderViT.forward] does).
 
         Returns:
             ``EncoderOutput(latent (B, 1 + L_keep, D), mask (B, L), ids_restore (B, L))``.
@@ -234,10 +237,8 @@ class MaskedAutoencoderViT(nn.Module):
             ValueError: for images of the wrong shape or not finite, ``mask_ratio`` outside
                 ``[0, 1)`` or ``noise`` that is not ``(B, L)`` or not finite.
         """
-        return self._encode(*self._checked(imgs, mask_ratio, noise))
-
-    def _encode(self, imgs: Tensor, mask_ratio: float, noise: Tensor | None) -> EncoderOutput:
-        """[`forward_encoder`][refimpl.mae.MaskedAutoencoderViT.forward_encoder] behind its door: inputs checked."""
+        if check:
+            imgs, mask_ratio, noise = self._checked(imgs, mask_ratio, noise)
         x = self.patch_embed._embed(imgs)  # (B, L, D)
         x = x + self.pos_embed[:, 1:, :]  # position first, so shuffled tokens still know their place
         kept, mask, ids_restore, _ = random_masking(x, mask_ratio, noise, check=False)  # kept: (B, L_keep, D)
@@ -316,7 +317,7 @@ class MaskedAutoencoderViT(nn.Module):
                 patches, so it would be 0/0.
         """
         imgs, mask_ratio, noise = self._checked(imgs, mask_ratio, noise, for_loss=True)
-        latent, mask, ids_restore = self._encode(imgs, mask_ratio, noise)
+        latent, mask, ids_restore = self.forward_encoder(imgs, mask_ratio, noise, check=False)
         pred = self.forward_decoder(latent, ids_restore)
         return MAEOutput(self.forward_loss(imgs, pred, mask), pred, mask)
 

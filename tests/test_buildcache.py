@@ -127,7 +127,8 @@ def _probe_project(tmp_path: Path) -> Path:
     assert notebooks and "execute: true" in notebooks.group(0), "mkdocs.yml: notebooks should be executed"
     (project / "mkdocs.yml").write_text(
         "site_name: probe\ndocs_dir: docs\ntheme:\n  name: material\n  font: false\n"
-        "plugins:\n  - paper-notes:\n" + notebooks.group(0), encoding="utf-8")
+        "plugins:\n  - paper-notes:\n      generate: [feed]   # no figures or API pages: only the notebooks are probed\n"
+        + notebooks.group(0), encoding="utf-8")
     return project
 
 
