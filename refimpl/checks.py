@@ -288,7 +288,8 @@ def holds(ok: Tensor, message: str, detail: Callable[[], str] | None = None) -> 
         raise ValueError(detail() if detail is not None else message)
 
 
-def images(value: object, name: str, layout: str, ndim: int | None, dtype: torch.dtype, nonempty: bool = False) -> Tensor:
+def images(value: object, name: str, layout: str, ndim: int | None, dtype: torch.dtype, nonempty: bool = False,
+           prepare: str = "refimpl.train.data.normalize_images") -> Tensor:
     """Images for a model: a finite floating tensor with ``ndim`` dimensions in the model's dtype.
 
     The caller checks the channels and size against its model; this checks what every model
@@ -305,13 +306,14 @@ def images(value: object, name: str, layout: str, ndim: int | None, dtype: torch
         ndim: 4 for images, 5 for video clips; ``None``: the caller checks it.
         dtype: the model's parameter dtype.
         nonempty: refuse a batch of zero images (a loss averaged over none is NaN).
+        prepare: what turns integer pixels into the model's input, named in the message.
     """
     x = tensor(value, name, layout, ndim)
     if nonempty and x.shape[0] == 0:
         raise ValueError(f"{name} has shape {tuple(x.shape)}, a batch of 0 images; expected at least one")
     if not x.is_floating_point():
         raise TypeError(f"{name} has dtype {x.dtype}; expected floating-point images (normalise integer "
-                        f"pixels first, e.g. with refimpl.train.data.normalize_images)")
+                        f"pixels first, e.g. with {prepare})")
     if x.dtype != dtype and not (_autocast_on(x.device.type) and x.dtype != torch.float64):  # it leaves float64 alone
         raise TypeError(f"{name} has dtype {x.dtype} but the model's parameters are {dtype}; expected "
                         f"{name}.to({dtype}) (or a forward pass under torch.autocast)")

@@ -135,7 +135,8 @@ class SAM2(nn.Module):
             ValueError: if it is not ``(B, 3, S, S)`` or holds NaN or infinity.
         """
         S = self.image_size
-        checks.images(images, "images", f"(B, 3, {S}, {S})", 4, self.no_mem_embed.dtype)
+        checks.images(images, "images", f"(B, 3, {S}, {S})", 4, self.no_mem_embed.dtype,
+                      prepare="SAM2.preprocess")
         if tuple(images.shape[1:]) != (3, S, S):
             raise ValueError(f"images has shape {tuple(images.shape)}; expected (B, 3, {S}, {S}) (resize with SAM2.preprocess)")
         return self.forward_image(images)
