@@ -203,12 +203,8 @@ class MaskedAutoencoderViT(nn.Module):
 
         ``for_loss`` adds what the loss needs: at least one image, and at least one removed patch.
         """
-        L, size = self.num_patches, self.patch_embed.img_size
-        layout = f"(B, {self.in_chans}, {size}, {size})"
-        imgs = checks.images(imgs, "imgs", layout, 4, self.patch_embed.proj.weight.dtype, nonempty=for_loss)
-        if tuple(imgs.shape[1:]) != (self.in_chans, size, size):
-            raise ValueError(f"imgs has shape {tuple(imgs.shape)}; expected {layout} "
-                             f"for this model (in_chans={self.in_chans}, img_size={size})")
+        L = self.num_patches
+        imgs = self._checked_images(imgs, nonempty=for_loss)
         ratio = checks.fraction(mask_ratio, "mask_ratio")
         if for_loss and L - int(L * (1 - ratio)) == 0:
             raise ValueError(f"mask_ratio={mask_ratio!r} removes no patch of {L}, so the loss (a mean over the removed "
@@ -216,6 +212,29 @@ class MaskedAutoencoderViT(nn.Module):
         if noise is not None:
             noise = checks.noise(noise, "noise", "(B, L)", (imgs.shape[0], L))
         return imgs, ratio, noise
+
+    def _checked_images(self, imgs: object, nonempty: bool) -> Tensor:
+        """Images for this model: ``(B, in_chans, img_size, img_size)``, finite, in the model's dtype."""
+        size = self.patch_embed.img_size
+        layout = f"(B, {self.in_chans}, {size}, {size})"
+        imgs = checks.images(imgs, "imgs", layout, 4, self.patch_embed.proj.weight.dtype, nonempty=nonempty)
+        if tuple(imgs.shape[1:]) != (self.in_chans, size, size):
+            raise ValueError(f"imgs has shape {tuple(imgs.shape)}; expected {layout} "
+                             f"for this model (in_chans={self.in_chans}, img_size={size})")
+        return imgs
+
+    def _checked_loss(self, imgs: object, pred: object, mask: object) -> tuple[Tensor, Tensor, Tensor]:
+        """The door of ``forward_loss``: images as ``forward`` checks them, predictions and mask by shape."""
+        imgs = self._checked_images(imgs, nonempty=True)
+        B, L, P = imgs.shape[0], self.num_patches, self.pred_patch_size ** 2 * self.in_chans
+        pred = checks.floating(pred, "pred", f"(B, {L}, {P})", 3, finite_values=True)
+        mask = checks.floating(mask, "mask", f"(B, {L})", 2)
+        if tuple(pred.shape) != (B, L, P) or tuple(mask.shape) != (B, L):
+            raise ValueError(f"pred {tuple(pred.shape)} and mask {tuple(mask.shape)}; expected ({B}, {L}, {P}) and "
+                             f"({B}, {L}) for these imgs and this model (as forward_decoder and random_masking give)")
+        checks.holds(mask.sum() > 0, "mask removes no patch, so the loss (a mean over the removed patches) is "
+                                     "undefined; expected at least one 1")
+        return imgs, pred, mask
 
     def forward_encoder(self, imgs: Tensor, mask_ratio: float, noise: Tensor | None = None, *,
                         check: bool = True) -> EncoderOutput:
@@ -272,7 +291,7 @@ class MaskedAutoencoderViT(nn.Module):
         # model returns one (an in-place op on it would skip the backward hook).
         return x[:, 1:, :].contiguous()
 
-    def forward_loss(self, imgs: Tensor, pred: Tensor, mask: Tensor) -> Tensor:
+    def forward_loss(self, imgs: Tensor, pred: Tensor, mask: Tensor, *, check: bool = True) -> Tensor:
         r"""Mean squared error on the removed patches only (MAE §3, "Reconstruction target").
 
         $$\mathcal{L} = \frac{1}{|M|} \sum_{i \in M} \frac{1}{p^2 C} \lVert \hat{x}_i - x_i \rVert_2^2$$
@@ -280,18 +299,25 @@ class MaskedAutoencoderViT(nn.Module):
         where $M$ is the set of removed patches. With ``norm_pix_loss`` each target patch
         $x_i$ is first standardised by its own mean and (unbiased) variance, plus $10^{-6}$.
 
-        It trusts its inputs as [`forward`][refimpl.mae.MaskedAutoencoderViT.forward] checked
-        them; [`patchify`][refimpl.masking.patchify]'s pattern still refuses images whose sides
-        are not multiples of ``p``.
-
         Args:
             imgs: ``(B, C, H, W)``.
             pred: ``(B, L, p*p*C)``.
-            mask: ``(B, L)``, 1 = removed.
+            mask: ``(B, L)``, 1 = removed, at least one per batch.
+            check: ``False`` when the caller has checked the three
+                ([`forward`][refimpl.mae.MaskedAutoencoderViT.forward] does).
 
         Returns:
             The scalar loss.
+
+        Raises:
+            TypeError: as [`forward`][refimpl.mae.MaskedAutoencoderViT.forward] for ``imgs``; if
+                ``pred`` or ``mask`` is not a floating tensor.
+            ValueError: as ``forward`` for ``imgs``; if ``pred`` is not ``(B, L, p*p*C)`` or
+                ``mask`` not ``(B, L)`` for this model and batch, or ``mask`` removes nothing
+                (the mean over removed patches would be 0/0).
         """
+        if check:
+            imgs, pred, mask = self._checked_loss(imgs, pred, mask)
         target = patchify(imgs, self.patch_size, check=False)  # (B, L, p*p*C)
         if self.norm_pix_loss:
             target = normalize_patches(target).patches
@@ -319,7 +345,7 @@ class MaskedAutoencoderViT(nn.Module):
         imgs, mask_ratio, noise = self._checked(imgs, mask_ratio, noise, for_loss=True)
         latent, mask, ids_restore = self.forward_encoder(imgs, mask_ratio, noise, check=False)
         pred = self.forward_decoder(latent, ids_restore)
-        return MAEOutput(self.forward_loss(imgs, pred, mask), pred, mask)
+        return MAEOutput(self.forward_loss(imgs, pred, mask, check=False), pred, mask)
 
     def encoder_state_dict(self) -> dict[str, Tensor]:
         """The encoder's weights under ``VisionTransformer`` / timm names (no decoder keys)."""
