@@ -185,7 +185,7 @@ def pair(value: object, name: str, example: str = "(14, 14)") -> tuple[int, int]
     return h, w
 
 
-def tensor(value: object, name: str, layout: str, ndim: int | None = None) -> Tensor:
+def tensor(value: object, name: str, layout: str, ndim: int | None = None, *, finite_values: bool = False) -> Tensor:
     """``value`` if it is a tensor (with ``ndim`` dimensions, when given).
 
     Args:
@@ -193,13 +193,14 @@ def tensor(value: object, name: str, layout: str, ndim: int | None = None) -> Te
         name: its name, for the message.
         layout: the expected shape in words, e.g. ``"(B, L, D)"``.
         ndim: the expected number of dimensions.
+        finite_values: also refuse NaN and infinity (see [`finite`][refimpl.checks.finite]), in one check.
     """
     if not isinstance(value, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape {layout}, got {type(value).__name__}")
     if ndim is not None and value.ndim != ndim:
         raise ValueError(f"{name} has shape {tuple(value.shape)} ({value.ndim}-D); "
                          f"expected a {ndim}-D tensor of shape {layout}")
-    return value
+    return finite(value, name) if finite_values else value
 
 
 def floating(value: object, name: str, layout: str, ndim: int | None = None, why: str = "", *,

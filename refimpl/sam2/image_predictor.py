@@ -203,10 +203,9 @@ def _check_prompt(
                          else f"box {box.tolist()} reaches outside the {S}x{S} model input; expected 0 <= x0 < x1 <= {S} and "
                               f"0 <= y0 < y1 <= {S} (a box partly outside is not clipped)")))
     if mask is not None:
-        checks.tensor(mask, mask_name, "(B, 1, H, W)", 4)
+        checks.tensor(mask, mask_name, "(B, 1, H, W)", 4, finite_values=True)
         if mask.shape[1] != 1 or mask.shape[0] == 0 or 0 in mask.shape[-2:]:
             raise ValueError(f"{mask_name} has shape {tuple(mask.shape)}; expected one channel (B, 1, H, W) with B, H, W >= 1")
-        checks.holds(torch.isfinite(mask), f"{mask_name} holds NaN or infinite values; expected finite values")
     if points is not None:
         labels = labels.to(torch.int32)
     return points_with_box(points, labels, box)
